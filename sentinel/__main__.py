@@ -1,0 +1,3 @@
+from sentinel.cli.main import run
+
+run()

@@ -1,0 +1,113 @@
+"""Every path Sentinel reads or writes, in one place.
+
+Nothing else in the code base joins path segments by hand: stages ask the
+:class:`ArtifactLayout` for the file they need. Writers use
+:func:`atomic_write_bytes` / :func:`atomic_write_text` so a failure never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ArtifactLayout:
+    """Paths of a Sentinel project rooted at ``root``.
+
+    Committed: ``data/`` samples, ``models/`` (small model, ONNX, card, plots),
+    ``circuits/`` (settings, compiled circuit, vk, verifier, manifest).
+    Never committed: proving key, SRS, proofs, chain and relay state.
+    """
+
+    root: Path
+
+    # --- data --------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def synthetic_data(self) -> Path:
+        """Default synthetic training scenarios (``sentinel data generate``)."""
+        return self.data_dir / "synthetic.csv"
+
+    # --- model -------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.models_dir / "plots"
+
+    # --- circuit -----------------------------------------------------------
+    @property
+    def circuits_dir(self) -> Path:
+        return self.root / "circuits"
+
+    # --- runtime state (never committed) -------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        """Per-machine state: chain, relay queue, logs."""
+        return self.root / ".sentinel"
+
+    @property
+    def proofs_dir(self) -> Path:
+        return self.root / "proofs"
+
+    def ensure(self, *dirs: Path) -> None:
+        """Create the given directories (and parents) if missing."""
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, streamed."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``target``; rename it over ``target`` on success.
+
+    On any exception the temp file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` all at once or not at all."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``target`` all at once or not at all."""
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_with(target: Path, writer: Callable[[Path], None]) -> None:
+    """Let ``writer`` fill a temp path, then move it over ``target``."""
+    with atomic_path(target) as tmp:
+        writer(tmp)

@@ -1,0 +1,1 @@
+"""Market-depth data: schema, strict validation, canonical I/O, synthetic scenarios."""

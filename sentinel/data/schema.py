@@ -1,0 +1,55 @@
+"""The market-depth row schema shared by every stage.
+
+A row is one snapshot of the order book around the mid price, as the seed
+crawler writes it: ``timestamp`` (ISO-8601, UTC), ``blr`` (buy-side liquidity
+ratio = buy depth / sell depth), ``buy_volume`` and ``sell_volume`` (depth on
+each side) and ``mid_price``. Files may carry ``alert_triggered`` (the
+crawler's own ``blr < 0.4`` flag) and, for synthetic scenarios, ground-truth
+columns that say which episode, scenario family and phase a row belongs to.
+"""
+
+from __future__ import annotations
+
+TIMESTAMP = "timestamp"
+BLR = "blr"
+BUY_VOLUME = "buy_volume"
+SELL_VOLUME = "sell_volume"
+MID_PRICE = "mid_price"
+
+#: Columns every market-depth file must have, in canonical order.
+REQUIRED_COLUMNS: tuple[str, ...] = (TIMESTAMP, BLR, BUY_VOLUME, SELL_VOLUME, MID_PRICE)
+
+#: The numeric features the model reads from each row, in model input order.
+FEATURES: tuple[str, ...] = (BLR, BUY_VOLUME, SELL_VOLUME, MID_PRICE)
+
+#: Optional column written by the seed crawler.
+ALERT_TRIGGERED = "alert_triggered"
+
+# Ground truth written by the synthetic generator (absent from real feeds).
+EPISODE = "episode"
+FAMILY = "family"
+PHASE = "phase"
+CRASH_ONSET = "crash_onset"
+TRUTH_COLUMNS: tuple[str, ...] = (EPISODE, FAMILY, PHASE, CRASH_ONSET)
+
+# Phases. A crash runs from its onset (first row of ``crash``) to its price
+# bottom (last row of ``crash``); ``stress`` rows precede some crashes and are
+# not part of the crash; ``dip`` and ``spike`` are the hard negatives' events.
+HEALTHY = "healthy"
+STRESS = "stress"
+CRASH = "crash"
+RECOVERY = "recovery"
+DIP = "dip"
+SPIKE = "spike"
+PHASES: tuple[str, ...] = (HEALTHY, STRESS, CRASH, RECOVERY, DIP, SPIKE)
+
+# Scenario families.
+DRAIN = "drain"
+FLASH = "flash"
+BLEED = "bleed"
+CRASH_FAMILIES: tuple[str, ...] = (DRAIN, FLASH, BLEED)
+HARD_NEGATIVE_FAMILIES: tuple[str, ...] = (DIP, SPIKE)
+FAMILIES: tuple[str, ...] = CRASH_FAMILIES + HARD_NEGATIVE_FAMILIES
+
+#: Canonical timestamp format written by Sentinel (the crawler's: ms, "Z").
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -1,0 +1,410 @@
+"""Seeded synthetic liquidity-crash scenarios.
+
+The generator writes the seed crawler's schema plus ground truth. A file is a
+sequence of *episodes*, each a healthy stretch followed by one event of its
+*family*, then a calm tail; episodes follow each other without a jump in
+price or state, so the file is also a plausible continuous feed for the relay.
+
+Healthy regime (per row, ``u`` = one cadence):
+
+* log mid price: GARCH(1,1) returns with Student-t shocks (volatility
+  clustering, fat tails) and a slow pull toward the profile's price level;
+* log BLR: AR(1) around the profile's median BLR, its shocks partly
+  correlated with returns (order flow moves price);
+* log depth (geometric mean of the two sides): AR(1) around the profile level.
+
+Events are overlays on the log BLR, log depth, log price and on volatility:
+
+* ``drain`` (the seed scenario): BLR decays exponentially from healthy to
+  ~0.29 x its median (0.35 for the default 1.22), sell depth rises while buy
+  depth collapses, price falls 12-18 % over 40-90 rows; often preceded by a
+  faint ``stress`` phase (depth thinning, BLR softening);
+* ``flash``: the same in 3-8 rows, deeper, with a volatility burst;
+* ``bleed``: a slow linear slide over 150-300 rows to ~0.4 x BLR, -10-15 %;
+* ``dip`` (hard negative): BLR drops to 0.3-0.7 x for 10-40 rows, price barely
+  moves, then everything recovers;
+* ``spike`` (hard negative): depth on both sides jumps 2-4 x with noisy BLR
+  and volatility, and no crash.
+
+A crash's ``crash`` phase runs from its onset to its price bottom; ``recovery``
+follows. :func:`generate` is a pure function of its arguments: the same seed
+gives the same table, hence (through the canonical writer) the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sentinel.data import schema
+from sentinel.data.validate import MarketData
+from sentinel.errors import DataError
+
+DEFAULT_START = "2025-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class MarketProfile:
+    """Healthy-regime statistics the generator reproduces (one row = one cadence)."""
+
+    price: float = 3000.0  #: median mid price
+    depth: float = 2500.0  #: median geometric-mean depth per side, sqrt(buy * sell)
+    depth_log_std: float = 0.15  #: std of log depth
+    depth_ar: float = 0.95  #: lag-1 autocorrelation of log depth
+    blr: float = 1.22  #: median BLR (1.0-1.5 covers +-2 std by default)
+    blr_log_std: float = 0.10  #: std of log BLR
+    blr_ar: float = 0.97  #: lag-1 autocorrelation of log BLR
+    return_vol: float = 0.0012  #: std of one-row log returns
+    vol_alpha: float = 0.08  #: GARCH shock weight
+    vol_persistence: float = 0.95  #: GARCH alpha + beta (volatility clustering)
+    cadence_seconds: float = 60.0  #: seconds between rows
+
+    def check(self) -> None:
+        """Raise ``DataError`` when a field is outside its meaningful range."""
+        positive = ("price", "depth", "blr", "return_vol", "cadence_seconds")
+        for name in positive:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise DataError(f"market profile: {name} must be a positive number, got {value!r}")
+        for name in ("depth_log_std", "blr_log_std"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value < 3):
+                raise DataError(f"market profile: {name} must be in [0, 3), got {value!r}")
+        for name in ("depth_ar", "blr_ar"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise DataError(f"market profile: {name} must be in [0, 1), got {value!r}")
+        if not 0 <= self.vol_alpha < self.vol_persistence < 1:
+            raise DataError("market profile: need 0 <= vol_alpha < vol_persistence < 1")
+
+
+#: Default mix of families when none are chosen (weights, renormalised).
+DEFAULT_MIX: dict[str, float] = {
+    schema.DRAIN: 0.26,
+    schema.FLASH: 0.14,
+    schema.BLEED: 0.14,
+    schema.DIP: 0.26,
+    schema.SPIKE: 0.20,
+}
+
+
+@dataclass
+class _Overlay:
+    """Per-row event overlays for one episode plus its phase labels."""
+
+    phase: list[str]
+    log_blr: list[float]
+    log_depth: list[float]
+    log_price: list[float]  # target offset of log price (applied as increments)
+    vol: list[float]  # volatility multiplier
+
+    @classmethod
+    def healthy(cls, n: int) -> _Overlay:
+        return cls([schema.HEALTHY] * n, [0.0] * n, [0.0] * n, [0.0] * n, [1.0] * n)
+
+    def hold(self, n: int) -> _Overlay:
+        """``n`` healthy rows that keep the price level the last event left behind."""
+        tail = _Overlay.healthy(n)
+        tail.log_price = [self.last()[2]] * n
+        return tail
+
+    def extend(self, other: _Overlay) -> None:
+        for name in ("phase", "log_blr", "log_depth", "log_price", "vol"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def __len__(self) -> int:
+        return len(self.phase)
+
+    def last(self) -> tuple[float, float, float, float]:
+        if not self.phase:
+            return (0.0, 0.0, 0.0, 1.0)
+        return (self.log_blr[-1], self.log_depth[-1], self.log_price[-1], self.vol[-1])
+
+
+def _segment(
+    phase: str,
+    n: int,
+    start: tuple[float, float, float, float],
+    end: tuple[float, float, float, float],
+    shape: Callable[[float], float],
+    price_shape: Callable[[float], float] | None = None,
+) -> _Overlay:
+    """Move overlays from ``start`` to ``end`` over ``n`` rows along ``shape(u)``, u in (0, 1]."""
+    seg = _Overlay([phase] * n, [], [], [], [])
+    price_shape = price_shape or shape
+    for i in range(n):
+        u = (i + 1) / n
+        s, sp = shape(u), price_shape(u)
+        seg.log_blr.append(start[0] + (end[0] - start[0]) * s)
+        seg.log_depth.append(start[1] + (end[1] - start[1]) * s)
+        seg.log_price.append(start[2] + (end[2] - start[2]) * sp)
+        seg.vol.append(start[3] + (end[3] - start[3]) * s)
+    return seg
+
+
+def _exp_approach(rate: float) -> Callable[[float], float]:
+    norm = 1.0 - math.exp(-rate)
+    return lambda u: (1.0 - math.exp(-rate * u)) / norm
+
+
+def _linear(u: float) -> float:
+    return u
+
+
+def _bump(u: float) -> float:
+    return math.sin(math.pi * u)
+
+
+def _lagged(shape: Callable[[float], float], lag: float) -> Callable[[float], float]:
+    return lambda u: shape(max(0.0, u - lag) / (1.0 - lag))
+
+
+def _crash_event(family: str, rng: np.random.Generator) -> _Overlay:
+    """Stress (maybe), crash (onset to bottom) and recovery overlays of one crash."""
+    if family == schema.DRAIN:
+        stress_p, stress_len = 0.7, (10, 40)
+        crash_len = int(rng.integers(40, 91))
+        blr_ratio = rng.uniform(0.25, 0.33)
+        drop = rng.uniform(0.12, 0.18)
+        depth_ratio = rng.uniform(0.7, 0.85)  # with the BLR fall: sell depth up ~1.4x, buy down ~0.4x
+        vol_peak = rng.uniform(2.0, 3.0)
+        shape = _exp_approach(3.0)
+        price_shape = _lagged(shape, 0.1)
+    elif family == schema.FLASH:
+        stress_p, stress_len = 0.4, (2, 8)
+        crash_len = int(rng.integers(3, 9))
+        blr_ratio = rng.uniform(0.18, 0.3)
+        drop = rng.uniform(0.10, 0.20)
+        depth_ratio = rng.uniform(0.3, 0.5)
+        vol_peak = rng.uniform(4.0, 6.0)
+        shape = _exp_approach(1.5)
+        price_shape = shape
+    elif family == schema.BLEED:
+        stress_p, stress_len = 0.5, (20, 60)
+        crash_len = int(rng.integers(150, 301))
+        blr_ratio = rng.uniform(0.35, 0.45)
+        drop = rng.uniform(0.10, 0.15)
+        depth_ratio = rng.uniform(0.6, 0.8)
+        vol_peak = rng.uniform(1.2, 1.6)
+        shape = _linear
+        price_shape = _lagged(_linear, 0.05)
+    else:  # pragma: no cover - guarded by generate()
+        raise DataError(f"'{family}' is not a crash family")
+
+    events = _Overlay.healthy(0)
+    if rng.random() < stress_p:
+        n = int(rng.integers(stress_len[0], stress_len[1] + 1))
+        soft = (
+            math.log(1.0 - rng.uniform(0.04, 0.12)),
+            math.log(1.0 - rng.uniform(0.08, 0.2)),
+            math.log(1.0 - rng.uniform(0.0, 0.01)),
+            1.0 + rng.uniform(0.2, 0.5),
+        )
+        events.extend(_segment(schema.STRESS, n, events.last(), soft, _linear))
+    bottom = (math.log(blr_ratio), math.log(depth_ratio), math.log(1.0 - drop), vol_peak)
+    events.extend(_segment(schema.CRASH, crash_len, events.last(), bottom, shape, price_shape))
+    recovered = 1.0 - drop * (1.0 - rng.uniform(0.2, 0.6))
+    rest = (0.0, 0.0, math.log(recovered), 1.0)
+    recovery_len = int(rng.integers(60, 151))
+    events.extend(_segment(schema.RECOVERY, recovery_len, events.last(), rest, _exp_approach(3.0)))
+    return events
+
+
+def _negative_event(family: str, rng: np.random.Generator) -> _Overlay:
+    """Overlays of a hard negative: a shock that comes and goes without a crash."""
+    if family == schema.DIP:
+        n = int(rng.integers(10, 41))
+        peak = (
+            math.log(rng.uniform(0.3, 0.7)),
+            math.log(rng.uniform(0.75, 1.0)),
+            math.log(1.0 - rng.uniform(0.005, 0.03)),
+            1.0 + rng.uniform(0.2, 0.6),
+        )
+    elif family == schema.SPIKE:
+        n = int(rng.integers(5, 31))
+        peak = (
+            math.log(rng.uniform(0.6, 1.4)),
+            math.log(rng.uniform(2.0, 4.0)),
+            math.log(1.0 + rng.uniform(-0.01, 0.01)),
+            1.0 + rng.uniform(1.0, 2.5),
+        )
+    else:  # pragma: no cover - guarded by generate()
+        raise DataError(f"'{family}' is not a hard-negative family")
+    zero = (0.0, 0.0, 0.0, 1.0)
+    seg = _Overlay([family] * n, [], [], [], [])
+    for i in range(n):
+        b = _bump((i + 1) / (n + 1))
+        seg.log_blr.append(peak[0] * b)
+        seg.log_depth.append(peak[1] * b)
+        seg.log_price.append(peak[2] * b)
+        seg.vol.append(zero[3] + (peak[3] - 1.0) * b)
+    return seg
+
+
+@dataclass
+class _State:
+    """Latent market state carried from one row (and one episode) to the next."""
+
+    log_price: float
+    blr_dev: float
+    depth_dev: float
+    variance: float
+    last_shock: float
+
+
+def _simulate(
+    overlay: _Overlay,
+    profile: MarketProfile,
+    state: _State,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run the healthy processes under ``overlay``; returns blr, buy, sell, price arrays."""
+    n = len(overlay)
+    df = 5.0
+    shocks = rng.standard_t(df, size=n) / math.sqrt(df / (df - 2.0))  # unit variance, fat tails
+    blr_noise = rng.standard_normal(n)
+    depth_noise = rng.standard_normal(n)
+
+    sigma2 = profile.return_vol**2
+    alpha = profile.vol_alpha
+    beta = profile.vol_persistence - alpha
+    omega = sigma2 * (1.0 - profile.vol_persistence)
+    anchor = math.log(profile.price)
+    pull = math.log(2.0) / 150.0  # price half-life back to its level: 150 rows
+    rho = 0.3  # correlation of BLR shocks with price shocks
+    b_phi, d_phi = profile.blr_ar, profile.depth_ar
+    b_scale = profile.blr_log_std * math.sqrt(1.0 - b_phi**2)
+    d_scale = profile.depth_log_std * math.sqrt(1.0 - d_phi**2)
+
+    blr = np.empty(n)
+    depth = np.empty(n)
+    price = np.empty(n)
+    prev_price_overlay = 0.0
+    log_blr0 = math.log(profile.blr)
+    log_depth0 = math.log(profile.depth)
+    for i in range(n):
+        state.variance = omega + alpha * state.last_shock**2 + beta * state.variance
+        shock = math.sqrt(state.variance) * shocks[i]
+        state.last_shock = shock
+        step = overlay.vol[i] * shock
+        step += pull * (anchor - state.log_price)
+        step += overlay.log_price[i] - prev_price_overlay
+        prev_price_overlay = overlay.log_price[i]
+        state.log_price += step
+
+        innovation = rho * shocks[i] + math.sqrt(1.0 - rho**2) * blr_noise[i]
+        state.blr_dev = b_phi * state.blr_dev + b_scale * innovation
+        state.depth_dev = d_phi * state.depth_dev + d_scale * depth_noise[i]
+
+        blr[i] = math.exp(log_blr0 + state.blr_dev + overlay.log_blr[i])
+        depth[i] = math.exp(log_depth0 + state.depth_dev + overlay.log_depth[i])
+        price[i] = math.exp(state.log_price)
+
+    # A price drop inside the episode stays in the state (only the slow pull
+    # undoes it), so the next episode starts where this one ended.
+    buy = depth * np.sqrt(blr)
+    sell = depth / np.sqrt(blr)
+    return blr, buy, sell, price
+
+
+def _round_sig(values: np.ndarray, level: float, digits: int = 7) -> np.ndarray:
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(level))))
+    return np.round(values, decimals)
+
+
+def _parse_start(start: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(start)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"--start: not an ISO-8601 timestamp: '{start}'") from exc
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def generate(
+    episodes: int,
+    seed: int,
+    families: Sequence[str] | None = None,
+    profile: MarketProfile | None = None,
+    start: str = DEFAULT_START,
+) -> MarketData:
+    """Generate ``episodes`` scenario episodes; deterministic in ``seed``.
+
+    ``families`` restricts (and evenly weights) the scenario families; by
+    default they are drawn from :data:`DEFAULT_MIX`. Returns validated-shape
+    :class:`MarketData` with ground-truth columns and the crawler's
+    ``alert_triggered`` (``blr < 0.4``) flag.
+    """
+    if episodes < 1:
+        raise DataError(f"--episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise DataError(f"--seed must be >= 0, got {seed}")
+    profile = profile or MarketProfile()
+    profile.check()
+    chosen = list(dict.fromkeys(families)) if families else list(DEFAULT_MIX)
+    unknown = [f for f in chosen if f not in schema.FAMILIES]
+    if unknown:
+        raise DataError(
+            f"unknown scenario family '{unknown[0]}' (known: {', '.join(schema.FAMILIES)})"
+        )
+    weights = np.array([DEFAULT_MIX[f] if not families else 1.0 for f in chosen])
+    weights = weights / weights.sum()
+    t0 = _parse_start(start)
+
+    root = np.random.SeedSequence(seed)
+    plan_seq, *episode_seqs = root.spawn(episodes + 1)
+    plan_rng = np.random.default_rng(plan_seq)
+    plan = plan_rng.choice(len(chosen), size=episodes, p=weights)
+
+    state = _State(math.log(profile.price), 0.0, 0.0, profile.return_vol**2, 0.0)
+    parts: list[dict[str, np.ndarray]] = []
+    for episode, (family_idx, seq) in enumerate(zip(plan, episode_seqs)):
+        family = chosen[int(family_idx)]
+        rng = np.random.default_rng(seq)
+        overlay = _Overlay.healthy(int(rng.integers(120, 261)))
+        if family in schema.CRASH_FAMILIES:
+            overlay.extend(_crash_event(family, rng))
+        else:
+            overlay.extend(_negative_event(family, rng))
+        overlay.extend(overlay.hold(int(rng.integers(40, 101))))
+        blr, buy, sell, price = _simulate(overlay, profile, state, rng)
+        phase = np.array(overlay.phase, dtype=object)
+        onset = np.zeros(len(phase), dtype=np.int8)
+        crash_rows = np.flatnonzero(phase == schema.CRASH)
+        if crash_rows.size:
+            onset[crash_rows[0]] = 1
+        parts.append(
+            {
+                "blr": blr, "buy": buy, "sell": sell, "price": price, "phase": phase,
+                "onset": onset, "episode": np.full(len(phase), episode, dtype=np.int64),
+                "family": np.full(len(phase), family, dtype=object),
+            }
+        )
+
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([p[key] for p in parts])
+
+    buy = _round_sig(cat("buy"), profile.depth)
+    sell = _round_sig(cat("sell"), profile.depth)
+    price = _round_sig(cat("price"), profile.price)
+    blr = np.round(buy / sell, 6)
+    n = len(blr)
+    timestamps = t0 + pd.to_timedelta(np.arange(n) * profile.cadence_seconds, unit="s")
+    frame = pd.DataFrame(
+        {
+            schema.TIMESTAMP: pd.Series(timestamps).dt.floor("ms"),
+            schema.BLR: blr,
+            schema.BUY_VOLUME: buy,
+            schema.SELL_VOLUME: sell,
+            schema.MID_PRICE: price,
+            schema.ALERT_TRIGGERED: blr < 0.4,
+            schema.EPISODE: cat("episode"),
+            schema.FAMILY: cat("family"),
+            schema.PHASE: cat("phase"),
+            schema.CRASH_ONSET: cat("onset"),
+        }
+    )
+    return MarketData(frame=frame, cadence_seconds=profile.cadence_seconds, source=None)

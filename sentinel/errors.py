@@ -1,0 +1,111 @@
+"""Sentinel's exception tree.
+
+Every failure a user can cause or meet is a :class:`SentinelError`. Each
+pipeline stage has its own base class so callers can catch one stage's
+failures, and leaves carry structured fields (path, row, column, tx hash) as
+well as a one-line message that names what is wrong, where, and, when useful,
+what to do next. The CLI prints ``str(error)`` and exits 1; nothing else in the
+library prints or exits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SentinelError(Exception):
+    """Root of every error Sentinel raises on purpose."""
+
+    #: Process exit code the CLI uses for this error.
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+# --- per-stage bases -------------------------------------------------------
+
+
+class ConfigError(SentinelError):
+    """Configuration is missing, malformed or out of range."""
+
+
+class DataError(SentinelError):
+    """Market-depth data cannot be read, validated or generated."""
+
+
+class ModelError(SentinelError):
+    """Training, evaluation, scoring or export of the risk model failed."""
+
+
+class CircuitError(SentinelError):
+    """Building the circuit, proving or verifying failed."""
+
+
+class ChainError(SentinelError):
+    """Talking to the chain, compiling or deploying contracts failed."""
+
+
+class RelayError(SentinelError):
+    """The relay daemon could not make progress."""
+
+
+class AuditError(SentinelError):
+    """The audit itself could not run (as opposed to finding discrepancies)."""
+
+
+# --- data leaves -----------------------------------------------------------
+
+
+class DataFileError(DataError):
+    """A data file is missing, unreadable or not CSV."""
+
+    def __init__(self, path: Path, problem: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}", hint=hint)
+
+
+class DataValidationError(DataError):
+    """A market-depth file breaks the schema; names the file, row and column.
+
+    ``row`` is the 1-based data row (the header is not counted) and ``line`` is
+    the line in the file (the header is line 1), so both an editor and a
+    dataframe user can find it.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        problem: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        more: int = 0,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.row = row
+        self.column = column
+        self.problem = problem
+        self.more = more
+        where = [str(self.path) if self.path is not None else "<data>"]
+        if row is not None:
+            where.append(f"row {row} (line {row + 1})")
+        if column is not None:
+            where.append(f"column '{column}'")
+        message = ": ".join([", ".join(where), problem])
+        if more:
+            message += f" [and {more} more problem{'s' if more != 1 else ''}]"
+        super().__init__(message)
+
+    @property
+    def line(self) -> int | None:
+        """The 1-based line number in the file (header is line 1)."""
+        return None if self.row is None else self.row + 1

@@ -1,0 +1,58 @@
+"""Configuration precedence: defaults < sentinel.toml < SENTINEL_* env < overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentinel.config import DataConfig, describe, load_config
+from sentinel.errors import ConfigError
+
+
+def test_defaults(tmp_path):
+    assert load_config(tmp_path, env={}).data == DataConfig()
+
+
+def test_precedence(tmp_path):
+    (tmp_path / "sentinel.toml").write_text("[data]\ncadence_seconds = 30\nmax_gap_factor = 2.0\n")
+    cfg = load_config(tmp_path, env={})
+    assert (cfg.data.cadence_seconds, cfg.data.max_gap_factor) == (30.0, 2.0)
+    cfg = load_config(tmp_path, env={"SENTINEL_DATA__CADENCE_SECONDS": "45"})
+    assert (cfg.data.cadence_seconds, cfg.data.max_gap_factor) == (45.0, 2.0)
+    cfg = load_config(
+        tmp_path,
+        {"data.cadence_seconds": 10, "data.max_gap_factor": None},
+        env={"SENTINEL_DATA__CADENCE_SECONDS": "45"},
+    )
+    assert (cfg.data.cadence_seconds, cfg.data.max_gap_factor) == (10.0, 2.0)
+
+
+def test_config_file_from_env(tmp_path):
+    other = tmp_path / "other.toml"
+    other.write_text("[data]\nblr_rel_tolerance = 0.02\n")
+    assert load_config(tmp_path, env={"SENTINEL_CONFIG": str(other)}).data.blr_rel_tolerance == 0.02
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path, env={"SENTINEL_CONFIG": str(tmp_path / "missing.toml")})
+
+
+@pytest.mark.parametrize("toml,fragment", [
+    ("[data]\ncadence = 3\n", "unknown setting 'data.cadence'"),
+    ("[nope]\nx = 1\n", "unknown section 'nope'"),
+    ("[data]\ncadence_seconds = 'fast'\n", "could not convert string to float"),
+    ("[data]\ncadence_seconds = -1\n", "data.cadence_seconds must be >= 0"),
+    ("[data\n", "cannot read configuration"),
+])
+def test_bad_config_is_named(tmp_path, toml, fragment):
+    (tmp_path / "sentinel.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        load_config(tmp_path, env={})
+    assert "sentinel.toml" in str(info.value) or "must be" in str(info.value)
+
+
+def test_bad_env_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="environment SENTINEL_DATA__MAX_GAP_FACTOR"):
+        load_config(tmp_path, env={"SENTINEL_DATA__MAX_GAP_FACTOR": "wide"})
+
+
+def test_every_setting_is_documented(tmp_path):
+    rows = describe(load_config(tmp_path, env={}))
+    assert rows and all(doc for _, _, doc in rows)

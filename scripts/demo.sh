@@ -28,4 +28,11 @@ step "5. pictures: a drain episode with its phases shaded"
 episode=$(awk -F, 'NR > 1 && $8 == "drain" { print $7; exit }' "$out/scenarios.csv")
 sentinel data plot "$out/scenarios.csv" --episode "$episode" --out "$out/drain_episode.png"
 
+step "6. the committed risk model, re-evaluated from scratch beside the baselines"
+sentinel evaluate
+
+step "7. float-model risk of the latest window and of a window inside a crash (no proof yet)"
+crash_row=$(awk -F, 'NR > 1 && $9 == "crash" { n++ } NR > 1 && $9 == "crash" && n == 25 { print NR - 1; exit }' "$out/scenarios.csv")
+sentinel score --data "$out/scenarios.csv" --window latest --window "$crash_row"
+
 printf '\ndemo: done (artifacts in %s)\n' "$out"

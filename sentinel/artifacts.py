@@ -35,8 +35,12 @@ class ArtifactLayout:
 
     @property
     def synthetic_data(self) -> Path:
-        """Default synthetic training scenarios (``sentinel data generate``)."""
+        """Default output of ``sentinel data generate``."""
         return self.data_dir / "synthetic.csv"
+
+    def training_data(self, seed: int, episodes: int) -> Path:
+        """Default training scenarios; regenerated on demand (deterministic, not committed)."""
+        return self.data_dir / f"scenarios-seed{seed}-{episodes}ep.csv"
 
     # --- model -------------------------------------------------------------
     @property
@@ -46,6 +50,29 @@ class ArtifactLayout:
     @property
     def plots_dir(self) -> Path:
         return self.models_dir / "plots"
+
+    @property
+    def keras_model(self) -> Path:
+        """Trained Keras model (weights and the fixed feature constants)."""
+        return self.models_dir / "sentinel.keras"
+
+    @property
+    def onnx_model(self) -> Path:
+        """The same model exported to ONNX, batch 1 (the circuit's source)."""
+        return self.models_dir / "sentinel.onnx"
+
+    @property
+    def model_card(self) -> Path:
+        """Model card JSON: config, seeds, data hash, versions, metrics, thresholds."""
+        return self.models_dir / "model_card.json"
+
+    @property
+    def history_plot(self) -> Path:
+        return self.plots_dir / "training_history.png"
+
+    @property
+    def risk_plot(self) -> Path:
+        return self.plots_dir / "risk_test_episodes.png"
 
     # --- circuit -----------------------------------------------------------
     @property
@@ -77,6 +104,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path beside ``target``; rename it over ``target`` on success.
@@ -85,11 +118,13 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # The temp name keeps the target's suffix: some writers (Keras) insist on it.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

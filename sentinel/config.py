@@ -46,10 +46,38 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """The risk model, its training data, its evaluation and its trip policy."""
+
+    window: int = _f(50, "rows per window (the model's input length)")
+    pooling: str = _f(
+        "40:8,10:2",
+        "ROWS:POOL segments, oldest first, averaging POOL rows into one LSTM step (coarse past, fine present)",
+    )
+    units: int = _f(8, "LSTM units")
+    horizon: int = _f(30, "a window is positive if a crash begins within this many rows after it")
+    holdout_family: str = _f("bleed", "scenario family kept out of training, evaluated alone ('' for none)")
+    data_episodes: int = _f(400, "episodes in the default training scenarios")
+    data_seed: int = _f(7, "seed of the default training scenarios")
+    seed: int = _f(7, "seed of the split, weight initialisation and shuffling")
+    val_fraction: float = _f(0.15, "share of episodes (per family) for validation")
+    test_fraction: float = _f(0.15, "share of episodes (per family) for test")
+    epochs: int = _f(40, "maximum training epochs (early stopping on validation loss)")
+    batch_size: int = _f(256, "training batch size")
+    learning_rate: float = _f(3e-3, "Adam learning rate (halved on plateau)")
+    patience: int = _f(6, "epochs without validation improvement before stopping")
+    trip_after: int = _f(3, "trip after this many consecutive scores >= the trip threshold")
+    reset_after: int = _f(10, "recover after this many consecutive scores <= the reset threshold")
+    reset_ratio: float = _f(0.5, "reset threshold = this x the trip threshold (hysteresis)")
+    false_trip_budget: float = _f(1.0, "allowed false trips per 10,000 healthy rows when tuning thresholds")
+
+
+@dataclass(frozen=True)
 class SentinelConfig:
     """All of Sentinel's settings."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict of every setting (for ``--json`` and model cards)."""
@@ -165,6 +193,32 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("data.max_gap_factor must be >= 1")
     if data.blr_rel_tolerance < 0 or data.blr_abs_tolerance < 0:
         raise ConfigError("data.blr_*_tolerance must be >= 0")
+    model = config.model
+    for name in ("window", "units", "data_episodes", "epochs", "batch_size", "trip_after", "reset_after"):
+        if getattr(model, name) < 1:
+            raise ConfigError(f"model.{name} must be >= 1")
+    parse_pooling(model.pooling, model.window)
+    if model.horizon < 0:
+        raise ConfigError("model.horizon must be >= 0")
+    if not 0 < model.reset_ratio <= 1:
+        raise ConfigError("model.reset_ratio must be in (0, 1]")
+
+
+def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:
+    """``"40:8,10:2"`` -> ((40, 8), (10, 2)); segments must tile the window exactly."""
+    segments: list[tuple[int, int]] = []
+    for part in text.split(","):
+        rows, sep, pool = part.strip().partition(":")
+        try:
+            segment = (int(rows), int(pool) if sep else 1)
+        except ValueError:
+            raise ConfigError(f"model.pooling: '{part.strip()}' is not ROWS:POOL") from None
+        if segment[0] < 1 or segment[1] < 1 or segment[0] % segment[1]:
+            raise ConfigError(f"model.pooling: '{part.strip()}': ROWS must be a positive multiple of POOL")
+        segments.append(segment)
+    if sum(r for r, _ in segments) != window:
+        raise ConfigError(f"model.pooling '{text}' covers {sum(r for r, _ in segments)} rows, the window has {window}")
+    return tuple(segments)
 
 
 def describe(config: SentinelConfig) -> list[tuple[str, Any, str]]:

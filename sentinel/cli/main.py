@@ -19,6 +19,7 @@ import click
 
 from sentinel import __version__
 from sentinel.cli.data_cli import data
+from sentinel.cli.model_cli import evaluate, export, score, train
 from sentinel.errors import SentinelError
 
 
@@ -74,7 +75,8 @@ def cli(ctx: click.Context, root: Path, verbose: bool) -> None:
     ctx.obj = App(root=root.resolve(), verbose=verbose)
 
 
-cli.add_command(data)
+for command in (data, train, evaluate, export, score):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,3 +28,13 @@ def test_failed_writer_leaves_target_untouched(tmp_path):
         atomic_write_with(target, boom)
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,1 @@
+"""Risk model: forecast labels, episode splits, LSTM training, baselines, evaluation, ONNX export."""

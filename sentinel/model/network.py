@@ -1,0 +1,107 @@
+"""The Keras risk model: raw window in, crash risk in [0, 1] out.
+
+Every transformation from attested raw rows to the score is a layer of this
+graph, so it is exported to ONNX and proven inside the circuit:
+
+1. ``WindowFeatures`` (fixed constants fitted on training rows only): blr is
+   standardised, ``(blr - mean) / std``; buy and sell volume become their
+   change since the window's first row in training standard deviations (depth
+   flows, free of the slowly wandering depth level); mid price becomes its
+   change since the first row in percent of the training median price. All
+   linear: no lookup tables, so huge raw values (prices of 60,000) cost nothing.
+2. Multi-resolution average pooling (``model.pooling``, default ``40:8,10:2``):
+   the oldest 40 rows become 5 steps of 8 rows, the newest 10 rows 5 steps of
+   2, so the LSTM runs 10 steps yet sees the present almost row by row.
+   Proving cost grows with the recurrent steps; averaging is linear and cheap.
+3. ``LSTM(units, unroll=True)``: unrolled so tf2onnx emits plain
+   MatMul/Sigmoid/Tanh instead of an ONNX ``Loop`` (which EZKL cannot compile).
+4. ``Dense(1, sigmoid)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+FEATURE_NAMES = ("blr", "buy_volume", "sell_volume", "mid_price")
+
+
+def _keras():  # noqa: ANN202
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    return keras
+
+
+@functools.cache
+def window_features_layer():  # noqa: ANN201
+    """The ``WindowFeatures`` layer class (defined lazily: keras is a heavy import)."""
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="sentinel")
+    class WindowFeatures(keras.layers.Layer):
+        """Fixed, linear feature transform (see module doc)."""
+
+        def __init__(self, mean: list[float], std: list[float], price_ref: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.mean = [float(v) for v in mean]
+            self.std = [float(v) for v in std]
+            self.price_ref = float(price_ref)
+
+        def call(self, x):  # noqa: ANN001, ANN201
+            ops = keras.ops
+            blr = (x[:, :, 0:1] - self.mean[0]) * (1.0 / self.std[0])
+            volumes = x[:, :, 1:3]
+            inv = ops.convert_to_tensor([1.0 / self.std[1], 1.0 / self.std[2]], dtype=x.dtype)
+            flows = (volumes - volumes[:, 0:1, :]) * inv
+            price = x[:, :, 3:4]
+            change = (price - price[:, 0:1, :]) * (100.0 / self.price_ref)
+            return ops.concatenate([blr, flows, change], axis=-1)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "mean": self.mean, "std": self.std, "price_ref": self.price_ref}
+
+    return WindowFeatures
+
+
+def build_model(
+    pooling: tuple[tuple[int, int], ...], units: int, mean: np.ndarray, std: np.ndarray, price_ref: float, seed: int
+):  # noqa: ANN201
+    """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows."""
+    keras = _keras()
+    window = sum(rows for rows, _ in pooling)
+    WindowFeatures = window_features_layer()
+    inputs = keras.Input((window, 4), name="window")
+    x = WindowFeatures(list(mean), list(std), price_ref, name="features")(inputs)
+    steps = []
+    start = 0
+    for i, (rows, pool) in enumerate(pooling):
+        segment = keras.layers.Cropping1D((start, window - start - rows), name=f"rows_{start}_{start + rows}")(x)
+        if pool > 1:
+            segment = keras.layers.AveragePooling1D(pool_size=pool, name=f"pool_{i}")(segment)
+        steps.append(segment)
+        start += rows
+    x = steps[0] if len(steps) == 1 else keras.layers.Concatenate(axis=1, name="steps")(steps)
+    x = keras.layers.LSTM(
+        units,
+        unroll=True,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
+        name="lstm",
+    )(x)
+    outputs = keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), name="risk"
+    )(x)
+    return keras.Model(inputs, outputs, name="sentinel_risk")
+
+
+def load_model(path):  # noqa: ANN001, ANN201
+    """Load a saved model (registers the custom layer first)."""
+    keras = _keras()
+    window_features_layer()
+    return keras.saving.load_model(path, compile=False)

@@ -1,0 +1,273 @@
+"""Model-stage steps as library calls: train, evaluate, score.
+
+``run_training`` does everything ``sentinel train`` promises and writes every
+artifact atomically: Keras model, ONNX (with parity), model card, plots.
+``run_evaluation`` recomputes every figure from the saved model and the
+regenerated data (it refuses data whose hash differs from the card's).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentinel.artifacts import ArtifactLayout, atomic_path, atomic_write_text, sha256_file
+from sentinel.config import SentinelConfig
+from sentinel.data.io import read_market_csv, write_market_csv
+from sentinel.data.synthetic import generate
+from sentinel.data.validate import MarketData
+from sentinel.data.windows import cut_windows, resolve_window
+from sentinel.errors import ModelError
+from sentinel.model.baselines import baselines
+from sentinel.model.dataset import Split, episode_traces, labeled_windows, split_episodes
+from sentinel.model.evaluate import EvalSettings, compare, eval_sets, evaluate_detector
+from sentinel.model.export import export_onnx
+from sentinel.model.policy import TripPolicy
+
+CARD_VERSION = 1
+LIBRARIES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "pandas", "scikit-learn")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape the model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name if name != "tensorflow" else "tensorflow-cpu")
+        except PackageNotFoundError:
+            try:
+                out[name] = version(name)
+            except PackageNotFoundError:
+                out[name] = "missing"
+    return out
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The labelled scenarios a model is trained and evaluated on."""
+
+    market: MarketData
+    path: Path
+    sha256: str
+    generated: bool
+
+
+def training_data(layout: ArtifactLayout, config: SentinelConfig, path: Path | None = None) -> TrainingData:
+    """Read ``path``, or the default scenarios (generated first if missing)."""
+    cfg = config.model
+    generated = False
+    if path is None:
+        path = layout.training_data(cfg.data_seed, cfg.data_episodes)
+        if not path.exists():
+            write_market_csv(generate(cfg.data_episodes, cfg.data_seed), path)
+            generated = True
+    market = read_market_csv(path, config.data)
+    return TrainingData(market, Path(path), sha256_file(path), generated)
+
+
+def _settings(config: SentinelConfig) -> EvalSettings:
+    c = config.model
+    return EvalSettings(c.window, c.horizon, c.trip_after, c.reset_after, c.reset_ratio, c.false_trip_budget)
+
+
+def _split(data: TrainingData, config: SentinelConfig) -> Split:
+    c = config.model
+    return split_episodes(data.market, c.seed, c.holdout_family or None, c.val_fraction, c.test_fraction)
+
+
+def _evaluate(data: TrainingData, split: Split, model: Any, config: SentinelConfig) -> dict[str, Any]:
+    from sentinel.model.train import KerasDetector
+
+    settings = _settings(config)
+    sets = eval_sets(data.market, split, settings)
+    train = labeled_windows(data.market, split.train, settings.window, settings.horizon)
+    detectors = [KerasDetector(model), *baselines(config.model.seed)]
+    results: dict[str, Any] = {}
+    for detector in detectors:
+        detector.fit(train)
+        results[detector.name] = evaluate_detector(data.market, sets, detector, settings)
+    return {
+        "detectors": results,
+        "verdict": compare(results, "lstm", settings.false_trip_budget),
+        "split": split.to_dict(),
+        "horizon_rows": settings.horizon,
+        "false_trip_budget_per_10k": settings.false_trip_budget,
+    }
+
+
+def _risk_plot(data: TrainingData, split: Split, model: Any, policy: TripPolicy, config: SentinelConfig,
+               out: Path) -> None:
+    from sentinel.data import schema
+    from sentinel.model.labels import row_labels
+    from sentinel.model.plots import plot_risk
+    from sentinel.model.train import KerasDetector
+
+    c = config.model
+    frame = data.market.frame.drop_duplicates(schema.EPISODE)
+    family_of = dict(zip(frame[schema.EPISODE], frame[schema.FAMILY]))
+    chosen: list[int] = []
+    for family in schema.FAMILIES:  # one test episode per family, then one held-out episode
+        chosen.extend([e for e in split.test if family_of[e] == family][:1])
+    chosen.extend(split.holdout[:1])
+    windows = labeled_windows(data.market, tuple(chosen), c.window, c.horizon)
+    scores = KerasDetector(model).score(windows.x)
+    traces = episode_traces(data.market, windows, scores)
+    labels = row_labels(data.market, c.horizon)
+    plot_risk(traces, [labels[t.rows] for t in traces], policy, c.horizon, out,
+              f"LSTM risk: one test episode per family"
+              + (f"; the {split.holdout_family} episode is from the held-out family" if split.holdout else ""))
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What ``sentinel train`` produced."""
+
+    card: dict[str, Any]
+    seconds: float
+    data_generated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"card": self.card, "train_seconds": self.seconds, "data_generated": self.data_generated}
+
+
+def run_training(
+    layout: ArtifactLayout,
+    config: SentinelConfig,
+    data_path: Path | None = None,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> TrainingReport:
+    """Train, evaluate beside the baselines, export with parity, write the card and plots."""
+    from sentinel.model.plots import plot_history
+    from sentinel.model.train import train_lstm
+
+    data = training_data(layout, config, data_path)
+    split = _split(data, config)
+    result = train_lstm(data.market, split, config.model, progress)
+    evaluation = _evaluate(data, split, result.model, config)
+    policy = TripPolicy(**evaluation["detectors"]["lstm"]["policy"])
+
+    c = config.model
+    test = labeled_windows(data.market, split.test, c.window, c.horizon)
+    layout.ensure(layout.models_dir, layout.plots_dir)
+    export = export_onnx(result.model, c.window, layout.onnx_model, test.x)
+    with atomic_path(layout.keras_model) as tmp:
+        result.model.save(tmp)
+    plot_history(result.history, result.best_epoch, layout.history_plot)
+    _risk_plot(data, split, result.model, policy, config, layout.risk_plot)
+
+    card = {
+        "card_version": CARD_VERSION,
+        "model": {
+            "architecture": f"WindowFeatures -> AveragePooling({c.pooling}) -> LSTM({c.units}, unroll) -> Dense(1, sigmoid)",
+            "input": {"shape": [1, c.window, 4], "features": ["blr", "buy_volume", "sell_volume", "mid_price"],
+                      "dtype": "float32", "onnx_input": "window"},
+            "output": "crash risk in [0, 1]",
+            "parameters": result.parameters,
+            "normalisation": result.normalisation.to_dict(),
+            "keras_sha256": sha256_file(layout.keras_model),
+            "onnx_sha256": sha256_file(layout.onnx_model),
+        },
+        "config": asdict(c),
+        "seeds": {"data": c.data_seed, "split_and_training": c.seed},
+        "data": {
+            "path": data.path.name, "sha256": data.sha256,
+            "rows": len(data.market), "episodes": int(data.market.frame["episode"].nunique()),
+        },
+        "label": f"positive if a crash begins within the next {c.horizon} rows or the window is inside one",
+        "training": {
+            "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+            "train_windows": result.train_windows, "val_windows": result.val_windows,
+            "positive_fraction": result.positive_fraction, "class_weight": {str(k): v for k, v in result.class_weight.items()},
+        },
+        "trip_policy": policy.to_dict(),
+        "export": {k: v for k, v in export.to_dict().items() if k != "path"},
+        "evaluation": evaluation,
+        "versions": library_versions(),
+    }
+    atomic_write_text(layout.model_card, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return TrainingReport(card=card, seconds=result.seconds, data_generated=data.generated)
+
+
+def load_card(layout: ArtifactLayout) -> dict[str, Any]:
+    """The model card, or a ``ModelError`` that says to train first."""
+    path = layout.model_card
+    if not path.exists():
+        raise ModelError(f"{path}: no model card; run `sentinel train` first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable model card: {exc}") from exc
+
+
+def config_from_card(card: dict[str, Any], config: SentinelConfig) -> SentinelConfig:
+    """``config`` with the model section the card was trained with."""
+    from dataclasses import replace
+
+    from sentinel.config import ModelConfig
+
+    return replace(config, model=ModelConfig(**card["config"]))
+
+
+def load_trained_model(layout: ArtifactLayout) -> Any:
+    """The saved Keras model."""
+    from sentinel.model.network import load_model
+
+    if not layout.keras_model.exists():
+        raise ModelError(f"{layout.keras_model}: no trained model; run `sentinel train` first")
+    return load_model(layout.keras_model)
+
+
+def run_evaluation(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None) -> dict[str, Any]:
+    """Recompute every metric of the saved model and the baselines (nothing read from the card but its config)."""
+    card = load_card(layout)
+    config = config_from_card(card, config)
+    data = training_data(layout, config, data_path)
+    if data_path is None and data.sha256 != card["data"]["sha256"]:
+        raise ModelError(
+            f"{data.path}: sha256 {data.sha256[:12]} differs from the model card's {card['data']['sha256'][:12]} "
+            "(the generator changed?); retrain with `sentinel train`"
+        )
+    model = load_trained_model(layout)
+    return _evaluate(data, _split(data, config), model, config)
+
+
+def run_export(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None):  # noqa: ANN201
+    """Re-export the saved model to ONNX with parity over the card's test windows; updates the card."""
+    card = load_card(layout)
+    config = config_from_card(card, config)
+    data = training_data(layout, config, data_path)
+    c = config.model
+    test = labeled_windows(data.market, _split(data, config).test, c.window, c.horizon)
+    result = export_onnx(load_trained_model(layout), c.window, layout.onnx_model, test.x)
+    card["model"]["onnx_sha256"] = sha256_file(layout.onnx_model)
+    card["export"] = {k: v for k, v in result.to_dict().items() if k != "path"}
+    atomic_write_text(layout.model_card, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def score_windows(layout: ArtifactLayout, config: SentinelConfig, market: MarketData, specs: list[str]) -> list[dict[str, Any]]:
+    """Float-model scores (no proof) of the windows named by ``specs``."""
+    from sentinel.model.train import KerasDetector
+
+    card = load_card(layout)
+    window = int(card["config"]["window"])
+    policy = card["trip_policy"]
+    ends = np.array([resolve_window(market, spec, window) for spec in specs], dtype=np.int64)
+    windows = cut_windows(market, window, ends)
+    scores = KerasDetector(load_trained_model(layout)).score(windows.x)
+    ts = market.frame["timestamp"]
+    return [
+        {
+            "window": spec, "end_row": int(end) + 1, "window_end": ts.iat[int(end)].isoformat(),
+            "score": float(s), "above_trip_threshold": bool(s >= policy["trip_threshold"]),
+        }
+        for spec, end, s in zip(specs, ends, scores)
+    ]

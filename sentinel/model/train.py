@@ -1,0 +1,164 @@
+"""Training the LSTM (TensorFlow I/O lives here; the logic it uses is pure).
+
+Episode-wise split, normalisation fitted on training rows only, class weights
+for the rare positives, early stopping on validation loss with the best
+weights restored, learning-rate halving on plateau, fixed seeds and
+deterministic ops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sentinel.config import ModelConfig, parse_pooling
+from sentinel.data.validate import MarketData
+from sentinel.errors import ModelError
+from sentinel.model.dataset import LabeledWindows, Split, labeled_windows
+
+#: progress(epoch, total_epochs, logs) after every epoch.
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Constants of the model's fixed feature layer, fitted on training rows only."""
+
+    mean: tuple[float, float, float]  #: blr, buy_volume, sell_volume
+    std: tuple[float, float, float]
+    price_ref: float  #: median training mid price; price moves are in % of it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": list(self.mean), "std": list(self.std), "price_ref": self.price_ref}
+
+
+def fit_normalisation(train: LabeledWindows) -> Normalisation:
+    """Mean and std of blr and both volumes, median price, over training rows."""
+    x = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
+    std = x[:, :3].std(0)
+    if np.any(std <= 0):
+        raise ModelError("a feature is constant over the training rows; cannot standardise it")
+    return Normalisation(
+        mean=tuple(float(v) for v in x[:, :3].mean(0)),
+        std=tuple(float(v) for v in std),
+        price_ref=float(np.median(x[:, 3])),
+    )
+
+
+@dataclass
+class TrainResult:
+    """A trained model and how it got there."""
+
+    model: Any  #: keras.Model
+    normalisation: Normalisation
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    train_windows: int
+    val_windows: int
+    positive_fraction: float
+    parameters: int
+    class_weight: dict[int, float] = field(default_factory=dict)
+
+
+def deterministic_tensorflow(seed: int) -> None:
+    """Seed TensorFlow and make its ops deterministic.
+
+    TensorFlow's shuffling and op scheduling take no per-call seed, so this is
+    the one place Sentinel sets global seeds, right before training.
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progress | None = None) -> TrainResult:
+    """Train the risk model on ``split.train``, early-stopping on ``split.val``."""
+    deterministic_tensorflow(cfg.seed)
+    import keras
+
+    from sentinel.model.network import build_model
+
+    train = labeled_windows(data, split.train, cfg.window, cfg.horizon)
+    val = labeled_windows(data, split.val, cfg.window, cfg.horizon)
+    positives = float(train.y.mean())
+    if positives == 0 or positives == 1:
+        raise ModelError("training windows are all one class; generate more (or different) episodes")
+    norm = fit_normalisation(train)
+    model = build_model(parse_pooling(cfg.pooling, cfg.window), cfg.units, np.array(norm.mean),
+                        np.array(norm.std), norm.price_ref, cfg.seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(curve="PR", name="pr_auc")],
+    )
+    # Balanced weights: positives are rare (a few percent of windows).
+    class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
+
+    class _Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if progress is not None:
+                progress(epoch + 1, cfg.epochs, {k: float(v) for k, v in (logs or {}).items()})
+
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True, verbose=0
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        train.x, train.y,
+        validation_data=(val.x, val.y),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        class_weight=class_weight,
+        shuffle=True,
+        verbose=0,
+        callbacks=[
+            stopper,
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2)),
+            _Report(),
+        ],
+    )
+    seconds = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    val_loss = hist.get("val_loss", [])
+    return TrainResult(
+        model=model,
+        normalisation=norm,
+        history=hist,
+        epochs_run=len(val_loss),
+        best_epoch=int(np.argmin(val_loss)) + 1 if val_loss else 0,
+        seconds=seconds,
+        train_windows=len(train),
+        val_windows=len(val),
+        positive_fraction=positives,
+        parameters=int(model.count_params()),
+        class_weight=class_weight,
+    )
+
+
+class KerasDetector:
+    """The trained model behind the baselines' :class:`Detector` interface."""
+
+    name = "lstm"
+    tuned = True
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def fit(self, train: LabeledWindows) -> None:
+        return None
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0)
+        return np.asarray(self.model.predict(x, batch_size=4096, verbose=0))[:, 0].astype(np.float64)

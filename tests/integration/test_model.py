@@ -1,0 +1,113 @@
+"""The risk model on real TensorFlow, tf2onnx and onnxruntime."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sentinel.artifacts import ArtifactLayout
+from sentinel.errors import ModelError
+
+pytestmark = pytest.mark.integration
+
+DETECTORS = {"lstm", "seed_rule", "blr_threshold", "logistic", "order_imbalance"}
+KEYS = {"event_recall", "median_lead_rows", "false_trips_per_10k", "pr_auc", "roc_auc"}
+
+
+def test_training_writes_every_artifact(tiny_project):
+    layout = ArtifactLayout(tiny_project)
+    for path in (layout.keras_model, layout.onnx_model, layout.model_card, layout.history_plot, layout.risk_plot):
+        assert path.exists() and path.stat().st_size > 0, path
+    card = json.loads(layout.model_card.read_text())
+    assert card["config"]["units"] == 4
+    assert card["export"]["parity_max_abs_diff"] <= 1e-5
+    assert card["export"]["parity_windows"] == card["evaluation"]["detectors"]["lstm"]["test"]["windows"]
+    assert not {"Loop", "Scan"} & set(card["export"]["op_types"])
+    assert set(card["evaluation"]["detectors"]) == DETECTORS
+    for result in card["evaluation"]["detectors"].values():
+        assert KEYS <= set(result["test"]) and KEYS <= set(result["holdout_family"])
+    assert card["data"]["sha256"] and card["versions"]["tensorflow"] == "2.21.0"
+    policy = card["trip_policy"]
+    assert 0 <= policy["reset_threshold"] <= policy["trip_threshold"] <= 1
+
+
+def test_evaluate_recomputes_the_cards_figures(tiny_project, run_cli):
+    code, out, err = run_cli("--root", tiny_project, "evaluate", "--json")
+    assert code == 0, err
+    fresh = json.loads(out)
+    card = json.loads(ArtifactLayout(tiny_project).model_card.read_text())
+    assert fresh["detectors"].keys() == card["evaluation"]["detectors"].keys()
+    for name, result in fresh["detectors"].items():
+        for part in ("test", "holdout_family"):
+            for key in KEYS:
+                a, b = result[part][key], card["evaluation"]["detectors"][name][part][key]
+                assert (a is None and b is None) or a == pytest.approx(b, abs=1e-6), (name, part, key)
+
+
+def test_evaluate_refuses_data_that_changed(tiny_project, run_cli, tmp_path):
+    layout = ArtifactLayout(tiny_project)
+    card = json.loads(layout.model_card.read_text())
+    data = layout.training_data(card["config"]["data_seed"], card["config"]["data_episodes"])
+    original = data.read_bytes()
+    try:
+        lines = original.decode().splitlines(keepends=True)
+        data.write_text("".join(lines[:-1]))  # drop the last row: still valid, different hash
+        code, _, err = run_cli("--root", tiny_project, "evaluate")
+        assert code == 1 and "differs from the model card" in err
+    finally:
+        data.write_bytes(original)
+
+
+def test_onnx_matches_keras_on_fresh_windows(tiny_project):
+    from sentinel.data.synthetic import generate
+    from sentinel.data.windows import cut_windows
+    from sentinel.model.export import onnx_scores
+    from sentinel.model.pipeline import load_trained_model
+    from sentinel.model.train import KerasDetector
+
+    layout = ArtifactLayout(tiny_project)
+    windows = cut_windows(generate(4, seed=99), 50)
+    x = windows.x[::7]
+    keras_scores = KerasDetector(load_trained_model(layout)).score(x)
+    assert np.max(np.abs(keras_scores - onnx_scores(layout.onnx_model, x))) <= 1e-5
+    assert np.all((keras_scores >= 0) & (keras_scores <= 1))
+
+
+def test_score_cli(tiny_project, run_cli, tmp_path):
+    from sentinel.data.io import write_market_csv
+    from sentinel.data.synthetic import generate
+
+    feed = tmp_path / "feed.csv"
+    write_market_csv(generate(2, seed=5), feed)
+    code, out, err = run_cli("--root", tiny_project, "score", "--data", feed, "--window", "latest", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert 0 <= result["score"] <= 1
+    assert result["end_row"] == len(feed.read_text().splitlines()) - 1
+    code, _, err = run_cli("--root", tiny_project, "score", "--data", feed, "--window", "3")
+    assert code == 1 and "a window needs 50" in err
+
+
+def test_export_refuses_a_graph_with_a_loop(tmp_path):
+    import keras
+
+    inputs = keras.Input((50, 4))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.LSTM(2, unroll=False)(inputs))
+    model = keras.Model(inputs, outputs)
+    from sentinel.model.export import export_onnx
+
+    target = tmp_path / "m.onnx"
+    with pytest.raises(ModelError, match="unroll=True"):
+        export_onnx(model, 50, target, np.ones((2, 50, 4), np.float32))
+    assert not target.exists()
+
+
+def test_export_is_byte_deterministic(tiny_project):
+    """tf2onnx names weights differently run to run; the canonical export does not."""
+    from sentinel.model.export import onnx_bytes
+    from sentinel.model.pipeline import load_trained_model
+
+    model = load_trained_model(ArtifactLayout(tiny_project))
+    assert onnx_bytes(model, 50) == onnx_bytes(model, 50)

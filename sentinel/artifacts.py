@@ -79,6 +79,47 @@ class ArtifactLayout:
     def circuits_dir(self) -> Path:
         return self.root / "circuits"
 
+    @property
+    def circuit_settings(self) -> Path:
+        return self.circuits_dir / "settings.json"
+
+    @property
+    def compiled_circuit(self) -> Path:
+        return self.circuits_dir / "model.compiled"
+
+    @property
+    def vk(self) -> Path:
+        return self.circuits_dir / "vk.key"
+
+    @property
+    def pk(self) -> Path:
+        """Proving key: hundreds of MB, never committed, regenerated from the SRS on demand."""
+        return self.circuits_dir / "pk.key"
+
+    def test_srs(self, logrows: int) -> Path:
+        """Locally generated SRS (``ezkl.gen_srs``): TEST ONLY, its toxic waste was not destroyed."""
+        return self.circuits_dir / f"kzg-TEST-ONLY-k{logrows}.srs"
+
+    @property
+    def calibration_data(self) -> Path:
+        return self.circuits_dir / "calibration.json"
+
+    @property
+    def verifier_sol(self) -> Path:
+        return self.circuits_dir / "Halo2Verifier.sol"
+
+    @property
+    def verifier_artifact(self) -> Path:
+        """ABI, creation code and runtime code of the compiled verifier."""
+        return self.circuits_dir / "Halo2Verifier.json"
+
+    @property
+    def circuit_manifest(self) -> Path:
+        return self.circuits_dir / "manifest.json"
+
+    def proof_bundle(self, window_id: int) -> Path:
+        return self.proofs_dir / f"window-{window_id}.json"
+
     # --- runtime state (never committed) -------------------------------------
     @property
     def state_dir(self) -> Path:

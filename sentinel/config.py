@@ -73,11 +73,30 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class CircuitConfig:
+    """The EZKL circuit: visibility, calibration, fidelity and the verifier build."""
+
+    input_visibility: str = _f("hashed", "window rows enter as a Poseidon hash (public instance)")
+    param_visibility: str = _f("fixed", "weights are baked into the verifying key (the verifier pins the model)")
+    output_visibility: str = _f("public", "the risk score is a public instance")
+    check_mode: str = _f("safe", "EZKL range checks on (EZKL's Python default is unsafe)")
+    num_inner_cols: int = _f(2, "EZKL inner columns (rows vs columns: measured, see docs/circuit-sweep.md)")
+    scales: str = _f("11", "comma-separated scales calibration may pick from ('' = EZKL's default range); 11 is the lowest that kept fidelity <= 0.005")
+    max_logrows: int = _f(0, "cap on logrows in calibration (0 = no cap)")
+    calibration_windows: int = _f(16, "test windows used to calibrate (crash and healthy)")
+    fidelity_windows: int = _f(64, "test windows whose circuit score is compared with onnxruntime")
+    fidelity_tolerance: float = _f(0.005, "max |circuit score - float score| or the build fails")
+    optimizer_runs: int = _f(1, "solc optimizer runs for the verifier (1 = smallest code)")
+    cadence_seconds: float = _f(60.0, "row cadence that turns a window's end time into its window id")
+
+
+@dataclass(frozen=True)
 class SentinelConfig:
     """All of Sentinel's settings."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    circuit: CircuitConfig = field(default_factory=CircuitConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict of every setting (for ``--json`` and model cards)."""
@@ -202,6 +221,18 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("model.horizon must be >= 0")
     if not 0 < model.reset_ratio <= 1:
         raise ConfigError("model.reset_ratio must be in (0, 1]")
+    circuit = config.circuit
+    if circuit.input_visibility not in {"hashed", "public", "private"}:
+        raise ConfigError("circuit.input_visibility must be hashed, public or private")
+    if circuit.param_visibility not in {"fixed", "private", "public"}:
+        raise ConfigError("circuit.param_visibility must be fixed, private or public")
+    if circuit.check_mode not in {"safe", "unsafe"}:
+        raise ConfigError("circuit.check_mode must be safe or unsafe")
+    if circuit.num_inner_cols < 1 or circuit.calibration_windows < 1 or circuit.fidelity_windows < 1:
+        raise ConfigError("circuit.num_inner_cols, calibration_windows and fidelity_windows must be >= 1")
+    if circuit.cadence_seconds <= 0:
+        raise ConfigError("circuit.cadence_seconds must be > 0")
+    parse_scales(circuit.scales)
 
 
 def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:
@@ -219,6 +250,19 @@ def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:
     if sum(r for r, _ in segments) != window:
         raise ConfigError(f"model.pooling '{text}' covers {sum(r for r, _ in segments)} rows, the window has {window}")
     return tuple(segments)
+
+
+def parse_scales(text: str) -> list[int] | None:
+    """``"10,11"`` -> [10, 11]; ``""`` -> None (EZKL chooses)."""
+    if not text.strip():
+        return None
+    try:
+        scales = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"circuit.scales: '{text}' is not a comma-separated list of integers") from None
+    if any(not 0 <= s <= 20 for s in scales):
+        raise ConfigError("circuit.scales: each scale must be in 0..20")
+    return scales
 
 
 def describe(config: SentinelConfig) -> list[tuple[str, Any, str]]:

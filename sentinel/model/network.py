@@ -3,16 +3,20 @@
 Every transformation from attested raw rows to the score is a layer of this
 graph, so it is exported to ONNX and proven inside the circuit:
 
-1. ``WindowFeatures`` (fixed constants fitted on training rows only): blr is
-   standardised, ``(blr - mean) / std``; buy and sell volume become their
-   change since the window's first row in training standard deviations (depth
-   flows, free of the slowly wandering depth level); mid price becomes its
-   change since the first row in percent of the training median price. All
-   linear: no lookup tables, so huge raw values (prices of 60,000) cost nothing.
-2. Multi-resolution average pooling (``model.pooling``, default ``40:8,10:2``):
+1. Multi-resolution average pooling (``model.pooling``, default ``40:8,10:2``):
    the oldest 40 rows become 5 steps of 8 rows, the newest 10 rows 5 steps of
    2, so the LSTM runs 10 steps yet sees the present almost row by row.
-   Proving cost grows with the recurrent steps; averaging is linear and cheap.
+   Proving cost grows with recurrent steps; averaging is linear and cheap, and
+   pooling first leaves 40 values, not 200, for the feature layer.
+2. ``WindowFeatures`` (fixed constants fitted on training rows only): blr is
+   standardised, ``(blr - mean) / std``; buy and sell volume become their
+   change since the first step in training standard deviations (depth flows,
+   free of the slowly wandering depth level); mid price becomes its change
+   since the first step in percent of the training median price. Each scale
+   constant is a power of two times a mantissa in [1, 2); the export splits
+   the power into exact steps of at most 2**-4 so fixed-point quantisation in
+   the circuit keeps it accurate (1/800 at scale 8 would otherwise become 0). All linear: no
+   lookup tables, so raw prices of 60,000 cost nothing extra.
 3. ``LSTM(units, unroll=True)``: unrolled so tf2onnx emits plain
    MatMul/Sigmoid/Tanh instead of an ONNX ``Loop`` (which EZKL cannot compile).
 4. ``Dense(1, sigmoid)``.
@@ -21,6 +25,7 @@ graph, so it is exported to ONNX and proven inside the circuit:
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -38,6 +43,18 @@ def _keras():  # noqa: ANN202
     return keras
 
 
+def pow2_split(c: float) -> tuple[float, float]:
+    """``c = 2**-k * m`` with ``m`` in [1, 2): both factors survive fixed-point quantisation.
+
+    A constant like 1/800 quantised at scale 11 becomes 3/2048 (17 % off); 2**-10
+    is exact at that scale and the mantissa keeps 11 bits.
+    """
+    if not c > 0:
+        raise ValueError(f"scale constant must be positive, got {c}")
+    k = math.floor(math.log2(c))
+    return 2.0**k, c / 2.0**k
+
+
 @functools.cache
 def window_features_layer():  # noqa: ANN201
     """The ``WindowFeatures`` layer class (defined lazily: keras is a heavy import)."""
@@ -45,7 +62,7 @@ def window_features_layer():  # noqa: ANN201
 
     @keras.saving.register_keras_serializable(package="sentinel")
     class WindowFeatures(keras.layers.Layer):
-        """Fixed, linear feature transform (see module doc)."""
+        """Fixed, linear feature transform on pooled steps (see module doc)."""
 
         def __init__(self, mean: list[float], std: list[float], price_ref: float, **kwargs: Any) -> None:
             super().__init__(**kwargs)
@@ -55,13 +72,15 @@ def window_features_layer():  # noqa: ANN201
 
         def call(self, x):  # noqa: ANN001, ANN201
             ops = keras.ops
-            blr = (x[:, :, 0:1] - self.mean[0]) * (1.0 / self.std[0])
-            volumes = x[:, :, 1:3]
-            inv = ops.convert_to_tensor([1.0 / self.std[1], 1.0 / self.std[2]], dtype=x.dtype)
-            flows = (volumes - volumes[:, 0:1, :]) * inv
-            price = x[:, :, 3:4]
-            change = (price - price[:, 0:1, :]) * (100.0 / self.price_ref)
-            return ops.concatenate([blr, flows, change], axis=-1)
+            # Reference per feature: the BLR's training mean; the first step for volumes and price.
+            first = x[:, 0:1, :] * ops.convert_to_tensor([0.0, 1.0, 1.0, 1.0], dtype=x.dtype)
+            reference = first + ops.convert_to_tensor([self.mean[0], 0.0, 0.0, 0.0], dtype=x.dtype)
+            scale = [1.0 / self.std[0], 1.0 / self.std[1], 1.0 / self.std[2], 100.0 / self.price_ref]
+            power, mantissa = zip(*(pow2_split(c) for c in scale))
+            centred = x - reference
+            return (centred * ops.convert_to_tensor(list(power), dtype=x.dtype)) * ops.convert_to_tensor(
+                list(mantissa), dtype=x.dtype
+            )
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "mean": self.mean, "std": self.std, "price_ref": self.price_ref}
@@ -77,16 +96,16 @@ def build_model(
     window = sum(rows for rows, _ in pooling)
     WindowFeatures = window_features_layer()
     inputs = keras.Input((window, 4), name="window")
-    x = WindowFeatures(list(mean), list(std), price_ref, name="features")(inputs)
     steps = []
     start = 0
     for i, (rows, pool) in enumerate(pooling):
-        segment = keras.layers.Cropping1D((start, window - start - rows), name=f"rows_{start}_{start + rows}")(x)
+        segment = keras.layers.Cropping1D((start, window - start - rows), name=f"rows_{start}_{start + rows}")(inputs)
         if pool > 1:
             segment = keras.layers.AveragePooling1D(pool_size=pool, name=f"pool_{i}")(segment)
         steps.append(segment)
         start += rows
     x = steps[0] if len(steps) == 1 else keras.layers.Concatenate(axis=1, name="steps")(steps)
+    x = WindowFeatures(list(mean), list(std), price_ref, name="features")(x)
     x = keras.layers.LSTM(
         units,
         unroll=True,

@@ -18,6 +18,12 @@ units = 4
 epochs = 3
 patience = 2
 batch_size = 512
+
+[circuit]
+calibration_windows = 6
+fidelity_windows = 6
+scales = "10"
+fidelity_tolerance = 0.02
 """
 
 
@@ -31,3 +37,34 @@ def tiny_project(tmp_path_factory) -> Path:  # noqa: ANN001
     layout = ArtifactLayout(root)
     run_training(layout, load_config(root, env={}))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_circuit(tiny_project: Path) -> Path:
+    """The tiny project with its circuit built once per test run (same library call as the CLI)."""
+    from sentinel.zk.build import build_circuit
+
+    build_circuit(ArtifactLayout(tiny_project), load_config(tiny_project, env={}))
+    return tiny_project
+
+
+@pytest.fixture(scope="session")
+def tiny_feed(tmp_path_factory) -> Path:  # noqa: ANN001
+    """A short validated feed to prove windows from."""
+    from sentinel.data.io import write_market_csv
+    from sentinel.data.synthetic import generate
+
+    path = tmp_path_factory.mktemp("feed") / "market_depth.csv"
+    write_market_csv(generate(2, seed=5), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_circuit: Path, tiny_feed: Path) -> Path:
+    """One proof bundle of the feed's latest window."""
+    from sentinel.data.io import read_market_csv
+    from sentinel.zk.prove import Prover
+
+    config = load_config(tiny_circuit, env={})
+    prover = Prover(ArtifactLayout(tiny_circuit), config)
+    return prover.prove(read_market_csv(tiny_feed), "latest").bundle

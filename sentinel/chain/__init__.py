@@ -1,0 +1,1 @@
+"""Chain: Solidity compilation (npm solc), local Anvil, deployment, transactions."""

@@ -1,0 +1,107 @@
+"""Compile Solidity with the pinned npm ``solc`` (standard JSON, no download).
+
+``solc.compile`` from the npm package runs the compiler's WebAssembly build
+in-process under node: nothing is fetched, and the version is the one locked in
+``package-lock.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentinel.chain.tools import node, node_modules
+from sentinel.errors import ChainError
+
+_COMPILE_JS = """
+const solc = require(process.argv[1]);
+let input = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (d) => { input += d; });
+process.stdin.on('end', () => {
+  const out = solc.compile(input);
+  process.stdout.write(JSON.stringify({version: solc.version(), output: JSON.parse(out)}));
+});
+"""
+
+
+@dataclass(frozen=True)
+class CompiledContract:
+    """One compiled contract."""
+
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: bytes  #: creation code
+    runtime: bytes  #: deployed code
+    compiler: str
+
+
+def compile_standard_json(request: dict[str, Any], timeout: float = 600.0) -> tuple[str, dict[str, Any]]:
+    """Run one standard-JSON compilation; returns (compiler version, output)."""
+    try:
+        done = subprocess.run(
+            [node(), "-e", _COMPILE_JS, str(node_modules() / "solc")],
+            input=json.dumps(request), capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ChainError(f"solc did not finish within {timeout:.0f} s") from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ChainError(f"solc failed to run: {last}")
+    try:
+        payload = json.loads(done.stdout)
+    except json.JSONDecodeError as exc:
+        raise ChainError(f"solc printed something that is not JSON: {done.stdout[:200]!r}") from exc
+    output = payload["output"]
+    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        first = errors[0]
+        raise ChainError(f"solc: {first.get('formattedMessage', first.get('message', 'error')).strip().splitlines()[0]}"
+                         + (f" [and {len(errors) - 1} more errors]" if len(errors) > 1 else ""))
+    return payload["version"], output
+
+
+def compile_sources(
+    sources: dict[str, str],
+    optimizer_runs: int = 200,
+    via_ir: bool = False,
+    evm_version: str = "shanghai",
+) -> dict[str, CompiledContract]:
+    """Compile ``{file name: source}``; returns contracts by name."""
+    request = {
+        "language": "Solidity",
+        "sources": {name: {"content": text} for name, text in sources.items()},
+        "settings": {
+            "optimizer": {"enabled": True, "runs": optimizer_runs},
+            "viaIR": via_ir,
+            "evmVersion": evm_version,
+            "metadata": {"bytecodeHash": "none"},
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+        },
+    }
+    version, output = compile_standard_json(request)
+    contracts: dict[str, CompiledContract] = {}
+    for file_contracts in output.get("contracts", {}).values():
+        for name, c in file_contracts.items():
+            contracts[name] = CompiledContract(
+                name=name,
+                abi=c["abi"],
+                bytecode=bytes.fromhex(c["evm"]["bytecode"]["object"]),
+                runtime=bytes.fromhex(c["evm"]["deployedBytecode"]["object"]),
+                compiler=version,
+            )
+    return contracts
+
+
+def compile_files(paths: list[Path], **kwargs: Any) -> dict[str, CompiledContract]:
+    """Compile Solidity files (by base name) with :func:`compile_sources`."""
+    sources = {}
+    for path in paths:
+        try:
+            sources[Path(path).name] = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ChainError(f"{path}: cannot read Solidity source: {exc.strerror or exc}") from exc
+    return compile_sources(sources, **kwargs)

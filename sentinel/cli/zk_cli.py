@@ -1,0 +1,120 @@
+"""``sentinel circuit build | info``, ``sentinel prove``, ``sentinel verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _progress(step: str, detail: str) -> None:
+    click.echo(f"[{step}] {detail}", err=True)
+
+
+@click.group()
+def circuit() -> None:
+    """The EZKL circuit: build it, inspect it."""
+
+
+@circuit.command()
+@click.option("--srs", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ceremony SRS file (default: a locally generated TEST-ONLY SRS).")
+@click.option("--force", is_flag=True, help="Rebuild even when the inputs are unchanged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_obj
+def build(app, srs: Path | None, force: bool, as_json: bool) -> None:  # noqa: ANN001
+    """Settings, calibration, compile, SRS, setup, fidelity check, Solidity verifier, manifest."""
+    from sentinel.zk.build import build_circuit
+
+    result = build_circuit(app.layout, app.config(), srs=srs, force=force, progress=_progress)
+    m = result.manifest
+    if m["srs"]["warning"]:
+        click.echo(f"WARNING: {m['srs']['warning']}", err=True)
+    if as_json:
+        from sentinel.cli.main import emit_json
+
+        emit_json(result.to_dict())
+        return
+    c = m["circuit"]
+    if result.skipped:
+        click.echo(f"circuit up to date (inputs unchanged): {app.layout.circuit_manifest}")
+    click.echo(f"logrows {c['logrows']} ({c['num_rows']} rows used), scales input {c['input_scale']} / "
+               f"params {c['param_scale']}, {c['num_inner_cols']} inner columns, check mode {c['check_mode']}")
+    click.echo(f"instances: {m['instances']['description']}")
+    f = m["fidelity"]
+    click.echo(f"fidelity over {f['windows']} test windows: max |circuit - float| {f['max_abs_error']:.4f}, "
+               f"mean {f['mean_abs_error']:.4f}")
+    click.echo(f"verifier: {m['verifier_runtime_bytes']} bytes of runtime code (solc {m['versions']['solc']}); "
+               f"proving key {m['pk_bytes'] / 1e6:.0f} MB (not committed)")
+    if not result.skipped:
+        click.echo("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
+
+
+@click.command()
+@click.option("--window", "windows", multiple=True, default=None,
+              help="'latest', a 1-based end row, or an ISO-8601 end timestamp (repeatable).  [default: latest]")
+@click.option("--all", "prove_all", is_flag=True, help="Prove every window ending between --from and --to.")
+@click.option("--from", "first", default=None, help="With --all: first end row or timestamp.")
+@click.option("--to", "last", default=None, help="With --all: last end row or timestamp.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Market-depth CSV (validated first).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object, or a list with --all).")
+@click.pass_obj
+def prove(app, windows: tuple[str, ...], prove_all: bool, first: str | None, last: str | None,  # noqa: ANN001
+          data_path: Path, as_json: bool) -> None:
+    """Prove windows: validate data, cut the window, witness, prove, write a bundle under proofs/."""
+    from sentinel.data.io import read_market_csv
+    from sentinel.data.windows import resolve_window
+    from sentinel.zk.prove import Prover
+
+    if prove_all and windows:
+        raise click.UsageError("--all and --window are exclusive")
+    if (first or last) and not prove_all:
+        raise click.UsageError("--from/--to need --all")
+    config = app.config()
+    market = read_market_csv(data_path, config.data)
+    prover = Prover(app.layout, config, progress=_progress)
+    if prove_all:
+        lo = resolve_window(market, first or str(prover.window), prover.window)
+        hi = resolve_window(market, last or "latest", prover.window)
+        if hi < lo:
+            raise click.UsageError(f"--to (row {hi + 1}) is before --from (row {lo + 1})")
+        ends = list(range(lo, hi + 1))
+    else:
+        ends = [resolve_window(market, spec, prover.window) for spec in (windows or ("latest",))]
+    results = []
+    for i, end in enumerate(ends):
+        result = prover.prove_end_row(market, end)
+        results.append(result)
+        if not as_json:
+            click.echo(f"window {result.window_id} (ends {result.window_end}): score {result.score:.4f} "
+                       f"(float {result.float_score:.4f}), proved in {result.prove_seconds:.1f} s -> {result.bundle}")
+        elif len(ends) > 1:
+            _progress("prove", f"{i + 1}/{len(ends)} window {result.window_id}")
+    if as_json:
+        from sentinel.cli.main import emit_json
+
+        emit_json(results[0].to_dict() if len(results) == 1 and not prove_all else [r.to_dict() for r in results])
+
+
+@click.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def verify(app, bundles: tuple[Path, ...], as_json: bool) -> None:  # noqa: ANN001
+    """Verify proof bundles off-chain. Exit 0 all valid, 1 any invalid, 2 could not run."""
+    from sentinel.zk.verify import verify_bundle
+
+    outcomes = [verify_bundle(app.layout, b) for b in bundles]
+    if as_json:
+        from sentinel.cli.main import emit_json
+
+        emit_json(outcomes[0].to_dict() if len(outcomes) == 1 else [o.to_dict() for o in outcomes])
+    else:
+        for o in outcomes:
+            if o.valid:
+                click.echo(f"valid: {o.bundle}: window {o.window_id}, score {o.score:.4f} ({o.reason})")
+            else:
+                click.echo(f"INVALID: {o.bundle}: {o.reason}", err=True)
+    if not all(o.valid for o in outcomes):
+        raise click.exceptions.Exit(1)

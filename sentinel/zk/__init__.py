@@ -1,0 +1,1 @@
+"""Circuit and prover: EZKL settings, build, proofs, verification, manifest."""

@@ -1,0 +1,296 @@
+"""``sentinel circuit build``: ONNX -> settings -> compiled circuit -> keys -> verifier.
+
+Steps, each shown through ``progress``: settings (input hashed with Poseidon,
+weights fixed, score public, SAFE checks), calibration on real test windows,
+compile, SRS (a ceremony file the user gives, else a locally generated one
+that is loudly TEST ONLY), setup (vk, pk), fidelity (circuit score vs
+onnxruntime over test windows, else the build fails with the numbers), the
+Solidity verifier (rendered by EZKL, compiled by the pinned npm solc), and a
+manifest with the sha256 of every artifact.
+
+The build is content-addressed: its *input key* hashes the ONNX, the circuit
+configuration, the SRS and the EZKL version. When the manifest's key matches
+and every artifact still has its recorded hash, the build is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentinel.artifacts import ArtifactLayout, atomic_write_text, sha256_file
+from sentinel.config import CircuitConfig, SentinelConfig, parse_scales
+from sentinel.errors import CircuitError
+from sentinel.zk import ezkl_api
+from sentinel.zk.layout import InstanceLayout, instance_layout
+
+MANIFEST_VERSION = 1
+TEST_SRS_WARNING = (
+    "TEST-ONLY SRS: generated locally by ezkl.gen_srs, whose secret was not destroyed by a ceremony; "
+    "anyone holding it could forge proofs. Pass --srs with a ceremony (perpetual powers of tau) file for production."
+)
+
+#: progress(step, detail) before each slow step.
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``circuit build`` did."""
+
+    manifest: dict[str, Any]
+    skipped: bool
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"skipped": self.skipped, "seconds": self.seconds, "manifest": self.manifest}
+
+
+def _input_key(onnx_sha: str, circuit: CircuitConfig, srs_sha: str | None, window: int) -> str:
+    payload = json.dumps(
+        {"onnx": onnx_sha, "circuit": asdict(circuit), "srs": srs_sha, "ezkl": ezkl_api.version(), "window": window},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
+    path = layout.circuit_manifest
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if manifest.get("input_key") != key:
+        return None
+    for entry in manifest.get("artifacts", {}).values():
+        file = layout.root / entry["path"]
+        if not file.exists() or sha256_file(file) != entry["sha256"]:
+            return None
+    # The proving key is not committed: a fresh clone regenerates it on first
+    # prove (deterministic from the committed circuit and SRS), not here.
+    return manifest
+
+
+def _windows_for(layout: ArtifactLayout, config: SentinelConfig, n: int, seed_offset: int) -> np.ndarray:
+    """``n`` test windows (half from crashes) of the model's own data split."""
+    from sentinel.model.dataset import labeled_windows
+    from sentinel.model.pipeline import _split, config_from_card, load_card, training_data
+
+    card = load_card(layout)
+    mconfig = config_from_card(card, config)
+    data = training_data(layout, mconfig)
+    c = mconfig.model
+    test = labeled_windows(data.market, _split(data, mconfig).test, c.window, c.horizon)
+    rng = np.random.default_rng(c.seed + seed_offset)
+    pos = np.flatnonzero(test.y > 0)
+    neg = np.flatnonzero(test.y == 0)
+    k = min(n // 2, len(pos))
+    pick = np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, n - k, replace=False)])
+    return test.x[np.sort(pick)]
+
+
+def input_json(windows: np.ndarray) -> dict[str, Any]:
+    """EZKL input data for one or more (W, 4) windows (concatenated samples)."""
+    return {"input_data": [np.asarray(windows, dtype=np.float64).reshape(-1).tolist()]}
+
+
+def _fidelity(workdir: Path, compiled: Path, onnx: Path, windows: np.ndarray) -> dict[str, Any]:
+    from sentinel.model.export import onnx_scores
+    from sentinel.zk.witness import witness_score
+
+    floats = onnx_scores(onnx, windows.astype(np.float32))
+    circuit = np.empty(len(windows))
+    for i, window in enumerate(windows):
+        data = workdir / f"fidelity-{i}.json"
+        data.write_text(json.dumps(input_json(window[None])))
+        witness = ezkl_api.gen_witness(data, compiled, workdir / f"fidelity-{i}.witness.json")
+        circuit[i] = witness_score(witness)
+    err = np.abs(circuit - floats)
+    worst = int(np.argmax(err))
+    return {
+        "windows": len(windows), "max_abs_error": float(err.max()), "mean_abs_error": float(err.mean()),
+        "worst": {"circuit": float(circuit[worst]), "float": float(floats[worst])},
+    }
+
+
+def build_circuit(
+    layout: ArtifactLayout,
+    config: SentinelConfig,
+    srs: Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build (or confirm up to date) every circuit artifact under ``circuits/``."""
+    from sentinel.chain.solc import compile_files
+    from sentinel.model.pipeline import load_card
+
+    say = progress or (lambda step, detail: None)
+    circuit = config.circuit
+    card = load_card(layout)
+    window = int(card["config"]["window"])
+    onnx = layout.onnx_model
+    if not onnx.exists():
+        raise CircuitError(f"{onnx}: no ONNX model; run `sentinel train` (or `sentinel export`)")
+    onnx_sha = sha256_file(onnx)
+    if onnx_sha != card["model"]["onnx_sha256"]:
+        raise CircuitError(f"{onnx}: sha256 differs from the model card's; run `sentinel export`")
+    if srs is not None and not Path(srs).is_file():
+        raise CircuitError(f"{srs}: SRS file does not exist")
+    user_srs_sha = sha256_file(srs) if srs is not None else None
+
+    key = _input_key(onnx_sha, circuit, user_srs_sha, window)
+    if not force and (manifest := _up_to_date(layout, key)) is not None:
+        return BuildResult(manifest, skipped=True, seconds={})
+
+    seconds: dict[str, float] = {}
+    layout.ensure(layout.circuits_dir)
+    with tempfile.TemporaryDirectory(prefix="sentinel-circuit-") as tmp:
+        work = Path(tmp)
+        settings, compiled = work / "settings.json", work / "model.compiled"
+        vk, pk = work / "vk.key", work / "pk.key"
+        sol, abi = work / "Halo2Verifier.sol", work / "Halo2Verifier.abi"
+
+        t = time.perf_counter()
+        say("settings", "input hashed (Poseidon), weights fixed, score public, SAFE checks")
+        args = ezkl_api.run_args(circuit.input_visibility, circuit.param_visibility, circuit.output_visibility,
+                                 circuit.check_mode, circuit.num_inner_cols)
+        ezkl_api.gen_settings(onnx, settings, args)
+        calibration = work / "calibration.json"
+        calibration.write_text(json.dumps(input_json(_windows_for(layout, config, circuit.calibration_windows, 101))))
+        say("calibrate", f"{circuit.calibration_windows} test windows, target: resources")
+        ezkl_api.calibrate(calibration, onnx, settings, parse_scales(circuit.scales), circuit.max_logrows or None)
+        seconds["calibrate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say("compile", "compiling the circuit")
+        ezkl_api.compile_circuit(onnx, compiled, settings)
+        seconds["compile"] = time.perf_counter() - t
+        settings_doc = json.loads(settings.read_text())
+        logrows = int(settings_doc["run_args"]["logrows"])
+        layout_info = instance_layout(settings_doc)
+
+        t = time.perf_counter()
+        if srs is not None:
+            srs_path, srs_kind = Path(srs), "user-supplied"
+        else:
+            srs_path, srs_kind = layout.test_srs(logrows), "test-only (ezkl.gen_srs)"
+            if not srs_path.exists():
+                say("srs", f"generating a TEST-ONLY SRS for 2^{logrows} rows")
+                ezkl_api.gen_srs(srs_path, logrows)
+        seconds["srs"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say("setup", f"proving and verifying keys for 2^{logrows} rows")
+        ezkl_api.setup(compiled, vk, pk, srs_path)
+        seconds["setup"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say("fidelity", f"circuit vs onnxruntime on {circuit.fidelity_windows} test windows")
+        fidelity = _fidelity(work, compiled, onnx, _windows_for(layout, config, circuit.fidelity_windows, 202))
+        seconds["fidelity"] = time.perf_counter() - t
+        if not fidelity["max_abs_error"] <= circuit.fidelity_tolerance:
+            raise CircuitError(
+                f"fidelity: max |circuit - float| = {fidelity['max_abs_error']:.4f} over {fidelity['windows']} windows "
+                f"exceeds {circuit.fidelity_tolerance} (worst: circuit {fidelity['worst']['circuit']:.4f} vs float "
+                f"{fidelity['worst']['float']:.4f}); raise circuit.scales"
+            )
+
+        t = time.perf_counter()
+        say("verifier", "rendering Halo2Verifier.sol and compiling it with npm solc")
+        complaint = ezkl_api.render_evm_verifier(vk, settings, sol, abi, srs_path)
+        check_verifier_source(sol, complaint)
+        compiled_verifier = compile_files([sol], optimizer_runs=circuit.optimizer_runs)
+        if "Halo2Verifier" not in compiled_verifier:
+            raise CircuitError(f"{sol}: solc produced no Halo2Verifier contract")
+        verifier = compiled_verifier["Halo2Verifier"]
+        seconds["verifier"] = time.perf_counter() - t
+
+        # Everything succeeded: move the artifacts into place (pk last: it is the slowest to copy).
+        targets = {
+            "settings": (settings, layout.circuit_settings),
+            "compiled_circuit": (compiled, layout.compiled_circuit),
+            "vk": (vk, layout.vk),
+            "verifier_source": (sol, layout.verifier_sol),
+            "calibration_data": (calibration, layout.calibration_data),
+        }
+        for _name, (src, dst) in targets.items():
+            shutil.copyfile(src, dst)
+        atomic_write_text(layout.verifier_artifact, json.dumps({
+            "contractName": "Halo2Verifier", "abi": verifier.abi, "bytecode": "0x" + verifier.bytecode.hex(),
+            "deployedBytecode": "0x" + verifier.runtime.hex(), "compiler": verifier.compiler,
+            "optimizer_runs": circuit.optimizer_runs,
+        }, indent=1) + "\n")
+        shutil.copyfile(pk, layout.pk)
+    atomic_write_text(layout.pk.with_name(layout.pk.name + ".build"), key + "\n")
+
+    def entry(path: Path) -> dict[str, str]:
+        return {"path": str(path.relative_to(layout.root)), "sha256": sha256_file(path)}
+
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "input_key": key,
+        # The hash chain an auditor follows: ONNX -> settings -> compiled circuit -> vk -> verifier.
+        "artifacts": {
+            "onnx": entry(onnx),
+            "settings": entry(layout.circuit_settings),
+            "compiled_circuit": entry(layout.compiled_circuit),
+            "vk": entry(layout.vk),
+            "verifier_source": entry(layout.verifier_sol),
+            "verifier_artifact": entry(layout.verifier_artifact),
+            "calibration_data": entry(layout.calibration_data),
+        },
+        "verifier_runtime_sha256": hashlib.sha256(verifier.runtime).hexdigest(),
+        "verifier_runtime_bytes": len(verifier.runtime),
+        "pk_sha256": sha256_file(layout.pk),
+        "pk_bytes": layout.pk.stat().st_size,
+        "srs": {"kind": srs_kind, "path": str(srs_path if srs is not None else srs_path.relative_to(layout.root)),
+                "sha256": sha256_file(srs_path), "logrows": logrows,
+                "warning": TEST_SRS_WARNING if srs is None else None},
+        "circuit": {
+            "logrows": logrows, "num_rows": settings_doc.get("num_rows"),
+            "input_scale": settings_doc["run_args"]["input_scale"], "param_scale": settings_doc["run_args"]["param_scale"],
+            "num_inner_cols": settings_doc["run_args"]["num_inner_cols"],
+            "lookup_range": settings_doc["run_args"]["lookup_range"], "check_mode": settings_doc["run_args"]["check_mode"],
+            "visibility": {"input": circuit.input_visibility, "params": circuit.param_visibility,
+                           "output": circuit.output_visibility},
+        },
+        "instances": layout_info.to_dict(),
+        "window": window,
+        "cadence_seconds": circuit.cadence_seconds,
+        "fidelity": fidelity,
+        "build_seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "versions": {"ezkl": ezkl_api.version(), "solc": verifier.compiler},
+    }
+    atomic_write_text(layout.circuit_manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return BuildResult(manifest, skipped=False, seconds=seconds)
+
+
+def check_verifier_source(sol: Path, complaint: str | None) -> None:
+    """The rendered verifier must be complete even though EZKL then failed to fetch solc."""
+    if not sol.exists():
+        raise CircuitError(f"EZKL rendered no verifier source ({complaint or 'no reason given'})")
+    text = sol.read_text(encoding="utf-8", errors="replace")
+    complete = (
+        "contract Halo2Verifier" in text
+        and "function verifyProof(" in text
+        and text.rstrip().endswith("}")
+        and text.count("{") == text.count("}")
+    )
+    if not complete:
+        raise CircuitError(f"{sol}: EZKL's verifier source is truncated or malformed ({complaint or 'no error'})")
+    if complaint is not None and "svm" not in complaint and "solc" not in complaint.lower():
+        raise CircuitError(f"EZKL create_evm_verifier failed for another reason than fetching solc: {complaint}")
+
+
+__all__ = ["BuildResult", "InstanceLayout", "build_circuit", "input_json", "TEST_SRS_WARNING"]

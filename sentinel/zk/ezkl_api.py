@@ -1,0 +1,135 @@
+"""The one seam to EZKL: every call goes through here.
+
+EZKL's Python binding mixes plain and async functions (some need a running
+event loop even to start), returns ``False`` or raises ``RuntimeError`` with
+long messages; this adapter runs each call inside an event loop, awaits what
+needs awaiting, and turns failures into :class:`CircuitError` naming the step.
+``get_srs`` is deliberately absent: it downloads, and nothing may download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sentinel.errors import CircuitError
+
+
+def _ezkl():  # noqa: ANN202
+    import ezkl
+
+    return ezkl
+
+
+def version() -> str:
+    """Installed EZKL version."""
+    from importlib.metadata import version as v
+
+    return v("ezkl")
+
+
+def call(step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run an EZKL function inside an event loop; a falsy result or exception is a CircuitError."""
+
+    async def runner() -> Any:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    try:
+        result = asyncio.run(runner())
+    except CircuitError:
+        raise
+    except Exception as exc:  # EZKL raises RuntimeError/ValueError/panics as exceptions
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CircuitError(f"EZKL {step} failed: {message}") from exc
+    if result is False:
+        raise CircuitError(f"EZKL {step} failed (returned False)")
+    return result
+
+
+def run_args(input_visibility: str, param_visibility: str, output_visibility: str, check_mode: str,
+             num_inner_cols: int) -> Any:
+    """``PyRunArgs`` with Sentinel's visibility and safety choices."""
+    args = _ezkl().PyRunArgs()
+    args.input_visibility = input_visibility
+    args.param_visibility = param_visibility
+    args.output_visibility = output_visibility
+    args.check_mode = check_mode
+    args.num_inner_cols = num_inner_cols
+    return args
+
+
+def gen_settings(onnx: Path, settings: Path, args: Any) -> None:
+    call("gen_settings", _ezkl().gen_settings, str(onnx), str(settings), py_run_args=args)
+
+
+def calibrate(data: Path, onnx: Path, settings: Path, scales: list[int] | None, max_logrows: int | None) -> None:
+    kwargs: dict[str, Any] = {}
+    if scales:
+        kwargs["scales"] = scales
+    if max_logrows:
+        kwargs["max_logrows"] = max_logrows
+    call("calibrate_settings", _ezkl().calibrate_settings, str(data), str(onnx), str(settings), "resources", **kwargs)
+
+
+def compile_circuit(onnx: Path, compiled: Path, settings: Path) -> None:
+    call("compile_circuit", _ezkl().compile_circuit, str(onnx), str(compiled), str(settings))
+
+
+def gen_srs(srs: Path, logrows: int) -> None:
+    call("gen_srs", _ezkl().gen_srs, str(srs), logrows)
+
+
+def setup(compiled: Path, vk: Path, pk: Path, srs: Path) -> None:
+    call("setup", _ezkl().setup, str(compiled), str(vk), str(pk), str(srs))
+
+
+def gen_witness(data: Path, compiled: Path, witness: Path) -> dict[str, Any]:
+    """Run the circuit's forward pass; returns the witness file's JSON."""
+    import json
+
+    call("gen_witness", _ezkl().gen_witness, str(data), str(compiled), str(witness))
+    try:
+        return json.loads(Path(witness).read_text())
+    except (OSError, ValueError) as exc:
+        raise CircuitError(f"EZKL gen_witness wrote no readable witness: {exc}") from exc
+
+
+def prove(witness: Path, compiled: Path, pk: Path, proof: Path, srs: Path) -> dict[str, Any]:
+    return call("prove", _ezkl().prove, str(witness), str(compiled), str(pk), str(proof), str(srs))
+
+
+def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> bool:
+    """True if the proof verifies; False if it does not (EZKL raises for an invalid proof)."""
+    try:
+        return bool(call("verify", _ezkl().verify, str(proof), str(settings), str(vk), str(srs)))
+    except CircuitError:
+        return False
+
+
+def render_evm_verifier(vk: Path, settings: Path, sol: Path, abi: Path, srs: Path) -> str | None:
+    """Render the Solidity verifier; returns EZKL's complaint if it then failed (it tries to fetch solc).
+
+    ``create_evm_verifier`` writes the ``.sol`` and only afterwards looks for
+    solc 0.8.20, which it tries to download; offline that fails. The caller
+    checks the rendered source is complete and compiles it with npm solc.
+    """
+    try:
+        call("create_evm_verifier", _ezkl().create_evm_verifier, str(vk), str(settings), str(sol), str(abi), str(srs))
+    except CircuitError as exc:
+        return str(exc)
+    return None
+
+
+def poseidon_hash(felts: list[str]) -> list[str]:
+    """EZKL's Poseidon hash of field elements (little-endian hex in, out)."""
+    return call("poseidon_hash", _ezkl().poseidon_hash, felts)
+
+
+def float_to_felt(x: float, scale: int) -> str:
+    return call("float_to_felt", _ezkl().float_to_felt, x, scale)

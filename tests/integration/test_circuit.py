@@ -1,0 +1,127 @@
+"""The circuit on real EZKL and npm solc: build, prove, verify, tampering."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from sentinel.artifacts import ArtifactLayout
+from sentinel.config import load_config
+from sentinel.zk.instances import BN254_R, felt_from_hex, fixed_to_float
+
+pytestmark = pytest.mark.integration
+
+
+def test_build_writes_a_complete_manifest(tiny_circuit):
+    layout = ArtifactLayout(tiny_circuit)
+    manifest = json.loads(layout.circuit_manifest.read_text())
+    for name in ("onnx", "settings", "compiled_circuit", "vk", "verifier_source", "verifier_artifact"):
+        assert (tiny_circuit / manifest["artifacts"][name]["path"]).exists(), name
+    assert manifest["circuit"]["check_mode"] == "SAFE"
+    assert manifest["circuit"]["visibility"] == {"input": "hashed", "params": "fixed", "output": "public"}
+    assert manifest["instances"]["input_hash_index"] == 0 and manifest["instances"]["score_index"] == 1
+    assert "TEST-ONLY" in manifest["srs"]["warning"]
+    artifact = json.loads(layout.verifier_artifact.read_text())
+    assert len(bytes.fromhex(artifact["deployedBytecode"][2:])) == manifest["verifier_runtime_bytes"] > 1000
+    assert artifact["compiler"].startswith("0.8.20")
+    sol = layout.verifier_sol.read_text()
+    assert "contract Halo2Verifier" in sol and sol.rstrip().endswith("}")
+    assert manifest["fidelity"]["max_abs_error"] <= 0.02
+
+
+def test_rebuild_is_skipped_when_inputs_are_unchanged(tiny_circuit, run_cli):
+    code, out, err = run_cli("--root", tiny_circuit, "circuit", "build", "--json")
+    assert code == 0, err
+    assert json.loads(out)["skipped"] is True
+
+
+def test_bundle_verifies_and_decodes(tiny_circuit, tiny_bundle, run_cli):
+    bundle = json.loads(tiny_bundle.read_text())
+    score_felt = felt_from_hex(bundle["instances"][1])
+    assert 0 <= bundle["score"] <= 1
+    assert bundle["score"] == fixed_to_float(score_felt, bundle["score_scale"])
+    assert int(bundle["input_hash"], 16) == felt_from_hex(bundle["instances"][0]) < BN254_R
+    assert abs(bundle["score"] - bundle["float_score"]) <= 0.02
+    code, out, err = run_cli("--root", tiny_circuit, "verify", tiny_bundle, "--json")
+    assert code == 0, err
+    assert json.loads(out)["valid"] is True
+
+
+def _tampered(src, tmp_path, edit):  # noqa: ANN001, ANN202
+    bundle = json.loads(src.read_text())
+    edit(bundle)
+    path = tmp_path / "tampered.json"
+    path.write_text(json.dumps(bundle))
+    return path
+
+
+def test_flipped_proof_byte_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
+    def flip(b):  # noqa: ANN001, ANN202
+        proof = b["ezkl_proof"]
+        proof["proof"][100] ^= 0x01
+        proof["hex_proof"] = "0x" + bytes(proof["proof"]).hex()
+
+    code, _, err = run_cli("--root", tiny_circuit, "verify", _tampered(tiny_bundle, tmp_path, flip))
+    assert code == 1
+    assert "EZKL rejected the proof" in err
+
+
+def test_raw_byte_flip_in_bundle_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
+    data = bytearray(tiny_bundle.read_bytes())
+    at = data.index(b'"hex_proof"') + 40
+    data[at] = ord("0") if data[at] != ord("0") else ord("1")
+    path = tmp_path / "flipped.json"
+    path.write_bytes(bytes(data))
+    assert run_cli("--root", tiny_circuit, "verify", path)[0] == 1
+
+
+def test_tampered_score_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
+    def lower(b):  # noqa: ANN001, ANN202
+        b["score"] = 0.0 if b["score"] > 0.5 else 1.0
+
+    code, _, err = run_cli("--root", tiny_circuit, "verify", _tampered(tiny_bundle, tmp_path, lower))
+    assert code == 1 and "is not the instance's" in err
+
+
+def test_bundle_for_another_vk_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
+    def other(b):  # noqa: ANN001, ANN202
+        b["model"]["vk_sha256"] = "0" * 64
+
+    code, _, err = run_cli("--root", tiny_circuit, "verify", _tampered(tiny_bundle, tmp_path, other))
+    assert code == 1 and "proven for another circuit: vk" in err
+
+
+def test_verify_without_a_circuit_cannot_run(tiny_bundle, run_cli, tmp_path):
+    code, _, err = run_cli("--root", tmp_path, "verify", tiny_bundle)
+    assert code == 2 and "no circuit" in err
+
+
+def test_prove_refuses_a_window_that_fails_validation(tiny_circuit, tiny_feed, run_cli, tmp_path):
+    lines = tiny_feed.read_text().splitlines()
+    cells = lines[-3].split(",")
+    cells[3] = "NaN"
+    lines[-3] = ",".join(cells)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    proofs = ArtifactLayout(tiny_circuit).proofs_dir
+    before = sorted(proofs.glob("*.json")) if proofs.exists() else []
+    code, out, err = run_cli("--root", tiny_circuit, "prove", "--data", bad, "--window", "latest")
+    assert code == 1
+    assert f"row {len(lines) - 3}" in err and "column 'sell_volume'" in err
+    after = sorted(proofs.glob("*.json")) if proofs.exists() else []
+    assert after == before
+
+
+def test_prove_cli_json_and_missing_proving_key_regenerates(tiny_circuit, tiny_feed, run_cli, tmp_path):
+    copy = tmp_path / "clone"
+    shutil.copytree(tiny_circuit, copy, ignore=shutil.ignore_patterns("pk.key", "pk.key.build", "proofs"))
+    code, out, err = run_cli("--root", copy, "prove", "--data", tiny_feed, "--window", "60", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"score", "input_hash", "window_id", "window_end", "bundle", "prove_seconds"}
+    assert (copy / "circuits" / "pk.key").exists()  # regenerated; the vk matched the manifest
+    assert run_cli("--root", copy, "verify", result["bundle"])[0] == 0
+    config = load_config(copy, env={})
+    assert result["window_id"] == round(json.loads(open(result["bundle"]).read())["window_end_unix"] / config.circuit.cadence_seconds)

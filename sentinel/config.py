@@ -55,6 +55,8 @@ class ModelConfig:
         "ROWS:POOL segments, oldest first, averaging POOL rows into one LSTM step (coarse past, fine present)",
     )
     units: int = _f(8, "LSTM units")
+    feature_clip: float = _f(4.0, "clip features to +-this (0 = off): bounds gate pre-activations, so lookup tables")
+    weight_max_norm: float = _f(1.0, "max L2 norm of each LSTM weight column (0 = off): bounds pre-activations too")
     horizon: int = _f(30, "a window is positive if a crash begins within this many rows after it")
     holdout_family: str = _f("bleed", "scenario family kept out of training, evaluated alone ('' for none)")
     data_episodes: int = _f(400, "episodes in the default training scenarios")
@@ -62,7 +64,7 @@ class ModelConfig:
     seed: int = _f(7, "seed of the split, weight initialisation and shuffling")
     val_fraction: float = _f(0.15, "share of episodes (per family) for validation")
     test_fraction: float = _f(0.15, "share of episodes (per family) for test")
-    epochs: int = _f(40, "maximum training epochs (early stopping on validation loss)")
+    epochs: int = _f(60, "maximum training epochs (early stopping on validation loss)")
     batch_size: int = _f(256, "training batch size")
     learning_rate: float = _f(3e-3, "Adam learning rate (halved on plateau)")
     patience: int = _f(6, "epochs without validation improvement before stopping")
@@ -81,7 +83,9 @@ class CircuitConfig:
     output_visibility: str = _f("public", "the risk score is a public instance")
     check_mode: str = _f("safe", "EZKL range checks on (EZKL's Python default is unsafe)")
     num_inner_cols: int = _f(2, "EZKL inner columns (rows vs columns: measured, see docs/circuit-sweep.md)")
-    scales: str = _f("11", "comma-separated scales calibration may pick from ('' = EZKL's default range); 11 is the lowest that kept fidelity <= 0.005")
+    decomp_base: int = _f(4096, "EZKL range-check base (its table needs decomp_base rows: 16384 forces logrows >= 15)")
+    decomp_legs: int = _f(3, "EZKL range-check legs (base**legs bounds the magnitudes a comparison can handle)")
+    scales: str = _f("12", "comma-separated scales calibration may pick from ('' = EZKL's default range); 10 and 11 missed the 0.005 fidelity bar")
     max_logrows: int = _f(0, "cap on logrows in calibration (0 = no cap)")
     calibration_windows: int = _f(16, "test windows used to calibrate (crash and healthy)")
     fidelity_windows: int = _f(64, "test windows whose circuit score is compared with onnxruntime")
@@ -230,6 +234,8 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("circuit.check_mode must be safe or unsafe")
     if circuit.num_inner_cols < 1 or circuit.calibration_windows < 1 or circuit.fidelity_windows < 1:
         raise ConfigError("circuit.num_inner_cols, calibration_windows and fidelity_windows must be >= 1")
+    if circuit.decomp_base < 2 or circuit.decomp_legs < 1:
+        raise ConfigError("circuit.decomp_base must be >= 2 and circuit.decomp_legs >= 1")
     if circuit.cadence_seconds <= 0:
         raise ConfigError("circuit.cadence_seconds must be > 0")
     parse_scales(circuit.scales)

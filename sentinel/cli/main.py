@@ -20,7 +20,7 @@ import click
 from sentinel import __version__
 from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, score, train
-from sentinel.cli.zk_cli import circuit, prove, verify
+from sentinel.cli.zk_cli import bench, circuit, prove, verify
 from sentinel.errors import SentinelError
 
 
@@ -76,7 +76,7 @@ def cli(ctx: click.Context, root: Path, verbose: bool) -> None:
     ctx.obj = App(root=root.resolve(), verbose=verbose)
 
 
-for command in (data, train, evaluate, export, score, circuit, prove, verify):
+for command in (data, train, evaluate, export, score, circuit, prove, verify, bench):
     cli.add_command(command)
 
 

@@ -118,3 +118,54 @@ def verify(app, bundles: tuple[Path, ...], as_json: bool) -> None:  # noqa: ANN0
                 click.echo(f"INVALID: {o.bundle}: {o.reason}", err=True)
     if not all(o.valid for o in outcomes):
         raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Feed to prove windows from  [default: a generated 4-episode feed]")
+@click.option("--windows", type=int, default=10, show_default=True, help="Windows to prove in one warm process.")
+@click.option("--against", type=click.Choice(["seed"]), default=None,
+              help="Also build and prove the seed architecture (50x4 -> LSTM(50)) and print the ratios.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def bench(app, data_path: Path | None, windows: int, against: str | None, as_json: bool) -> None:  # noqa: ANN001
+    """Measure proving: median/p95 latency, peak RSS, key and proof size, logrows, fidelity."""
+    import tempfile
+
+    from sentinel.data.io import read_market_csv, write_market_csv
+    from sentinel.data.synthetic import generate
+    from sentinel.data.windows import cut_windows
+    from sentinel.zk.bench import bench_default, bench_seed
+
+    with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp:
+        if data_path is None:
+            data_path = Path(tmp) / "feed.csv"
+            write_market_csv(generate(4, seed=11), data_path)
+        result = {"default": bench_default(app.layout, data_path, windows)}
+        if against == "seed":
+            market = read_market_csv(data_path)
+            window = cut_windows(market, 50).x[-1].astype("float64")
+            seed = bench_seed(app.config(), window)
+            result["seed"] = seed
+            d = result["default"]
+            result["ratios"] = {
+                "prove": seed["prove_seconds"] / d["prove_seconds_median"],
+                "setup": seed["setup_seconds"] / d["setup_seconds"] if d["setup_seconds"] else None,
+                "pk": seed["pk_bytes"] / d["pk_bytes"],
+                "peak_rss": seed["peak_rss_bytes"] / d["peak_rss_bytes_proving"],
+            }
+    if as_json:
+        from sentinel.cli.main import emit_json
+
+        emit_json(result)
+        return
+    d = result["default"]
+    click.echo(f"default: logrows {d['logrows']}, prove median {d['prove_seconds_median']:.2f} s, "
+               f"p95 {d['prove_seconds_p95']:.2f} s over {d['windows']} windows, peak RSS "
+               f"{d['peak_rss_bytes_proving'] / 1e9:.2f} GB, pk {d['pk_bytes'] / 1e6:.0f} MB, proof {d['proof_bytes']} B, "
+               f"fidelity {d['fidelity_max_abs_error']:.4f}")
+    if "seed" in result:
+        s = result["seed"]
+        click.echo(f"seed: logrows {s['logrows']}, setup {s['setup_seconds']:.0f} s, prove {s['prove_seconds']:.0f} s, "
+                   f"pk {s['pk_bytes'] / 1e9:.1f} GB, peak RSS {s['peak_rss_bytes'] / 1e9:.1f} GB")
+        click.echo("ratios (seed / default): " + ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items() if v))

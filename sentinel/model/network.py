@@ -64,11 +64,13 @@ def window_features_layer():  # noqa: ANN201
     class WindowFeatures(keras.layers.Layer):
         """Fixed, linear feature transform on pooled steps (see module doc)."""
 
-        def __init__(self, mean: list[float], std: list[float], price_ref: float, **kwargs: Any) -> None:
+        def __init__(self, mean: list[float], std: list[float], price_ref: float, clip: float = 0.0,
+                     **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.mean = [float(v) for v in mean]
             self.std = [float(v) for v in std]
             self.price_ref = float(price_ref)
+            self.clip = float(clip)
 
         def call(self, x):  # noqa: ANN001, ANN201
             ops = keras.ops
@@ -78,18 +80,23 @@ def window_features_layer():  # noqa: ANN201
             scale = [1.0 / self.std[0], 1.0 / self.std[1], 1.0 / self.std[2], 100.0 / self.price_ref]
             power, mantissa = zip(*(pow2_split(c) for c in scale))
             centred = x - reference
-            return (centred * ops.convert_to_tensor(list(power), dtype=x.dtype)) * ops.convert_to_tensor(
+            features = (centred * ops.convert_to_tensor(list(power), dtype=x.dtype)) * ops.convert_to_tensor(
                 list(mantissa), dtype=x.dtype
             )
+            # Bounded features bound the LSTM's gate pre-activations, hence the
+            # circuit's sigmoid/tanh lookup table (its size sets the proof's rows).
+            return ops.clip(features, -self.clip, self.clip) if self.clip > 0 else features
 
         def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "mean": self.mean, "std": self.std, "price_ref": self.price_ref}
+            return {**super().get_config(), "mean": self.mean, "std": self.std, "price_ref": self.price_ref,
+                    "clip": self.clip}
 
     return WindowFeatures
 
 
 def build_model(
-    pooling: tuple[tuple[int, int], ...], units: int, mean: np.ndarray, std: np.ndarray, price_ref: float, seed: int
+    pooling: tuple[tuple[int, int], ...], units: int, mean: np.ndarray, std: np.ndarray, price_ref: float, seed: int,
+    clip: float = 0.0, max_norm: float = 0.0,
 ):  # noqa: ANN201
     """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows."""
     keras = _keras()
@@ -105,10 +112,15 @@ def build_model(
         steps.append(segment)
         start += rows
     x = steps[0] if len(steps) == 1 else keras.layers.Concatenate(axis=1, name="steps")(steps)
-    x = WindowFeatures(list(mean), list(std), price_ref, name="features")(x)
+    x = WindowFeatures(list(mean), list(std), price_ref, clip, name="features")(x)
+    # Max-norm on the LSTM's weights bounds gate pre-activations (with bounded
+    # features), which keeps the circuit's lookup tables small.
+    constraint = keras.constraints.MaxNorm(max_norm, axis=0) if max_norm > 0 else None
     x = keras.layers.LSTM(
         units,
         unroll=True,
+        kernel_constraint=constraint,
+        recurrent_constraint=constraint,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
         name="lstm",

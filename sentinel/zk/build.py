@@ -100,6 +100,26 @@ def _windows_for(layout: ArtifactLayout, config: SentinelConfig, n: int, seed_of
     return test.x[np.sort(pick)]
 
 
+def stress_windows(base: np.ndarray) -> np.ndarray:
+    """Extreme but valid windows derived from ``base`` (W, 4), shape (4, W, 4).
+
+    Calibration sizes the circuit's lookup and range-check tables to what it
+    sees; a window outside them cannot be proven, and a breaker must be able
+    to prove exactly the unusual windows. Features are clipped inside the
+    model, so these bound what any real window can reach.
+    """
+    out = np.repeat(base[None].astype(np.float64), 4, axis=0)
+    w = base.shape[0]
+    ramp = np.linspace(1.0, 0.0, w)
+    out[0, :, 1] *= 1 + 19 * (1 - ramp)  # buy depth x20 by the end
+    out[0, :, 0] = out[0, :, 1] / out[0, :, 2]
+    out[1, :, 2] *= 1 + 19 * (1 - ramp)  # sell depth x20: BLR collapses
+    out[1, :, 0] = out[1, :, 1] / out[1, :, 2]
+    out[2, :, 3] *= 0.6 + 0.4 * ramp  # price -40 %
+    out[3, :, 3] *= 1.4 - 0.4 * ramp  # price +40 %
+    return out
+
+
 def input_json(windows: np.ndarray) -> dict[str, Any]:
     """EZKL input data for one or more (W, 4) windows (concatenated samples)."""
     return {"input_data": [np.asarray(windows, dtype=np.float64).reshape(-1).tolist()]}
@@ -164,10 +184,12 @@ def build_circuit(
         t = time.perf_counter()
         say("settings", "input hashed (Poseidon), weights fixed, score public, SAFE checks")
         args = ezkl_api.run_args(circuit.input_visibility, circuit.param_visibility, circuit.output_visibility,
-                                 circuit.check_mode, circuit.num_inner_cols)
+                                 circuit.check_mode, circuit.num_inner_cols, circuit.decomp_base, circuit.decomp_legs)
         ezkl_api.gen_settings(onnx, settings, args)
         calibration = work / "calibration.json"
-        calibration.write_text(json.dumps(input_json(_windows_for(layout, config, circuit.calibration_windows, 101))))
+        calibration_windows = _windows_for(layout, config, circuit.calibration_windows, 101)
+        calibration.write_text(json.dumps(input_json(np.concatenate([calibration_windows,
+                                                                     stress_windows(calibration_windows[0])]))))
         say("calibrate", f"{circuit.calibration_windows} test windows, target: resources")
         ezkl_api.calibrate(calibration, onnx, settings, parse_scales(circuit.scales), circuit.max_logrows or None)
         seconds["calibrate"] = time.perf_counter() - t

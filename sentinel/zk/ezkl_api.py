@@ -19,8 +19,11 @@ from sentinel.errors import CircuitError
 
 
 def _ezkl():  # noqa: ANN202
+    import logging
+
     import ezkl
 
+    logging.getLogger("ezkl").setLevel(logging.WARNING)  # its per-step INFO lines are not ours to show
     return ezkl
 
 
@@ -53,9 +56,13 @@ def call(step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def run_args(input_visibility: str, param_visibility: str, output_visibility: str, check_mode: str,
-             num_inner_cols: int) -> Any:
+             num_inner_cols: int, decomp_base: int | None = None, decomp_legs: int | None = None) -> Any:
     """``PyRunArgs`` with Sentinel's visibility and safety choices."""
     args = _ezkl().PyRunArgs()
+    if decomp_base:
+        args.decomp_base = decomp_base
+    if decomp_legs:
+        args.decomp_legs = decomp_legs
     args.input_visibility = input_visibility
     args.param_visibility = param_visibility
     args.output_visibility = output_visibility

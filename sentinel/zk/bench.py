@@ -1,0 +1,124 @@
+"""``sentinel bench``: measured proving cost (a script that prints JSON, not a test).
+
+Proving runs in a child process (``sentinel prove --all``) so its peak RSS is
+the prover's own, read from ``getrusage(RUSAGE_CHILDREN)``; latencies are each
+window's prove time inside that one warm process. ``--against seed`` builds the
+seed project's architecture (50 steps x 4 features -> LSTM(50) -> Dense
+sigmoid, EZKL's default calibration, same visibility) and proves one window
+beside the default model on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentinel.artifacts import ArtifactLayout
+from sentinel.config import SentinelConfig
+from sentinel.errors import CircuitError
+from sentinel.zk import ezkl_api
+from sentinel.zk.build import input_json
+from sentinel.zk.prove import load_manifest
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_default(layout: ArtifactLayout, data: Path, windows: int = 10) -> dict[str, Any]:
+    """Prove ``windows`` consecutive windows of ``data`` in one warm child process."""
+    from sentinel.data.io import read_market_csv
+
+    manifest = load_manifest(layout)
+    rows = len(read_market_csv(data))
+    if not 1 <= windows <= rows - int(manifest["window"]) + 1:
+        raise CircuitError(f"bench: cannot take {windows} windows from {rows} rows")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    cmd = [sys.executable, "-m", "sentinel", "--root", str(layout.root), "prove", "--data", str(data),
+           "--all", "--from", str(rows - windows + 1), "--json"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CircuitError(f"bench: proving failed: {last}")
+    results = json.loads(done.stdout)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    times = [r["prove_seconds"] for r in results]
+    bundle = Path(results[0]["bundle"])
+    proof = json.loads(bundle.read_text())["ezkl_proof"]
+    return {
+        "windows": len(times),
+        "prove_seconds_median": statistics.median(times),
+        "prove_seconds_p95": _percentile(times, 95),
+        "prove_seconds_all": times,
+        "prove_process_wall_seconds": wall,
+        "peak_rss_bytes_proving": max(peak, before) * 1024,
+        "proof_bytes": len(proof["proof"]),
+        "setup_seconds": manifest["build_seconds"].get("setup"),
+        "pk_bytes": manifest["pk_bytes"],
+        "logrows": manifest["circuit"]["logrows"],
+        "num_rows": manifest["circuit"]["num_rows"],
+        "fidelity_max_abs_error": manifest["fidelity"]["max_abs_error"],
+        "verifier_runtime_bytes": manifest["verifier_runtime_bytes"],
+    }
+
+
+def seed_onnx(path: Path, seed: int = 0) -> None:
+    """The seed's architecture: 50 x 4 -> LSTM(50, unrolled) -> Dense(1, sigmoid), untrained."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from sentinel.model.export import onnx_bytes
+
+    inputs = keras.Input((50, 4))
+    x = keras.layers.LSTM(50, unroll=True, kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    path.write_bytes(onnx_bytes(keras.Model(inputs, outputs), 50))
+
+
+def bench_seed(config: SentinelConfig, window: np.ndarray) -> dict[str, Any]:
+    """Build and prove the seed architecture once (expect minutes and ~12 GB)."""
+    circuit = config.circuit
+    with tempfile.TemporaryDirectory(prefix="sentinel-seed-bench-") as tmp:
+        work = Path(tmp)
+        onnx, settings, compiled = work / "seed.onnx", work / "settings.json", work / "seed.compiled"
+        vk, pk, srs = work / "vk.key", work / "pk.key", work / "kzg.srs"
+        data = work / "input.json"
+        seed_onnx(onnx)
+        # The seed normalised outside its model: give it standardised inputs.
+        scaled = (window - window.mean(0)) / (window.std(0) + 1e-9)
+        data.write_text(json.dumps(input_json(scaled[None])))
+        args = ezkl_api.run_args(circuit.input_visibility, circuit.param_visibility, circuit.output_visibility,
+                                 circuit.check_mode, 2)
+        t = time.perf_counter()
+        ezkl_api.gen_settings(onnx, settings, args)
+        ezkl_api.calibrate(data, onnx, settings, None, None)
+        ezkl_api.compile_circuit(onnx, compiled, settings)
+        calibrate = time.perf_counter() - t
+        logrows = int(json.loads(settings.read_text())["run_args"]["logrows"])
+        ezkl_api.gen_srs(srs, logrows)
+        t = time.perf_counter()
+        ezkl_api.setup(compiled, vk, pk, srs)
+        setup = time.perf_counter() - t
+        witness = work / "witness.json"
+        ezkl_api.gen_witness(data, compiled, witness)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t = time.perf_counter()
+        ezkl_api.prove(witness, compiled, pk, work / "proof.json", srs)
+        prove = time.perf_counter() - t
+        return {
+            "logrows": logrows, "calibrate_seconds": calibrate, "setup_seconds": setup, "prove_seconds": prove,
+            "pk_bytes": pk.stat().st_size,
+            "peak_rss_bytes": max(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+        }

@@ -136,6 +136,18 @@ class ArtifactLayout:
             d.mkdir(parents=True, exist_ok=True)
 
 
+def read_json_artifact(path: Path, what: str, make: str, error: type[Exception]) -> dict:
+    """Load a JSON artifact; a missing one raises ``error`` saying to run ``make``."""
+    import json
+
+    if not path.exists():
+        raise error(f"{path}: no {what}; run `{make}` first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: unreadable {what}: {exc}") from exc
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, streamed."""
     digest = hashlib.sha256()

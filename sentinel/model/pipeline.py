@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sentinel.artifacts import ArtifactLayout, atomic_path, atomic_write_text, sha256_file
+from sentinel.artifacts import ArtifactLayout, atomic_path, atomic_write_text, read_json_artifact, sha256_file
 from sentinel.config import SentinelConfig
 from sentinel.data.io import read_market_csv, write_market_csv
 from sentinel.data.synthetic import generate
@@ -198,13 +198,7 @@ def run_training(
 
 def load_card(layout: ArtifactLayout) -> dict[str, Any]:
     """The model card, or a ``ModelError`` that says to train first."""
-    path = layout.model_card
-    if not path.exists():
-        raise ModelError(f"{path}: no model card; run `sentinel train` first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable model card: {exc}") from exc
+    return read_json_artifact(layout.model_card, "model card", "sentinel train", ModelError)
 
 
 def config_from_card(card: dict[str, Any], config: SentinelConfig) -> SentinelConfig:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sentinel.artifacts import ArtifactLayout, atomic_write_text, sha256_file
+from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact, sha256_file
 from sentinel.config import SentinelConfig
 from sentinel.data.validate import MarketData
 from sentinel.data.windows import cut_windows, resolve_window
@@ -39,13 +39,7 @@ BUNDLE_VERSION = 1
 
 def load_manifest(layout: ArtifactLayout) -> dict[str, Any]:
     """The circuit manifest, or a CircuitError that says to build first."""
-    path = layout.circuit_manifest
-    if not path.exists():
-        raise CircuitError(f"{path}: no circuit; run `sentinel circuit build` first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CircuitError(f"{path}: unreadable manifest: {exc}") from exc
+    return read_json_artifact(layout.circuit_manifest, "circuit", "sentinel circuit build", CircuitError)
 
 
 def srs_path(layout: ArtifactLayout, manifest: dict[str, Any]) -> Path:

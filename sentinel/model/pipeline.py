@@ -122,7 +122,7 @@ def _risk_plot(data: TrainingData, split: Split, model: Any, policy: TripPolicy,
     traces = episode_traces(data.market, windows, scores)
     labels = row_labels(data.market, c.horizon)
     plot_risk(traces, [labels[t.rows] for t in traces], policy, c.horizon, out,
-              f"LSTM risk: one test episode per family"
+              "LSTM risk: one test episode per family"
               + (f"; the {split.holdout_family} episode is from the held-out family" if split.holdout else ""))
 
 
@@ -219,6 +219,15 @@ def load_trained_model(layout: ArtifactLayout) -> Any:
     return load_model(layout.keras_model)
 
 
+def card_test_windows(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None):  # noqa: ANN201
+    """The held-out test windows (``LabeledWindows``) of the split the saved model was trained with."""
+    card = load_card(layout)
+    config = config_from_card(card, config)
+    data = training_data(layout, config, data_path)
+    c = config.model
+    return labeled_windows(data.market, _split(data, config).test, c.window, c.horizon)
+
+
 def run_evaluation(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None) -> dict[str, Any]:
     """Recompute every metric of the saved model and the baselines (nothing read from the card but its config)."""
     card = load_card(layout)
@@ -236,11 +245,8 @@ def run_evaluation(layout: ArtifactLayout, config: SentinelConfig, data_path: Pa
 def run_export(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None):  # noqa: ANN201
     """Re-export the saved model to ONNX with parity over the card's test windows; updates the card."""
     card = load_card(layout)
-    config = config_from_card(card, config)
-    data = training_data(layout, config, data_path)
-    c = config.model
-    test = labeled_windows(data.market, _split(data, config).test, c.window, c.horizon)
-    result = export_onnx(load_trained_model(layout), c.window, layout.onnx_model, test.x)
+    test = card_test_windows(layout, config, data_path)
+    result = export_onnx(load_trained_model(layout), int(card["config"]["window"]), layout.onnx_model, test.x)
     card["model"]["onnx_sha256"] = sha256_file(layout.onnx_model)
     card["export"] = {k: v for k, v in result.to_dict().items() if k != "path"}
     atomic_write_text(layout.model_card, json.dumps(card, indent=2, sort_keys=True) + "\n")

@@ -82,21 +82,13 @@ def _up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
     return manifest
 
 
-def _windows_for(layout: ArtifactLayout, config: SentinelConfig, n: int, seed_offset: int) -> np.ndarray:
-    """``n`` test windows (half from crashes) of the model's own data split."""
-    from sentinel.model.dataset import labeled_windows
-    from sentinel.model.pipeline import _split, config_from_card, load_card, training_data
-
-    card = load_card(layout)
-    mconfig = config_from_card(card, config)
-    data = training_data(layout, mconfig)
-    c = mconfig.model
-    test = labeled_windows(data.market, _split(data, mconfig).test, c.window, c.horizon)
-    rng = np.random.default_rng(c.seed + seed_offset)
+def sample_windows(test: Any, n: int, seed: int) -> np.ndarray:
+    """``n`` of the labelled ``test`` windows, half from crashes when there are enough, in row order."""
+    rng = np.random.default_rng(seed)
     pos = np.flatnonzero(test.y > 0)
     neg = np.flatnonzero(test.y == 0)
     k = min(n // 2, len(pos))
-    pick = np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, n - k, replace=False)])
+    pick = np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, min(n - k, len(neg)), replace=False)])
     return test.x[np.sort(pick)]
 
 
@@ -153,7 +145,7 @@ def build_circuit(
 ) -> BuildResult:
     """Build (or confirm up to date) every circuit artifact under ``circuits/``."""
     from sentinel.chain.solc import compile_files
-    from sentinel.model.pipeline import load_card
+    from sentinel.model.pipeline import card_test_windows, load_card
 
     say = progress or (lambda step, detail: None)
     circuit = config.circuit
@@ -187,7 +179,9 @@ def build_circuit(
                                  circuit.check_mode, circuit.num_inner_cols, circuit.decomp_base, circuit.decomp_legs)
         ezkl_api.gen_settings(onnx, settings, args)
         calibration = work / "calibration.json"
-        calibration_windows = _windows_for(layout, config, circuit.calibration_windows, 101)
+        test = card_test_windows(layout, config)
+        seed = int(card["config"]["seed"])
+        calibration_windows = sample_windows(test, circuit.calibration_windows, seed + 101)
         calibration.write_text(json.dumps(input_json(np.concatenate([calibration_windows,
                                                                      stress_windows(calibration_windows[0])]))))
         say("calibrate", f"{circuit.calibration_windows} test windows, target: resources")
@@ -219,7 +213,7 @@ def build_circuit(
 
         t = time.perf_counter()
         say("fidelity", f"circuit vs onnxruntime on {circuit.fidelity_windows} test windows")
-        fidelity = _fidelity(work, compiled, onnx, _windows_for(layout, config, circuit.fidelity_windows, 202))
+        fidelity = _fidelity(work, compiled, onnx, sample_windows(test, circuit.fidelity_windows, seed + 202))
         seconds["fidelity"] = time.perf_counter() - t
         if not fidelity["max_abs_error"] <= circuit.fidelity_tolerance:
             raise CircuitError(

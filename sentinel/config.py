@@ -51,12 +51,14 @@ class ModelConfig:
 
     window: int = _f(50, "rows per window (the model's input length)")
     pooling: str = _f(
-        "40:8,10:2",
+        "40:40,8:4,2:2",
         "ROWS:POOL segments, oldest first, averaging POOL rows into one LSTM step (coarse past, fine present)",
     )
     units: int = _f(8, "LSTM units")
     feature_clip: float = _f(4.0, "clip features to +-this (0 = off): bounds gate pre-activations, so lookup tables")
-    weight_max_norm: float = _f(1.0, "max L2 norm of each LSTM weight column (0 = off): bounds pre-activations too")
+    preactivation_bound: float = _f(
+        15.0, "bound on every sigmoid/tanh input, enforced on the weights (0 = off): sizes the circuit's lookup tables"
+    )
     horizon: int = _f(30, "a window is positive if a crash begins within this many rows after it")
     holdout_family: str = _f("bleed", "scenario family kept out of training, evaluated alone ('' for none)")
     data_episodes: int = _f(400, "episodes in the default training scenarios")
@@ -85,8 +87,12 @@ class CircuitConfig:
     num_inner_cols: int = _f(2, "EZKL inner columns (rows vs columns: measured, see docs/circuit-sweep.md)")
     decomp_base: int = _f(4096, "EZKL range-check base (its table needs decomp_base rows: 16384 forces logrows >= 15)")
     decomp_legs: int = _f(3, "EZKL range-check legs (base**legs bounds the magnitudes a comparison can handle)")
-    scales: str = _f("12", "comma-separated scales calibration may pick from ('' = EZKL's default range); 10 and 11 missed the 0.005 fidelity bar")
+    scales: str = _f("10", "comma-separated scales calibration may pick from ('' = EZKL's default range); measured in docs/circuit-sweep.md")
     max_logrows: int = _f(0, "cap on logrows in calibration (0 = no cap)")
+    lookup_columns: int = _f(
+        1, "max columns for the sigmoid/tanh table: 2 halves the rows and proves faster, but the verifier "
+        "outgrows EIP-170's 24,576 bytes (docs/circuit-sweep.md)"
+    )
     calibration_windows: int = _f(16, "test windows used to calibrate (crash and healthy)")
     fidelity_windows: int = _f(64, "test windows whose circuit score is compared with onnxruntime")
     fidelity_tolerance: float = _f(0.005, "max |circuit score - float score| or the build fails")

@@ -33,7 +33,7 @@ def _table(evaluation: dict[str, Any]) -> list[str]:
             )
         verdict = evaluation["verdict"].get(part)
         if verdict:
-            lines.append("  LSTM beats every baseline on lead time at an equal or lower false-trip rate: "
+            lines.append("  LSTM beats every baseline on lead time (all within the false-trip budget): "
                          + ("yes" if verdict["beats_all_baselines"] else "NO"))
             lines.extend(f"    {d}" for d in verdict["details"])
     return lines

@@ -91,7 +91,7 @@ def evaluate_detector(
 
 
 def compare(results: dict[str, dict[str, Any]], model: str, budget: float) -> dict[str, Any]:
-    """Does ``model`` beat every baseline on lead time at an equal or lower false-trip rate?
+    """Does ``model`` beat every baseline on lead time, each within the false-trip budget?
 
     Lead time (median rows from trip to price bottom) decides; recall is shown
     beside it. A baseline whose false-trip rate exceeds both the budget and the

@@ -19,7 +19,12 @@ graph, so it is exported to ONNX and proven inside the circuit:
    lookup tables, so raw prices of 60,000 cost nothing extra.
 3. ``LSTM(units, unroll=True)``: unrolled so tf2onnx emits plain
    MatMul/Sigmoid/Tanh instead of an ONNX ``Loop`` (which EZKL cannot compile).
-4. ``Dense(1, sigmoid)``.
+   Its weights are constrained (L1 norm per gate column, |bias|) so that, with
+   features clipped, no gate pre-activation can exceed
+   ``model.preactivation_bound``; :func:`activation_bound` computes the exact
+   bound from the trained weights, and the circuit sizes its sigmoid/tanh
+   lookup tables from it instead of from what calibration happened to see.
+4. ``Dense(1, sigmoid)``, its pre-activation bounded the same way.
 """
 
 from __future__ import annotations
@@ -94,11 +99,93 @@ def window_features_layer():  # noqa: ANN201
     return WindowFeatures
 
 
+#: Shares of the pre-activation bound: inputs, recurrence and bias of each gate
+#: (the output layer splits it between its weights and its bias the same way).
+BOUND_SHARES = {"kernel": 0.5, "recurrent": 0.35, "bias": 0.15}
+
+
+@functools.cache
+def bound_constraints():  # noqa: ANN201
+    """``(L1ColumnBound, AbsBound)`` Keras constraint classes (defined lazily)."""
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="sentinel")
+    class L1ColumnBound(keras.constraints.Constraint):
+        """Scale each column down so its L1 norm is at most ``bound``."""
+
+        def __init__(self, bound: float) -> None:
+            self.bound = float(bound)
+
+        def __call__(self, w):  # noqa: ANN001, ANN204
+            ops = keras.ops
+            norms = ops.sum(ops.abs(w), axis=0, keepdims=True)
+            return w * ops.minimum(1.0, self.bound / ops.maximum(norms, 1e-12))
+
+        def get_config(self) -> dict[str, Any]:
+            return {"bound": self.bound}
+
+    @keras.saving.register_keras_serializable(package="sentinel")
+    class AbsBound(keras.constraints.Constraint):
+        """Clip every entry to +-``bound``."""
+
+        def __init__(self, bound: float) -> None:
+            self.bound = float(bound)
+
+        def __call__(self, w):  # noqa: ANN001, ANN204
+            return keras.ops.clip(w, -self.bound, self.bound)
+
+        def get_config(self) -> dict[str, Any]:
+            return {"bound": self.bound}
+
+    return L1ColumnBound, AbsBound
+
+
+def activation_bound(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray, dense_kernel: np.ndarray,
+                     dense_bias: np.ndarray, feature_clip: float, steps: int) -> dict[str, float]:
+    """Largest |input| any sigmoid or tanh of the model can see, from its weights alone.
+
+    ``kernel`` (F, 4u), ``recurrent`` (u, 4u), ``bias`` (4u,) are the LSTM's;
+    ``dense_kernel`` (u, 1), ``dense_bias`` (1,) the output layer's. With
+    features in +-``feature_clip`` and hidden states in (-1, 1), gate ``j``'s
+    pre-activation is at most ``clip * sum|W[:, j]| + sum|U[:, j]| + |b[j]|``;
+    the cell state obeys ``|c_t| <= sigmoid(F) |c_(t-1)| + sigmoid(I) tanh(G)``
+    with those gate bounds, so it stays below ``steps``; the output
+    pre-activation is at most ``sum|w| + |b|``. The circuit's lookup
+    tables are sized from the maximum, so every window is provable by
+    construction rather than by what calibration happened to see.
+    """
+    if not feature_clip > 0:
+        raise ValueError("an activation bound needs clipped features (feature_clip > 0)")
+    per_column = feature_clip * np.abs(kernel).sum(axis=0) + np.abs(recurrent).sum(axis=0) + np.abs(bias)
+    units = recurrent.shape[0]
+    i_max, f_max, g_max = (per_column[k * units:(k + 1) * units] for k in range(3))  # Keras order i, f, g, o
+    sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    cell = np.zeros(units)
+    for _ in range(steps):  # |c_t| <= f_max |c_{t-1}| + i_max * g_max, per unit
+        cell = sigmoid(f_max) * cell + sigmoid(i_max) * np.tanh(g_max)
+    gate = float(per_column.max())
+    output = float(np.abs(dense_kernel).sum() + np.abs(dense_bias).sum())
+    return {"gate": gate, "cell": float(cell.max()), "output": output, "max": max(gate, float(cell.max()), output)}
+
+
+def model_activation_bound(model: Any, feature_clip: float) -> dict[str, float]:
+    """:func:`activation_bound` of a built Sentinel model (its ``lstm`` and ``risk`` layers)."""
+    kernel, recurrent, bias = (np.asarray(w) for w in model.get_layer("lstm").get_weights())
+    dense_kernel, dense_bias = (np.asarray(w) for w in model.get_layer("risk").get_weights())
+    steps = int(model.get_layer("lstm").input.shape[1])
+    return activation_bound(kernel, recurrent, bias, dense_kernel, dense_bias, feature_clip, steps)
+
+
 def build_model(
     pooling: tuple[tuple[int, int], ...], units: int, mean: np.ndarray, std: np.ndarray, price_ref: float, seed: int,
-    clip: float = 0.0, max_norm: float = 0.0,
+    clip: float = 0.0, preactivation_bound: float = 0.0,
 ):  # noqa: ANN201
-    """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows."""
+    """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows.
+
+    ``preactivation_bound`` > 0 constrains the weights (L1 per gate column,
+    |bias|; split by :data:`BOUND_SHARES`) so that every gate and output
+    pre-activation stays within it for features clipped to +-``clip``.
+    """
     keras = _keras()
     window = sum(rows for rows, _ in pooling)
     WindowFeatures = window_features_layer()
@@ -113,20 +200,33 @@ def build_model(
         start += rows
     x = steps[0] if len(steps) == 1 else keras.layers.Concatenate(axis=1, name="steps")(steps)
     x = WindowFeatures(list(mean), list(std), price_ref, clip, name="features")(x)
-    # Max-norm on the LSTM's weights bounds gate pre-activations (with bounded
-    # features), which keeps the circuit's lookup tables small.
-    constraint = keras.constraints.MaxNorm(max_norm, axis=0) if max_norm > 0 else None
+    constraints: dict[str, Any] = {}
+    dense_constraints: dict[str, Any] = {}
+    if preactivation_bound > 0:
+        if not clip > 0:
+            raise ValueError("preactivation_bound needs feature_clip > 0 (unclipped features are unbounded)")
+        L1ColumnBound, AbsBound = bound_constraints()
+        b, share = preactivation_bound, BOUND_SHARES
+        constraints = {
+            "kernel_constraint": L1ColumnBound(b * share["kernel"] / clip),
+            "recurrent_constraint": L1ColumnBound(b * share["recurrent"]),
+            "bias_constraint": AbsBound(b * share["bias"]),
+        }
+        dense_constraints = {
+            "kernel_constraint": L1ColumnBound(b * (1.0 - share["bias"])),
+            "bias_constraint": AbsBound(b * share["bias"]),
+        }
     x = keras.layers.LSTM(
         units,
         unroll=True,
-        kernel_constraint=constraint,
-        recurrent_constraint=constraint,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
         name="lstm",
+        **constraints,
     )(x)
     outputs = keras.layers.Dense(
-        1, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), name="risk"
+        1, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), name="risk",
+        **dense_constraints,
     )(x)
     return keras.Model(inputs, outputs, name="sentinel_risk")
 
@@ -135,4 +235,5 @@ def load_model(path):  # noqa: ANN001, ANN201
     """Load a saved model (registers the custom layer first)."""
     keras = _keras()
     window_features_layer()
+    bound_constraints()
     return keras.saving.load_model(path, compile=False)

@@ -28,6 +28,7 @@ from sentinel.model.baselines import baselines
 from sentinel.model.dataset import Split, episode_traces, labeled_windows, split_episodes
 from sentinel.model.evaluate import EvalSettings, compare, eval_sets, evaluate_detector
 from sentinel.model.export import export_onnx
+from sentinel.model.network import model_activation_bound
 from sentinel.model.policy import TripPolicy
 
 CARD_VERSION = 1
@@ -166,11 +167,14 @@ def run_training(
     card = {
         "card_version": CARD_VERSION,
         "model": {
-            "architecture": f"WindowFeatures -> AveragePooling({c.pooling}) -> LSTM({c.units}, unroll) -> Dense(1, sigmoid)",
+            "architecture": f"AveragePooling({c.pooling}) -> WindowFeatures(clip {c.feature_clip:g}) -> "
+                            f"LSTM({c.units}, unroll) -> Dense(1, sigmoid)",
             "input": {"shape": [1, c.window, 4], "features": ["blr", "buy_volume", "sell_volume", "mid_price"],
                       "dtype": "float32", "onnx_input": "window"},
             "output": "crash risk in [0, 1]",
             "parameters": result.parameters,
+            # Largest sigmoid/tanh input any window can produce (from the weights): sizes the circuit's tables.
+            "activation_bound": model_activation_bound(result.model, c.feature_clip) if c.feature_clip > 0 else None,
             "normalisation": result.normalisation.to_dict(),
             "keras_sha256": sha256_file(layout.keras_model),
             "onnx_sha256": sha256_file(layout.onnx_model),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -136,6 +137,41 @@ def _fidelity(workdir: Path, compiled: Path, onnx: Path, windows: np.ndarray) ->
     }
 
 
+#: Rows of a 2**k circuit that hold no table entries (halo2 blinding factors
+#: and EZKL's padding), with room to spare.
+RESERVED_ROWS = 32
+#: Slack on the proven activation bound for fixed-point rounding on the way
+#: to a sigmoid/tanh (a few quanta per product, relative and absolute).
+BOUND_SLACK = (0.02, 64)
+
+
+def size_lookup_tables(run_args: dict[str, Any], num_rows: int, bound: float, max_columns: int = 1) -> dict[str, Any]:
+    """Lookup range and logrows from the model's proven activation bound.
+
+    Calibration sizes the sigmoid/tanh table from the values it happened to see
+    (plus a margin), which both wastes rows and leaves unseen windows
+    unprovable. The model's weights bound every sigmoid/tanh input by
+    ``bound`` (:func:`sentinel.model.network.activation_bound`), so the table
+    is ``+-bound * 2**scale`` plus rounding slack. logrows is the smallest
+    that holds the circuit's rows, the range-check table, and the sigmoid/tanh
+    table laid over at most ``max_columns`` columns. More columns prove faster
+    than more rows but grow the Solidity verifier (docs/circuit-sweep.md).
+    """
+    scale = int(run_args["input_scale"])
+    relative, absolute = BOUND_SLACK
+    half = math.ceil(bound * 2**scale * (1 + relative)) + absolute
+    needed = max(int(num_rows), int(run_args.get("decomp_base") or 0),
+                 math.ceil((2 * half + 1) / max(1, int(max_columns))))
+    logrows = max(1, math.ceil(math.log2(needed + RESERVED_ROWS)))
+    return {**run_args, "lookup_range": [-half, half], "logrows": logrows}
+
+
+def table_columns(run_args: dict[str, Any]) -> int:
+    """Columns the sigmoid/tanh table spans at the settings' logrows."""
+    low, high = run_args["lookup_range"]
+    return math.ceil((high - low + 1) / (2 ** int(run_args["logrows"]) - RESERVED_ROWS))
+
+
 def build_circuit(
     layout: ArtifactLayout,
     config: SentinelConfig,
@@ -186,6 +222,15 @@ def build_circuit(
                                                                      stress_windows(calibration_windows[0])]))))
         say("calibrate", f"{circuit.calibration_windows} test windows, target: resources")
         ezkl_api.calibrate(calibration, onnx, settings, parse_scales(circuit.scales), circuit.max_logrows or None)
+        bound = (card["model"].get("activation_bound") or {}).get("max")
+        if bound is not None:
+            calibrated = json.loads(settings.read_text())
+            calibrated["run_args"] = size_lookup_tables(calibrated["run_args"], calibrated["num_rows"], bound,
+                                                        circuit.lookup_columns)
+            settings.write_text(json.dumps(calibrated))
+            say("tables", f"sigmoid/tanh table from the proven bound {bound:.2f}: "
+                          f"range {calibrated['run_args']['lookup_range']}, 2^{calibrated['run_args']['logrows']} rows, "
+                          f"{table_columns(calibrated['run_args'])} column(s)")
         seconds["calibrate"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -278,6 +323,8 @@ def build_circuit(
             "input_scale": settings_doc["run_args"]["input_scale"], "param_scale": settings_doc["run_args"]["param_scale"],
             "num_inner_cols": settings_doc["run_args"]["num_inner_cols"],
             "lookup_range": settings_doc["run_args"]["lookup_range"], "check_mode": settings_doc["run_args"]["check_mode"],
+            "lookup_table_columns": table_columns(settings_doc["run_args"]),
+            "activation_bound": bound,
             "visibility": {"input": circuit.input_visibility, "params": circuit.param_visibility,
                            "output": circuit.output_visibility},
         },

@@ -16,6 +16,7 @@ from sentinel.chain import eip712
 from sentinel.chain.client import Chain
 from sentinel.chain.deploy import Deployment, load_deployment
 from sentinel.chain.encoding import (
+    AttestationMessage,
     ProofBundle,
     SignedAttestation,
     from_wad,
@@ -53,7 +54,11 @@ def contract(chain: Chain, deployment: Deployment, name: str) -> Any:
 
 def sign_attestation(bundle: ProofBundle, keys: list[Key], chain_id: int, breaker: str) -> SignedAttestation:
     """Every key signs the bundle's (windowId, windowEnd, inputHash) for this breaker and chain."""
-    message = message_for(bundle)
+    return sign_message(message_for(bundle), keys, chain_id, breaker)
+
+
+def sign_message(message: AttestationMessage, keys: list[Key], chain_id: int, breaker: str) -> SignedAttestation:
+    """Every key signs ``message`` as EIP-712 data for ``breaker`` on ``chain_id``."""
     signatures = []
     for key in keys:
         signer, signature = eip712.sign(key.secret, chain_id, breaker, message)
@@ -72,14 +77,24 @@ class AttestResult:
     signers: list[str]
     demo_keys: bool
     quorum: int
+    checked_against: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path)}
 
 
-def attest_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Path) -> AttestResult:
-    """Sign a bundle's window with the attester keys for the deployed breaker; write the attestation file."""
+def attest_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Path,
+                  data: Path | None = None) -> AttestResult:
+    """Sign a bundle's window with the attester keys for the deployed breaker; write the attestation file.
+
+    With ``data`` (the attesters' own copy of the feed), the window's end, id and
+    input hash are recomputed from its rows first, and a mismatch is refused.
+    """
     bundle = read_bundle(bundle_path)
+    if data is not None:
+        from sentinel.chain.witness_check import check_against_rows
+
+        check_against_rows(layout, config, bundle, data)
     deployment = load_deployment(layout)
     keys = attester_keys(deployment.chain_id, config.chain.attester_keyfile)
     strangers = [k.address for k in keys if k.address not in deployment.attesters]
@@ -92,7 +107,7 @@ def attest_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: P
     path = layout.attestation(bundle.window_id)
     atomic_write_text(path, json.dumps(signed.to_dict(), indent=1, sort_keys=True) + "\n")
     return AttestResult(path, bundle.window_id, [a for a, _ in signed.signatures],
-                        any(k.demo for k in keys), deployment.quorum)
+                        any(k.demo for k in keys), deployment.quorum, str(data) if data else None)
 
 
 # --- submit -----------------------------------------------------------------------------

@@ -157,7 +157,15 @@ class Deployment:
 
 def deploy_all(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
                progress: Any = None) -> Deployment:
-    """Compile, deploy verifier, breaker, token and vault, check the verifier's code; write deployments.json."""
+    """Deploy everything (see :func:`deploy_contracts`), then write deployments.json atomically."""
+    deployment = deploy_contracts(layout, config, rpc, progress)
+    atomic_write_text(layout.deployments, json.dumps(deployment.to_dict(), indent=1, sort_keys=True) + "\n")
+    return deployment
+
+
+def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
+                     progress: Any = None) -> Deployment:
+    """Compile, deploy verifier, breaker, token and vault, check the verifier's code on chain; writes nothing."""
     from sentinel.model.pipeline import load_card
 
     say = progress or (lambda step, detail: None)
@@ -211,7 +219,6 @@ def deploy_all(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None =
                  "srs_test_only": manifest["srs"]["warning"] is not None},
         contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
     )
-    atomic_write_text(layout.deployments, json.dumps(deployment.to_dict(), indent=1, sort_keys=True) + "\n")
     return deployment
 
 

@@ -82,4 +82,8 @@ def decode_revert(data: bytes | str | None, table: dict[bytes, tuple[str, list[s
         values = decode(types, bytes(data[4:]))
     except (DecodingError, ValueError, OverflowError):
         return DecodedRevert(name, {"data": "0x" + bytes(data[4:]).hex()})
-    return DecodedRevert(name, {n: _plain(v) for n, v in zip(names, values, strict=True)})
+    from eth_utils import to_checksum_address
+
+    args = {n: to_checksum_address(v) if t == "address" else _plain(v)
+            for n, t, v in zip(names, types, values, strict=True)}
+    return DecodedRevert(name, args)

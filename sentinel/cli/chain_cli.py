@@ -155,19 +155,22 @@ def deploy(app, rpc: str | None, as_json: bool) -> None:  # noqa: ANN001
 
 @click.command()
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The attesters' own copy of the feed: recompute the window's input hash from it before signing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def attest(app, bundle: Path, as_json: bool) -> None:  # noqa: ANN001
+def attest(app, bundle: Path, data_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
     """Sign BUNDLE's (windowId, windowEnd, inputHash) as EIP-712 data for the deployed breaker."""
     from sentinel.chain.breaker import attest_bundle
 
-    result = attest_bundle(app.layout, app.config(), bundle)
+    result = attest_bundle(app.layout, app.config(), bundle, data_path)
     _warn_demo(result.demo_keys)
     if as_json:
         _emit(result.to_dict())
         return
-    click.echo(f"window {result.window_id}: {len(result.signers)} attester signature(s) (quorum {result.quorum}) "
-               f"-> {result.path}")
+    checked = f", input hash recomputed from {result.checked_against}" if result.checked_against else ""
+    click.echo(f"window {result.window_id}: {len(result.signers)} attester signature(s) (quorum {result.quorum})"
+               f"{checked} -> {result.path}")
 
 
 @click.command()

@@ -25,6 +25,7 @@ interface IHalo2Verifier {
 ///     seconds have passed since the trip, or by governance;
 ///   - the guardian may trip by hand and can never un-trip.
 /// Verifier (model) upgrades go through a timelock: propose, wait `timelockDelay`, execute; cancel any time.
+/// The verifier is trusted code (pinned by governance through that timelock); it is called last among the checks.
 contract SentinelBreaker {
     // ---------------------------------------------------------------- types and constants
 
@@ -104,6 +105,7 @@ contract SentinelBreaker {
     State public state;
 
     address public governance;
+    address public pendingGovernance;
     address public guardian;
 
     mapping(address => bool) public isAttester;
@@ -127,6 +129,7 @@ contract SentinelBreaker {
     error TooFewSignatures(uint256 got, uint256 required);
     error InvalidProof();
     error NotGovernance();
+    error NotPendingGovernance();
     error NotGuardian();
     error AlreadyTripped();
     error NotTripped();
@@ -164,6 +167,7 @@ contract SentinelBreaker {
     event VerifierChangeProposed(address indexed verifier, uint8 scoreScale, uint64 eta);
     event VerifierChangeCancelled(address indexed verifier);
     event VerifierChanged(address indexed previous, address indexed verifier, uint8 scoreScale);
+    event GovernanceTransferStarted(address indexed governance, address indexed pending);
     event GovernanceChanged(address indexed previous, address indexed governance);
     event GuardianChanged(address indexed previous, address indexed guardian);
 
@@ -344,10 +348,18 @@ contract SentinelBreaker {
         guardian = guardian_;
     }
 
-    function setGovernance(address governance_) external onlyGovernance {
+    /// @notice Two-step governance handover: the new governance must accept (no transfer to a typo).
+    function transferGovernance(address governance_) external onlyGovernance {
         if (governance_ == address(0)) revert ZeroAddress();
-        emit GovernanceChanged(governance, governance_);
-        governance = governance_;
+        pendingGovernance = governance_;
+        emit GovernanceTransferStarted(governance, governance_);
+    }
+
+    function acceptGovernance() external {
+        if (msg.sender != pendingGovernance) revert NotPendingGovernance();
+        emit GovernanceChanged(governance, msg.sender);
+        governance = msg.sender;
+        pendingGovernance = address(0);
     }
 
     /// @notice Start the timelock for a new verifier (a new model); replaces any pending proposal.

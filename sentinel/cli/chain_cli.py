@@ -85,13 +85,14 @@ def chain_status(app, rpc: str | None, as_json: bool) -> None:  # noqa: ANN001
     from sentinel.chain.breaker import status
 
     local = running_chain(app.layout)
+    if not as_json:
+        click.echo(f"local anvil: {local.rpc_url} (pid {local.pid})" if local else "local anvil: not running")
     payload: dict[str, Any] = {"local_anvil": local.to_dict() if local else None, "deployment": None}
     if app.layout.deployments.exists():
         payload["deployment"] = status(app.layout, app.config(), rpc)
     if as_json:
         _emit(payload)
         return
-    click.echo(f"local anvil: {local.rpc_url} (pid {local.pid})" if local else "local anvil: not running")
     dep = payload["deployment"]
     if dep is None:
         click.echo("breaker: not deployed (run `sentinel deploy`)")

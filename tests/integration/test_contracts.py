@@ -413,6 +413,18 @@ def test_attester_set_changes_are_governed_and_logged(env: Env):
     reverts("ParameterOutOfBounds", gov, env, env.breaker.functions.removeAttester(ATTESTERS[0].address))
 
 
+def test_governance_moves_in_two_steps(env: Env):
+    reverts("NotGovernance", gov, env, env.breaker.functions.transferGovernance(GUARDIAN.address), GUARDIAN)
+    gov(env, env.breaker.functions.transferGovernance(USER.address))
+    assert env.chain.call(env.breaker.functions.governance(), "governance") == GOV.address
+    reverts("NotPendingGovernance", gov, env, env.breaker.functions.acceptGovernance(), STRANGER)
+    receipt = gov(env, env.breaker.functions.acceptGovernance(), USER)
+    (changed,) = env.breaker.events.GovernanceChanged().process_receipt(receipt)
+    assert dict(changed["args"]) == {"previous": GOV.address, "governance": USER.address}
+    reverts("NotGovernance", gov, env, env.breaker.functions.setQuorum(1))  # the old governance is out
+    gov(env, env.breaker.functions.setQuorum(1), USER)
+
+
 # --- behaviour ----------------------------------------------------------------------------
 
 
@@ -491,6 +503,22 @@ def test_submit_sends_only_quorum_signatures(env: Env):
     assert two.gas_used < all_three.gas_used
 
 
+def test_bench_chain_reports_gas_and_sizes(run_cli, tiny_circuit: Path, scored_bundles: dict[str, ProofBundle]):
+    code, out, err = run_cli("--root", tiny_circuit, "bench", "--chain", "--bundle", scored_bundles["high"].path,
+                             "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    manifest = json.loads((tiny_circuit / "circuits" / "manifest.json").read_text())
+    assert set(report["deploy_gas"]) == {"Halo2Verifier", "SentinelBreaker", "DemoToken", "GuardedVault"}
+    assert report["verifier_runtime_bytes"] == manifest["verifier_runtime_bytes"]
+    assert report["verifier_under_eip170"] is (report["verifier_runtime_bytes"] <= 24_576)
+    assert report["submit_gas"] < report["submit_gas_first_report"]
+    assert 0 < report["breaker_overhead_gas"] < 60_000  # the breaker's own checks stay cheap
+    assert report["proof_bytes"] == len(scored_bundles["high"].proof) < report["submit_calldata_bytes"]
+    assert report["signatures_sent"] == 2 and report["window_id"] == scored_bundles["high"].window_id
+    assert report["submit_within_target"] is (report["submit_gas"] <= 450_000)
+
+
 # --- the CLI end to end on its own local chain ------------------------------------------------
 
 
@@ -549,6 +577,11 @@ def test_cli_chain_deploy_attest_submit(run_cli, tiny_circuit: Path, tiny_feed: 
         assert err.strip().splitlines() == [err.strip()]
         assert "WindowNotNewer" in err and f"windowId={bundle.window_id}" in err
         assert run_cli("--root", root, "vault", "deposit", "100")[0] == 0
+        target = bundle.window_end_unix + 7200
+        code, out, err = run_cli("--root", root, "chain", "warp", "--to", target)
+        assert code == 0 and out.strip() == f"chain time now {target}"
+        code, out, err = run_cli("--root", root, "chain", "warp", "--to", target - 60)
+        assert code == 1 and "cannot warp back in time" in err
         code, out, err = run_cli("--root", root, "chain", "status", "--json")
         assert code == 0, err
         status = json.loads(out)["deployment"]

@@ -41,6 +41,9 @@ def connect(deployment: Deployment, config: SentinelConfig, rpc: str | None = No
     if chain.chain_id != deployment.chain_id:
         raise ChainError(f"{chain.rpc_url} is chain {chain.chain_id}, but the deployment is on chain "
                          f"{deployment.chain_id}", hint="pass the right --rpc or redeploy")
+    if not chain.code(deployment.address(BREAKER)):
+        raise ChainError(f"{chain.rpc_url}: no contract at the deployed breaker address {deployment.address(BREAKER)} "
+                         "(the chain was reset?)", hint="run `sentinel deploy` again")
     return chain
 
 

@@ -34,7 +34,14 @@ from sentinel.chain.breaker import (
 )
 from sentinel.chain.client import Chain
 from sentinel.chain.deploy import Deployment, deploy_all
-from sentinel.chain.encoding import AttestationMessage, ProofBundle, read_bundle, score_wad, to_wad
+from sentinel.chain.encoding import (
+    AttestationMessage,
+    ProofBundle,
+    SignedAttestation,
+    read_bundle,
+    score_wad,
+    to_wad,
+)
 from sentinel.chain.keys import demo_key
 from sentinel.config import load_config
 from sentinel.errors import ContractRevert
@@ -122,11 +129,11 @@ class Env:
 
     def submit(self, bundle: ProofBundle, message: AttestationMessage | None = None, *,
                keys: list | None = None, chain_id: int | None = None, breaker: str | None = None,
-               quorum: int | None = None):  # noqa: ANN201
+               quorum: int | None = None, submitter: Any = GOV, signed: SignedAttestation | None = None):  # noqa: ANN201
         message = message or self.message(bundle)
-        signed = sign_message(message, ATTESTERS if keys is None else keys,
-                              chain_id or self.chain.chain_id, breaker or self.breaker.address)
-        return submit_signed(self.chain, self.breaker, bundle, signed, GOV, quorum=quorum)
+        signed = signed or sign_message(message, ATTESTERS if keys is None else keys,
+                                        chain_id or self.chain.chain_id, breaker or self.breaker.address)
+        return submit_signed(self.chain, self.breaker, bundle, signed, submitter, quorum=quorum)
 
     def increase_time(self, seconds: int) -> None:
         self.chain.rpc("evm_increaseTime", [seconds])
@@ -304,6 +311,22 @@ def test_one_attester_signing_twice_reverts(env: Env):
     reverts("SignersNotAscending", env.submit, env.bundles["low"], keys=[ATTESTERS[0], ATTESTERS[0]])
 
 
+def test_malleated_or_malformed_signature_reverts(env: Env):
+    secp256k1_n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    bundle = env.bundles["low"]
+    message = env.message(bundle)
+    signed = sign_message(message, ATTESTERS[:2], env.chain.chain_id, env.breaker.address)
+    (a, sig_a), second = signed.signatures
+    r, s_value, v = sig_a[:32], int.from_bytes(sig_a[32:64], "big"), sig_a[64]
+    twin = r + (secp256k1_n - s_value).to_bytes(32, "big") + bytes([55 - v])  # same signer, high s
+    for bad in (twin, sig_a[:64]):
+        forged = replace(signed, signatures=((a, bad), second))
+        index = forged.ordered_signatures().index(bad)
+        error = reverts("InvalidSignature", env.submit, bundle, message, signed=forged)
+        assert error.args_ == {"index": index}
+    assert env.submit(bundle, message, signed=signed).window_id == message.window_id
+
+
 def test_signature_for_another_chain_reverts(env: Env):
     reverts("NotAttester", env.submit, env.bundles["low"], chain_id=1)
 
@@ -436,11 +459,11 @@ def test_trips_after_n_consecutive_high_scores_only(env: Env):
     assert env.state()["high_streak"] == 0
     for _ in range(TRIP_AFTER - 1):
         assert env.submit(high).tripped is False
-    final = env.submit(high)
+    final = env.submit(high, submitter=STRANGER)  # anyone holding a valid, attested proof
     assert final.tripped is True and final.events == ["Tripped", "Report"]
     receipt = env.chain.w3.eth.get_transaction_receipt(final.tx_hash)
     tripped = dict(report_events(env.breaker, receipt))["Tripped"]
-    assert tripped == {"windowId": final.window_id, "by": GOV.address, "byGuardian": False}
+    assert tripped == {"windowId": final.window_id, "by": STRANGER.address, "byGuardian": False}
     state = env.state()
     assert state["tripped"] is True and state["tripped_at"] == env.now()
 
@@ -591,6 +614,19 @@ def test_cli_chain_deploy_attest_submit(run_cli, tiny_circuit: Path, tiny_feed: 
         code, out, _ = run_cli("--root", root, "chain", "down")
     assert code == 0 and "stopped" in out
     assert not anvil.port_in_use(port)
+    # The state dump brings the deployment back; without it, the stale deployments.json is named.
+    try:
+        assert run_cli("--root", root, "chain", "up", "--port", port)[0] == 0
+        code, out, err = run_cli("--root", root, "vault", "status", "--json")
+        assert code == 0, err
+        assert json.loads(out)["breaker"]["last_window_id"] == bundle.window_id
+        assert run_cli("--root", root, "chain", "down")[0] == 0
+        (root / ".sentinel" / "chain" / "state.json").unlink()
+        assert run_cli("--root", root, "chain", "up", "--port", port)[0] == 0
+        code, out, err = run_cli("--root", root, "submit", path)
+        assert code == 1 and "no contract at the deployed breaker address" in err and "sentinel deploy" in err
+    finally:
+        run_cli("--root", root, "chain", "down")
 
 
 def test_cli_chain_up_refuses_a_taken_port(run_cli, tmp_path: Path):

@@ -282,3 +282,55 @@ def test_attest_without_a_deployment_says_deploy(run_cli, tmp_path: Path):
 def test_chain_status_without_a_chain(run_cli, tmp_path: Path):
     code, out, _ = run_cli("--root", tmp_path, "chain", "status")
     assert code == 0 and "not running" in out and "not deployed" in out
+
+
+# --- attest and submit checks that need no chain -------------------------------------------------
+
+
+def _deployment(root: Path, attesters: list[str], quorum: int = 2) -> None:
+    from sentinel.chain.deploy import Deployment
+
+    contracts = {name: {"address": addr, "abi": []} for name, addr in
+                 [("SentinelBreaker", BREAKER), ("GuardedVault", "0x" + "22" * 20), ("DemoToken", "0x" + "33" * 20),
+                  ("Halo2Verifier", "0x" + "44" * 20)]}
+    deployment = Deployment(chain_id=31337, rpc_url="http://127.0.0.1:1", block=1, deployed_at="", deployer="",
+                            governance="", guardian="", attesters=attesters, quorum=quorum, timelock_seconds=3600,
+                            score_scale=10, policy={}, circuit={}, contracts=contracts, compiler="")
+    (root / ".sentinel").mkdir(exist_ok=True)
+    (root / ".sentinel" / "deployments.json").write_text(json.dumps(deployment.to_dict()))
+
+
+def test_attest_signs_offline_for_the_deployed_breaker(run_cli, tmp_path: Path):
+    _deployment(tmp_path, [demo_key(i).address for i in (2, 3, 4)])
+    code, out, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path), "--json")
+    assert code == 0, err
+    assert "UNSAFE demo keys" in err
+    result = json.loads(out)
+    attestation = read_attestation(Path(result["path"]))
+    assert attestation.message == MESSAGE and attestation.breaker == BREAKER and attestation.chain_id == 31337
+    recovered = {eip712.recover(sig, 31337, BREAKER, MESSAGE) for _, sig in attestation.signatures}
+    assert recovered == {demo_key(i).address for i in (2, 3, 4)} == set(result["signers"])
+
+
+def test_attest_refuses_keys_the_breaker_does_not_know(run_cli, tmp_path: Path):
+    _deployment(tmp_path, [demo_key(i).address for i in (2, 3)] + [demo_key(9).address])
+    code, _, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path))
+    assert code == 1 and f"{demo_key(4).address} is not a registered attester" in err
+    assert not list((tmp_path).glob("*.attestation.json"))
+
+
+def test_submit_refuses_an_attestation_of_another_window_or_breaker(run_cli, tmp_path: Path):
+    _deployment(tmp_path, [demo_key(i).address for i in (2, 3, 4)])
+    bundle = _bundle(tmp_path)
+    keys = [demo_key(2), demo_key(3)]
+    for field, chain_id, breaker, message in [
+        ("message", 31337, BREAKER, AttestationMessage(MESSAGE.window_id + 1, MESSAGE.window_end, MESSAGE.input_hash)),
+        ("domain", 31337, "0x" + "55" * 20, MESSAGE),
+        ("domain", 1, BREAKER, MESSAGE),
+    ]:
+        sigs = tuple(eip712.sign(k.secret, chain_id, breaker, message) for k in keys)
+        path = tmp_path / f"{field}-{chain_id}.json"
+        path.write_text(json.dumps(SignedAttestation(message, chain_id, breaker, sigs).to_dict()))
+        code, out, err = run_cli("--root", tmp_path, "submit", bundle, "--attestation", path)
+        assert code == 1 and out == ""
+        assert f"{path}: field '{field}'" in err, err

@@ -23,7 +23,8 @@ class ArtifactLayout:
 
     Committed: ``data/`` samples, ``models/`` (small model, ONNX, card, plots),
     ``circuits/`` (settings, compiled circuit, vk, verifier, manifest).
-    Never committed: proving key, SRS, proofs, chain and relay state.
+    Never committed: proving key, SRS, proofs and attestations, chain state and
+    deployments, relay state.
     """
 
     root: Path
@@ -119,6 +120,45 @@ class ArtifactLayout:
 
     def proof_bundle(self, window_id: int) -> Path:
         return self.proofs_dir / f"window-{window_id}.json"
+
+    def attestation(self, window_id: int) -> Path:
+        """Attester signatures over a window (``sentinel attest``), beside its proof bundle."""
+        return self.proofs_dir / f"window-{window_id}.attestation.json"
+
+    # --- contracts and chain -------------------------------------------------
+    @property
+    def contracts_dir(self) -> Path:
+        """Solidity sources: the project's ``contracts/``, else the ones shipped with Sentinel."""
+        own = self.root / "contracts"
+        return own if own.is_dir() else Path(__file__).resolve().parents[1] / "contracts"
+
+    @property
+    def chain_dir(self) -> Path:
+        """The local Anvil's pid, log, state and description (``sentinel chain up``)."""
+        return self.state_dir / "chain"
+
+    @property
+    def anvil_pid(self) -> Path:
+        return self.chain_dir / "anvil.pid"
+
+    @property
+    def anvil_info(self) -> Path:
+        """JSON: port, RPC URL, pid, chain id, start time of the running local Anvil."""
+        return self.chain_dir / "anvil.json"
+
+    @property
+    def anvil_log(self) -> Path:
+        return self.chain_dir / "anvil.log"
+
+    @property
+    def anvil_state(self) -> Path:
+        """Anvil's state dump: the local chain survives `chain down` / `chain up`."""
+        return self.chain_dir / "state.json"
+
+    @property
+    def deployments(self) -> Path:
+        """Addresses, chain id, bytecode hashes and blocks of the deployed contracts."""
+        return self.state_dir / "deployments.json"
 
     # --- runtime state (never committed) -------------------------------------
     @property

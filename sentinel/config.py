@@ -101,12 +101,36 @@ class CircuitConfig:
 
 
 @dataclass(frozen=True)
+class ChainConfig:
+    """The local chain, the contracts' parameters and who holds which role."""
+
+    port: int = _f(8545, "port of the local Anvil started by `sentinel chain up`")
+    rpc_url: str = _f("", "JSON-RPC endpoint ('' = the local Anvil at http://127.0.0.1:<port>)")
+    chain_id: int = _f(31337, "chain id of the local Anvil (demo keys are refused on any other chain)")
+    startup_seconds: float = _f(30.0, "deadline for the local Anvil to answer JSON-RPC after start")
+    trip_threshold: float = _f(0.0, "trip when a score >= this (0 = the model card's trip policy)")
+    reset_threshold: float = _f(0.0, "a score <= this counts towards recovery (0 = the model card's)")
+    trip_after: int = _f(0, "consecutive high scores that trip the breaker (0 = the model card's)")
+    reset_after: int = _f(0, "consecutive low scores that recover it, after the cooldown (0 = the model card's)")
+    cooldown_seconds: int = _f(3600, "minimum seconds between a trip and a recovery by scores (60 s .. 7 days)")
+    max_age_seconds: int = _f(1800, "a window ending longer ago than this is stale (60 s .. 1 day)")
+    quorum: int = _f(2, "attester signatures required on each window (k of n)")
+    attester_keyfile: str = _f("", "attester private keys, one a line ('' = env SENTINEL_ATTESTER_KEYS, else demo keys)")
+    attesters: str = _f("", "comma-separated attester addresses to register ('' = those of the attester keys)")
+    guardian: str = _f("", "guardian address, may trip by hand ('' = Anvil dev account 1, demo only)")
+    timelock_seconds: int = _f(86400, "delay from proposing to executing a verifier (model) change (1 h .. 30 days)")
+    gas_headroom: float = _f(1.2, "gas limit = estimate x this")
+    receipt_timeout_seconds: float = _f(120.0, "how long to wait for a transaction receipt")
+
+
+@dataclass(frozen=True)
 class SentinelConfig:
     """All of Sentinel's settings."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     circuit: CircuitConfig = field(default_factory=CircuitConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict of every setting (for ``--json`` and model cards)."""
@@ -245,6 +269,23 @@ def _check(config: SentinelConfig) -> None:
     if circuit.cadence_seconds <= 0:
         raise ConfigError("circuit.cadence_seconds must be > 0")
     parse_scales(circuit.scales)
+    chain = config.chain
+    if not 1 <= chain.port <= 65535:
+        raise ConfigError("chain.port must be in 1..65535")
+    if chain.rpc_url and not chain.rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"chain.rpc_url must be an http(s) URL, got '{chain.rpc_url}'")
+    if chain.startup_seconds <= 0 or chain.receipt_timeout_seconds <= 0:
+        raise ConfigError("chain.startup_seconds and chain.receipt_timeout_seconds must be > 0")
+    for name in ("trip_threshold", "reset_threshold"):
+        if not 0 <= getattr(chain, name) <= 1:
+            raise ConfigError(f"chain.{name} must be in [0, 1] (0 = the model card's)")
+    for name in ("trip_after", "reset_after", "cooldown_seconds", "max_age_seconds", "timelock_seconds"):
+        if getattr(chain, name) < 0:
+            raise ConfigError(f"chain.{name} must be >= 0")
+    if chain.quorum < 1:
+        raise ConfigError("chain.quorum must be >= 1")
+    if chain.gas_headroom < 1:
+        raise ConfigError("chain.gas_headroom must be >= 1")
 
 
 def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:

@@ -109,3 +109,52 @@ class DataValidationError(DataError):
     def line(self) -> int | None:
         """The 1-based line number in the file (header is line 1)."""
         return None if self.row is None else self.row + 1
+
+
+# --- chain leaves ----------------------------------------------------------
+
+
+class ChainUnavailable(ChainError):
+    """The JSON-RPC endpoint cannot be reached or answers nonsense."""
+
+    def __init__(self, rpc_url: str, problem: str, *, hint: str | None = None) -> None:
+        self.rpc_url = rpc_url
+        self.problem = problem
+        super().__init__(f"{rpc_url}: {problem}", hint=hint)
+
+
+class PortInUse(ChainError):
+    """The local Anvil's port is already taken by another process."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        super().__init__(f"port {port} is already in use",
+                         hint="stop what listens there, or pick another with SENTINEL_CHAIN__PORT or --port")
+
+
+class ContractRevert(ChainError):
+    """A contract call reverted; ``error`` is the decoded custom error's name."""
+
+    def __init__(self, what: str, error: str, args: dict[str, object] | None = None,
+                 *, tx_hash: str | None = None) -> None:
+        self.what = what
+        self.error = error
+        self.args_ = dict(args or {})
+        self.tx_hash = tx_hash
+        shown = ", ".join(f"{k}={v}" for k, v in self.args_.items())
+        where = f" (tx {tx_hash})" if tx_hash else ""
+        super().__init__(f"{what} reverted: {error}({shown}){where}")
+
+
+class ArtifactFieldError(ChainError):
+    """A proof bundle, attestation or deployments file is missing a field or holds a bad value."""
+
+    def __init__(self, path: Path, field: str, problem: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{self.path}: field '{field}': {problem}", hint=hint)
+
+
+class SigningKeyError(ChainError):
+    """A private key is missing, malformed or not allowed here (secrets never appear in the message)."""

@@ -39,8 +39,17 @@ def node() -> str:
 
 
 def anvil() -> Path:
-    """The pinned Anvil binary launcher."""
-    path = node_modules() / ".bin" / "anvil"
+    """The pinned Anvil executable: the platform's native binary, else the npm launcher.
+
+    The native binary is preferred because the launcher is a node process that
+    forwards signals and exits before Anvil has finished shutting down (and
+    dumping its state); with the binary, the pid we hold is Anvil's own.
+    """
+    modules = node_modules()
+    for native in sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil")):
+        if os.access(native, os.X_OK):
+            return native
+    path = modules / ".bin" / "anvil"
     if not path.exists():
         raise ChainError(f"{path}: anvil is not installed", hint="run `make setup`")
     return path

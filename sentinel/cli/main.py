@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from sentinel import __version__
+from sentinel.cli.chain_cli import attest, chain, deploy, submit, vault
 from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, score, train
 from sentinel.cli.zk_cli import bench, circuit, prove, verify
@@ -76,7 +77,8 @@ def cli(ctx: click.Context, root: Path, verbose: bool) -> None:
     ctx.obj = App(root=root.resolve(), verbose=verbose)
 
 
-for command in (data, train, evaluate, export, score, circuit, prove, verify, bench):
+for command in (data, train, evaluate, export, score, circuit, prove, verify, bench,
+                chain, deploy, attest, submit, vault):
     cli.add_command(command)
 
 

@@ -126,10 +126,20 @@ def verify(app, bundles: tuple[Path, ...], as_json: bool) -> None:  # noqa: ANN0
 @click.option("--windows", type=int, default=10, show_default=True, help="Windows to prove in one warm process.")
 @click.option("--against", type=click.Choice(["seed"]), default=None,
               help="Also build and prove the seed architecture (50x4 -> LSTM(50)) and print the ratios.")
+@click.option("--chain", "on_chain", is_flag=True,
+              help="Measure gas instead: deploy and submit on a throwaway local Anvil (no proving).")
+@click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --chain: proof bundle to submit  [default: the newest one for this circuit]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def bench(app, data_path: Path | None, windows: int, against: str | None, as_json: bool) -> None:  # noqa: ANN001
-    """Measure proving: median/p95 latency, peak RSS, key and proof size, logrows, fidelity."""
+def bench(app, data_path: Path | None, windows: int, against: str | None, on_chain: bool,  # noqa: ANN001
+          bundle_path: Path | None, as_json: bool) -> None:
+    """Measure proving (latency, peak RSS, key and proof size, fidelity) or, with --chain, gas and code size."""
+    if on_chain:
+        _bench_chain(app, bundle_path, as_json)
+        return
+    if bundle_path is not None:
+        raise click.UsageError("--bundle needs --chain")
     import tempfile
 
     from sentinel.data.io import read_market_csv, write_market_csv
@@ -169,3 +179,22 @@ def bench(app, data_path: Path | None, windows: int, against: str | None, as_jso
         click.echo(f"seed: logrows {s['logrows']}, setup {s['setup_seconds']:.0f} s, prove {s['prove_seconds']:.0f} s, "
                    f"pk {s['pk_bytes'] / 1e9:.1f} GB, peak RSS {s['peak_rss_bytes'] / 1e9:.1f} GB")
         click.echo("ratios (seed / default): " + ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items() if v))
+
+
+def _bench_chain(app, bundle_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
+    from sentinel.chain.bench import bench_chain
+
+    result = bench_chain(app.layout, app.config(), bundle_path, progress=_progress)
+    if as_json:
+        from sentinel.cli.main import emit_json
+
+        emit_json(result)
+        return
+    for name, gas in result["deploy_gas"].items():
+        click.echo(f"deploy {name:16s} {gas:>10,} gas  runtime {result['runtime_bytes'][name]:>6,} bytes")
+    click.echo(f"submit (verification included): {result['submit_gas']:,} gas, first report "
+               f"{result['submit_gas_first_report']:,} "
+               f"(target {result['submit_target_gas']:,}: {'met' if result['submit_within_target'] else 'NOT met'}); "
+               f"calldata {result['submit_calldata_bytes']:,} bytes = {result['submit_calldata_gas']:,} gas")
+    click.echo(f"verifier alone, own tx: {result['verifier_only_tx_gas']:,} gas; breaker overhead "
+               f"{result['breaker_overhead_gas']:,} gas; proof {result['proof_bytes']:,} bytes")

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.20;
+
+interface IERC20 {
+    function transfer(address to, uint256 amount) external returns (bool);
+    function transferFrom(address from, address to, uint256 amount) external returns (bool);
+}
+
+interface IBreaker {
+    function tripped() external view returns (bool);
+}
+
+/// @title GuardedVault
+/// @notice An example protocol that honours a SentinelBreaker: deposit an ERC-20, borrow against it up to
+/// LTV_PERCENT, repay, withdraw. Withdrawals and borrows (the outflows) revert with `BreakerTripped` while
+/// the breaker is tripped and resume when it recovers; deposits and repayments (inflows) always work.
+contract GuardedVault {
+    uint256 public constant LTV_PERCENT = 50;
+
+    IERC20 public immutable asset;
+    IBreaker public immutable breaker;
+
+    mapping(address => uint256) public deposits;
+    mapping(address => uint256) public debt;
+    uint256 public totalDeposits;
+    uint256 public totalDebt;
+
+    error BreakerTripped();
+    error ZeroAmount();
+    error InsufficientDeposit(uint256 available, uint256 requested);
+    error InsufficientLiquidity(uint256 available, uint256 requested);
+    error ExceedsBorrowLimit(uint256 limit, uint256 requested);
+    error RepayExceedsDebt(uint256 owed, uint256 requested);
+    error TokenTransferFailed();
+    error ZeroAddress();
+
+    event Deposited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+    event Borrowed(address indexed account, uint256 amount);
+    event Repaid(address indexed account, uint256 amount);
+
+    modifier whenNotTripped() {
+        if (breaker.tripped()) revert BreakerTripped();
+        _;
+    }
+
+    constructor(address asset_, address breaker_) {
+        if (asset_ == address(0) || breaker_ == address(0)) revert ZeroAddress();
+        asset = IERC20(asset_);
+        breaker = IBreaker(breaker_);
+    }
+
+    function deposit(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        deposits[msg.sender] += amount;
+        totalDeposits += amount;
+        _pull(msg.sender, amount);
+        emit Deposited(msg.sender, amount);
+    }
+
+    function withdraw(uint256 amount) external whenNotTripped {
+        if (amount == 0) revert ZeroAmount();
+        uint256 free = freeCollateral(msg.sender);
+        if (amount > free) revert InsufficientDeposit(free, amount);
+        uint256 cash = totalDeposits - totalDebt;
+        if (amount > cash) revert InsufficientLiquidity(cash, amount);
+        deposits[msg.sender] -= amount;
+        totalDeposits -= amount;
+        _push(msg.sender, amount);
+        emit Withdrawn(msg.sender, amount);
+    }
+
+    function borrow(uint256 amount) external whenNotTripped {
+        if (amount == 0) revert ZeroAmount();
+        uint256 limit = borrowLimit(msg.sender);
+        if (amount > limit) revert ExceedsBorrowLimit(limit, amount);
+        uint256 cash = totalDeposits - totalDebt;
+        if (amount > cash) revert InsufficientLiquidity(cash, amount);
+        debt[msg.sender] += amount;
+        totalDebt += amount;
+        _push(msg.sender, amount);
+        emit Borrowed(msg.sender, amount);
+    }
+
+    function repay(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        uint256 owed = debt[msg.sender];
+        if (amount > owed) revert RepayExceedsDebt(owed, amount);
+        debt[msg.sender] = owed - amount;
+        totalDebt -= amount;
+        _pull(msg.sender, amount);
+        emit Repaid(msg.sender, amount);
+    }
+
+    /// @notice How much more `account` may borrow.
+    function borrowLimit(address account) public view returns (uint256) {
+        uint256 max = (deposits[account] * LTV_PERCENT) / 100;
+        uint256 owed = debt[account];
+        return max > owed ? max - owed : 0;
+    }
+
+    /// @notice How much of its deposit `account` may withdraw while keeping its debt covered.
+    function freeCollateral(address account) public view returns (uint256) {
+        uint256 locked = (debt[account] * 100 + LTV_PERCENT - 1) / LTV_PERCENT;
+        uint256 deposited = deposits[account];
+        return deposited > locked ? deposited - locked : 0;
+    }
+
+    /// @notice Whether outflows are open (the breaker is not tripped).
+    function open() external view returns (bool) {
+        return !breaker.tripped();
+    }
+
+    function _pull(address from, uint256 amount) internal {
+        _call(abi.encodeCall(IERC20.transferFrom, (from, address(this), amount)));
+    }
+
+    function _push(address to, uint256 amount) internal {
+        _call(abi.encodeCall(IERC20.transfer, (to, amount)));
+    }
+
+    /// @dev Accepts tokens that return true or nothing; anything else is a failure.
+    function _call(bytes memory data) internal {
+        (bool ok, bytes memory ret) = address(asset).call(data);
+        if (!ok || (ret.length != 0 && (ret.length != 32 || !abi.decode(ret, (bool))))) revert TokenTransferFailed();
+        if (address(asset).code.length == 0) revert TokenTransferFailed();
+    }
+}

@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.20;
+
+/// @notice The EZKL-generated Halo2 verifier: returns true or reverts with empty data.
+interface IHalo2Verifier {
+    function verifyProof(bytes calldata proof, uint256[] calldata instances) external returns (bool);
+}
+
+/// @title SentinelBreaker
+/// @notice A circuit breaker driven by proven risk scores.
+///
+/// A report is accepted only when (cheapest checks first):
+///   1. it carries exactly NUM_INSTANCES public instances, each below the BN254 scalar modulus;
+///   2. the attested window id is strictly greater than the last accepted one (no replay, no reordering);
+///   3. the attested window end is at most `maxAge` old and at most FUTURE_SKEW ahead of the block;
+///   4. the proven input hash (instances[INPUT_HASH_INDEX]) equals the attested input hash;
+///   5. at least `quorum` distinct registered attesters signed the EIP-712 `Attestation`
+///      (domain: name, version, chainId, verifyingContract = this breaker), signers in ascending order;
+///   6. the pinned Halo2 verifier accepts the proof for these instances.
+/// The score instance is a signed fixed-point felt (felt > R/2 is negative) at `scoreScale`;
+/// it is converted to WAD (1e18 = a risk of 1.0) and fed to the state machine:
+///   - trip after `tripAfter` consecutive accepted scores >= `tripThreshold` (anyone holding a valid,
+///     attested proof can cause it: the proof and the attesters are the gate, not the caller);
+///   - recover after `resetAfter` consecutive scores <= `resetThreshold` (hysteresis) once `cooldown`
+///     seconds have passed since the trip, or by governance;
+///   - the guardian may trip by hand and can never un-trip.
+/// Verifier (model) upgrades go through a timelock: propose, wait `timelockDelay`, execute; cancel any time.
+/// The verifier is trusted code (pinned by governance through that timelock); it is called last among the checks.
+contract SentinelBreaker {
+    // ---------------------------------------------------------------- types and constants
+
+    struct Attestation {
+        uint64 windowId;
+        uint64 windowEnd;
+        uint256 inputHash;
+    }
+
+    /// @dev Packed into one slot: read once per report.
+    struct Params {
+        uint64 tripThreshold; // WAD
+        uint64 resetThreshold; // WAD
+        uint16 tripAfter;
+        uint16 resetAfter;
+        uint32 cooldown; // seconds
+        uint32 maxAge; // seconds
+        uint8 quorum;
+    }
+
+    /// @dev Packed into one slot: read and written once per report.
+    struct State {
+        uint64 lastWindowId;
+        uint64 trippedAt; // 0 while not tripped
+        uint16 highStreak;
+        uint16 lowStreak;
+        bool tripped;
+    }
+
+    uint256 public constant BN254_R =
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    uint256 internal constant HALF_R = BN254_R / 2;
+    /// @dev secp256k1n / 2: signatures with a larger s are malleable copies.
+    uint256 internal constant SECP256K1_HALF_N =
+        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    uint256 public constant NUM_INSTANCES = 2;
+    uint256 public constant INPUT_HASH_INDEX = 0;
+    uint256 public constant SCORE_INDEX = 1;
+
+    uint256 public constant WAD = 1e18;
+    uint256 public constant FUTURE_SKEW = 300;
+
+    // Parameter bounds (every setter enforces them; see README "Contracts").
+    uint256 public constant MIN_TRIP_THRESHOLD = 0.5e18;
+    uint256 public constant MAX_TRIP_THRESHOLD = 1e18;
+    uint256 public constant MIN_HYSTERESIS = 0.05e18; // resetThreshold <= tripThreshold - this
+    uint256 public constant MAX_TRIP_AFTER = 32;
+    uint256 public constant MAX_RESET_AFTER = 1440;
+    uint256 public constant MIN_COOLDOWN = 60;
+    uint256 public constant MAX_COOLDOWN = 7 days;
+    uint256 public constant MIN_MAX_AGE = 60;
+    uint256 public constant MAX_MAX_AGE = 1 days;
+    uint256 public constant MAX_ATTESTERS = 32;
+    uint256 public constant MIN_TIMELOCK = 1 hours;
+    uint256 public constant MAX_TIMELOCK = 30 days;
+    uint256 public constant MAX_SCORE_SCALE = 18; // WAD conversion is exact up to 2^18
+    /// @dev Scores beyond +-2^128 (far outside [0, 1]) are clamped before the WAD conversion.
+    int256 internal constant SCORE_CLAMP = int256(uint256(1) << 128);
+
+    bytes32 internal constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 public constant ATTESTATION_TYPEHASH =
+        keccak256("Attestation(uint64 windowId,uint64 windowEnd,uint256 inputHash)");
+    bytes32 internal constant NAME_HASH = keccak256("SentinelBreaker");
+    bytes32 internal constant VERSION_HASH = keccak256("1");
+
+    bytes32 internal immutable cachedDomainSeparator;
+    uint256 internal immutable cachedChainId;
+    uint256 public immutable timelockDelay;
+
+    // ---------------------------------------------------------------- storage
+
+    IHalo2Verifier public verifier;
+    uint8 public scoreScale;
+    Params public params;
+    State public state;
+
+    address public governance;
+    address public pendingGovernance;
+    address public guardian;
+
+    mapping(address => bool) public isAttester;
+    address[] internal attesterList;
+
+    address public pendingVerifier;
+    uint8 public pendingScoreScale;
+    uint64 public pendingVerifierEta;
+
+    // ---------------------------------------------------------------- errors
+
+    error InstanceCountMismatch(uint256 got, uint256 expected);
+    error InstanceNotInField(uint256 index);
+    error WindowNotNewer(uint64 windowId, uint64 lastWindowId);
+    error StaleWindow(uint64 windowEnd, uint256 oldestAccepted);
+    error WindowInFuture(uint64 windowEnd, uint256 latestAccepted);
+    error InputHashMismatch(uint256 proven, uint256 attested);
+    error InvalidSignature(uint256 index);
+    error NotAttester(address signer);
+    error SignersNotAscending(uint256 index);
+    error TooFewSignatures(uint256 got, uint256 required);
+    error InvalidProof();
+    error NotGovernance();
+    error NotPendingGovernance();
+    error NotGuardian();
+    error AlreadyTripped();
+    error NotTripped();
+    error ParameterOutOfBounds(string name);
+    error ZeroAddress();
+    error NotAContract(address account);
+    error AttesterExists(address attester);
+    error UnknownAttester(address attester);
+    error NoPendingVerifier();
+    error TimelockNotElapsed(uint64 eta, uint256 nowTimestamp);
+
+    // ---------------------------------------------------------------- events
+
+    event Report(
+        uint64 indexed windowId,
+        uint64 windowEnd,
+        uint256 inputHash,
+        int256 score,
+        address indexed submitter,
+        bool tripped
+    );
+    event Tripped(uint64 indexed windowId, address indexed by, bool byGuardian);
+    event Recovered(uint64 indexed windowId, address indexed by, bool byGovernance);
+    event ParamsChanged(
+        uint64 tripThreshold,
+        uint64 resetThreshold,
+        uint16 tripAfter,
+        uint16 resetAfter,
+        uint32 cooldown,
+        uint32 maxAge
+    );
+    event QuorumChanged(uint8 quorum);
+    event AttesterAdded(address indexed attester);
+    event AttesterRemoved(address indexed attester);
+    event VerifierChangeProposed(address indexed verifier, uint8 scoreScale, uint64 eta);
+    event VerifierChangeCancelled(address indexed verifier);
+    event VerifierChanged(address indexed previous, address indexed verifier, uint8 scoreScale);
+    event GovernanceTransferStarted(address indexed governance, address indexed pending);
+    event GovernanceChanged(address indexed previous, address indexed governance);
+    event GuardianChanged(address indexed previous, address indexed guardian);
+
+    // ---------------------------------------------------------------- construction
+
+    modifier onlyGovernance() {
+        if (msg.sender != governance) revert NotGovernance();
+        _;
+    }
+
+    constructor(
+        address verifier_,
+        uint8 scoreScale_,
+        Params memory params_,
+        address[] memory attesters_,
+        address governance_,
+        address guardian_,
+        uint256 timelockDelay_
+    ) {
+        if (governance_ == address(0) || guardian_ == address(0)) revert ZeroAddress();
+        if (timelockDelay_ < MIN_TIMELOCK || timelockDelay_ > MAX_TIMELOCK) revert ParameterOutOfBounds("timelockDelay");
+        timelockDelay = timelockDelay_;
+        cachedChainId = block.chainid;
+        cachedDomainSeparator = _buildDomainSeparator();
+        governance = governance_;
+        guardian = guardian_;
+        emit GovernanceChanged(address(0), governance_);
+        emit GuardianChanged(address(0), guardian_);
+        _setVerifier(verifier_, scoreScale_);
+        for (uint256 i = 0; i < attesters_.length; ++i) _addAttester(attesters_[i]);
+        _setParams(params_);
+        _setQuorum(params_.quorum);
+    }
+
+    // ---------------------------------------------------------------- reports
+
+    /// @notice Submit a proven, attested risk score for one window.
+    function submit(
+        bytes calldata proof,
+        uint256[] calldata instances,
+        Attestation calldata attestation,
+        bytes[] calldata signatures
+    ) external {
+        if (instances.length != NUM_INSTANCES) revert InstanceCountMismatch(instances.length, NUM_INSTANCES);
+        for (uint256 i = 0; i < NUM_INSTANCES; ++i) {
+            if (instances[i] >= BN254_R) revert InstanceNotInField(i);
+        }
+        State memory s = state;
+        Params memory p = params;
+        uint64 windowId = attestation.windowId;
+        if (windowId <= s.lastWindowId) revert WindowNotNewer(windowId, s.lastWindowId);
+        uint64 windowEnd = attestation.windowEnd;
+        if (uint256(windowEnd) + p.maxAge < block.timestamp) {
+            revert StaleWindow(windowEnd, block.timestamp - p.maxAge);
+        }
+        if (windowEnd > block.timestamp + FUTURE_SKEW) revert WindowInFuture(windowEnd, block.timestamp + FUTURE_SKEW);
+        if (instances[INPUT_HASH_INDEX] != attestation.inputHash) {
+            revert InputHashMismatch(instances[INPUT_HASH_INDEX], attestation.inputHash);
+        }
+        _checkSignatures(_attestationDigest(attestation), signatures, p.quorum);
+        try verifier.verifyProof(proof, instances) returns (bool ok) {
+            if (!ok) revert InvalidProof();
+        } catch {
+            revert InvalidProof();
+        }
+
+        int256 score = _scoreWad(instances[SCORE_INDEX], scoreScale);
+        s.lastWindowId = windowId;
+        s.highStreak = score >= int256(uint256(p.tripThreshold)) ? _inc(s.highStreak) : 0;
+        s.lowStreak = score <= int256(uint256(p.resetThreshold)) ? _inc(s.lowStreak) : 0;
+        if (!s.tripped) {
+            if (s.highStreak >= p.tripAfter) {
+                s.tripped = true;
+                s.trippedAt = uint64(block.timestamp);
+                s.lowStreak = 0;
+                emit Tripped(windowId, msg.sender, false);
+            }
+        } else if (s.lowStreak >= p.resetAfter && block.timestamp >= uint256(s.trippedAt) + p.cooldown) {
+            s.tripped = false;
+            s.trippedAt = 0;
+            s.highStreak = 0;
+            s.lowStreak = 0;
+            emit Recovered(windowId, msg.sender, false);
+        }
+        state = s;
+        emit Report(windowId, windowEnd, attestation.inputHash, score, msg.sender, s.tripped);
+    }
+
+    /// @notice Whether the breaker is tripped (what guarded protocols read).
+    function tripped() external view returns (bool) {
+        return state.tripped;
+    }
+
+    /// @notice The EIP-712 domain separator (recomputed if the chain id changed since deployment).
+    function domainSeparator() public view returns (bytes32) {
+        return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    /// @notice The EIP-712 digest attesters sign for `attestation`.
+    function attestationDigest(Attestation calldata attestation) external view returns (bytes32) {
+        return _attestationDigest(attestation);
+    }
+
+    /// @notice Decode a score felt at `scale` to WAD, as `submit` does.
+    function scoreWad(uint256 felt, uint8 scale) external pure returns (int256) {
+        if (felt >= BN254_R) revert InstanceNotInField(0);
+        return _scoreWad(felt, scale);
+    }
+
+    function attesters() external view returns (address[] memory) {
+        return attesterList;
+    }
+
+    function attesterCount() external view returns (uint256) {
+        return attesterList.length;
+    }
+
+    // ---------------------------------------------------------------- guardian and governance
+
+    /// @notice Trip by hand. The guardian (or governance) can trip; nobody but governance can un-trip.
+    function trip() external {
+        if (msg.sender != guardian && msg.sender != governance) revert NotGuardian();
+        State memory s = state;
+        if (s.tripped) revert AlreadyTripped();
+        s.tripped = true;
+        s.trippedAt = uint64(block.timestamp);
+        s.highStreak = 0;
+        s.lowStreak = 0;
+        state = s;
+        emit Tripped(s.lastWindowId, msg.sender, true);
+    }
+
+    /// @notice Governance override: recover now, without waiting for low scores or the cooldown.
+    function recover() external onlyGovernance {
+        State memory s = state;
+        if (!s.tripped) revert NotTripped();
+        s.tripped = false;
+        s.trippedAt = 0;
+        s.highStreak = 0;
+        s.lowStreak = 0;
+        state = s;
+        emit Recovered(s.lastWindowId, msg.sender, true);
+    }
+
+    /// @notice Change the state machine's parameters (each bounded; quorum unchanged).
+    function setParams(Params calldata p) external onlyGovernance {
+        Params memory next = p;
+        next.quorum = params.quorum;
+        _setParams(next);
+    }
+
+    function setQuorum(uint8 quorum) external onlyGovernance {
+        _setQuorum(quorum);
+    }
+
+    function addAttester(address attester) external onlyGovernance {
+        _addAttester(attester);
+    }
+
+    function removeAttester(address attester) external onlyGovernance {
+        if (!isAttester[attester]) revert UnknownAttester(attester);
+        if (attesterList.length - 1 < params.quorum) revert ParameterOutOfBounds("quorum");
+        isAttester[attester] = false;
+        uint256 n = attesterList.length;
+        for (uint256 i = 0; i < n; ++i) {
+            if (attesterList[i] == attester) {
+                attesterList[i] = attesterList[n - 1];
+                attesterList.pop();
+                break;
+            }
+        }
+        emit AttesterRemoved(attester);
+    }
+
+    function setGuardian(address guardian_) external onlyGovernance {
+        if (guardian_ == address(0)) revert ZeroAddress();
+        emit GuardianChanged(guardian, guardian_);
+        guardian = guardian_;
+    }
+
+    /// @notice Two-step governance handover: the new governance must accept (no transfer to a typo).
+    function transferGovernance(address governance_) external onlyGovernance {
+        if (governance_ == address(0)) revert ZeroAddress();
+        pendingGovernance = governance_;
+        emit GovernanceTransferStarted(governance, governance_);
+    }
+
+    function acceptGovernance() external {
+        if (msg.sender != pendingGovernance) revert NotPendingGovernance();
+        emit GovernanceChanged(governance, msg.sender);
+        governance = msg.sender;
+        pendingGovernance = address(0);
+    }
+
+    /// @notice Start the timelock for a new verifier (a new model); replaces any pending proposal.
+    function proposeVerifier(address verifier_, uint8 scoreScale_) external onlyGovernance {
+        _checkVerifier(verifier_, scoreScale_);
+        uint64 eta = uint64(block.timestamp + timelockDelay);
+        pendingVerifier = verifier_;
+        pendingScoreScale = scoreScale_;
+        pendingVerifierEta = eta;
+        emit VerifierChangeProposed(verifier_, scoreScale_, eta);
+    }
+
+    function cancelVerifier() external onlyGovernance {
+        address pending = pendingVerifier;
+        if (pending == address(0)) revert NoPendingVerifier();
+        _clearPending();
+        emit VerifierChangeCancelled(pending);
+    }
+
+    /// @notice Switch to the proposed verifier once the timelock has elapsed; resets the streaks.
+    function executeVerifier() external onlyGovernance {
+        address pending = pendingVerifier;
+        if (pending == address(0)) revert NoPendingVerifier();
+        if (block.timestamp < pendingVerifierEta) revert TimelockNotElapsed(pendingVerifierEta, block.timestamp);
+        uint8 scale = pendingScoreScale;
+        _clearPending();
+        _setVerifier(pending, scale);
+        // Scores of the old model and the new one are not one series.
+        state.highStreak = 0;
+        state.lowStreak = 0;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _buildDomainSeparator() internal view returns (bytes32) {
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
+    }
+
+    function _attestationDigest(Attestation calldata a) internal view returns (bytes32) {
+        bytes32 structHash = keccak256(abi.encode(ATTESTATION_TYPEHASH, a.windowId, a.windowEnd, a.inputHash));
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    /// @dev Signers must be registered, distinct (strictly ascending addresses) and at least `quorum`.
+    function _checkSignatures(bytes32 digest, bytes[] calldata signatures, uint256 quorum) internal view {
+        if (signatures.length < quorum) revert TooFewSignatures(signatures.length, quorum);
+        address previous = address(0);
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            address signer = _recover(digest, signatures[i], i);
+            if (signer <= previous) revert SignersNotAscending(i);
+            if (!isAttester[signer]) revert NotAttester(signer);
+            previous = signer;
+        }
+    }
+
+    function _recover(bytes32 digest, bytes calldata sig, uint256 index) internal pure returns (address signer) {
+        if (sig.length != 65) revert InvalidSignature(index);
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly {
+            r := calldataload(sig.offset)
+            s := calldataload(add(sig.offset, 0x20))
+            v := byte(0, calldataload(add(sig.offset, 0x40)))
+        }
+        if (uint256(s) > SECP256K1_HALF_N || (v != 27 && v != 28)) revert InvalidSignature(index);
+        signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert InvalidSignature(index);
+    }
+
+    /// @dev Signed fixed-point felt at `scale` -> WAD (exact for scale <= 18; clamped far outside [0, 1]).
+    function _scoreWad(uint256 felt, uint8 scale) internal pure returns (int256) {
+        int256 v = felt > HALF_R ? -int256(BN254_R - felt) : int256(felt);
+        if (v > SCORE_CLAMP) v = SCORE_CLAMP;
+        if (v < -SCORE_CLAMP) v = -SCORE_CLAMP;
+        return (v * int256(WAD)) / int256(uint256(1) << scale);
+    }
+
+    function _inc(uint16 x) internal pure returns (uint16) {
+        return x == type(uint16).max ? x : x + 1;
+    }
+
+    function _setParams(Params memory p) internal {
+        if (p.tripThreshold < MIN_TRIP_THRESHOLD || p.tripThreshold > MAX_TRIP_THRESHOLD) {
+            revert ParameterOutOfBounds("tripThreshold");
+        }
+        if (uint256(p.resetThreshold) + MIN_HYSTERESIS > p.tripThreshold) revert ParameterOutOfBounds("resetThreshold");
+        if (p.tripAfter == 0 || p.tripAfter > MAX_TRIP_AFTER) revert ParameterOutOfBounds("tripAfter");
+        if (p.resetAfter == 0 || p.resetAfter > MAX_RESET_AFTER) revert ParameterOutOfBounds("resetAfter");
+        if (p.cooldown < MIN_COOLDOWN || p.cooldown > MAX_COOLDOWN) revert ParameterOutOfBounds("cooldown");
+        if (p.maxAge < MIN_MAX_AGE || p.maxAge > MAX_MAX_AGE) revert ParameterOutOfBounds("maxAge");
+        params = p;
+        emit ParamsChanged(p.tripThreshold, p.resetThreshold, p.tripAfter, p.resetAfter, p.cooldown, p.maxAge);
+    }
+
+    function _setQuorum(uint8 quorum) internal {
+        if (quorum == 0 || quorum > attesterList.length) revert ParameterOutOfBounds("quorum");
+        params.quorum = quorum;
+        emit QuorumChanged(quorum);
+    }
+
+    function _addAttester(address attester) internal {
+        if (attester == address(0)) revert ZeroAddress();
+        if (isAttester[attester]) revert AttesterExists(attester);
+        if (attesterList.length >= MAX_ATTESTERS) revert ParameterOutOfBounds("attesters");
+        isAttester[attester] = true;
+        attesterList.push(attester);
+        emit AttesterAdded(attester);
+    }
+
+    function _checkVerifier(address verifier_, uint8 scoreScale_) internal view {
+        if (verifier_ == address(0)) revert ZeroAddress();
+        if (verifier_.code.length == 0) revert NotAContract(verifier_);
+        if (scoreScale_ > MAX_SCORE_SCALE) revert ParameterOutOfBounds("scoreScale");
+    }
+
+    function _setVerifier(address verifier_, uint8 scoreScale_) internal {
+        _checkVerifier(verifier_, scoreScale_);
+        emit VerifierChanged(address(verifier), verifier_, scoreScale_);
+        verifier = IHalo2Verifier(verifier_);
+        scoreScale = scoreScale_;
+    }
+
+    function _clearPending() internal {
+        pendingVerifier = address(0);
+        pendingScoreScale = 0;
+        pendingVerifierEta = 0;
+    }
+}

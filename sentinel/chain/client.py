@@ -1,0 +1,139 @@
+"""The one seam to web3: connect, deploy, transact, call, read events.
+
+Every JSON-RPC exchange goes through :class:`Chain`, which signs locally with
+eth-account (keys never leave the process), estimates gas first so a revert
+is caught before anything is sent, and turns web3's exceptions into
+:class:`~sentinel.errors.ChainError` leaves, with custom errors decoded to
+their names from the contracts' ABIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sentinel.chain.keys import Key
+from sentinel.chain.revert import decode_revert, error_table
+from sentinel.chain.solc import CompiledContract
+from sentinel.errors import ChainError, ChainUnavailable, ContractRevert
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A contract deployed by :meth:`Chain.deploy`."""
+
+    name: str
+    address: str
+    tx_hash: str
+    block: int
+    gas_used: int
+
+
+class Chain:
+    """A JSON-RPC endpoint behind web3, with revert decoding from the given ABIs."""
+
+    def __init__(self, rpc_url: str, abis: Iterable[list[dict[str, Any]]] = (), *,
+                 gas_headroom: float = 1.2, receipt_timeout: float = 120.0) -> None:
+        from web3 import Web3
+
+        self.rpc_url = rpc_url
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self.gas_headroom = gas_headroom
+        self.receipt_timeout = receipt_timeout
+        self._abis: list[list[dict[str, Any]]] = list(abis)
+        self._errors = error_table(self._abis)
+        with self._seam("eth_chainId"):
+            self.chain_id = int(self.w3.eth.chain_id)
+
+    # -- plumbing -------------------------------------------------------------------
+    def add_abi(self, abi: list[dict[str, Any]]) -> None:
+        """Decode reverts of this ABI's custom errors too."""
+        self._abis.append(abi)
+        self._errors = error_table(self._abis)
+
+    def decode(self, data: bytes | str | None):  # noqa: ANN201 - DecodedRevert
+        """Name and arguments of revert data."""
+        return decode_revert(data, self._errors)
+
+    @contextmanager
+    def _seam(self, what: str, tx_hash: str | None = None) -> Iterator[None]:
+        from requests.exceptions import RequestException
+        from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+
+        try:
+            yield
+        except ContractLogicError as exc:
+            decoded = self.decode(exc.data if isinstance(exc.data, str | bytes) else None)
+            raise ContractRevert(what, decoded.name, decoded.args, tx_hash=tx_hash) from exc
+        except TimeExhausted as exc:
+            raise ChainError(f"{what}: no receipt within {self.receipt_timeout:g} s (tx {tx_hash})") from exc
+        except RequestException as exc:
+            raise ChainUnavailable(self.rpc_url, f"{what}: {type(exc).__name__}",
+                                   hint="is the node running? `sentinel chain up` starts a local one") from exc
+        except Web3Exception as exc:
+            raise ChainError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+    def contract(self, address: str, abi: list[dict[str, Any]]) -> Any:
+        """A web3 contract object at ``address``."""
+        return self.w3.eth.contract(address=self.w3.to_checksum_address(address), abi=abi)
+
+    # -- transactions ---------------------------------------------------------------
+    def _send(self, tx: dict[str, Any], key: Key, what: str) -> Any:
+        tx = dict(tx)
+        tx["gas"] = int(tx["gas"] * self.gas_headroom)
+        signed = self.w3.eth.account.sign_transaction(tx, key.secret)
+        with self._seam(what):
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        hex_hash = "0x" + bytes(tx_hash).hex()
+        with self._seam(what, hex_hash):
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout,
+                                                               poll_latency=0.05)
+        if receipt["status"] != 1:
+            raise ContractRevert(what, "RevertedOnChain", {"gas_used": receipt["gasUsed"]}, tx_hash=hex_hash)
+        return receipt
+
+    def _base_tx(self, key: Key) -> dict[str, Any]:
+        with self._seam("eth_getTransactionCount"):
+            nonce = self.w3.eth.get_transaction_count(key.address, "pending")
+        return {"from": key.address, "nonce": nonce, "chainId": self.chain_id}
+
+    def deploy(self, compiled: CompiledContract, args: list[Any], key: Key) -> Deployed:
+        """Deploy ``compiled`` with constructor ``args``; returns its address and receipt figures."""
+        self.add_abi(compiled.abi)
+        factory = self.w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+        what = f"deploying {compiled.name}"
+        with self._seam(what):
+            tx = factory.constructor(*args).build_transaction(self._base_tx(key))
+        receipt = self._send(tx, key, what)
+        return Deployed(compiled.name, receipt["contractAddress"], "0x" + bytes(receipt["transactionHash"]).hex(),
+                        int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+
+    def transact(self, function: Any, key: Key, what: str) -> Any:
+        """Estimate (reverts are decoded here, before sending), sign, send, wait; returns the receipt."""
+        with self._seam(what):
+            tx = function.build_transaction(self._base_tx(key))
+        return self._send(tx, key, what)
+
+    def call(self, function: Any, what: str) -> Any:
+        """A read-only call, reverts decoded."""
+        with self._seam(what):
+            return function.call()
+
+    def code(self, address: str) -> bytes:
+        """Runtime code at ``address``."""
+        with self._seam("eth_getCode"):
+            return bytes(self.w3.eth.get_code(self.w3.to_checksum_address(address)))
+
+    def block(self, number: int | str = "latest") -> Any:
+        with self._seam("eth_getBlockByNumber"):
+            return self.w3.eth.get_block(number)
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        """A raw JSON-RPC call (Anvil's evm_* helpers in tests and the bench)."""
+        with self._seam(method):
+            response = self.w3.provider.make_request(method, params)
+        if "error" in response:
+            raise ChainError(f"{method} failed: {response['error'].get('message')}")
+        return response["result"]

@@ -1,0 +1,234 @@
+"""``sentinel deploy``: compile the contracts, deploy verifier, breaker, token and vault, record them.
+
+The verifier is the circuit build's ``circuits/Halo2Verifier.json`` (its
+runtime code must hash to the manifest's ``verifier_runtime_sha256``, checked
+again on chain after deployment). The breaker's policy comes from the
+``[chain]`` config, each unset field from the model card's trip policy.
+``deployments.json`` is written once everything has been deployed and checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact
+from sentinel.chain.client import Chain, Deployed
+from sentinel.chain.encoding import INPUT_HASH_INDEX, MAX_SCORE_SCALE, NUM_INSTANCES, SCORE_INDEX, read_json, to_wad
+from sentinel.chain.keys import Key, attester_keys, role_key
+from sentinel.chain.solc import CompiledContract, compile_files
+from sentinel.config import ChainConfig, SentinelConfig
+from sentinel.errors import ArtifactFieldError, ChainError, CircuitError, ConfigError
+
+CONTRACT_FILES = ("SentinelBreaker.sol", "GuardedVault.sol", "DemoToken.sol")
+#: solc optimizer runs for Sentinel's own contracts (favours cheap calls over small code).
+OPTIMIZER_RUNS = 1000
+DEPLOYMENTS_VERSION = 1
+#: Demo token minted to the vault user at deployment (18 decimals).
+DEMO_MINT = 1_000_000 * 10**18
+
+
+def compile_contracts(layout: ArtifactLayout) -> dict[str, CompiledContract]:
+    """SentinelBreaker, GuardedVault and DemoToken compiled with the pinned npm solc."""
+    return compile_files([layout.contracts_dir / name for name in CONTRACT_FILES], optimizer_runs=OPTIMIZER_RUNS)
+
+
+def verifier_contract(layout: ArtifactLayout) -> tuple[CompiledContract, dict[str, Any]]:
+    """The circuit's compiled Halo2 verifier and its manifest, cross-checked."""
+    manifest = read_json_artifact(layout.circuit_manifest, "circuit", "sentinel circuit build", CircuitError)
+    artifact = read_json_artifact(layout.verifier_artifact, "verifier", "sentinel circuit build", CircuitError)
+    runtime = bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
+    if hashlib.sha256(runtime).hexdigest() != manifest["verifier_runtime_sha256"]:
+        raise ChainError(f"{layout.verifier_artifact}: runtime code differs from the manifest's",
+                         hint="rebuild with `sentinel circuit build`")
+    inst = manifest["instances"]
+    if (inst["input_hash_index"], inst["score_index"], inst["total"]) != (INPUT_HASH_INDEX, SCORE_INDEX, NUM_INSTANCES):
+        raise ChainError(f"{layout.circuit_manifest}: instance layout {inst.get('description')} is not the "
+                         "breaker's [input_hash, score]")
+    if not 0 <= int(inst["score_scale"]) <= MAX_SCORE_SCALE:
+        raise ChainError(f"{layout.circuit_manifest}: score scale {inst['score_scale']} is above {MAX_SCORE_SCALE}")
+    creation = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
+    compiled = CompiledContract("Halo2Verifier", artifact["abi"], creation, runtime, artifact.get("compiler", "?"))
+    return compiled, manifest
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """The breaker's state-machine parameters (thresholds as probabilities)."""
+
+    trip_threshold: float
+    reset_threshold: float
+    trip_after: int
+    reset_after: int
+    cooldown_seconds: int
+    max_age_seconds: int
+    quorum: int
+    source: str  #: which fields came from the model card
+
+    def params(self) -> tuple[int, int, int, int, int, int, int]:
+        """The Solidity ``Params`` tuple (WAD thresholds)."""
+        return (to_wad(self.trip_threshold), to_wad(self.reset_threshold), self.trip_after, self.reset_after,
+                self.cooldown_seconds, self.max_age_seconds, self.quorum)
+
+
+def resolve_policy(chain: ChainConfig, card: dict[str, Any] | None) -> BreakerPolicy:
+    """``[chain]`` settings, each one left at 0 taken from the model card's trip policy."""
+    values: dict[str, Any] = {}
+    from_card = []
+    for name in ("trip_threshold", "reset_threshold", "trip_after", "reset_after"):
+        value = getattr(chain, name)
+        if not value:
+            if card is None or name not in card.get("trip_policy", {}):
+                raise ConfigError(f"chain.{name} is unset and there is no model card trip policy to take it from")
+            value = card["trip_policy"][name]
+            from_card.append(name)
+        values[name] = value
+    return BreakerPolicy(float(values["trip_threshold"]), float(values["reset_threshold"]),
+                         int(values["trip_after"]), int(values["reset_after"]), chain.cooldown_seconds,
+                         chain.max_age_seconds, chain.quorum,
+                         "model card: " + ", ".join(from_card) if from_card else "config")
+
+
+def rpc_url(config: ChainConfig, override: str | None = None) -> str:
+    """The endpoint: ``--rpc``, else ``chain.rpc_url``, else the local Anvil's port."""
+    return override or config.rpc_url or f"http://127.0.0.1:{config.port}"
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Keys and addresses of everyone the deployment names."""
+
+    deployer: Key
+    guardian: str
+    attesters: list[str]
+    vault_user: str
+
+
+def resolve_roles(config: ChainConfig, chain_id: int) -> Roles:
+    """Deployer key, guardian, attester addresses and vault user from env/config, else demo accounts."""
+    from web3 import Web3
+
+    deployer = role_key("deployer", chain_id)
+    guardian = config.guardian or role_key("guardian", chain_id).address
+    if config.attesters:
+        attesters = [a.strip() for a in config.attesters.split(",") if a.strip()]
+    else:
+        attesters = [k.address for k in attester_keys(chain_id, config.attester_keyfile)]
+    try:
+        attesters = [Web3.to_checksum_address(a) for a in attesters]
+        guardian = Web3.to_checksum_address(guardian)
+    except ValueError as exc:
+        raise ConfigError(f"chain.attesters / chain.guardian: not an address: {exc}") from None
+    if len(set(attesters)) != len(attesters):
+        raise ConfigError("chain.attesters: an address appears twice")
+    return Roles(deployer, guardian, attesters, role_key("vault_user", chain_id).address)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What ``deployments.json`` records."""
+
+    chain_id: int
+    rpc_url: str
+    block: int
+    deployed_at: str
+    deployer: str
+    governance: str
+    guardian: str
+    attesters: list[str]
+    quorum: int
+    timelock_seconds: int
+    score_scale: int
+    policy: dict[str, Any]
+    circuit: dict[str, Any]
+    contracts: dict[str, dict[str, Any]]
+    compiler: str
+    version: int = DEPLOYMENTS_VERSION
+
+    def address(self, name: str) -> str:
+        return self.contracts[name]["address"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def deploy_all(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
+               progress: Any = None) -> Deployment:
+    """Deploy everything (see :func:`deploy_contracts`), then write deployments.json atomically."""
+    deployment = deploy_contracts(layout, config, rpc, progress)
+    atomic_write_text(layout.deployments, json.dumps(deployment.to_dict(), indent=1, sort_keys=True) + "\n")
+    return deployment
+
+
+def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
+                     progress: Any = None) -> Deployment:
+    """Compile, deploy verifier, breaker, token and vault, check the verifier's code on chain; writes nothing."""
+    from sentinel.model.pipeline import load_card
+
+    say = progress or (lambda step, detail: None)
+    url = rpc_url(config.chain, rpc)
+    verifier, manifest = verifier_contract(layout)
+    policy = resolve_policy(config.chain, load_card(layout) if not all(
+        getattr(config.chain, f) for f in ("trip_threshold", "reset_threshold", "trip_after", "reset_after")) else None)
+    say("compile", f"contracts in {layout.contracts_dir} with npm solc")
+    compiled = compile_contracts(layout)
+    chain = Chain(url, [c.abi for c in compiled.values()], gas_headroom=config.chain.gas_headroom,
+                  receipt_timeout=config.chain.receipt_timeout_seconds)
+    roles = resolve_roles(config.chain, chain.chain_id)
+    scale = int(manifest["instances"]["score_scale"])
+
+    results: dict[str, Deployed] = {}
+    say("deploy", f"Halo2Verifier ({len(verifier.runtime)} bytes of runtime code) on chain {chain.chain_id}")
+    results["Halo2Verifier"] = chain.deploy(verifier, [], roles.deployer)
+    on_chain = chain.code(results["Halo2Verifier"].address)
+    if hashlib.sha256(on_chain).hexdigest() != manifest["verifier_runtime_sha256"]:
+        raise ChainError("deployed verifier code differs from the circuit manifest's verifier_runtime_sha256")
+    say("deploy", f"SentinelBreaker: trip >= {policy.trip_threshold:.4f} x{policy.trip_after}, "
+                  f"reset <= {policy.reset_threshold:.4f} x{policy.reset_after}, quorum {policy.quorum} of "
+                  f"{len(roles.attesters)}")
+    results["SentinelBreaker"] = chain.deploy(compiled["SentinelBreaker"], [
+        results["Halo2Verifier"].address, scale, policy.params(), roles.attesters, roles.deployer.address,
+        roles.guardian, config.chain.timelock_seconds], roles.deployer)
+    results["DemoToken"] = chain.deploy(compiled["DemoToken"], ["Sentinel Demo USD", "sUSD"], roles.deployer)
+    results["GuardedVault"] = chain.deploy(compiled["GuardedVault"], [
+        results["DemoToken"].address, results["SentinelBreaker"].address], roles.deployer)
+    token = chain.contract(results["DemoToken"].address, compiled["DemoToken"].abi)
+    chain.transact(token.functions.mint(roles.vault_user, DEMO_MINT), roles.deployer, "minting demo tokens")
+
+    contracts: dict[str, dict[str, Any]] = {}
+    for name, d in results.items():
+        source = verifier if name == "Halo2Verifier" else compiled[name]
+        code = chain.code(d.address)
+        contracts[name] = {
+            "address": d.address, "tx_hash": d.tx_hash, "block": d.block, "gas_used": d.gas_used,
+            "creation_sha256": hashlib.sha256(source.bytecode).hexdigest(),
+            "runtime_sha256": hashlib.sha256(code).hexdigest(), "runtime_bytes": len(code),
+            "abi": source.abi,
+        }
+    deployment = Deployment(
+        chain_id=chain.chain_id, rpc_url=url, block=results["Halo2Verifier"].block,
+        deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), deployer=roles.deployer.address,
+        governance=roles.deployer.address, guardian=roles.guardian, attesters=roles.attesters,
+        quorum=policy.quorum, timelock_seconds=config.chain.timelock_seconds, score_scale=scale,
+        policy={**asdict(policy), "params_wad": list(policy.params())},
+        circuit={"vk_sha256": manifest["artifacts"]["vk"]["sha256"],
+                 "verifier_runtime_sha256": manifest["verifier_runtime_sha256"],
+                 "srs_test_only": manifest["srs"]["warning"] is not None},
+        contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
+    )
+    return deployment
+
+
+def load_deployment(layout: ArtifactLayout) -> Deployment:
+    """``deployments.json``, or an error saying to deploy first."""
+    path = layout.deployments
+    if not path.exists():
+        raise ChainError(f"{path}: nothing deployed yet", hint="run `sentinel deploy`")
+    doc = read_json(path, "deployments file")
+    try:
+        return Deployment(**doc)
+    except TypeError as exc:
+        raise ArtifactFieldError(path, "(file)", f"not a deployments file of this version: {exc}") from None

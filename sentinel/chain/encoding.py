@@ -1,0 +1,223 @@
+"""What the breaker reads and writes, in Python (pure).
+
+Mirrors ``contracts/SentinelBreaker.sol``: the instance layout, the felt ->
+WAD score conversion, WAD thresholds, and the arguments of ``submit`` built
+from a proof bundle and an attestation. No I/O beyond reading the JSON files
+handed in; no web3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+from sentinel.errors import ArtifactFieldError
+from sentinel.zk.instances import BN254_R
+
+#: 1.0 as the breaker's fixed point (risk scores and thresholds are WAD).
+WAD = 10**18
+#: ``instances[0]`` layout the breaker is compiled for (see sentinel/zk/layout.py).
+NUM_INSTANCES = 2
+INPUT_HASH_INDEX = 0
+SCORE_INDEX = 1
+#: Largest score scale the breaker converts exactly (1e18 = 2^18 * 5^18).
+MAX_SCORE_SCALE = 18
+_SCORE_CLAMP = 1 << 128
+
+
+def score_wad(felt: int, scale: int) -> int:
+    """The breaker's decoding of a score felt: signed (felt > R/2 is negative), to WAD, truncated to zero."""
+    if not 0 <= felt < BN254_R:
+        raise ValueError(f"{felt} is not a field element")
+    value = felt - BN254_R if felt > BN254_R // 2 else felt
+    value = max(-_SCORE_CLAMP, min(_SCORE_CLAMP, value))
+    numerator = value * WAD
+    quotient = abs(numerator) >> scale  # Solidity's signed division truncates towards zero
+    return quotient if numerator >= 0 else -quotient
+
+
+def to_wad(x: float) -> int:
+    """A probability as WAD, from its shortest decimal form (0.98 -> 980000000000000000)."""
+    return int((Decimal(repr(float(x))) * WAD).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def from_wad(value: int) -> float:
+    """WAD back to a float."""
+    return value / WAD
+
+
+def le_hex_felt(text: str) -> int:
+    """EZKL's little-endian hex felt (no range check)."""
+    raw = text[2:] if text.startswith(("0x", "0X")) else text
+    if len(raw) != 64:
+        raise ValueError("not 32 bytes of hex")
+    return int.from_bytes(bytes.fromhex(raw), "little")
+
+
+@dataclass(frozen=True)
+class ProofBundle:
+    """The parts of a ``proofs/window-<id>.json`` bundle the chain needs."""
+
+    path: Path
+    window_id: int
+    window_end_unix: int
+    input_hash: int
+    score: float
+    score_scale: int
+    instances: tuple[int, ...]
+    proof: bytes
+    vk_sha256: str
+    verifier_runtime_sha256: str
+
+    @property
+    def score_felt(self) -> int:
+        return self.instances[SCORE_INDEX]
+
+
+def _field(doc: dict[str, Any], path: Path, name: str, kind: type | tuple[type, ...]) -> Any:
+    node: Any = doc
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ArtifactFieldError(path, name, "missing")
+        node = node[part]
+    if not isinstance(node, kind) or isinstance(node, bool):
+        raise ArtifactFieldError(path, name, f"expected {getattr(kind, '__name__', kind)}, got {type(node).__name__}")
+    return node
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``; a missing or malformed file names itself."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactFieldError(path, "(file)", f"no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactFieldError(path, "(file)", f"unreadable {what}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ArtifactFieldError(path, "(file)", f"a {what} must be a JSON object")
+    return doc
+
+
+def read_bundle(path: Path) -> ProofBundle:
+    """Load and cross-check a proof bundle: instances, proof hex, hash and window fields."""
+    path = Path(path)
+    doc = read_json(path, "proof bundle")
+    raw_instances = _field(doc, path, "ezkl_proof.instances", list)
+    if len(raw_instances) != 1 or not isinstance(raw_instances[0], list):
+        raise ArtifactFieldError(path, "ezkl_proof.instances", "expected one list of instances")
+    try:
+        instances = tuple(le_hex_felt(str(x)) for x in raw_instances[0])
+    except ValueError as exc:
+        raise ArtifactFieldError(path, "ezkl_proof.instances", f"not EZKL felts: {exc}") from None
+    if len(instances) != NUM_INSTANCES:
+        raise ArtifactFieldError(path, "ezkl_proof.instances",
+                                 f"{len(instances)} instances; the breaker takes [input_hash, score]")
+    hex_proof = _field(doc, path, "ezkl_proof.hex_proof", str)
+    try:
+        proof = bytes.fromhex(hex_proof[2:] if hex_proof.startswith("0x") else hex_proof)
+    except ValueError:
+        raise ArtifactFieldError(path, "ezkl_proof.hex_proof", "not hex") from None
+    if not proof:
+        raise ArtifactFieldError(path, "ezkl_proof.hex_proof", "empty proof")
+    try:
+        input_hash = int(_field(doc, path, "input_hash", str), 16)
+    except ValueError:
+        raise ArtifactFieldError(path, "input_hash", "not a hex number") from None
+    if input_hash != instances[INPUT_HASH_INDEX]:
+        raise ArtifactFieldError(path, "input_hash", "differs from the proof's input-hash instance")
+    scale = _field(doc, path, "score_scale", int)
+    if not 0 <= scale <= MAX_SCORE_SCALE:
+        raise ArtifactFieldError(path, "score_scale", f"{scale} is outside 0..{MAX_SCORE_SCALE}")
+    return ProofBundle(
+        path=path,
+        window_id=_field(doc, path, "window_id", int),
+        window_end_unix=_field(doc, path, "window_end_unix", int),
+        input_hash=input_hash,
+        score=float(_field(doc, path, "score", (int, float))),
+        score_scale=scale,
+        instances=instances,
+        proof=proof,
+        vk_sha256=_field(doc, path, "model.vk_sha256", str),
+        verifier_runtime_sha256=_field(doc, path, "model.verifier_runtime_sha256", str),
+    )
+
+
+@dataclass(frozen=True)
+class AttestationMessage:
+    """What attesters sign (EIP-712 ``Attestation``), bound to one breaker on one chain by the domain."""
+
+    window_id: int
+    window_end: int
+    input_hash: int
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.window_id, self.window_end, self.input_hash)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"windowId": self.window_id, "windowEnd": self.window_end, "inputHash": self.input_hash}
+
+
+@dataclass(frozen=True)
+class SignedAttestation:
+    """An attestation with its domain and signatures (signer address, 65-byte r||s||v)."""
+
+    message: AttestationMessage
+    chain_id: int
+    breaker: str
+    signatures: tuple[tuple[str, bytes], ...]
+
+    def ordered_signatures(self) -> list[bytes]:
+        """Signatures sorted by signer address, as the breaker requires (distinct, ascending)."""
+        return [sig for _, sig in sorted(self.signatures, key=lambda item: int(item[0], 16))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": {"chainId": self.chain_id, "verifyingContract": self.breaker},
+            "message": {**self.message.to_dict(), "inputHash": f"0x{self.message.input_hash:064x}"},
+            "signatures": [{"signer": a, "signature": "0x" + s.hex()} for a, s in self.signatures],
+        }
+
+
+def read_attestation(path: Path) -> SignedAttestation:
+    """Load an attestation file written by ``sentinel attest``."""
+    path = Path(path)
+    doc = read_json(path, "attestation")
+    message = AttestationMessage(
+        window_id=_field(doc, path, "message.windowId", int),
+        window_end=_field(doc, path, "message.windowEnd", int),
+        input_hash=int(_field(doc, path, "message.inputHash", str), 16),
+    )
+    signatures = []
+    for i, item in enumerate(_field(doc, path, "signatures", list)):
+        if not isinstance(item, dict) or not isinstance(item.get("signer"), str) \
+                or not isinstance(item.get("signature"), str):
+            raise ArtifactFieldError(path, f"signatures[{i}]", "expected {signer, signature}")
+        try:
+            sig = bytes.fromhex(item["signature"].removeprefix("0x"))
+        except ValueError:
+            raise ArtifactFieldError(path, f"signatures[{i}].signature", "not hex") from None
+        signatures.append((item["signer"], sig))
+    return SignedAttestation(message, _field(doc, path, "domain.chainId", int),
+                             _field(doc, path, "domain.verifyingContract", str), tuple(signatures))
+
+
+def message_for(bundle: ProofBundle) -> AttestationMessage:
+    """The attestation message of a bundle's window."""
+    return AttestationMessage(bundle.window_id, bundle.window_end_unix, bundle.input_hash)
+
+
+def submit_args(bundle: ProofBundle, attestation: SignedAttestation, quorum: int | None = None,
+                ) -> tuple[bytes, list[int], tuple[int, int, int], list[bytes]]:
+    """``submit(proof, instances, attestation, signatures)`` arguments, in ABI order.
+
+    With ``quorum``, only that many signatures are sent (the lowest signer
+    addresses): each extra one costs gas and adds nothing.
+    """
+    signatures = attestation.ordered_signatures()
+    if quorum is not None:
+        signatures = signatures[:quorum]
+    return (bundle.proof, list(bundle.instances), attestation.message.as_tuple(), signatures)

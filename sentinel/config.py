@@ -251,6 +251,10 @@ def _check(config: SentinelConfig) -> None:
         if getattr(model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
     parse_pooling(model.pooling, model.window)
+    if model.feature_clip < 0 or model.preactivation_bound < 0:
+        raise ConfigError("model.feature_clip and model.preactivation_bound must be >= 0 (0 = off)")
+    if model.preactivation_bound > 0 and model.feature_clip == 0:
+        raise ConfigError("model.feature_clip must be > 0 while model.preactivation_bound is set (unclipped features are unbounded)")
     if model.horizon < 0:
         raise ConfigError("model.horizon must be >= 0")
     if not 0 < model.reset_ratio <= 1:
@@ -262,8 +266,9 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("circuit.param_visibility must be fixed, private or public")
     if circuit.check_mode not in {"safe", "unsafe"}:
         raise ConfigError("circuit.check_mode must be safe or unsafe")
-    if circuit.num_inner_cols < 1 or circuit.calibration_windows < 1 or circuit.fidelity_windows < 1:
-        raise ConfigError("circuit.num_inner_cols, calibration_windows and fidelity_windows must be >= 1")
+    if (circuit.num_inner_cols < 1 or circuit.calibration_windows < 1 or circuit.fidelity_windows < 1
+            or circuit.lookup_columns < 1):
+        raise ConfigError("circuit.num_inner_cols, calibration_windows, fidelity_windows and lookup_columns must be >= 1")
     if circuit.decomp_base < 2 or circuit.decomp_legs < 1:
         raise ConfigError("circuit.decomp_base must be >= 2 and circuit.decomp_legs >= 1")
     if circuit.cadence_seconds <= 0:

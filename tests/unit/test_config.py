@@ -40,6 +40,9 @@ def test_config_file_from_env(tmp_path):
     ("[data]\ncadence_seconds = 'fast'\n", "could not convert string to float"),
     ("[data]\ncadence_seconds = -1\n", "data.cadence_seconds must be >= 0"),
     ("[data\n", "cannot read configuration"),
+    ("[model]\nfeature_clip = 0.0\n", "model.feature_clip must be > 0 while model.preactivation_bound is set"),
+    ("[model]\npreactivation_bound = -1.0\n", "must be >= 0"),
+    ("[circuit]\nlookup_columns = 0\n", "lookup_columns must be >= 1"),
 ])
 def test_bad_config_is_named(tmp_path, toml, fragment):
     (tmp_path / "sentinel.toml").write_text(toml)

@@ -84,7 +84,7 @@ class CircuitConfig:
     param_visibility: str = _f("fixed", "weights are baked into the verifying key (the verifier pins the model)")
     output_visibility: str = _f("public", "the risk score is a public instance")
     check_mode: str = _f("safe", "EZKL range checks on (EZKL's Python default is unsafe)")
-    num_inner_cols: int = _f(2, "EZKL inner columns (rows vs columns: measured, see docs/circuit-sweep.md)")
+    num_inner_cols: int = _f(1, "EZKL inner columns (rows vs columns: measured, see docs/circuit-sweep.md)")
     decomp_base: int = _f(4096, "EZKL range-check base (its table needs decomp_base rows: 16384 forces logrows >= 15)")
     decomp_legs: int = _f(3, "EZKL range-check legs (base**legs bounds the magnitudes a comparison can handle)")
     scales: str = _f("10", "comma-separated scales calibration may pick from ('' = EZKL's default range); measured in docs/circuit-sweep.md")

@@ -126,14 +126,20 @@ def verify(app, bundles: tuple[Path, ...], as_json: bool) -> None:  # noqa: ANN0
 @click.option("--windows", type=int, default=10, show_default=True, help="Windows to prove in one warm process.")
 @click.option("--against", type=click.Choice(["seed"]), default=None,
               help="Also build and prove the seed architecture (50x4 -> LSTM(50)) and print the ratios.")
+@click.option("--seed-settings", type=click.Choice(["ezkl-default", "sentinel"]), default="ezkl-default",
+              show_default=True,
+              help="With --against seed: EZKL's defaults as the seed ran them (input public, UNSAFE), or "
+                   "Sentinel's (input hashed, SAFE).")
+@click.option("--memory-cap-gb", type=float, default=None,
+              help="With --against seed: kill the seed build past this resident memory  [default: 85% of RAM]")
 @click.option("--chain", "on_chain", is_flag=True,
               help="Measure gas instead: deploy and submit on a throwaway local Anvil (no proving).")
 @click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --chain: proof bundle to submit  [default: the newest one for this circuit]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def bench(app, data_path: Path | None, windows: int, against: str | None, on_chain: bool,  # noqa: ANN001
-          bundle_path: Path | None, as_json: bool) -> None:
+def bench(app, data_path: Path | None, windows: int, against: str | None, seed_settings: str,  # noqa: ANN001
+          memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, as_json: bool) -> None:
     """Measure proving (latency, peak RSS, key and proof size, fidelity) or, with --chain, gas and code size."""
     if on_chain:
         _bench_chain(app, bundle_path, as_json)
@@ -155,7 +161,8 @@ def bench(app, data_path: Path | None, windows: int, against: str | None, on_cha
         if against == "seed":
             market = read_market_csv(data_path)
             window = cut_windows(market, 50).x[-1].astype("float64")
-            seed = bench_seed(app.config(), window)
+            cap = int(memory_cap_gb * 1e9) if memory_cap_gb else None
+            seed = bench_seed(app.layout, window, seed_settings, cap)
             result["seed"] = seed
             d = result["default"]
             result["ratios"] = {
@@ -176,7 +183,8 @@ def bench(app, data_path: Path | None, windows: int, against: str | None, on_cha
                f"fidelity {d['fidelity_max_abs_error']:.4f}")
     if "seed" in result:
         s = result["seed"]
-        click.echo(f"seed: logrows {s['logrows']}, setup {s['setup_seconds']:.0f} s, prove {s['prove_seconds']:.0f} s, "
+        click.echo(f"seed ({s['settings']} settings: input {s['input_visibility']}, {s['check_mode']}): "
+                   f"logrows {s['logrows']}, setup {s['setup_seconds']:.0f} s, prove {s['prove_seconds']:.0f} s, "
                    f"pk {s['pk_bytes'] / 1e9:.1f} GB, peak RSS {s['peak_rss_bytes'] / 1e9:.1f} GB")
         click.echo("ratios (seed / default): " + ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items() if v))
 

@@ -4,8 +4,10 @@ Proving runs in a child process (``sentinel prove --all``) so its peak RSS is
 the prover's own, read from ``getrusage(RUSAGE_CHILDREN)``; latencies are each
 window's prove time inside that one warm process. ``--against seed`` builds the
 seed project's architecture (50 steps x 4 features -> LSTM(50) -> Dense
-sigmoid, EZKL's default calibration, same visibility) and proves one window
-beside the default model on the same machine.
+sigmoid, EZKL's default calibration) and proves one window beside the
+default model on the same machine, in a child process under a memory cap
+(:mod:`sentinel.zk.guard`). Its settings are either EZKL's defaults, as the
+seed ran it (input public, UNSAFE), or Sentinel's (input hashed, SAFE).
 """
 
 from __future__ import annotations
@@ -87,38 +89,89 @@ def seed_onnx(path: Path, seed: int = 0) -> None:
     path.write_bytes(onnx_bytes(keras.Model(inputs, outputs), 50))
 
 
-def bench_seed(config: SentinelConfig, window: np.ndarray) -> dict[str, Any]:
-    """Build and prove the seed architecture once (expect minutes and ~12 GB)."""
-    circuit = config.circuit
+SEED_SETTINGS = ("ezkl-default", "sentinel")
+
+
+def seed_run_args(mode: str, config: SentinelConfig) -> Any:
+    """Run args of the seed build: EZKL's own defaults, or Sentinel's visibility and SAFE checks."""
+    if mode == "ezkl-default":
+        return ezkl_api.default_run_args()
+    if mode == "sentinel":
+        c = config.circuit
+        return ezkl_api.run_args(c.input_visibility, c.param_visibility, c.output_visibility, c.check_mode,
+                                 c.num_inner_cols, c.decomp_base, c.decomp_legs)
+    raise CircuitError(f"seed settings '{mode}' unknown; choose one of {', '.join(SEED_SETTINGS)}")
+
+
+def seed_build_and_prove(config: SentinelConfig, window: np.ndarray, mode: str, work: Path,
+                         phase: Any = None) -> dict[str, Any]:
+    """Build the seed architecture in ``work`` and prove ``window`` (50 x 4) once; heavy: run it guarded."""
+    def enter(name: str) -> None:
+        if phase:
+            phase(name)
+
+    onnx, settings, compiled = work / "seed.onnx", work / "settings.json", work / "seed.compiled"
+    vk, pk, srs = work / "vk.key", work / "pk.key", work / "kzg.srs"
+    data = work / "input.json"
+    enter("export")
+    seed_onnx(onnx)
+    # The seed normalised outside its model: give it standardised inputs.
+    scaled = (window - window.mean(0)) / (window.std(0) + 1e-9)
+    data.write_text(json.dumps(input_json(scaled[None])))
+    enter("calibrate")
+    t = time.perf_counter()
+    ezkl_api.gen_settings(onnx, settings, seed_run_args(mode, config))
+    ezkl_api.calibrate(data, onnx, settings, None, None)
+    ezkl_api.compile_circuit(onnx, compiled, settings)
+    calibrate = time.perf_counter() - t
+    doc = json.loads(settings.read_text())
+    logrows = int(doc["run_args"]["logrows"])
+    enter("srs")
+    ezkl_api.gen_srs(srs, logrows)
+    enter("setup")
+    t = time.perf_counter()
+    ezkl_api.setup(compiled, vk, pk, srs)
+    setup = time.perf_counter() - t
+    enter("witness")
+    witness = work / "witness.json"
+    ezkl_api.gen_witness(data, compiled, witness)
+    enter("prove")
+    t = time.perf_counter()
+    ezkl_api.prove(witness, compiled, pk, work / "proof.json", srs)
+    prove = time.perf_counter() - t
+    run_args = doc["run_args"]
+    return {
+        "settings": mode,
+        "input_visibility": run_args["input_visibility"], "check_mode": run_args["check_mode"],
+        "num_inner_cols": run_args["num_inner_cols"], "scale": run_args["input_scale"],
+        "logrows": logrows, "num_rows": doc["num_rows"],
+        "calibrate_seconds": calibrate, "setup_seconds": setup, "prove_seconds": prove,
+        "pk_bytes": pk.stat().st_size,
+    }
+
+
+def bench_seed(layout: ArtifactLayout, window: np.ndarray, mode: str = "ezkl-default",
+               cap_bytes: int | None = None) -> dict[str, Any]:
+    """Build and prove the seed architecture once in a child process under a memory cap.
+
+    Expect many minutes and 12+ GB. Past ``cap_bytes`` (default 85 % of this
+    machine's memory) the child is killed and :class:`~sentinel.zk.guard.MemoryCapExceeded`
+    says in which phase, instead of the kernel's OOM killer ending it silently.
+    """
+    from sentinel.zk.guard import run_guarded, total_memory_bytes
+
+    if mode not in SEED_SETTINGS:
+        raise CircuitError(f"seed settings '{mode}' unknown; choose one of {', '.join(SEED_SETTINGS)}")
+    cap = cap_bytes or int(total_memory_bytes() * 0.85)
     with tempfile.TemporaryDirectory(prefix="sentinel-seed-bench-") as tmp:
         work = Path(tmp)
-        onnx, settings, compiled = work / "seed.onnx", work / "settings.json", work / "seed.compiled"
-        vk, pk, srs = work / "vk.key", work / "pk.key", work / "kzg.srs"
-        data = work / "input.json"
-        seed_onnx(onnx)
-        # The seed normalised outside its model: give it standardised inputs.
-        scaled = (window - window.mean(0)) / (window.std(0) + 1e-9)
-        data.write_text(json.dumps(input_json(scaled[None])))
-        args = ezkl_api.run_args(circuit.input_visibility, circuit.param_visibility, circuit.output_visibility,
-                                 circuit.check_mode, 2)
-        t = time.perf_counter()
-        ezkl_api.gen_settings(onnx, settings, args)
-        ezkl_api.calibrate(data, onnx, settings, None, None)
-        ezkl_api.compile_circuit(onnx, compiled, settings)
-        calibrate = time.perf_counter() - t
-        logrows = int(json.loads(settings.read_text())["run_args"]["logrows"])
-        ezkl_api.gen_srs(srs, logrows)
-        t = time.perf_counter()
-        ezkl_api.setup(compiled, vk, pk, srs)
-        setup = time.perf_counter() - t
-        witness = work / "witness.json"
-        ezkl_api.gen_witness(data, compiled, witness)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t = time.perf_counter()
-        ezkl_api.prove(witness, compiled, pk, work / "proof.json", srs)
-        prove = time.perf_counter() - t
-        return {
-            "logrows": logrows, "calibrate_seconds": calibrate, "setup_seconds": setup, "prove_seconds": prove,
-            "pk_bytes": pk.stat().st_size,
-            "peak_rss_bytes": max(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
-        }
+        np.save(work / "window.npy", window)
+        cmd = [sys.executable, "-m", "sentinel.zk.seed_child", str(layout.root), mode, str(work)]
+        done = run_guarded(cmd, cap, f"seed architecture ({mode} settings)")
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise CircuitError(f"seed bench failed: {last}")
+        result = json.loads(done.stdout)
+    result["peak_rss_bytes"] = done.peak_rss_bytes
+    result["memory_cap_bytes"] = cap
+    return result

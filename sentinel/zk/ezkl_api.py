@@ -73,6 +73,11 @@ def run_args(input_visibility: str, param_visibility: str, output_visibility: st
     return args
 
 
+def default_run_args() -> Any:
+    """``PyRunArgs()`` untouched: EZKL's defaults (input public, params fixed, UNSAFE, 2 inner columns)."""
+    return _ezkl().PyRunArgs()
+
+
 def gen_settings(onnx: Path, settings: Path, args: Any) -> None:
     call("gen_settings", _ezkl().gen_settings, str(onnx), str(settings), py_run_args=args)
 

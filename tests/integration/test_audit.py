@@ -111,11 +111,11 @@ class Run:
         return self.chain.transact(function, key, "governance call")
 
     def audit(self, artifacts: tuple[Path, ...] | None = None, data: tuple[Path, ...] = (),
-              breaker: str | None = None) -> AuditReport:
+              breaker: str | None = None, from_block: int = 0) -> AuditReport:
         return run_audit(AuditRequest(
             rpc_url=self.node, breaker=breaker or self.breaker.address, artifacts=artifacts or (self.tiny,),
             breaker_source=ArtifactLayout(self.tiny).breaker_source, breaker_optimizer_runs=OPTIMIZER_RUNS,
-            data=data, workers=1, score_tolerance=SCORE_TOLERANCE))
+            data=data, from_block=from_block, workers=1, score_tolerance=SCORE_TOLERANCE))
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +165,12 @@ def test_clean_run_audits_clean_and_notes_the_gap(run: Run, run_cli, tiny_feed: 
     skipped = run.windows["tiny"][SKIPPED].window_id
     assert [(f.check, f.window_id) for f in report.findings] == [("gaps", skipped)]
     assert report.summary["max_score_gap"] <= SCORE_TOLERANCE
+
+    # Starting mid-history, the replay starts from the contract's state read at the block before.
+    third = report.timeline["reports"][2]["block"]
+    late = run.audit(from_block=third)
+    assert late.exit_code == 0, late.discrepancies
+    assert late.summary["reports"] == reported - 2 and late.checks["final-state"].passed == 1
 
     html = tmp_path / "audit.html"
     code, out, _ = run_cli("--root", run.tiny, "audit", "--rpc", run.node, "--breaker", run.breaker.address,

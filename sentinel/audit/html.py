@@ -26,7 +26,16 @@ def timeline_png(timeline: dict) -> bytes:
     if reports:
         t = [datetime.fromtimestamp(r["window_end"], UTC) for r in reports]
         by_block = {r["block"]: datetime.fromtimestamp(r["window_end"], UTC) for r in reports}
-        ax.plot(t, [r["score"] for r in reports], ".-", color="#1f4e9c", lw=1, ms=4, label="proven risk score")
+        # A line only joins consecutive windows: drawn across unreported ones it would invent scores.
+        xs: list = []
+        ys: list = []
+        for i, r in enumerate(reports):
+            if i and r["window_id"] - reports[i - 1]["window_id"] > 1:
+                xs.append(t[i])
+                ys.append(float("nan"))
+            xs.append(t[i])
+            ys.append(r["score"])
+        ax.plot(xs, ys, ".-", color="#1f4e9c", lw=1, ms=4, label="proven risk score (gaps: windows not reported)")
         ax.step(t, [r["trip_threshold"] for r in reports], where="post", color="#c0392b", ls="--", lw=1,
                 label="trip threshold")
         ax.step(t, [r["reset_threshold"] for r in reports], where="post", color="#27ae60", ls="--", lw=1,

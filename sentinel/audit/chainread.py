@@ -50,11 +50,15 @@ class BreakerReader:
 
     def _io(self, what: str, fn: Callable[[], Any]) -> Any:
         from requests.exceptions import RequestException
+        from web3.exceptions import Web3Exception
 
         try:
             return fn()
         except RequestException as exc:
             raise AuditChainUnavailable(self.chain.rpc_url, f"{what}: {type(exc).__name__}") from exc
+        except (Web3Exception, ValueError) as exc:  # the node refused the request (range limits, no archive state)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise AuditChainUnavailable(self.chain.rpc_url, f"{what} refused: {first}") from exc
 
     # -- reads ---------------------------------------------------------------------
     @property

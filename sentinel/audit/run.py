@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class AuditRequest:
     parallel_min_reports: int = 32
     log_chunk_blocks: int = 5000
     score_tolerance: float = 0.005
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 #: Re-rendering a verifier and compiling the breaker take seconds; one process (tests, bench) audits many runs.

@@ -133,6 +133,11 @@ class ArtifactLayout:
         return own if own.is_dir() else Path(__file__).resolve().parents[1] / "contracts"
 
     @property
+    def breaker_source(self) -> Path:
+        """The published SentinelBreaker source the auditor compiles (ABI, and code to compare on chain)."""
+        return self.contracts_dir / "SentinelBreaker.sol"
+
+    @property
     def chain_dir(self) -> Path:
         """The local Anvil's pid, log, state and description (``sentinel chain up``)."""
         return self.state_dir / "chain"
@@ -169,6 +174,15 @@ class ArtifactLayout:
     @property
     def proofs_dir(self) -> Path:
         return self.root / "proofs"
+
+    @property
+    def audit_dir(self) -> Path:
+        """Audit reports (``sentinel audit --html`` default location)."""
+        return self.state_dir / "audit"
+
+    @property
+    def audit_html(self) -> Path:
+        return self.audit_dir / "audit.html"
 
     def ensure(self, *dirs: Path) -> None:
         """Create the given directories (and parents) if missing."""

@@ -124,6 +124,16 @@ class ChainConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The auditor: how it reads the chain and how hard it checks."""
+
+    log_chunk_blocks: int = _f(5000, "blocks per eth_getLogs request when scanning the breaker's events")
+    workers: int = _f(0, "processes verifying proofs in parallel (0 = one per CPU; 1 = serial)")
+    parallel_min_reports: int = _f(32, "below this many proofs verify serially (a process pool costs ~1 s to start)")
+    score_tolerance: float = _f(0.0, "max |proven - float score| with --data (0 = circuit.fidelity_tolerance)")
+
+
+@dataclass(frozen=True)
 class SentinelConfig:
     """All of Sentinel's settings."""
 
@@ -131,6 +141,7 @@ class SentinelConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     circuit: CircuitConfig = field(default_factory=CircuitConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict of every setting (for ``--json`` and model cards)."""
@@ -291,6 +302,11 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("chain.quorum must be >= 1")
     if chain.gas_headroom < 1:
         raise ConfigError("chain.gas_headroom must be >= 1")
+    audit = config.audit
+    if audit.log_chunk_blocks < 1 or audit.workers < 0 or audit.parallel_min_reports < 0:
+        raise ConfigError("audit.log_chunk_blocks must be >= 1, audit.workers and audit.parallel_min_reports >= 0")
+    if audit.score_tolerance < 0:
+        raise ConfigError("audit.score_tolerance must be >= 0 (0 = circuit.fidelity_tolerance)")
 
 
 def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:

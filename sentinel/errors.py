@@ -58,7 +58,9 @@ class RelayError(SentinelError):
 
 
 class AuditError(SentinelError):
-    """The audit itself could not run (as opposed to finding discrepancies)."""
+    """The audit itself could not run (as opposed to finding discrepancies): exit code 2."""
+
+    exit_code = 2
 
 
 # --- data leaves -----------------------------------------------------------
@@ -158,3 +160,33 @@ class ArtifactFieldError(ChainError):
 
 class SigningKeyError(ChainError):
     """A private key is missing, malformed or not allowed here (secrets never appear in the message)."""
+
+
+# --- audit leaves ----------------------------------------------------------
+
+
+class AuditChainUnavailable(AuditError):
+    """The auditor cannot read the chain: RPC unreachable, or no contract at the breaker address."""
+
+    def __init__(self, rpc_url: str, problem: str, *, hint: str | None = None) -> None:
+        self.rpc_url = rpc_url
+        self.problem = problem
+        super().__init__(f"{rpc_url}: {problem}", hint=hint)
+
+
+class AuditArtifactsError(AuditError):
+    """A published artifact set (manifest, vk, settings, SRS, compiled circuit) is missing or unreadable."""
+
+    def __init__(self, path: Path, problem: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}", hint=hint)
+
+
+class AuditDataError(AuditError):
+    """An archived raw-data file given with --data cannot be read or validated."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

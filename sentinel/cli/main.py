@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from sentinel import __version__
+from sentinel.cli.audit_cli import audit
 from sentinel.cli.chain_cli import attest, chain, deploy, submit, vault
 from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, score, train
@@ -78,7 +79,7 @@ def cli(ctx: click.Context, root: Path, verbose: bool) -> None:
 
 
 for command in (data, train, evaluate, export, score, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault):
+                chain, deploy, attest, submit, vault, audit):
     cli.add_command(command)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,30 @@ def tiny_bundle(tiny_circuit: Path, tiny_feed: Path) -> Path:
     config = load_config(tiny_circuit, env={})
     prover = Prover(ArtifactLayout(tiny_circuit), config)
     return prover.prove(read_market_csv(tiny_feed), "latest").bundle
+
+
+@pytest.fixture(scope="session")
+def other_model_circuit(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: ANN001
+    """Another model's project with its circuit built: the tiny model with its output bias shifted."""
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    from sentinel.zk.build import build_circuit
+
+    root = tmp_path_factory.mktemp("other-model")
+    for part in ("models", "data"):
+        if (tiny_circuit / part).exists():
+            shutil.copytree(tiny_circuit / part, root / part)
+    shutil.copy(tiny_circuit / "sentinel.toml", root / "sentinel.toml")
+    layout = ArtifactLayout(root)
+    model = onnx.load(layout.onnx_model)
+    bias = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and list(i.dims) == [1]][-1]
+    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.25, bias.name))
+    onnx.save(model, layout.onnx_model)
+    card = json.loads(layout.model_card.read_text())
+    card["model"]["onnx_sha256"] = hashlib.sha256(layout.onnx_model.read_bytes()).hexdigest()
+    layout.model_card.write_text(json.dumps(card))
+    build_circuit(layout, load_config(root, env={}))
+    return root

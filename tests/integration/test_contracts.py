@@ -76,33 +76,13 @@ def scored_bundles(tiny_circuit: Path, tiny_feed: Path) -> dict[str, ProofBundle
 
 
 @pytest.fixture(scope="session")
-def other_model_bundle(tiny_circuit: Path, tiny_feed: Path, tmp_path_factory) -> ProofBundle:  # noqa: ANN001
-    """A proof from another model: the tiny model with its output bias shifted, built into its own circuit."""
-    import hashlib
-
-    import onnx
-    from onnx import numpy_helper
-
+def other_model_bundle(other_model_circuit: Path, tiny_feed: Path) -> ProofBundle:
+    """A proof of the feed's latest window from another model (see conftest ``other_model_circuit``)."""
     from sentinel.data.io import read_market_csv
-    from sentinel.zk.build import build_circuit
     from sentinel.zk.prove import Prover
 
-    root = tmp_path_factory.mktemp("other-model")
-    for part in ("models", "data"):
-        if (tiny_circuit / part).exists():
-            shutil.copytree(tiny_circuit / part, root / part)
-    shutil.copy(tiny_circuit / "sentinel.toml", root / "sentinel.toml")
-    layout = ArtifactLayout(root)
-    model = onnx.load(layout.onnx_model)
-    bias = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and list(i.dims) == [1]][-1]
-    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.25, bias.name))
-    onnx.save(model, layout.onnx_model)
-    card = json.loads(layout.model_card.read_text())
-    card["model"]["onnx_sha256"] = hashlib.sha256(layout.onnx_model.read_bytes()).hexdigest()
-    layout.model_card.write_text(json.dumps(card))
-    config = load_config(root, env={})
-    build_circuit(layout, config)
-    result = Prover(layout, config).prove(read_market_csv(tiny_feed), "latest")
+    config = load_config(other_model_circuit, env={})
+    result = Prover(ArtifactLayout(other_model_circuit), config).prove(read_market_csv(tiny_feed), "latest")
     return read_bundle(result.bundle)
 
 

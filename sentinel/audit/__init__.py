@@ -1,0 +1,1 @@
+"""Independent audit of a deployed breaker from public data: chain, published artifacts, archived rows."""

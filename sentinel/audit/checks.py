@@ -1,0 +1,104 @@
+"""Per-report and whole-run checks (pure): each returns the findings it makes.
+
+Inputs are plain data decoded elsewhere: the Report event, the ``submit``
+calldata of its transaction, and the configuration the replay says was in
+force at that block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sentinel.audit.calldata import SubmitCall
+from sentinel.audit.findings import Finding, discrepancy, notice
+from sentinel.audit.replay import ChainEvent, ReportContext
+
+
+def _where(e: ChainEvent) -> dict[str, Any]:
+    return {"window_id": int(e.args["windowId"]), "block": e.block, "tx": e.tx}
+
+
+def check_call(ctx: ReportContext, call: SubmitCall, tx_to: str | None, breaker: str) -> list[Finding]:
+    """The calldata is a direct ``submit`` to the breaker that carries exactly what the Report event says."""
+    from sentinel.chain.encoding import INPUT_HASH_INDEX, NUM_INSTANCES, SCORE_INDEX, score_wad
+
+    e, a = ctx.event, ctx.event.args
+    found = []
+    if tx_to is None or tx_to.lower() != breaker.lower():
+        found.append(discrepancy("calldata", f"transaction is addressed to {tx_to}, not the breaker", **_where(e)))
+    if (call.window_id, call.window_end, call.input_hash) != (int(a["windowId"]), int(a["windowEnd"]), int(a["inputHash"])):
+        found.append(discrepancy("calldata", "attestation in the calldata differs from the Report event", **_where(e)))
+    if len(call.instances) != NUM_INSTANCES:
+        found.append(discrepancy("calldata", f"{len(call.instances)} instances, the breaker takes {NUM_INSTANCES}",
+                                 **_where(e)))
+        return found
+    if call.instances[INPUT_HASH_INDEX] != call.input_hash:
+        found.append(discrepancy("calldata", "proven input hash differs from the attested one", **_where(e)))
+    try:
+        wad = score_wad(call.instances[SCORE_INDEX], ctx.score_scale)
+    except ValueError:
+        found.append(discrepancy("calldata", "score instance is not a field element", **_where(e)))
+        return found
+    if wad != int(a["score"]):
+        found.append(discrepancy("calldata", f"score instance decodes to {wad} WAD at scale {ctx.score_scale}, "
+                                             f"the Report event says {int(a['score'])}", **_where(e)))
+    return found
+
+
+def check_signatures(ctx: ReportContext, call: SubmitCall, chain_id: int, breaker: str) -> list[Finding]:
+    """Signatures recover to distinct registered attesters (of the set at that block), ascending, >= quorum."""
+    from sentinel.chain import eip712
+    from sentinel.chain.encoding import AttestationMessage
+
+    e = ctx.event
+    message = AttestationMessage(call.window_id, call.window_end, call.input_hash)
+    signers: list[str] = []
+    for i, sig in enumerate(call.signatures):
+        try:
+            signers.append(eip712.recover(sig, chain_id, breaker, message))
+        except Exception as exc:  # eth-account raises several types for malformed signatures
+            return [discrepancy("signatures", f"signature {i} does not recover: {type(exc).__name__}", **_where(e))]
+    found = []
+    strangers = [s for s in signers if s.lower() not in ctx.attesters]
+    if strangers:
+        found.append(discrepancy("signatures", f"signed by {', '.join(strangers)}, not attester(s) at block {e.block}",
+                                 **_where(e)))
+    if any(int(b, 16) <= int(a, 16) for a, b in zip(signers, signers[1:], strict=False)):
+        found.append(discrepancy("signatures", "signers are not distinct and ascending", **_where(e)))
+    if len(signers) < ctx.quorum:
+        found.append(discrepancy("signatures", f"{len(signers)} signature(s), quorum at block {e.block} was "
+                                               f"{ctx.quorum}", **_where(e)))
+    return found
+
+
+def check_window_id(e: ChainEvent, cadence: float) -> list[Finding]:
+    """``windowId == round(windowEnd / cadence)``: ids are derivable from raw rows, gaps mean something."""
+    from sentinel.zk.prove import window_id
+
+    wid, end = int(e.args["windowId"]), int(e.args["windowEnd"])
+    if window_id(end, cadence) != wid:
+        return [discrepancy("window-id", f"window id {wid} is not round({end} / {cadence:g}) = "
+                                         f"{window_id(end, cadence)}", **_where(e))]
+    return []
+
+
+def gap_findings(window_ids: Iterable[int], listed: int = 20) -> list[Finding]:
+    """One notice per run of window ids nobody reported between the first and the last report (at most ``listed``)."""
+    ids = sorted(set(int(w) for w in window_ids))
+    gaps = [(a + 1, b - 1) for a, b in zip(ids, ids[1:], strict=False) if b - a > 1]
+    found = []
+    for lo, hi in gaps[:listed]:
+        count = hi - lo + 1
+        span = f"window {lo}" if count == 1 else f"windows {lo}..{hi}"
+        found.append(notice("gaps", f"{span} never reported ({count} window{'s' if count > 1 else ''})", window_id=lo))
+    if len(gaps) > listed:
+        missing = sum(hi - lo + 1 for lo, hi in gaps[listed:])
+        found.append(notice("gaps", f"and {len(gaps) - listed} more gaps ({missing} windows)"))
+    return found
+
+
+def missing_windows(window_ids: Iterable[int]) -> int:
+    """How many ids between the lowest and highest reported one were never reported."""
+    ids = sorted(set(int(w) for w in window_ids))
+    return (ids[-1] - ids[0] + 1 - len(ids)) if ids else 0

@@ -1,0 +1,314 @@
+"""``sentinel audit``: verify everything a breaker did, from the chain and the published artifacts only.
+
+Order of work: load and hash-check every artifact set and re-render its
+verifier; compile the published breaker source (its ABI decodes the logs and
+calldata; its code, immutables masked, must be what is deployed); read every
+event of the breaker; replay its state machine from the events and compare
+with the contract's state; match each verifier the breaker ever used with an
+artifact set by runtime code; for every report decode the ``submit`` calldata
+and check it against the event, the signatures against the attester set and
+quorum *at that block*, the window id against its end time, and the proof
+off-chain with the vk of the verifier active at that block; with ``--data``,
+recompute input hashes and float scores from the archived rows. Nothing the
+operator publishes about the run (deployments.json, proof bundles,
+attestation files, relay state) is read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentinel.audit import checks
+from sentinel.audit.artifacts import ArtifactSet, compile_breaker, immutable_values, load_set, mask_immutables, render_verifier
+from sentinel.audit.calldata import CalldataError, SubmitCall, decode_submit
+from sentinel.audit.findings import AuditReport, discrepancy, notice
+from sentinel.audit.replay import ZERO, ReportContext, Snapshot, compare_final, replay
+
+#: progress(step, detail)
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """What to audit and how."""
+
+    rpc_url: str
+    breaker: str
+    artifacts: tuple[Path, ...]
+    breaker_source: Path
+    breaker_optimizer_runs: int
+    data: tuple[Path, ...] = ()
+    from_block: int = 0
+    to_block: int | None = None
+    workers: int = 0
+    parallel_min_reports: int = 32
+    log_chunk_blocks: int = 5000
+    score_tolerance: float = 0.005
+
+
+#: Re-rendering a verifier and compiling the breaker take seconds; one process (tests, bench) audits many runs.
+_RENDER_CACHE: dict[tuple[str, ...], tuple[bytes, list]] = {}
+_BREAKER_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _load_sets(paths: tuple[Path, ...], say: Progress) -> list[ArtifactSet]:
+    from sentinel.artifacts import sha256_file
+
+    sets = []
+    for path in paths:
+        art = load_set(path)
+        key = (sha256_file(art.vk), sha256_file(art.settings), sha256_file(art.srs), str(art.root))
+        if key not in _RENDER_CACHE:
+            say("artifacts", f"re-rendering the verifier from {art.vk} (EZKL) and compiling it (npm solc)")
+            findings = render_verifier(art)
+            _RENDER_CACHE[key] = (art.runtime, findings)
+        art.runtime, findings = _RENDER_CACHE[key]
+        art.findings.extend(findings)
+        sets.append(art)
+    return sets
+
+
+def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditReport:
+    """Audit the breaker in ``req``; raises AuditError (exit 2) when the audit cannot run."""
+    from sentinel.artifacts import sha256_file
+    from sentinel.audit.chainread import BreakerReader
+    from sentinel.chain import eip712
+
+    say = progress or (lambda step, detail: None)
+    report = AuditReport()
+    t0 = time.perf_counter()
+
+    # 1. published artifacts
+    sets = _load_sets(req.artifacts, say)
+    hashes, render = report.tally("artifact-hashes"), report.tally("verifier-render")
+    for art in sets:
+        hashes.record(not any(f.check == "artifact-hashes" for f in art.findings))
+        render.record(not any(f.check == "verifier-render" for f in art.findings))
+        report.add(*art.findings)
+    bkey = (sha256_file(req.breaker_source), req.breaker_optimizer_runs)
+    if bkey not in _BREAKER_CACHE:
+        say("artifacts", f"compiling the published breaker source {req.breaker_source}")
+        _BREAKER_CACHE[bkey] = compile_breaker(req.breaker_source, req.breaker_optimizer_runs)
+    reference = _BREAKER_CACHE[bkey]
+    report.seconds["artifacts"] = time.perf_counter() - t0
+
+    # 2. the chain
+    t = time.perf_counter()
+    reader = BreakerReader(req.rpc_url, req.breaker, reference.abi)
+    breaker, chain_id = reader.address, reader.chain_id
+    head = reader.head() if req.to_block is None else req.to_block
+    say("chain", f"breaker {breaker} on chain {chain_id}: scanning blocks {req.from_block}..{head}")
+    code = reader.code(breaker, head)
+    tally = report.tally("breaker-code")
+    same_code = mask_immutables(code, reference.immutables) == reference.runtime
+    expected_immutables = {chain_id, int.from_bytes(eip712.domain_separator(chain_id, breaker), "big")}
+    tally.record(same_code and expected_immutables <= immutable_values(code, reference.immutables))
+    if not same_code:
+        report.add(discrepancy("breaker-code", f"deployed code at {breaker} is not the published "
+                                               f"{req.breaker_source.name} (compiled with {reference.compiler})"))
+    elif not expected_immutables <= immutable_values(code, reference.immutables):
+        report.add(discrepancy("breaker-code", "breaker immutables do not hold this chain's id and EIP-712 domain"))
+
+    events = reader.events(req.from_block, head, req.log_chunk_blocks)
+    start = Snapshot()
+    if req.from_block > 0 and reader.code(breaker, req.from_block - 1):
+        start = reader.snapshot(req.from_block - 1)  # the audit starts mid-history: take the state there
+    report.seconds["events"] = time.perf_counter() - t
+
+    # 3. state machine
+    t = time.perf_counter()
+    result = replay(events, start)
+    onchain = reader.snapshot(head)
+    sm = report.tally("state-machine")
+    sm.failed = len(result.findings)
+    sm.passed = max(0, result.events_checked - sm.failed)
+    report.add(*result.findings)
+    final = compare_final(result.final, onchain)
+    report.tally("final-state").record(not final)
+    report.add(*final)
+
+    # 4. verifiers the breaker used: each must be a published model's
+    by_runtime = {art.runtime: art for art in sets}
+    active_from: dict[str, int] = {}
+    if start.verifier != ZERO:
+        active_from[start.verifier.lower()] = req.from_block
+    for e in result.verifier_changes:
+        active_from.setdefault(e.args["verifier"].lower(), e.block)
+    verifier_set: dict[str, ArtifactSet | None] = {}
+    vtally = report.tally("verifier-code")
+    for address, block in active_from.items():
+        deployed = reader.code(address, block)
+        art = by_runtime.get(deployed)
+        verifier_set[address] = art
+        vtally.record(art is not None)
+        if art is None:
+            accepted = sum(1 for c in result.reports if c.verifier.lower() == address)
+            report.add(discrepancy(
+                "verifier-code", f"verifier {address} (active from block {block}) matches no artifact set: a verifier "
+                                 f"for a different model; its {accepted} report(s) cannot be checked against a published "
+                                 "model", block=block))
+    for e in result.verifier_changes:
+        if e.args["previous"] != ZERO:
+            art = verifier_set.get(e.args["verifier"].lower())
+            report.add(notice("verifier-change", f"verifier upgraded through the timelock to {e.args['verifier']}"
+                                                 + (f" (model {art.root})" if art else "")
+                                                 + "; later reports are checked against it", block=e.block, tx=e.tx))
+    constructor_tx = next((e.tx for e in result.verifier_changes if e.args["previous"] == ZERO), None)
+    for e in events:
+        if e.name in ("AttesterAdded", "AttesterRemoved") and e.tx != constructor_tx:
+            verb = "added" if e.name == "AttesterAdded" else "removed"
+            report.add(notice("attester-set", f"attester {e.args['attester']} {verb} by governance; signatures are "
+                                              "checked against the set at each report's block", block=e.block, tx=e.tx))
+    report.seconds["replay"] = time.perf_counter() - t
+
+    # 5. every report: calldata, signatures, window id, and its proof
+    t = time.perf_counter()
+    from sentinel.audit.proofs import ProofTask, resolve_workers, verify_all
+
+    contexts = result.reports
+    calls: dict[int, SubmitCall] = {}
+    tasks: list[tuple[ReportContext, ProofTask]] = []
+    ctally, stally, wtally = report.tally("calldata"), report.tally("signatures"), report.tally("window-id")
+    for i, ctx in enumerate(contexts):
+        if i % 100 == 0 and i:
+            say("reports", f"{i}/{len(contexts)} decoded")
+        tx = reader.transaction(ctx.event.tx)
+        try:
+            call = decode_submit(tx["input"])
+        except CalldataError as exc:
+            ctally.record(False)
+            report.add(discrepancy("calldata", f"cannot decode a submit call: {exc}", window_id=int(ctx.event.args["windowId"]),
+                                   block=ctx.event.block, tx=ctx.event.tx))
+            continue
+        calls[i] = call
+        found = checks.check_call(ctx, call, tx["to"], breaker)
+        ctally.record(not found)
+        report.add(*found)
+        found = checks.check_signatures(ctx, call, chain_id, breaker)
+        stally.record(not found)
+        report.add(*found)
+        art = verifier_set.get(ctx.verifier.lower())
+        if art is None:
+            wtally.skipped += 1
+            continue
+        found = checks.check_window_id(ctx.event, art.cadence)
+        wtally.record(not found)
+        report.add(*found)
+        tasks.append((ctx, ProofTask(call.proof, call.instances, art.settings, art.vk, art.srs)))
+    report.seconds["calldata"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    workers = resolve_workers(req.workers)
+    if len(tasks) < req.parallel_min_reports:
+        workers = 1
+    say("proofs", f"verifying {len(tasks)} proof(s) off-chain with EZKL ({workers} process{'es' if workers > 1 else ''})")
+    ok = verify_all([task for _, task in tasks], workers)
+    ptally = report.tally("proofs")
+    ptally.skipped = len(contexts) - len(tasks)
+    for (ctx, _), good in zip(tasks, ok, strict=True):
+        ptally.record(good)
+        if not good:
+            report.add(discrepancy("proofs", "EZKL rejects the proof with the vk of the verifier active at this block",
+                                   window_id=int(ctx.event.args["windowId"]), block=ctx.event.block, tx=ctx.event.tx))
+    report.seconds["proofs"] = time.perf_counter() - t
+
+    # 6. archived rows
+    gap_stats: dict[str, Any] = {}
+    if req.data:
+        t = time.perf_counter()
+        gap_stats = _check_rows(req, report, contexts, calls, verifier_set, say)
+        report.seconds["data"] = time.perf_counter() - t
+
+    # 7. windows nobody reported
+    ids = [int(c.event.args["windowId"]) for c in contexts]
+    gaps = checks.gap_findings(ids)
+    report.tally("gaps").note = f"{checks.missing_windows(ids)} window id(s) never reported"
+    report.add(*gaps)
+
+    report.summary = {
+        "rpc_url": req.rpc_url, "chain_id": chain_id, "breaker": breaker, "from_block": req.from_block,
+        "to_block": head, "events": len(events), "reports": len(contexts),
+        "first_window_id": min(ids) if ids else None, "last_window_id": max(ids) if ids else None,
+        "missing_windows": checks.missing_windows(ids), "trips": len(result.trips), "recoveries": len(result.recoveries),
+        "verifiers": {a: (str(s.root) if s else None) for a, s in verifier_set.items()},
+        "artifact_sets": [s.summary() for s in sets], "tripped_now": onchain.state.tripped,
+        "proof_workers": workers, "data": [str(p) for p in req.data], **gap_stats,
+    }
+    report.timeline = _timeline(result, contexts, calls)
+    report.seconds["total"] = time.perf_counter() - t0
+    return report
+
+
+def _check_rows(req: AuditRequest, report: AuditReport, contexts: list[ReportContext], calls: dict[int, SubmitCall],
+                verifier_set: dict[str, ArtifactSet | None], say: Progress) -> dict[str, Any]:
+    import numpy as np
+
+    from sentinel.audit.rows import circuit_input_hash, float_scores, load_archives, locate, raw_window
+    from sentinel.chain.encoding import SCORE_INDEX
+    from sentinel.zk.instances import fixed_to_float
+
+    archives = load_archives(list(req.data))
+    htally, gtally = report.tally("input-hash"), report.tally("score-gap")
+    per_set: dict[str, list[tuple[ReportContext, np.ndarray, float]]] = {}
+    say("data", f"recomputing input hashes and float scores from {len(archives)} archived file(s)")
+    for i, ctx in enumerate(contexts):
+        art = verifier_set.get(ctx.verifier.lower())
+        call = calls.get(i)
+        e = ctx.event
+        if art is None or call is None:
+            htally.skipped += 1
+            gtally.skipped += 1
+            continue
+        where = locate(archives, int(e.args["windowEnd"]), art.window)
+        if where is None:
+            htally.skipped += 1
+            gtally.skipped += 1
+            report.add(notice("input-hash", f"window ending {int(e.args['windowEnd'])} is not in the archived rows",
+                              window_id=int(e.args["windowId"]), block=e.block, tx=e.tx))
+            continue
+        archive, row = where
+        raw = raw_window(archive, row, art.window)
+        good = circuit_input_hash(art.compiled, raw) == int(e.args["inputHash"])
+        htally.record(good)
+        if not good:
+            report.add(discrepancy("input-hash", f"Poseidon hash of rows {row - art.window + 2}..{row + 1} of "
+                                                 f"{archive.path.name} differs from the proven input hash",
+                                   window_id=int(e.args["windowId"]), block=e.block, tx=e.tx))
+        proven = fixed_to_float(call.instances[SCORE_INDEX], int(art.instances["score_scale"]))
+        per_set.setdefault(str(art.root), []).append((ctx, raw, proven))
+    worst = 0.0
+    by_root = {str(s.root): s for s in verifier_set.values() if s is not None}
+    for root, items in per_set.items():
+        scores = float_scores(by_root[root].onnx, np.stack([raw for _, raw, _ in items]))
+        for (ctx, _, proven), flt in zip(items, scores, strict=True):
+            gap = abs(proven - float(flt))
+            worst = max(worst, gap)
+            gtally.record(gap <= req.score_tolerance)
+            if gap > req.score_tolerance:
+                e = ctx.event
+                report.add(discrepancy("score-gap", f"proven score {proven:.4f} vs float model {flt:.4f} from the "
+                                                    f"archived rows: gap {gap:.4f} > {req.score_tolerance}",
+                                       window_id=int(e.args["windowId"]), block=e.block, tx=e.tx))
+    gtally.note = f"max |proven - float| {worst:.5f} (tolerance {req.score_tolerance})"
+    return {"max_score_gap": worst, "score_tolerance": req.score_tolerance}
+
+
+def _timeline(result: Any, contexts: list[ReportContext], calls: dict[int, SubmitCall]) -> dict[str, Any]:
+    """What the HTML report plots: scores over time, thresholds in force, trips, recoveries, verifier changes."""
+    wad = 10**18
+    return {
+        "reports": [{"window_id": int(c.event.args["windowId"]), "window_end": int(c.event.args["windowEnd"]),
+                     "block": c.event.block, "timestamp": c.event.timestamp, "score": int(c.event.args["score"]) / wad,
+                     "tripped": bool(c.event.args["tripped"]), "trip_threshold": c.params.trip_threshold / wad,
+                     "reset_threshold": c.params.reset_threshold / wad, "tx": c.event.tx} for c in contexts],
+        "trips": [{"block": e.block, "timestamp": e.timestamp, "window_id": int(e.args["windowId"]),
+                   "manual": bool(e.args["byGuardian"]), "tx": e.tx} for e in result.trips],
+        "recoveries": [{"block": e.block, "timestamp": e.timestamp, "window_id": int(e.args["windowId"]),
+                        "governance": bool(e.args["byGovernance"]), "tx": e.tx} for e in result.recoveries],
+        "verifier_changes": [{"block": e.block, "timestamp": e.timestamp, "verifier": e.args["verifier"],
+                              "initial": e.args["previous"] == ZERO} for e in result.verifier_changes],
+    }

@@ -1,0 +1,255 @@
+"""``sentinel audit`` on a real Anvil with real EZKL proofs: a clean run audits clean, each tamper is found.
+
+Own Anvil for this module (free port; its genesis lies before the audited
+windows, which the contracts module's node does not), snapshot/revert per
+test. The run: consecutive windows of the session feed proven with the tiny
+circuit, attested by demo attesters and submitted with the chain's clock at
+each window's end; one window is skipped (a gap), the breaker trips on the
+high scores (or the guardian trips it) and governance recovers it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel.artifacts import ArtifactLayout
+from sentinel.audit.findings import AuditReport
+from sentinel.audit.run import AuditRequest, run_audit
+from sentinel.chain import anvil
+from sentinel.chain.breaker import BREAKER, breaker_state, connect, contract, sign_message, submit_signed
+from sentinel.chain.client import Chain
+from sentinel.chain.deploy import OPTIMIZER_RUNS, deploy_all, verifier_contract
+from sentinel.chain.encoding import ProofBundle, message_for, read_bundle
+from sentinel.chain.keys import Key, demo_key
+from sentinel.config import load_config
+from sentinel.errors import ContractRevert
+
+pytestmark = pytest.mark.integration
+
+GOV, GUARDIAN = demo_key(0), demo_key(1)
+A2, A3, A4, NEW_ATTESTER = demo_key(2), demo_key(3), demo_key(4), demo_key(6)
+TIMELOCK, MAX_AGE, WINDOWS, SKIPPED, OTHER = 3600, 86400, 5, 1, 1  # proofs cost ~12-24 s each: few
+SCORE_TOLERANCE = 0.02  # the tiny circuit's fidelity tolerance (conftest TINY_TOML)
+
+
+@pytest.fixture(scope="module")
+def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path) -> dict[str, list[ProofBundle]]:
+    """WINDOWS consecutive windows proven with the tiny model (the run ends at its highest-scoring stretch),
+    and the OTHER following windows proven with the other model (for the upgrade)."""
+    import numpy as np
+
+    from sentinel.data.io import read_market_csv
+    from sentinel.data.windows import cut_windows
+    from sentinel.model.export import onnx_scores
+    from sentinel.zk.prove import Prover
+
+    layout = ArtifactLayout(tiny_circuit)
+    prover = Prover(layout, load_config(tiny_circuit, env={}))
+    market = read_market_csv(tiny_feed)
+    windows = cut_windows(market, prover.window)
+    ends, scores = windows.end_rows, onnx_scores(layout.onnx_model, windows.x)
+    n = WINDOWS + OTHER
+    # Runs of n consecutive rows; the one whose last three tiny windows score highest, so the breaker can trip.
+    starts = [i for i in range(len(ends) - n + 1) if ends[i + n - 1] - ends[i] == n - 1]
+    best = max(starts, key=lambda i: float(np.min(scores[i + WINDOWS - 3 : i + WINDOWS])))
+    rows = [int(r) for r in ends[best : best + n]]
+    tiny = [read_bundle(prover.prove_end_row(market, r).bundle) for r in rows[:WINDOWS]]
+    other_prover = Prover(ArtifactLayout(other_model_circuit), load_config(other_model_circuit, env={}))
+    other = [read_bundle(other_prover.prove_end_row(market, r).bundle) for r in rows[WINDOWS:]]
+    return {"tiny": tiny, "other": other}
+
+
+@pytest.fixture(scope="module")
+def node(run_windows: dict[str, list[ProofBundle]], tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+    genesis = run_windows["tiny"][0].window_end_unix - 600
+    port = anvil.free_port()
+    process = anvil.spawn(port, 31337, log=tmp_path_factory.mktemp("anvil-audit") / "anvil.log", timestamp=genesis)
+    yield f"http://127.0.0.1:{port}"
+    anvil.stop_process(process.pid)
+
+
+def _deploy(node: str, model_root: Path, root: Path, trip: float) -> tuple[Chain, Any, str]:
+    """Verifier of ``model_root``'s circuit, breaker, token and vault; returns chain, breaker and verifier address."""
+    (root / "circuits").mkdir(parents=True)
+    for name in ("manifest.json", "Halo2Verifier.json"):
+        shutil.copy(model_root / "circuits" / name, root / "circuits" / name)
+    config = load_config(root, {
+        "chain.trip_threshold": trip, "chain.reset_threshold": round(trip - 0.05, 4), "chain.trip_after": 3,
+        "chain.reset_after": 2, "chain.cooldown_seconds": 60, "chain.max_age_seconds": MAX_AGE,
+        "chain.timelock_seconds": TIMELOCK, "chain.quorum": 2}, env={})
+    deployment = deploy_all(ArtifactLayout(root), config, node)
+    chain = connect(deployment, config)
+    return chain, contract(chain, deployment, BREAKER), deployment.address("Halo2Verifier")
+
+
+@dataclass
+class Run:
+    node: str
+    chain: Chain
+    breaker: Any
+    verifier: str
+    windows: dict[str, list[ProofBundle]]
+    tiny: Path
+    other: Path
+
+    def warp_to(self, unix: int) -> None:
+        if unix > anvil.chain_time(self.node):
+            anvil.warp(self.node, unix)
+
+    def submit(self, bundle: ProofBundle, keys: list[Key] = (A2, A3)) -> None:  # type: ignore[assignment]
+        self.warp_to(bundle.window_end_unix + 30)
+        signed = sign_message(message_for(bundle), list(keys), self.chain.chain_id, self.breaker.address)
+        submit_signed(self.chain, self.breaker, bundle, signed, GOV, quorum=2)
+
+    def gov(self, function: Any, key: Key = GOV) -> Any:
+        return self.chain.transact(function, key, "governance call")
+
+    def audit(self, artifacts: tuple[Path, ...] | None = None, data: tuple[Path, ...] = (),
+              breaker: str | None = None, from_block: int = 0) -> AuditReport:
+        return run_audit(AuditRequest(
+            rpc_url=self.node, breaker=breaker or self.breaker.address, artifacts=artifacts or (self.tiny,),
+            breaker_source=ArtifactLayout(self.tiny).breaker_source, breaker_optimizer_runs=OPTIMIZER_RUNS,
+            data=data, from_block=from_block, workers=1, score_tolerance=SCORE_TOLERANCE))
+
+
+@pytest.fixture(scope="module")
+def deployed(node: str, run_windows: dict[str, list[ProofBundle]], tiny_circuit: Path, other_model_circuit: Path,
+             tmp_path_factory) -> Run:  # noqa: ANN001
+    tiny = run_windows["tiny"]
+    trip = round(min(b.score for b in tiny[WINDOWS - 3 :]) - 0.005, 4)
+    trip = min(max(trip, 0.5), 1.0)  # the contract's bounds; below 0.5 the guardian trips instead
+    chain, breaker, verifier = _deploy(node, tiny_circuit, tmp_path_factory.mktemp("audit-chain"), trip)
+    return Run(node, chain, breaker, verifier, run_windows, tiny_circuit, other_model_circuit)
+
+
+@pytest.fixture
+def run(deployed: Run) -> Iterator[Run]:
+    snapshot = deployed.chain.rpc("evm_snapshot", [])
+    yield deployed
+    assert deployed.chain.rpc("evm_revert", [snapshot]) is True
+
+
+def _play(run: Run, rotate_after: int | None = None) -> None:
+    """Submit the tiny windows (one skipped), then make sure of a trip and recover it by governance."""
+    keys = [A2, A3]
+    for i, bundle in enumerate(run.windows["tiny"]):
+        if i == rotate_after:
+            run.gov(run.breaker.functions.removeAttester(A2.address))
+            run.gov(run.breaker.functions.addAttester(NEW_ATTESTER.address))
+            keys = [A3, NEW_ATTESTER]
+        if i != SKIPPED:
+            run.submit(bundle, keys)
+    if not breaker_state(run.chain, run.breaker)["tripped"]:
+        run.gov(run.breaker.functions.trip(), GUARDIAN)
+    run.gov(run.breaker.functions.recover())
+
+
+def _discrepancies(report: AuditReport) -> list[tuple[str, int | None]]:
+    return [(f.check, f.window_id) for f in report.discrepancies]
+
+
+def test_clean_run_audits_clean_and_notes_the_gap(run: Run, run_cli, tiny_feed: Path, tmp_path: Path):
+    _play(run)
+    report = run.audit(data=(tiny_feed,))
+    assert report.exit_code == 0, report.discrepancies
+    reported = WINDOWS - 1
+    for check in ("proofs", "calldata", "signatures", "window-id", "input-hash", "score-gap"):
+        assert (report.checks[check].passed, report.checks[check].failed) == (reported, 0), check
+    assert report.summary["trips"] >= 1 and report.summary["recoveries"] == 1
+    skipped = run.windows["tiny"][SKIPPED].window_id
+    assert [(f.check, f.window_id) for f in report.findings] == [("gaps", skipped)]
+    assert report.summary["max_score_gap"] <= SCORE_TOLERANCE
+
+    # Starting mid-history, the replay starts from the contract's state read at the block before.
+    third = report.timeline["reports"][2]["block"]
+    late = run.audit(from_block=third)
+    assert late.exit_code == 0, late.discrepancies
+    assert late.summary["reports"] == reported - 2 and late.checks["final-state"].passed == 1
+
+    html = tmp_path / "audit.html"
+    code, out, _ = run_cli("--root", run.tiny, "audit", "--rpc", run.node, "--breaker", run.breaker.address,
+                           "--data", tiny_feed, "--html", html)
+    assert code == 0, out
+    assert "audit: CLEAN: 0 discrepancy(ies), 1 notice(s)" in out
+    assert html.read_text().count("data:image/png;base64,") == 1
+
+
+def test_breaker_wired_to_another_models_verifier_is_found(run: Run, tmp_path: Path):
+    chain, breaker, verifier = _deploy(run.node, run.other, tmp_path / "rogue", trip=0.9)
+    rogue = Run(run.node, chain, breaker, verifier, run.windows, run.tiny, run.other)
+    for bundle in run.windows["other"]:
+        rogue.submit(bundle)  # the chain accepts them: the verifier is the other model's
+    report = rogue.audit()
+    assert report.exit_code == 1
+    (finding,) = report.discrepancies
+    assert finding.check == "verifier-code" and verifier.lower() in finding.message.lower()
+    assert "different model" in finding.message and f"{OTHER} report(s)" in finding.message
+    assert report.checks["proofs"].skipped == OTHER and report.checks["signatures"].passed == OTHER
+
+
+def test_archive_row_changed_after_the_fact_is_found(run: Run, tiny_feed: Path, tmp_path: Path):
+    _play(run)
+    last = run.windows["tiny"][-1]
+    lines = tiny_feed.read_text().splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    row = last.window_end_unix  # the last reported window's final row: no other reported window holds it
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(row, UTC)
+    index = next(i for i, line in enumerate(lines[1:], 1)
+                 if datetime.fromisoformat(line.split(",")[0].replace("Z", "+00:00")) == stamp)
+    cells = lines[index].rstrip("\n").split(",")
+    price = header.index("mid_price")
+    cells[price] = f"{float(cells[price]) * 1.0002:.6f}"
+    lines[index] = ",".join(cells) + "\n"
+    edited = tmp_path / "archive.csv"
+    edited.write_text("".join(lines))
+    report = run.audit(data=(edited,))
+    assert _discrepancies(report) == [("input-hash", last.window_id)]
+    assert report.checks["input-hash"].passed == WINDOWS - 2
+
+
+def test_attester_rotated_mid_run_is_followed_not_flagged(run: Run):
+    _play(run, rotate_after=2)
+    # The rotated-out key can no longer sign anything the chain accepts, so no report can be flagged for it:
+    late = run.windows["other"][0]
+    with pytest.raises(ContractRevert) as info:
+        run.submit(late, [A2, A3])
+    assert info.value.error == "NotAttester"
+    report = run.audit()
+    assert report.exit_code == 0, report.discrepancies
+    assert report.checks["signatures"].passed == WINDOWS - 1
+    notes = sorted((f.check, f.message.split()[1]) for f in report.findings if f.check != "gaps")
+    assert notes == sorted([("attester-set", A2.address), ("attester-set", NEW_ATTESTER.address)])
+
+
+def test_verifier_upgrade_through_the_timelock_is_followed(run: Run):
+    for bundle in run.windows["tiny"][:3]:
+        run.submit(bundle)
+    new_verifier, manifest = verifier_contract(ArtifactLayout(run.other))
+    deployed = run.chain.deploy(new_verifier, [], GOV)
+    run.gov(run.breaker.functions.proposeVerifier(deployed.address, manifest["instances"]["score_scale"]))
+    run.warp_to(anvil.chain_time(run.node) + TIMELOCK + 1)
+    run.gov(run.breaker.functions.executeVerifier())
+    other = run.windows["other"]
+    for bundle in other:
+        run.submit(bundle)
+    report = run.audit(artifacts=(run.tiny, run.other))
+    assert report.exit_code == 0, report.discrepancies
+    assert (report.checks["proofs"].passed, report.checks["proofs"].failed) == (3 + len(other), 0)
+    assert report.checks["verifier-code"].passed == 2
+    (change,) = [f for f in report.findings if f.check == "verifier-change"]
+    assert deployed.address in change.message
+    gaps = [f for f in report.findings if f.check == "gaps"]
+    assert [f.check for f in report.findings if f.check not in ("gaps", "verifier-change")] == []
+    assert len(gaps) == 1  # the run's windows 4..5 were never reported
+
+    # Without the new model's artifacts the same history is not auditable: exactly that is reported.
+    partial = run.audit(artifacts=(run.tiny,))
+    assert [f.check for f in partial.discrepancies] == ["verifier-code"]

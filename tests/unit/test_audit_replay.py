@@ -1,0 +1,176 @@
+"""The auditor's replay of SentinelBreaker's state machine, event by event (hermetic)."""
+
+from __future__ import annotations
+
+import itertools
+
+from sentinel.audit.replay import ZERO, ChainEvent, Params, Snapshot, State, compare_final, replay
+
+WAD = 10**18
+GOV, GUARD, A, B, C, V1, V2 = (f"0x{i:040x}" for i in range(1, 8))
+TRIP, RESET = int(0.9 * WAD), int(0.4 * WAD)
+
+
+class Log:
+    """Builds events the way the contract emits them (one tx per call, blocks increasing)."""
+
+    def __init__(self, trip_after: int = 3, reset_after: int = 2, cooldown: int = 600, max_age: int = 1800) -> None:
+        self.events: list[ChainEvent] = []
+        self.block = 0
+        self.time = 1_000_000
+        self.window = 100
+        self._tx = itertools.count()
+        tx = self.tx()
+        self.emit("GovernanceChanged", tx, previous=ZERO, governance=GOV)
+        self.emit("GuardianChanged", tx, previous=ZERO, guardian=GUARD)
+        self.emit("VerifierChanged", tx, previous=ZERO, verifier=V1, scoreScale=10)
+        for who in (A, B, C):
+            self.emit("AttesterAdded", tx, attester=who)
+        self.emit("ParamsChanged", tx, tripThreshold=TRIP, resetThreshold=RESET, tripAfter=trip_after,
+                  resetAfter=reset_after, cooldown=cooldown, maxAge=max_age)
+        self.emit("QuorumChanged", tx, quorum=2)
+
+    def tx(self, seconds: int = 60) -> str:
+        self.block += 1
+        self.time += seconds
+        return f"0x{next(self._tx):064x}"
+
+    def emit(self, name: str, tx: str, **args) -> ChainEvent:  # noqa: ANN003
+        e = ChainEvent(name, self.block, len(self.events), tx, self.time, args)
+        self.events.append(e)
+        return e
+
+    def report(self, score: float, tripped: bool, auto: str | None = None, window: int | None = None) -> None:
+        tx = self.tx()
+        self.window = window if window is not None else self.window + 1
+        if auto == "Tripped":
+            self.emit("Tripped", tx, windowId=self.window, by=GOV, byGuardian=False)
+        elif auto == "Recovered":
+            self.emit("Recovered", tx, windowId=self.window, by=GOV, byGovernance=False)
+        self.emit("Report", tx, windowId=self.window, windowEnd=self.time - 30, inputHash=1, score=int(score * WAD),
+                  submitter=GOV, tripped=tripped)
+
+
+def findings(log: Log) -> list[str]:
+    return [f.message for f in replay(log.events).findings]
+
+
+def test_trip_after_n_consecutive_high_scores_and_recovery_after_m_low_plus_cooldown():
+    log = Log()
+    log.report(0.95, False)
+    log.report(0.95, False)
+    log.report(0.2, False)  # streak broken
+    log.report(0.95, False)
+    log.report(0.95, False)
+    log.report(0.95, True, auto="Tripped")
+    log.report(0.1, True)
+    log.report(0.1, True)  # two low scores, but the 600 s cooldown has not passed (60 s per block)
+    for _ in range(7):
+        log.report(0.1, True)
+    log.report(0.1, False, auto="Recovered")  # the tenth low score lands exactly at trip + cooldown
+    result = replay(log.events)
+    assert result.findings == []
+    assert len(result.trips) == 1 and len(result.recoveries) == 1
+    assert result.final.state == State(last_window_id=log.window)
+
+
+def test_hysteresis_a_score_between_thresholds_breaks_the_low_streak():
+    log = Log(reset_after=2, cooldown=60)
+    for _ in range(2):
+        log.report(0.95, False)
+    log.report(0.95, True, auto="Tripped")
+    log.report(0.1, True)
+    log.report(0.6, True)  # between reset and trip: neither streak
+    log.report(0.1, True)
+    log.report(0.1, False, auto="Recovered")
+    assert findings(log) == []
+
+
+def test_a_missing_trip_is_a_discrepancy():
+    log = Log()
+    for _ in range(3):
+        log.report(0.95, False)  # the contract would have tripped on the third
+    messages = findings(log)
+    assert any("replayed state machine says Tripped" in m for m in messages)
+    assert any("Report says tripped=False, replay says True" in m for m in messages)
+
+
+def test_a_trip_the_rules_do_not_allow_is_a_discrepancy():
+    log = Log()
+    log.report(0.95, True, auto="Tripped")
+    assert any("contract emitted Tripped" in m for m in findings(log))
+
+
+def test_guardian_trip_and_governance_recover_are_checked_by_role():
+    log = Log()
+    log.report(0.1, False)
+    log.emit("Tripped", log.tx(), windowId=log.window, by=GUARD, byGuardian=True)
+    log.emit("Recovered", log.tx(), windowId=log.window, by=GOV, byGovernance=True)
+    assert findings(log) == []
+    log.emit("Tripped", log.tx(), windowId=log.window, by=A, byGuardian=True)
+    log.emit("Recovered", log.tx(), windowId=log.window, by=GUARD, byGovernance=True)
+    messages = findings(log)
+    assert any("neither guardian nor governance" in m for m in messages)
+    assert any("is not governance" in m for m in messages)
+
+
+def test_window_ids_must_increase():
+    log = Log()
+    log.report(0.1, False, window=500)
+    log.report(0.1, False, window=500)
+    assert any("ids must increase" in m for m in findings(log))
+
+
+def test_verifier_change_needs_a_pending_proposal_past_its_eta_and_resets_streaks():
+    log = Log()
+    log.report(0.95, False)
+    log.report(0.95, False)
+    tx = log.tx()
+    log.emit("VerifierChangeProposed", tx, verifier=V2, scoreScale=12, eta=log.time + 3600)
+    log.emit("VerifierChanged", log.tx(seconds=3600), previous=V1, verifier=V2, scoreScale=12)
+    log.report(0.95, False)  # streak restarted by the change: no trip on this third high score
+    result = replay(log.events)
+    assert result.findings == []
+    assert result.final.verifier == V2 and result.final.score_scale == 12
+    assert result.reports[-1].verifier == V2 and result.reports[0].verifier == V1
+
+    early = Log()
+    early.emit("VerifierChangeProposed", early.tx(), verifier=V2, scoreScale=10, eta=early.time + 3600)
+    early.emit("VerifierChanged", early.tx(seconds=60), previous=V1, verifier=V2, scoreScale=10)
+    assert any("before its timelock eta" in m for m in findings(early))
+    unproposed = Log()
+    unproposed.emit("VerifierChanged", unproposed.tx(), previous=V1, verifier=V2, scoreScale=10)
+    assert any("without that proposal pending" in m for m in findings(unproposed))
+
+
+def test_each_report_carries_the_attester_set_and_quorum_at_its_block():
+    log = Log()
+    log.report(0.1, False)
+    tx = log.tx()
+    log.emit("AttesterRemoved", tx, attester=A)
+    log.emit("QuorumChanged", log.tx(), quorum=1)
+    log.report(0.1, False)
+    result = replay(log.events)
+    assert result.findings == []
+    first, second = result.reports
+    assert A.lower() in first.attesters and first.quorum == 2
+    assert A.lower() not in second.attesters and second.quorum == 1
+    assert result.final.attesters == (C, B)  # swap-and-pop, as the contract's list
+
+
+def test_stale_report_is_a_discrepancy():
+    log = Log(max_age=60)
+    tx = log.tx()
+    log.window += 1
+    log.emit("Report", tx, windowId=log.window, windowEnd=log.time - 3600, inputHash=1, score=0, submitter=GOV,
+             tripped=False)
+    assert any("stale window accepted" in m for m in findings(log))
+
+
+def test_compare_final_names_each_difference():
+    a = Snapshot(state=State(5, 0, 1, 0, False), params=Params(TRIP, RESET, 3, 2, 600, 1800, 2), verifier=V1,
+                 attesters=(A, B))
+    assert compare_final(a, a) == []
+    b = Snapshot(state=State(5, 0, 2, 0, False), params=a.params, verifier=V1, attesters=(B, A))
+    (only,) = compare_final(a, b)
+    assert "state.high_streak" in only.message

@@ -21,6 +21,7 @@ from sentinel import __version__
 from sentinel.cli.chain_cli import attest, chain, deploy, submit, vault
 from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, score, train
+from sentinel.cli.relay_cli import relay, replay_cmd
 from sentinel.cli.zk_cli import bench, circuit, prove, verify
 from sentinel.errors import SentinelError
 
@@ -78,8 +79,9 @@ def cli(ctx: click.Context, root: Path, verbose: bool) -> None:
 
 
 for command in (data, train, evaluate, export, score, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault):
+                chain, deploy, attest, submit, vault, relay):
     cli.add_command(command)
+data.add_command(replay_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,13 +142,15 @@ class Relay:
                                            breaker=self.breaker.address))
 
     def load_prover(self) -> None:
-        """Load the circuit and proving key once (seconds): the process stays warm for every window."""
+        """Start the warm prover child once (it loads the circuit and proving key, seconds)."""
         if self.prover is None:
-            from sentinel.zk.prove import Prover
+            from sentinel.relay.prover import ProverProcess
 
-            self.prover = Prover(self.layout, self.config)
+            self.prover = ProverProcess(self.layout.root, self.config)
 
     def close(self) -> None:
+        if self.prover is not None:
+            self.prover.close()
         self.queue.close()
 
     # -- one pass -------------------------------------------------------------------------
@@ -374,8 +376,9 @@ class Relay:
                       tx=old.tx_hash), fees.max_fee, self.lane.cap)
             return
         from eth_account.typed_transactions import TypedTransaction
+        from hexbytes import HexBytes
 
-        decoded = TypedTransaction.from_bytes(bytes.fromhex(old.raw_tx.removeprefix("0x"))).as_dict()
+        decoded = TypedTransaction.from_bytes(HexBytes(old.raw_tx)).as_dict()
         tx = self.lane.sign({"to": decoded["to"], "data": decoded["data"], "value": decoded.get("value", 0)},
                             old.nonce, fees, old.gas)
         self.queue.record_tx(window.window_id, TxRow(tx.tx_hash, window.window_id, old.nonce, tx.raw_tx, fees.max_fee,

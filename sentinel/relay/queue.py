@@ -256,7 +256,7 @@ class Queue:
                                       "block_hash": None}
             if from_state == "proved":
                 fields["submitted_at"] = tx.created_at
-            self._set(db, window_id, "submitted", from_state == "proved", fields)
+            self._set(db, window_id, "submitted", False, fields)
 
     def get(self, window_id: int) -> WindowRow:
         row = self.db.execute("SELECT * FROM windows WHERE window_id = ?", (window_id,)).fetchone()

@@ -36,9 +36,9 @@ def test_happy_path_transitions_and_attempts(queue: Queue):
     queue.transition(7, "proved", bundle="b.json", score=0.97, prove_seconds=1.5)
     queue.record_tx(7, tx("0xaa", 7, nonce=3), from_state="proved")
     w = queue.get(7)
-    assert (w.state, w.tx_hash, w.nonce, w.attempts) == ("submitted", "0xaa", 3, 2)
+    assert (w.state, w.tx_hash, w.nonce, w.attempts) == ("submitted", "0xaa", 3, 1)  # attempts count proofs
     queue.record_tx(7, tx("0xbb", 7, nonce=3, fee=113), from_state="submitted")  # a fee bump keeps the state
-    assert queue.get(7).tx_hash == "0xbb" and queue.get(7).attempts == 2
+    assert queue.get(7).tx_hash == "0xbb" and queue.get(7).attempts == 1
     assert [t.tx_hash for t in queue.txs(7)] == ["0xaa", "0xbb"]
     queue.transition(7, "confirmed", tripped=1, gas_used=883_000)
     assert queue.last_confirmed().window_id == 7

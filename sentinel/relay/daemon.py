@@ -75,6 +75,24 @@ class PassResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def newest_first(pending: list[int], floor: int, stage: str) -> tuple[int | None, list[tuple[int, str]]]:
+    """Pick the newest of ``pending`` window ids; every other one is skipped, with the reason.
+
+    The breaker takes only increasing ids, so once a newer window is on its
+    way an older one can never be reported: it is recorded as skipped rather
+    than proved or sent late. A window not newer than ``floor`` (the newest
+    already proved, sent or confirmed) is skipped as well.
+    """
+    if not pending:
+        return None, []
+    ordered = sorted(pending)
+    newest = ordered[-1]
+    skipped = [(wid, f"newer window {newest} {stage} (newest first)") for wid in ordered[:-1]]
+    if newest <= floor:
+        return None, skipped + [(newest, f"not newer than window {floor}, already proved or sent")]
+    return newest, skipped
+
+
 class Relay:
     """The daemon's state and one-pass logic (see module doc)."""
 
@@ -207,16 +225,13 @@ class Relay:
 
     def prove_next(self, result: PassResult, head: Any) -> None:
         """Prove the newest new window; older new ones are skipped (the breaker only takes newer ids)."""
-        pending = self.queue.windows("new")
-        if not pending:
+        pending = {w.window_id: w for w in self.queue.windows("new")}
+        chosen, skips = newest_first(list(pending), self._floor(), "pending")
+        for wid, reason in skips:
+            self._skip(result, wid, reason)
+        if chosen is None:
             return
-        newest = pending[-1]
-        for w in pending[:-1]:
-            self._skip(result, w.window_id, f"newer window {newest.window_id} pending (newest first)")
-        floor = self._floor()
-        if newest.window_id <= floor:
-            self._skip(result, newest.window_id, f"not newer than window {floor}, already proved or sent")
-            return
+        newest = pending[chosen]
         now = int(head["timestamp"])
         if newest.end_unix < now - self.max_age:
             self._skip(result, newest.window_id, f"stale before proving: ends {newest.end_unix}, chain time {now}, "
@@ -263,12 +278,14 @@ class Relay:
 
         if any(w.block_number is None for w in self.queue.windows("submitted")):
             return  # one unmined transaction at a time: the lane stays in nonce order
-        proved = self.queue.windows("proved")
-        if not proved:
+        proved = {w.window_id: w for w in self.queue.windows("proved")}
+        in_flight = [w.window_id for w in self.queue.windows("submitted", "confirmed")]
+        chosen, skips = newest_first(list(proved), max(in_flight, default=-1), "proved")
+        for wid, reason in skips:
+            self._skip(result, wid, reason)
+        if chosen is None:
             return
-        newest = proved[-1]
-        for w in proved[:-1]:
-            self._skip(result, w.window_id, f"newer window {newest.window_id} proved (newest first)")
+        newest = proved[chosen]
         wid = newest.window_id
         last = self._last_on_chain()
         if wid <= last:
@@ -351,10 +368,12 @@ class Relay:
             self.queue.update(wid, block_number=None, block_hash=None)
         mined_nonce, _ = self.lane.nonces()
         if window.nonce is not None and mined_nonce > window.nonce:
-            # Re-check receipts after reading the nonce: ours may have been mined in between.
-            if any(self.lane.receipt(t.tx_hash) is not None for t in txs):
+            # Ours may have been mined between the receipt lookups and the nonce read (a node can count
+            # the nonce before it serves the receipt): any of our transactions the node still knows means
+            # wait for its receipt, not "taken".
+            if any(self.lane.known(t.tx_hash) for t in txs):
                 return
-            self._nonce_taken(result, window)
+            self._nonce_taken(result, window, {t.tx_hash for t in txs})
             return
         newest = txs[-1]
         if not self.lane.known(newest.tx_hash):
@@ -390,13 +409,16 @@ class Relay:
                     old.tx_hash, fees.max_fee, fees.max_priority_fee)
         self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
 
-    def _nonce_taken(self, result: PassResult, window: Any) -> None:
+    def _nonce_taken(self, result: PassResult, window: Any, ours: set[str]) -> None:
         """Our nonce was used by a transaction that is not ours: sign the window anew (unless it is on chain)."""
         wid = window.window_id
         reports = self.breaker.events.Report().get_logs(from_block=self.deployment.block,
                                                         argument_filters={"windowId": wid})
         if reports:
             tx = "0x" + bytes(reports[0]["transactionHash"]).hex()
+            if tx in ours:  # ours after all: its receipt will be found on a later pass
+                log.info("event=report_seen %s: waiting for the receipt", kv(window=wid, tx=tx))
+                return
             self._reject(result, wid, f"already reported on chain by tx {tx}, not one of ours")
             return
         if window.attempts >= self.rc.max_attempts:

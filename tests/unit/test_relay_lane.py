@@ -62,3 +62,15 @@ def test_backoff_doubles_with_jitter_up_to_the_cap():
     assert len(set(waits)) == len(waits)  # jittered, not lock-step
     backoff.reset()
     assert backoff.next() <= 1.0
+
+
+def test_newest_first_skips_every_older_window_with_a_reason():
+    from sentinel.relay.daemon import newest_first
+
+    assert newest_first([], -1, "pending") == (None, [])
+    chosen, skipped = newest_first([12, 10, 11], -1, "pending")
+    assert chosen == 12 and [w for w, _ in skipped] == [10, 11]
+    assert all("newer window 12 pending" in reason for _, reason in skipped)
+    chosen, skipped = newest_first([9], 9, "proved")  # not newer than one already in flight
+    assert chosen is None and skipped == [(9, "not newer than window 9, already proved or sent")]
+    assert newest_first([15], 9, "proved") == (15, [])

@@ -119,3 +119,23 @@ def test_a_file_that_is_not_a_queue_is_refused(tmp_path: Path):
     sqlite3.connect(other).execute("PRAGMA user_version=99")
     with pytest.raises(QueueError, match="schema version 99"):
         Queue(other)
+
+
+def test_relay_status_cli_reads_the_queue(run_cli, tmp_path: Path):
+    code, _, err = run_cli("--root", tmp_path, "relay", "status")
+    assert code == 1 and "no relay queue yet" in err and "sentinel relay run" in err
+    q = Queue(tmp_path / ".sentinel" / "relay" / "queue.sqlite")
+    q.enqueue([(1, 60, "f.csv", 51), (2, 120, "f.csv", 52)])
+    q.transition(1, "skipped", reason="newer window 2 pending (newest first)")
+    q.quarantine("f.csv", 9, "blr", "missing value", "x")
+    q.close()
+    code, out, _ = run_cli("--root", tmp_path, "relay", "status", "--json")
+    assert code == 0
+    import json
+
+    report = json.loads(out)
+    assert report["counts"]["skipped"] == 1 and report["counts"]["new"] == 1
+    assert report["all_accounted"] is False and report["unfinished"] == 1
+    assert report["quarantined"][0]["line"] == 9
+    code, out, _ = run_cli("--root", tmp_path, "relay", "status")
+    assert "1 in progress" in out and "newer window 2 pending" in out and "line 9, column 'blr'" in out

@@ -387,3 +387,22 @@ def test_a_stuck_transaction_under_a_high_base_fee_gets_bumped_and_mined(world: 
         assert new["max_priority_fee"] * 1000 >= old["max_priority_fee"] * 1125
     assert sent[-1]["max_fee"] >= high
     assert "event=fee_bump" in world.log.read_text()
+
+
+def test_a_reorg_that_drops_the_report_is_followed_by_the_same_transaction(world: World):
+    world.append(1, 50)
+    before = world.rpc("evm_snapshot")  # the chain as it was before the relay's transaction
+    relay = world.start(confirmations="3")
+    try:
+        mined = world.wait("the report mined, not yet confirmed",
+                           lambda: [w for w in world.windows() if w["block_number"] and w["state"] == "submitted"],
+                           90, process=relay)[0]
+        assert world.rpc("evm_revert", [before]) is True  # the block holding the report is gone
+        world.wait("the relay noticing the reorg", lambda: "event=reorg" in world.log.read_text(), 30,
+                   process=relay)
+        world.wait("the window confirmed again", confirmed(world), 60, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    world.check_books()
+    sent = world.txs()
+    assert [t["tx_hash"] for t in sent] == [mined["tx_hash"]]  # the same signed bytes, never a new signature

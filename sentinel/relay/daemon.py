@@ -425,8 +425,9 @@ class Relay:
             self.queue.transition(wid, "failed", last_error=f"nonce {window.nonce} taken by another transaction "
                                                              f"{window.attempts} times")
             return
-        self.queue.transition(wid, "proved", tx_hash=None, nonce=None, block_number=None, block_hash=None,
-                              last_error=f"nonce {window.nonce} was used by another transaction; none of ours mined")
+        # counted, so a key shared with another sender cannot make the relay re-sign forever
+        self.queue.transition(wid, "proved", count_attempt=True, tx_hash=None, nonce=None, block_number=None,
+                              block_hash=None, last_error=f"nonce {window.nonce} was used by another transaction; none of ours mined")
         log.warning("event=nonce_taken %s: signing the window again with a fresh nonce",
                     kv(window=wid, tx=window.tx_hash, nonce=window.nonce, attempt=window.attempts))
 

@@ -94,8 +94,11 @@ trap 'kill -TERM $relay_pid 2>/dev/null; wait $relay_pid 2>/dev/null; sentinel c
 # window's worth of earlier rows written at once, and stops 5 rows after the price bottom.
 sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset - 36)):$((bottom + 5))" --prefill 50 \
   --rows-per-second 0.3 --chain-clock
-for _ in $(seq 1 120); do  # wait (deadline 4 min) until every queued window is final
-  if sentinel relay status --db "$queue" --json | python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["all_accounted"] else 1)'; then
+feed_lines=$(wc -l < "$feed")
+for _ in $(seq 1 120); do  # wait (deadline 4 min) until the last row's window is queued and every window is final
+  if sentinel relay status --db "$queue" --json | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if d["all_accounted"] and d["windows"] and d["windows"][-1]["end_line"] == int(sys.argv[1]) else 1)' "$feed_lines"; then
     break
   fi
   sleep 2

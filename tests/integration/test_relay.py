@@ -215,8 +215,12 @@ def confirmed(world: World, n: int = 1) -> Callable[[], bool]:
     return lambda: sum(w["state"] == "confirmed" for w in world.windows()) >= n
 
 
-def settled(world: World) -> Callable[[], bool]:
-    return lambda: bool(world.windows()) and all(w["state"] in FINAL for w in world.windows())
+def settled(world: World, last_line: int) -> Callable[[], bool]:
+    """Every queued window final, and the feed read up to ``last_line`` (else rows may still be on their way)."""
+    def check() -> bool:
+        windows = world.windows()
+        return any(w["end_line"] == last_line for w in windows) and all(w["state"] in FINAL for w in windows)
+    return check
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -255,7 +259,7 @@ def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: 
                      "sentinel_relay_breaker_tripped", "sentinel_relay_rpc_errors_total",
                      "sentinel_relay_quarantined_rows_total 1.0"):
             assert name in text, name
-        world.wait("every window settled", settled(world), 60, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 108), 60, mine=True, process=relay)
     finally:
         code = world.stop(relay)
     assert code == 0, world.tail()
@@ -284,11 +288,10 @@ def test_rpc_down_then_back_catches_up_without_duplicates(world: World):
         status, body = get(f"http://127.0.0.1:{world.metrics_port}/healthz")
         assert status == 503 and json.loads(body)["ready"] is False
         proxy.up()
-        newest = max(w["window_id"] for w in world.windows())
         world.wait("the newest window confirmed after the outage",
-                   lambda: any(w["window_id"] >= newest and w["state"] == "confirmed" for w in world.windows()),
+                   lambda: any(w["end_line"] == 61 and w["state"] == "confirmed" for w in world.windows()),
                    90, mine=True, process=relay)
-        world.wait("every window settled", settled(world), 60, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 61), 60, mine=True, process=relay)
         _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
         errors = [line for line in metrics.decode().splitlines() if line.startswith("sentinel_relay_rpc_errors_total")]
         assert float(errors[0].split()[-1]) >= 1
@@ -321,7 +324,7 @@ def test_sigkill_mid_proof_and_mid_submit_then_restart(world: World):
         world.rpc("evm_setAutomine", [True])
         world.wait("the window confirmed", confirmed(world), 60, mine=True, process=relay)
         world.append(51, 54, rate=5)
-        world.wait("every window settled", settled(world), 60, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 55), 60, mine=True, process=relay)
     finally:
         world.stop(relay)
     windows = world.check_books()

@@ -72,42 +72,69 @@ if sentinel submit "$bundle"; then
   echo "demo: the breaker accepted a replayed window" >&2; exit 1
 fi
 
-step "13. a liquidity drain arrives: the feed continues with a crash scenario; pick windows the float model flags"
+step "13. a liquidity drain arrives: a fresh crash scenario, to be appended row by row to a feed the relay follows"
 sentinel data generate --out "$out/crash.csv" --episodes 1 --families drain --seed 5 \
   --start "$(date -u -d "@$((latest_end + 60))" +%Y-%m-%dT%H:%M:%SZ)"
-rows=$(($(wc -l < "$out/crash.csv") - 1))
-# shellcheck disable=SC2046
-sentinel score --data "$out/crash.csv" $(seq 50 "$rows" | sed 's/^/--window /') --json > "$out/crash_scores.json"
-crash_rows=$(python3 - "$out/crash_scores.json" models/model_card.json <<'PY'
-import json, sys
-scores, card = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-policy = card["trip_policy"]
-need, bar = policy["trip_after"], policy["trip_threshold"] + 0.005  # margin: the circuit's fidelity bound
-run = []
-for s in scores:
-    run = run + [s] if s["score"] >= bar else []
-    if len(run) == need:
-        print(" ".join(str(r["end_row"]) for r in run))
-        break
-else:
-    sys.exit(f"demo: no {need} consecutive windows score >= {bar:.4f} in the crash scenario")
-PY
-)
-echo "windows ending at rows: $crash_rows"
+read -r onset bottom bottom_ts < <(awk -F, 'NR > 1 && $10 == 1 && !o { o = NR - 1 }
+  NR > 1 && $9 == "crash" { b = NR - 1; t = $1 } END { print o, b, t }' "$out/crash.csv")
+echo "crash onset at data row $onset, price bottom at row $bottom ($bottom_ts)"
+feed="$out/relay/market_depth.csv"
+queue="$out/relay/queue.sqlite"
+rm -rf "$out/relay" && mkdir -p "$out/relay"
+metrics_port=${SENTINEL_RELAY__METRICS_PORT:-9464}
 
-step "14. prove those windows"
-# shellcheck disable=SC2046
-sentinel prove --data "$out/crash.csv" $(printf -- '--window %s ' $crash_rows) --json > "$out/crash_proofs.json"
-crash_bundles=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d = d if isinstance(d, list) else [d]; print(" ".join(r["bundle"] for r in d))' "$out/crash_proofs.json")
-
-step "15. the chain reaches the crash windows; attest and submit each: the breaker trips"
-last_end=$(python3 -c 'import json, sys; print(max(json.load(open(p))["window_end_unix"] for p in sys.argv[1:]))' $crash_bundles)
-sentinel chain warp --to $((last_end + 30))
-for b in $crash_bundles; do
-  sentinel attest "$b" --data "$out/crash.csv"
-  sentinel submit "$b"
+step "14. the relay daemon follows the feed: newest window first, proved, attested, submitted, confirmed"
+# Anvil mines only when asked, so one confirmation (the inclusion block) here; the default is 2.
+sentinel relay run --data "$feed" --db "$queue" --metrics-port "$metrics_port" --confirmations 1 \
+  2> "$out/relay.log" &
+relay_pid=$!
+trap 'kill -TERM $relay_pid 2>/dev/null; wait $relay_pid 2>/dev/null; sentinel chain down >/dev/null 2>&1 || true' EXIT
+# The demo compresses time: 1 row (a minute of market time) every ~3 s, and the local chain's clock follows
+# each row (--chain-clock). A live feed needs no warping. The replay starts 36 rows before onset, with a
+# window's worth of earlier rows written at once, and stops 5 rows after the price bottom.
+sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset - 36)):$((bottom + 5))" --prefill 50 \
+  --rows-per-second 0.3 --chain-clock
+feed_lines=$(wc -l < "$feed")
+for _ in $(seq 1 120); do  # wait (deadline 4 min) until the last row's window is queued and every window is final
+  if sentinel relay status --db "$queue" --json | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if d["all_accounted"] and d["windows"] and d["windows"][-1]["end_line"] == int(sys.argv[1]) else 1)' "$feed_lines"; then
+    break
+  fi
+  sleep 2
 done
+echo "-- /healthz:"
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())' \
+  "http://127.0.0.1:$metrics_port/healthz"
+echo "-- /metrics (excerpt):"
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+  "http://127.0.0.1:$metrics_port/metrics" | grep -E '^sentinel_relay_(windows\{|last_score |breaker_tripped |rpc_errors_total |prove_seconds_(count|sum) )'
+kill -TERM $relay_pid && wait $relay_pid
+trap 'sentinel chain down >/dev/null 2>&1 || true' EXIT
+echo "-- relay log (events):"
+grep -E 'event=(proved|confirmed|rejected|stopped)' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
+
+step "15. the breaker tripped on chain before the price bottom; every window is accounted for"
 sentinel chain status
+sentinel relay status --db "$queue"
+sentinel chain status --json > "$out/chain_status.json"
+sentinel relay status --db "$queue" --json > "$out/relay_status.json"
+python3 - "$out/chain_status.json" "$out/relay_status.json" "$bottom_ts" <<'PY'
+import json, sys
+from datetime import datetime
+chain, relay, bottom = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+bottom_unix = datetime.fromisoformat(bottom.replace("Z", "+00:00")).timestamp()
+breaker = chain["deployment"]["breaker"]
+if not breaker["tripped"]:
+    sys.exit("demo: the relay did not trip the breaker")
+if not relay["all_accounted"]:
+    sys.exit(f"demo: {relay['unfinished']} relay windows are not final")
+lead = bottom_unix - breaker["tripped_at"]
+if lead <= 0:
+    sys.exit(f"demo: the breaker tripped {-lead:.0f} s of market time AFTER the price bottom")
+print(f"tripped at chain time {breaker['tripped_at']}, {lead / 60:.0f} market minutes before the price bottom "
+      f"({bottom}); windows: " + ", ".join(f"{k} {v}" for k, v in relay["counts"].items() if v))
+PY
 
 step "16. the guarded vault refuses a withdrawal while the breaker is tripped (expected to fail)"
 if sentinel vault withdraw 10; then

@@ -165,6 +165,22 @@ class ArtifactLayout:
         """Addresses, chain id, bytecode hashes and blocks of the deployed contracts."""
         return self.state_dir / "deployments.json"
 
+    # --- relay ---------------------------------------------------------------
+    @property
+    def relay_dir(self) -> Path:
+        """The relay daemon's queue and proof bundles (``sentinel relay``)."""
+        return self.state_dir / "relay"
+
+    @property
+    def relay_db(self) -> Path:
+        """SQLite (WAL) queue of windows, transactions and quarantined rows."""
+        return self.relay_dir / "queue.sqlite"
+
+    @property
+    def default_feed(self) -> Path:
+        """The feed the relay follows when no ``--data`` is given."""
+        return self.data_dir / "market_depth.csv"
+
     # --- runtime state (never committed) -------------------------------------
     @property
     def state_dir(self) -> Path:

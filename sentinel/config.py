@@ -134,6 +134,28 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class RelayConfig:
+    """The relay daemon: feed, queue, signer lane, fees, confirmations and observability."""
+
+    data: str = _f("", "feed the relay follows: a market_depth.csv or a directory of them ('' = data/market_depth.csv)")
+    rpc_url: str = _f("", "JSON-RPC endpoint ('' = the deployment's)")
+    db: str = _f("", "SQLite queue path ('' = .sentinel/relay/queue.sqlite)")
+    interval_seconds: float = _f(2.0, "pause between passes when there is nothing to do")
+    confirmations: int = _f(2, "blocks (the inclusion block counts as 1) before a report counts as confirmed")
+    stuck_seconds: float = _f(30.0, "a transaction not mined after this long gets its fees bumped")
+    fee_bump_percent: float = _f(12.5, "bump on both fee fields when replacing a stuck transaction (>= 12.5)")
+    base_fee_multiplier: float = _f(2.0, "maxFeePerGas = this x the node's next base fee + the priority fee")
+    priority_fee_gwei: float = _f(0.0, "maxPriorityFeePerGas in gwei (0 = the node's eth_feeHistory / suggestion)")
+    max_fee_gwei: float = _f(1000.0, "never bid more than this maxFeePerGas (gwei)")
+    max_attempts: int = _f(3, "proving or non-final revert attempts per window before it is failed")
+    backoff_initial_seconds: float = _f(1.0, "first wait after an RPC failure (doubles, with jitter)")
+    backoff_max_seconds: float = _f(30.0, "longest wait between RPC retries")
+    keep_rows: int = _f(400, "good feed rows held in memory (and in the queue) to cut windows from")
+    metrics_host: str = _f("127.0.0.1", "address of /healthz and /metrics")
+    metrics_port: int = _f(9464, "port of /healthz and /metrics (0 = off)")
+
+
+@dataclass(frozen=True)
 class SentinelConfig:
     """All of Sentinel's settings."""
 
@@ -142,6 +164,7 @@ class SentinelConfig:
     circuit: CircuitConfig = field(default_factory=CircuitConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict of every setting (for ``--json`` and model cards)."""
@@ -307,6 +330,21 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("audit.log_chunk_blocks must be >= 1, audit.workers and audit.parallel_min_reports >= 0")
     if audit.score_tolerance < 0:
         raise ConfigError("audit.score_tolerance must be >= 0 (0 = circuit.fidelity_tolerance)")
+    relay = config.relay
+    if relay.rpc_url and not relay.rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"relay.rpc_url must be an http(s) URL, got '{relay.rpc_url}'")
+    if relay.confirmations < 1 or relay.max_attempts < 1 or relay.keep_rows < 1:
+        raise ConfigError("relay.confirmations, relay.max_attempts and relay.keep_rows must be >= 1")
+    if relay.fee_bump_percent < 12.5:
+        raise ConfigError("relay.fee_bump_percent must be >= 12.5 (nodes refuse smaller replacements)")
+    if relay.base_fee_multiplier < 1 or relay.priority_fee_gwei < 0 or relay.max_fee_gwei <= 0:
+        raise ConfigError("relay.base_fee_multiplier must be >= 1, priority_fee_gwei >= 0, max_fee_gwei > 0")
+    if relay.interval_seconds <= 0 or relay.stuck_seconds <= 0:
+        raise ConfigError("relay.interval_seconds and relay.stuck_seconds must be > 0")
+    if not 0 < relay.backoff_initial_seconds <= relay.backoff_max_seconds:
+        raise ConfigError("relay.backoff_initial_seconds must be > 0 and <= relay.backoff_max_seconds")
+    if not 0 <= relay.metrics_port <= 65535:
+        raise ConfigError("relay.metrics_port must be in 0..65535 (0 = off)")
 
 
 def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:

@@ -190,3 +190,34 @@ class AuditDataError(AuditError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+# --- relay leaves ----------------------------------------------------------
+
+
+class IllegalTransition(RelayError):
+    """The relay queue refused a state change its state machine does not allow."""
+
+    def __init__(self, window_id: int, current: str, target: str) -> None:
+        self.window_id = window_id
+        self.current = current
+        self.target = target
+        super().__init__(f"window {window_id}: illegal relay transition {current} -> {target}")
+
+
+class QueueError(RelayError):
+    """The relay's SQLite queue cannot be opened or is not a relay queue."""
+
+    def __init__(self, path: Path, problem: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}", hint=hint)
+
+
+class FeedError(RelayError):
+    """The relay's data source is missing or unusable as a whole (a bad row is quarantined, not raised)."""
+
+    def __init__(self, path: Path, problem: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}", hint=hint)

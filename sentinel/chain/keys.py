@@ -7,7 +7,8 @@ than a local Anvil's.
 
 Environment variables (hex keys): ``SENTINEL_DEPLOYER_KEY`` (deploys, holds
 governance), ``SENTINEL_SUBMITTER_KEY`` (sends reports), ``SENTINEL_GUARDIAN_KEY``,
-``SENTINEL_VAULT_USER_KEY`` (the demo vault user), ``SENTINEL_ATTESTER_KEYS``
+``SENTINEL_VAULT_USER_KEY`` (the demo vault user), ``SENTINEL_RELAY_KEY`` (the relay
+daemon's own signer lane, demo account 6), ``SENTINEL_ATTESTER_KEYS``
 (comma-separated); attester keys may instead sit in a keyfile, one per line.
 """
 
@@ -26,10 +27,10 @@ from sentinel.errors import SigningKeyError
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_CHAIN_ID = 31337
 #: Demo roles: index of the Anvil dev account that plays each.
-DEMO_ACCOUNTS = {"deployer": 0, "submitter": 0, "guardian": 1, "vault_user": 5}
+DEMO_ACCOUNTS = {"deployer": 0, "submitter": 0, "guardian": 1, "vault_user": 5, "relay": 6}
 DEMO_ATTESTERS = (2, 3, 4)
 ENV = {"deployer": "SENTINEL_DEPLOYER_KEY", "submitter": "SENTINEL_SUBMITTER_KEY",
-       "guardian": "SENTINEL_GUARDIAN_KEY", "vault_user": "SENTINEL_VAULT_USER_KEY"}
+       "guardian": "SENTINEL_GUARDIAN_KEY", "vault_user": "SENTINEL_VAULT_USER_KEY", "relay": "SENTINEL_RELAY_KEY"}
 ATTESTERS_ENV = "SENTINEL_ATTESTER_KEYS"
 DEMO_WARNING = "UNSAFE demo key (Anvil dev account {index}, public mnemonic): local chains only"
 

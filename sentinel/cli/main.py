@@ -22,6 +22,7 @@ from sentinel.cli.audit_cli import audit
 from sentinel.cli.chain_cli import attest, chain, deploy, submit, vault
 from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, score, train
+from sentinel.cli.relay_cli import relay, replay_cmd
 from sentinel.cli.zk_cli import bench, circuit, prove, verify
 from sentinel.errors import SentinelError
 
@@ -79,8 +80,9 @@ def cli(ctx: click.Context, root: Path, verbose: bool) -> None:
 
 
 for command in (data, train, evaluate, export, score, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault, audit):
+                chain, deploy, attest, submit, vault, relay, audit):
     cli.add_command(command)
+data.add_command(replay_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,11 +136,19 @@ def verify(app, bundles: tuple[Path, ...], as_json: bool) -> None:  # noqa: ANN0
               help="Measure gas instead: deploy and submit on a throwaway local Anvil (no proving).")
 @click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --chain: proof bundle to submit  [default: the newest one for this circuit]")
+@click.option("--relay", "relay_bench", is_flag=True,
+              help="Measure the relay instead: windows confirmed per minute, row-arrival -> confirmed latency.")
+@click.option("--rows", type=int, default=60, show_default=True, help="With --relay: rows to replay.")
+@click.option("--rows-per-second", type=float, default=0.5, show_default=True, help="With --relay: replay speed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def bench(app, data_path: Path | None, windows: int, against: str | None, seed_settings: str,  # noqa: ANN001
-          memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, as_json: bool) -> None:
-    """Measure proving (latency, peak RSS, key and proof size, fidelity) or, with --chain, gas and code size."""
+          memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, relay_bench: bool, rows: int,
+          rows_per_second: float, as_json: bool) -> None:
+    """Measure proving (latency, peak RSS, key and proof size, fidelity); --chain: gas and code size; --relay: relay."""
+    if relay_bench:
+        _bench_relay(app, rows, rows_per_second, as_json)
+        return
     if on_chain:
         _bench_chain(app, bundle_path, as_json)
         return
@@ -187,6 +195,24 @@ def bench(app, data_path: Path | None, windows: int, against: str | None, seed_s
                    f"logrows {s['logrows']}, setup {s['setup_seconds']:.0f} s, prove {s['prove_seconds']:.0f} s, "
                    f"pk {s['pk_bytes'] / 1e9:.1f} GB, peak RSS {s['peak_rss_bytes'] / 1e9:.1f} GB")
         click.echo("ratios (seed / default): " + ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items() if v))
+
+
+def _bench_relay(app, rows: int, rows_per_second: float, as_json: bool) -> None:  # noqa: ANN001
+    from sentinel.relay.bench import bench_relay
+
+    if rows < 1 or rows_per_second <= 0:
+        raise click.UsageError("--rows must be >= 1 and --rows-per-second > 0")
+    result = bench_relay(app.layout, app.config(), rows, rows_per_second, progress=_progress)
+    if as_json:
+        from sentinel.cli.main import emit_json
+
+        emit_json(result)
+        return
+    lat = result["latency_row_to_confirmed_seconds"]
+    click.echo(f"relay: {result['confirmed']} windows confirmed from {result['rows']} rows at "
+               f"{result['rows_per_second']:g} rows/s: {result['windows_confirmed_per_minute']} per minute; "
+               f"row arrival -> confirmed median {lat['median']} s, p95 {lat['p95']} s; "
+               f"prove median {result['prove_seconds_median']} s")
 
 
 def _bench_chain(app, bundle_path: Path | None, as_json: bool) -> None:  # noqa: ANN001

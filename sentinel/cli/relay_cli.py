@@ -1,0 +1,176 @@
+"""``sentinel relay run | once | status`` and ``sentinel data replay``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _emit(payload: Any) -> None:
+    from sentinel.cli.main import emit_json
+
+    emit_json(payload)
+
+
+def _overrides(data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
+               metrics_port: int | None, confirmations: int | None) -> dict[str, Any]:
+    return {"relay.data": str(data) if data else None, "relay.rpc_url": rpc, "relay.interval_seconds": interval,
+            "relay.db": str(db) if db else None, "relay.metrics_port": metrics_port,
+            "relay.confirmations": confirmations}
+
+
+_DATA = click.option("--data", "data", type=click.Path(path_type=Path), default=None,
+                     help="market_depth.csv or a directory of them  [default: relay.data, else data/market_depth.csv]")
+_RPC = click.option("--rpc", default=None, help="JSON-RPC URL  [default: relay.rpc_url, else the deployment's]")
+_DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                   help="Queue file  [default: .sentinel/relay/queue.sqlite]")
+_CONF = click.option("--confirmations", type=int, default=None, help="Blocks before confirmed  [default: 2]")
+
+
+@click.group()
+def relay() -> None:
+    """The relay daemon: follow a feed, prove each new window, attest, submit, confirm."""
+
+
+def _start(app, data, rpc, interval, db, metrics_port, confirmations):  # noqa: ANN001, ANN202
+    from sentinel.relay.daemon import Relay
+
+    config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations))
+    return Relay(app.layout, config), config
+
+
+@relay.command(name="run")
+@_DATA
+@_RPC
+@click.option("--interval", type=float, default=None, help="Seconds between idle passes  [default: 2]")
+@_DB
+@click.option("--metrics-port", type=int, default=None,
+              help="Port of /healthz and /metrics on 127.0.0.1 (0 = off)  [default: 9464]")
+@_CONF
+@click.pass_obj
+def run_cmd(app, data: Path | None, rpc: str | None, interval: float | None, db: Path | None,  # noqa: ANN001
+            metrics_port: int | None, confirmations: int | None) -> None:
+    """Run until SIGTERM/SIGINT (the current step finishes first). Logs one line per event on stderr."""
+    import logging
+    import threading
+
+    from sentinel.relay.daemon import install_signal_handlers, run
+    from sentinel.relay.server import StatusServer
+
+    relay_, config = _start(app, data, rpc, interval, db, metrics_port, confirmations)
+    log = logging.getLogger("sentinel.relay")
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    server = None
+    if config.relay.metrics_port:
+        server = StatusServer(config.relay.metrics_host, config.relay.metrics_port, relay_.metrics,
+                              relay_.health).start()
+        log.info("event=serving url=http://%s:%d/healthz", config.relay.metrics_host, server.port)
+    log.info("event=started data=%s db=%s", relay_.data_path, relay_.queue.path)
+    try:
+        relay_.load_prover()
+        log.info("event=prover_ready window=%d cadence=%g", relay_.window, relay_.cadence)
+        run(relay_, stop)
+    finally:
+        if server is not None:
+            server.stop()
+        relay_.close()
+        log.info("event=stopped")
+
+
+@relay.command()
+@_DATA
+@_RPC
+@_DB
+@_CONF
+@click.option("--json", "as_json", is_flag=True, help="Print what the pass did as JSON.")
+@click.pass_obj
+def once(app, data: Path | None, rpc: str | None, db: Path | None, confirmations: int | None,  # noqa: ANN001
+         as_json: bool) -> None:
+    """One pass (for cron and tests): ingest, reconcile, prove the newest window, submit."""
+    relay_, _ = _start(app, data, rpc, None, db, None, confirmations)
+    try:
+        result = relay_.run_once()
+    finally:
+        relay_.close()
+    if as_json:
+        _emit(result.to_dict())
+        return
+    click.echo(f"rows {result.rows}, quarantined {result.quarantined}, enqueued {len(result.enqueued)}, "
+               f"proved {result.proved}, submitted {result.submitted}, confirmed {result.confirmed}, "
+               f"rejected {result.rejected}, skipped {len(result.skipped)}")
+
+
+@relay.command(name="status")
+@_DB
+@click.option("--all", "show_all", is_flag=True, help="List every window, not only the last 20.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status_cmd(app, db: Path | None, show_all: bool, as_json: bool) -> None:  # noqa: ANN001
+    """Read the queue: windows per state, the last ones with tx hashes, quarantined rows."""
+    from sentinel.errors import RelayError
+    from sentinel.relay.daemon import status
+    from sentinel.relay.queue import Queue
+
+    config = app.config(**{"relay.db": str(db) if db else None})
+    path = Path(config.relay.db or app.layout.relay_db)
+    if not path.exists():
+        raise RelayError(f"{path}: no relay queue yet", hint="run `sentinel relay run` or `sentinel relay once`")
+    queue = Queue(path)
+    try:
+        report = status(queue, limit=0 if show_all else 20)
+    finally:
+        queue.close()
+    if as_json:
+        _emit(report)
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
+    click.echo(f"{report['db']}: {report['total']} windows ({counts or 'none'}); "
+               f"{'every window accounted for' if report['all_accounted'] else str(report['unfinished']) + ' in progress'}")
+    for w in report["windows"]:
+        extra = w["tx_hash"] or ""
+        if w["state"] in ("skipped", "rejected", "failed"):
+            extra = w["reason"] or w["last_error"] or ""
+        score = f"{w['score']:.4f}" if w["score"] is not None else "-"
+        click.echo(f"  window {w['window_id']}  {w['state']:<9} score {score:<6} attempts {w['attempts']}  {extra}")
+    for q in report["quarantined"]:
+        click.echo(f"  quarantined: {q['source']}, line {q['line']}"
+                   + (f", column '{q['column']}'" if q["column"] else "") + f": {q['problem']}")
+
+
+@click.command(name="replay")
+@click.argument("src", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--to", "dst", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Feed file to append to (created with SRC's header).")
+@click.option("--rows-per-second", type=float, default=1.0, show_default=True, help="Replay speed.")
+@click.option("--rows", "rows", default=None, help="FIRST:LAST data rows of SRC (1-based)  [default: all]")
+@click.option("--prefill", type=int, default=0, show_default=True,
+              help="Rows before FIRST written at once (a window's worth lets the relay start at once).")
+@click.option("--chain-clock", is_flag=True,
+              help="Move the local Anvil's clock to each row's time first (demo: the feed is replayed fast).")
+@click.option("--rpc", default=None, help="With --chain-clock: JSON-RPC URL  [default: the local Anvil]")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.pass_obj
+def replay_cmd(app, src: Path, dst: Path, rows_per_second: float, rows: str | None, prefill: int,  # noqa: ANN001
+               chain_clock: bool, rpc: str | None, as_json: bool) -> None:
+    """Append SRC's rows to a feed file one by one, as a live crawler would."""
+    from sentinel.chain.deploy import rpc_url
+    from sentinel.relay.replay import replay
+
+    first, last = 1, None
+    if rows:
+        try:
+            a, _, b = rows.partition(":")
+            first, last = int(a or 1), (int(b) if b else None)
+        except ValueError:
+            raise click.UsageError(f"--rows '{rows}': expected FIRST:LAST") from None
+    url = rpc_url(app.config().chain, rpc) if chain_clock else None
+    result = replay(src, dst, rows_per_second=rows_per_second, first=first, last=last, prefill=prefill,
+                    chain_rpc=url)
+    if as_json:
+        _emit(result.to_dict())
+        return
+    click.echo(f"appended {result.rows} rows (lines {result.first_line}..{result.last_line} of {src}) to {dst}"
+               + (f"; chain clock at {result.warped_to}" if result.warped_to else ""))

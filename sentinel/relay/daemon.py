@@ -1,0 +1,583 @@
+"""The relay daemon: one pass = read the feed, reconcile transactions, prove the newest window, submit.
+
+``sentinel relay once`` runs one pass; ``sentinel relay run`` runs passes until
+SIGTERM/SIGINT, pausing ``interval_seconds`` when idle and backing off with
+jitter while the RPC is down. All progress lives in the queue
+(:mod:`sentinel.relay.queue`), so a pass can be cut anywhere (``kill -9``
+included) and the next process resumes:
+
+- ``proving`` at start-up means the proof was interrupted: back to ``new``
+  (attempt counted) and the newest-first rule decides again;
+- ``submitted`` windows are reconciled from the chain: a stored transaction's
+  receipt, else the stored raw bytes are broadcast again (never a new
+  signature for a nonce already used), else, if another transaction took the
+  nonce and none of ours was mined, the window is signed anew with a fresh
+  nonce (the breaker itself refuses a window id twice).
+
+Never twice on chain: each window's transactions share one nonce, so at most
+one of them can be mined; a window is signed anew only after the chain shows
+that nonce used by someone else, and the breaker refuses any id that is not
+newer than the last accepted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentinel.artifacts import ArtifactLayout
+from sentinel.config import SentinelConfig
+from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
+from sentinel.relay.feed import Feed
+from sentinel.relay.lane import NONCE_USED, UNDERPRICED, Fees, Lane, replacement_fees
+from sentinel.relay.queue import FINAL, Queue, TxRow
+from sentinel.relay.server import RelayMetrics
+
+log = logging.getLogger("sentinel.relay")
+
+#: Reverts that mean the breaker will never take this window: final, not retried.
+FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow"})
+#: The breaker's FUTURE_SKEW: a window may end at most this far after the block time.
+FUTURE_SKEW = 300
+
+
+def kv(**fields: Any) -> str:
+    """A log line's fixed ``key=value`` pairs (window, tx, attempt, ...), in the order given."""
+    return " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
+
+
+@dataclass
+class PassResult:
+    """What one pass did (``relay once`` prints it)."""
+
+    rows: int = 0
+    quarantined: int = 0
+    enqueued: list[int] = field(default_factory=list)
+    proved: list[int] = field(default_factory=list)
+    submitted: list[int] = field(default_factory=list)
+    confirmed: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        """True if the pass changed anything (the loop then goes again at once)."""
+        return bool(self.rows or self.proved or self.submitted or self.confirmed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def newest_first(pending: list[int], floor: int, stage: str) -> tuple[int | None, list[tuple[int, str]]]:
+    """Pick the newest of ``pending`` window ids; every other one is skipped, with the reason.
+
+    The breaker takes only increasing ids, so once a newer window is on its
+    way an older one can never be reported: it is recorded as skipped rather
+    than proved or sent late. A window not newer than ``floor`` (the newest
+    already proved, sent or confirmed) is skipped as well.
+    """
+    if not pending:
+        return None, []
+    ordered = sorted(pending)
+    newest = ordered[-1]
+    skipped = [(wid, f"newer window {newest} {stage} (newest first)") for wid in ordered[:-1]]
+    if newest <= floor:
+        return None, skipped + [(newest, f"not newer than window {floor}, already proved or sent")]
+    return newest, skipped
+
+
+class Relay:
+    """The daemon's state and one-pass logic (see module doc)."""
+
+    def __init__(self, layout: ArtifactLayout, config: SentinelConfig, *, data: Path | None = None,
+                 rpc: str | None = None, db: Path | None = None, metrics: RelayMetrics | None = None,
+                 clock: Any = time.time) -> None:
+        from sentinel.chain.deploy import load_deployment
+        from sentinel.zk.prove import load_manifest
+
+        self.layout = layout
+        self.config = config
+        self.rc = config.relay
+        self.clock = clock
+        self.deployment = load_deployment(layout)
+        self.rpc = rpc or self.rc.rpc_url or None
+        manifest = load_manifest(layout)
+        self.window = int(manifest["window"])
+        self.cadence = float(manifest["cadence_seconds"])
+        self.data_path = Path(data or self.rc.data or layout.default_feed)
+        self.queue = Queue(Path(db or self.rc.db or layout.relay_db), clock=clock)
+        self.feed = Feed(self.data_path, config.data, self.cadence, self.window, self.rc.keep_rows,
+                         state=self.queue.get_meta("feed"))
+        self.metrics = metrics or RelayMetrics()
+        self.chain: Any = None
+        self.breaker: Any = None
+        self.lane: Lane | None = None
+        self.prover: Any = None
+        self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))
+        self.ready = False
+        self.last_error: str | None = None
+        self.last_pass_at: float | None = None
+        self.tripped: bool | None = None
+        self._resume()
+
+    # -- start-up -----------------------------------------------------------------------
+    def _resume(self) -> None:
+        """A window left in ``proving`` was interrupted (crash, kill): prove it again if still the newest."""
+        for w in self.queue.windows("proving"):
+            self.queue.transition(w.window_id, "new", last_error="interrupted while proving; retried")
+            log.warning("event=resume_proving %s", kv(window=w.window_id, attempt=w.attempts))
+        for w in self.queue.windows("submitted"):
+            log.info("event=resume_submitted %s", kv(window=w.window_id, tx=w.tx_hash, nonce=w.nonce,
+                                                        attempt=w.attempts))
+
+    def connect(self) -> None:
+        """Connect to the node (once; ChainUnavailable while it is down) and set up the signer lane."""
+        if self.chain is not None:
+            return
+        from sentinel.chain.breaker import BREAKER, connect, contract
+        from sentinel.chain.keys import attester_keys, role_key
+
+        chain = connect(self.deployment, self.config, self.rpc)
+        # The relay has its own backoff; web3's silent retries would only hide an outage for seconds.
+        chain.w3.provider.exception_retry_configuration = None
+        self.key = role_key("relay", chain.chain_id)
+        self.attesters = attester_keys(chain.chain_id, self.config.chain.attester_keyfile)
+        if self.key.demo:
+            log.warning("event=demo_key %s", kv(address=self.key.address, origin=self.key.origin))
+        self.breaker = contract(chain, self.deployment, BREAKER)
+        self.lane = Lane(chain, self.key, multiplier=self.rc.base_fee_multiplier,
+                         priority_gwei=self.rc.priority_fee_gwei, cap_gwei=self.rc.max_fee_gwei,
+                         bump_percent=self.rc.fee_bump_percent)
+        self.chain = chain
+        log.info("event=connected %s", kv(rpc=chain.rpc_url, chain=chain.chain_id, signer=self.key.address,
+                                           breaker=self.breaker.address))
+
+    def load_prover(self) -> None:
+        """Start the warm prover child once (it loads the circuit and proving key, seconds)."""
+        if self.prover is None:
+            from sentinel.relay.prover import ProverProcess
+
+            self.prover = ProverProcess(self.layout.root, self.config)
+
+    def close(self) -> None:
+        if self.prover is not None:
+            self.prover.close()
+        self.queue.close()
+
+    # -- one pass -------------------------------------------------------------------------
+    def run_once(self, stop: threading.Event | None = None) -> PassResult:
+        """One pass: ingest, reconcile, prove the newest window, submit, reconcile; RPC errors propagate."""
+        result = PassResult()
+        self.ingest(result)
+        self.connect()
+        head = self.lane.head()
+        self.reconcile(result, head)
+        if stop is None or not stop.is_set():
+            self.prove_next(result, head)
+        if stop is None or not stop.is_set():
+            head = self.lane.head()
+            self.submit_next(result, head)
+            self.reconcile(result, self.lane.head())
+        self.tripped = bool(self.chain.call(self.breaker.functions.state(), "reading state")[4])
+        self.ready = True
+        self.last_error = None
+        self.last_pass_at = self.clock()
+        self.refresh_metrics()
+        return result
+
+    def ingest(self, result: PassResult) -> None:
+        """New feed rows -> quarantine the bad ones, enqueue new windows (with the cursor, atomically)."""
+        poll = self.feed.poll()
+        for bad in poll.bad:
+            if self.queue.quarantine(bad.source, bad.line, bad.column, bad.problem, bad.raw):
+                self.metrics.quarantined.inc()
+                result.quarantined += 1
+                log.warning("event=row_quarantined %s problem=%r", kv(source=bad.source, line=bad.line,
+                                                                       column=bad.column), bad.problem)
+        if not (poll.rows or poll.bad):
+            return
+        top = self.queue.max_id()
+        fresh = [(w.window_id, w.end_unix, w.source, w.end_line) for w in poll.windows
+                 if top is None or w.window_id > top]
+        added = self.queue.commit_feed(self.feed.state(), fresh)
+        result.rows += len(poll.rows)
+        result.enqueued += added
+        for wid in added:
+            log.debug("event=enqueued %s", kv(window=wid))
+
+    # -- proving ----------------------------------------------------------------------------
+    def _skip(self, result: PassResult, window_id: int, reason: str) -> None:
+        self.queue.transition(window_id, "skipped", reason=reason)
+        result.skipped.append(window_id)
+        log.info("event=skipped %s reason=%r", kv(window=window_id), reason)
+
+    def _floor(self) -> int:
+        """Highest id already proved, in flight or confirmed: an older window is useless after it."""
+        ids = [w.window_id for w in self.queue.windows("proved", "submitted", "confirmed")]
+        return max(ids) if ids else -1
+
+    def prove_next(self, result: PassResult, head: Any) -> None:
+        """Prove the newest new window; older new ones are skipped (the breaker only takes newer ids)."""
+        pending = {w.window_id: w for w in self.queue.windows("new")}
+        chosen, skips = newest_first(list(pending), self._floor(), "pending")
+        for wid, reason in skips:
+            self._skip(result, wid, reason)
+        if chosen is None:
+            return
+        newest = pending[chosen]
+        now = int(head["timestamp"])
+        if newest.end_unix < now - self.max_age:
+            self._skip(result, newest.window_id, f"stale before proving: ends {newest.end_unix}, chain time {now}, "
+                                                 f"max age {self.max_age} s")
+            return
+        market = self.feed.market_for(newest.window_id)
+        if market is None:
+            self._skip(result, newest.window_id, "its rows are no longer held by the feed")
+            return
+        self.load_prover()
+        w = self.queue.transition(newest.window_id, "proving", count_attempt=True)
+        log.info("event=proving %s", kv(window=w.window_id, attempt=w.attempts))
+        try:
+            proved = self.prover.prove_end_row(market, len(market) - 1)
+        except SentinelError as exc:
+            target = "failed" if w.attempts >= self.rc.max_attempts else "new"
+            self.queue.transition(w.window_id, target, last_error=str(exc))
+            log.error("event=prove_failed %s error=%r", kv(window=w.window_id, attempt=w.attempts, next=target),
+                      str(exc))
+            result.errors.append(str(exc))
+            return
+        if proved.window_id != w.window_id:
+            raise RelayError(f"window {w.window_id}: the prover made window {proved.window_id} (cadence mismatch?)")
+        self.queue.transition(w.window_id, "proved", bundle=str(proved.bundle), score=proved.score,
+                              prove_seconds=proved.prove_seconds, proved_at=self.clock())
+        self.metrics.prove_seconds.observe(proved.prove_seconds)
+        result.proved.append(w.window_id)
+        log.info("event=proved %s score=%.4f seconds=%.1f", kv(window=w.window_id, attempt=w.attempts),
+                 proved.score, proved.prove_seconds)
+
+    # -- submitting --------------------------------------------------------------------------
+    def _reject(self, result: PassResult, window_id: int, reason: str) -> None:
+        self.queue.transition(window_id, "rejected", reason=reason)
+        result.rejected.append(window_id)
+        log.warning("event=rejected %s reason=%r", kv(window=window_id), reason)
+
+    def _last_on_chain(self) -> int:
+        return int(self.chain.call(self.breaker.functions.state(), "reading state")[0])
+
+    def submit_next(self, result: PassResult, head: Any) -> None:
+        """Attest and send the newest proved window, if no transaction of ours is still unmined."""
+        from sentinel.chain.breaker import sign_attestation
+        from sentinel.chain.encoding import read_bundle, submit_args
+
+        if any(w.block_number is None for w in self.queue.windows("submitted")):
+            return  # one unmined transaction at a time: the lane stays in nonce order
+        proved = {w.window_id: w for w in self.queue.windows("proved")}
+        in_flight = [w.window_id for w in self.queue.windows("submitted", "confirmed")]
+        chosen, skips = newest_first(list(proved), max(in_flight, default=-1), "proved")
+        for wid, reason in skips:
+            self._skip(result, wid, reason)
+        if chosen is None:
+            return
+        newest = proved[chosen]
+        wid = newest.window_id
+        last = self._last_on_chain()
+        if wid <= last:
+            self._reject(result, wid, f"WindowNotNewer: the breaker's last window is {last} (checked before sending)")
+            return
+        now = int(head["timestamp"])
+        if newest.end_unix < now - self.max_age:
+            self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, max age {self.max_age} s "
+                                      "(checked before sending)")
+            return
+        if newest.end_unix > now + FUTURE_SKEW:
+            log.info("event=waiting_for_chain_time %s", kv(window=wid, window_end=newest.end_unix, chain_time=now))
+            return
+        bundle = read_bundle(Path(newest.bundle))
+        signed = sign_attestation(bundle, self.attesters, self.chain.chain_id, self.breaker.address)
+        args = submit_args(bundle, signed, self.deployment.quorum)
+        function = self.breaker.functions.submit(*args)
+        try:
+            with self.chain._seam(f"estimating submit of window {wid}"):  # decodes custom errors
+                estimate = int(function.estimate_gas({"from": self.key.address}))
+        except ContractRevert as exc:
+            self._revert(result, newest, exc)
+            return
+        gas = int(estimate * self.config.chain.gas_headroom)
+        outstanding = [w.nonce for w in self.queue.windows("submitted") if w.nonce is not None]
+        nonce = self.lane.next_nonce(outstanding)
+        fees = self.lane.market_fees()
+        data = self.breaker.encode_abi("submit", args=list(args))
+        tx = self.lane.sign({"to": self.breaker.address, "data": data}, nonce, fees, gas)
+        # Stored before it is broadcast: after a crash the same bytes are sent again, never a second signature.
+        self.queue.record_tx(wid, TxRow(tx.tx_hash, wid, nonce, tx.raw_tx, fees.max_fee, fees.max_priority_fee, gas,
+                                        self.clock()), from_state="proved")
+        attempt = self.queue.get(wid).attempts
+        log.info("event=submitting %s max_fee=%d priority_fee=%d gas=%d",
+                 kv(window=wid, tx=tx.tx_hash, nonce=nonce, attempt=attempt), fees.max_fee, fees.max_priority_fee, gas)
+        self._broadcast(result, wid, tx.raw_tx, tx.tx_hash)
+        result.submitted.append(wid)
+
+    def _revert(self, result: PassResult, window: Any, exc: ContractRevert) -> None:
+        """A decoded revert before sending: final for stale/already-reported windows, else retried then failed."""
+        wid = window.window_id
+        if exc.error in FINAL_REVERTS:
+            self._reject(result, wid, f"{exc.error}({', '.join(f'{k}={v}' for k, v in exc.args_.items())})")
+            return
+        log.error("event=revert %s error=%s args=%s", kv(window=wid, attempt=window.attempts), exc.error, exc.args_)
+        result.errors.append(str(exc))
+        if window.attempts + 1 >= self.rc.max_attempts:
+            self.queue.transition(wid, "failed", last_error=str(exc))
+        else:
+            self.queue.update(wid, count_attempt=True, last_error=str(exc))
+
+    def _broadcast(self, result: PassResult, wid: int, raw_tx: str, tx_hash: str) -> str:
+        outcome, message = self.lane.broadcast(raw_tx)
+        if outcome not in ("sent", "known"):
+            log.warning("event=broadcast_refused %s outcome=%s node=%r", kv(window=wid, tx=tx_hash), outcome,
+                        message.splitlines()[0] if message else "")
+        return outcome
+
+    # -- reconciling ----------------------------------------------------------------------
+    def reconcile(self, result: PassResult, head: Any) -> None:
+        """Bring every submitted window forward from what the chain says (see module doc)."""
+        for window in self.queue.windows("submitted"):
+            self._reconcile_one(result, window, head)
+
+    def _reconcile_one(self, result: PassResult, window: Any, head: Any) -> None:
+        wid = window.window_id
+        txs = self.queue.txs(wid)
+        receipt, mined = None, None
+        for tx in reversed(txs):
+            receipt = self.lane.receipt(tx.tx_hash)
+            if receipt is not None:
+                mined = tx
+                break
+        if receipt is not None:
+            self._mined(result, window, mined, receipt, head)
+            return
+        if window.block_number is not None:
+            log.warning("event=reorg %s block=%s: receipt gone, sending the same transaction again",
+                        kv(window=wid, tx=window.tx_hash), window.block_number)
+            self.queue.update(wid, block_number=None, block_hash=None)
+        mined_nonce, _ = self.lane.nonces()
+        if window.nonce is not None and mined_nonce > window.nonce:
+            # Ours may have been mined between the receipt lookups and the nonce read (a node can count
+            # the nonce before it serves the receipt): any of our transactions the node still knows means
+            # wait for its receipt, not "taken".
+            if any(self.lane.known(t.tx_hash) for t in txs):
+                return
+            self._nonce_taken(result, window, {t.tx_hash for t in txs})
+            return
+        newest = txs[-1]
+        if not self.lane.known(newest.tx_hash):
+            self.metrics.rebroadcasts.inc()
+            log.info("event=rebroadcast %s", kv(window=wid, tx=newest.tx_hash, nonce=newest.nonce,
+                                                 attempt=window.attempts))
+            if self._broadcast(result, wid, newest.raw_tx, newest.tx_hash) == UNDERPRICED:
+                self._bump(window, newest)
+            return
+        if self.clock() - newest.created_at > self.rc.stuck_seconds:
+            self._bump(window, newest)
+
+    def _bump(self, window: Any, old: TxRow) -> None:
+        """Replace a stuck transaction: same nonce, same call, both fees up >= fee_bump_percent."""
+        market = self.lane.market_fees()
+        fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), market, self.rc.fee_bump_percent)
+        if fees.max_fee > self.lane.cap:
+            log.error("event=fee_cap %s max_fee=%d cap=%d: not bumping further", kv(window=window.window_id,
+                      tx=old.tx_hash), fees.max_fee, self.lane.cap)
+            return
+        from eth_account.typed_transactions import TypedTransaction
+        from hexbytes import HexBytes
+
+        decoded = TypedTransaction.from_bytes(HexBytes(old.raw_tx)).as_dict()
+        tx = self.lane.sign({"to": decoded["to"], "data": decoded["data"], "value": decoded.get("value", 0)},
+                            old.nonce, fees, old.gas)
+        self.queue.record_tx(window.window_id, TxRow(tx.tx_hash, window.window_id, old.nonce, tx.raw_tx, fees.max_fee,
+                                                     fees.max_priority_fee, old.gas, self.clock()),
+                             from_state="submitted")
+        self.metrics.fee_bumps.inc()
+        log.warning("event=fee_bump %s replaces=%s max_fee=%d priority_fee=%d",
+                    kv(window=window.window_id, tx=tx.tx_hash, nonce=old.nonce, attempt=window.attempts),
+                    old.tx_hash, fees.max_fee, fees.max_priority_fee)
+        self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
+
+    def _nonce_taken(self, result: PassResult, window: Any, ours: set[str]) -> None:
+        """Our nonce was used by a transaction that is not ours: sign the window anew (unless it is on chain)."""
+        wid = window.window_id
+        reports = self.breaker.events.Report().get_logs(from_block=self.deployment.block,
+                                                        argument_filters={"windowId": wid})
+        if reports:
+            tx = "0x" + bytes(reports[0]["transactionHash"]).hex()
+            if tx in ours:  # ours after all: its receipt will be found on a later pass
+                log.info("event=report_seen %s: waiting for the receipt", kv(window=wid, tx=tx))
+                return
+            self._reject(result, wid, f"already reported on chain by tx {tx}, not one of ours")
+            return
+        if window.attempts >= self.rc.max_attempts:
+            self.queue.transition(wid, "failed", last_error=f"nonce {window.nonce} taken by another transaction "
+                                                             f"{window.attempts} times")
+            return
+        # counted, so a key shared with another sender cannot make the relay re-sign forever
+        self.queue.transition(wid, "proved", count_attempt=True, tx_hash=None, nonce=None, block_number=None,
+                              block_hash=None, last_error=f"nonce {window.nonce} was used by another transaction; none of ours mined")
+        log.warning("event=nonce_taken %s: signing the window again with a fresh nonce",
+                    kv(window=wid, tx=window.tx_hash, nonce=window.nonce, attempt=window.attempts))
+
+    def _mined(self, result: PassResult, window: Any, tx: TxRow, receipt: Any, head: Any) -> None:
+        from sentinel.chain.breaker import report_events
+
+        wid = window.window_id
+        block = int(receipt["blockNumber"])
+        block_hash = "0x" + bytes(receipt["blockHash"]).hex()
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        if window.block_number != block or window.block_hash != block_hash or window.tx_hash != tx_hash:
+            self.queue.update(wid, block_number=block, block_hash=block_hash, tx_hash=tx_hash,
+                              gas_used=int(receipt["gasUsed"]))
+            log.info("event=mined %s block=%d gas=%d status=%d", kv(window=wid, tx=tx_hash, nonce=tx.nonce,
+                                                                    attempt=window.attempts),
+                     block, int(receipt["gasUsed"]), int(receipt["status"]))
+        if int(receipt["status"]) != 1:
+            last = self._last_on_chain()
+            if wid <= last:
+                self._reject(result, wid, f"reverted on chain (tx {tx_hash}); the breaker's last window is {last}")
+            else:
+                self.queue.transition(wid, "failed", last_error=f"reverted on chain (tx {tx_hash})")
+                log.error("event=failed %s: reverted on chain", kv(window=wid, tx=tx_hash))
+            return
+        confirmations = int(head["number"]) - block + 1
+        if confirmations < self.rc.confirmations:
+            return
+        if not self.lane.canonical(block, block_hash):
+            log.warning("event=reorg %s block=%d: the block is no longer canonical", kv(window=wid, tx=tx_hash), block)
+            self.queue.update(wid, block_number=None, block_hash=None)
+            return
+        reports = [args for name, args in report_events(self.breaker, receipt) if name == "Report"]
+        if len(reports) != 1 or int(reports[0]["windowId"]) != wid:
+            self.queue.transition(wid, "failed", last_error=f"tx {tx_hash} mined without this window's Report event")
+            return
+        from sentinel.chain.encoding import from_wad
+
+        score = from_wad(int(reports[0]["score"]))
+        tripped = bool(reports[0]["tripped"])
+        self.queue.transition(wid, "confirmed", confirmed_at=self.clock(), tripped=int(tripped),
+                              gas_used=int(receipt["gasUsed"]), tx_hash=tx_hash)
+        self.metrics.submit_gas.observe(int(receipt["gasUsed"]))
+        self.metrics.last_score.set(score)
+        result.confirmed.append(wid)
+        log.info("event=confirmed %s block=%d confirmations=%d score=%.4f tripped=%s",
+                 kv(window=wid, tx=tx_hash, nonce=tx.nonce, attempt=window.attempts), block, confirmations, score,
+                 tripped)
+
+    # -- observability ----------------------------------------------------------------------
+    def refresh_metrics(self) -> None:
+        for state, n in self.queue.counts().items():
+            self.metrics.windows.labels(state=state).set(n)
+        last = self.queue.last_confirmed()
+        if last is not None:
+            self.metrics.last_confirmed.set(last.window_id)
+            newest = self.feed.newest_unix()
+            if newest is not None:
+                self.metrics.lag.set(max(0.0, newest - last.end_unix))
+        if self.tripped is not None:
+            self.metrics.tripped.set(1 if self.tripped else 0)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz answers."""
+        last = self.queue.last_confirmed()
+        newest = self.feed.newest_unix()
+        top = self.queue.max_id()
+        return {
+            "ready": self.ready,
+            "last_confirmed_window": last.window_id if last else None,
+            "last_confirmed_window_end": last.end_unix if last else None,
+            "lag_seconds": (newest - last.end_unix) if (last and newest is not None) else None,
+            "lag_windows": (top - last.window_id) if (last and top is not None) else None,
+            "windows": self.queue.counts(),
+            "breaker_tripped": self.tripped,
+            "last_pass_at": self.last_pass_at,
+            "last_error": self.last_error,
+        }
+
+
+def status(queue: Queue, limit: int = 50) -> dict[str, Any]:
+    """``relay status``: counts per state, every window accounted for, recent windows, quarantined rows."""
+    windows = queue.windows()
+    open_states = [w for w in windows if w.state not in FINAL]
+    return {
+        "db": str(queue.path),
+        "counts": queue.counts(),
+        "total": len(windows),
+        "unfinished": len(open_states),
+        "all_accounted": not open_states,
+        "last_confirmed": (queue.last_confirmed().to_dict() if queue.last_confirmed() else None),
+        "windows": [w.to_dict() for w in windows[-limit:]] if limit else [w.to_dict() for w in windows],
+        "transactions": len(queue.all_txs()),
+        "quarantined": queue.quarantined(),
+    }
+
+
+class Backoff:
+    """Exponential backoff with full jitter between ``initial`` and ``maximum`` seconds."""
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.failures = 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        """The wait after one more failure: uniform in [cap/2, cap], cap doubling up to ``maximum``."""
+        cap = min(self.maximum, self.initial * (2 ** self.failures))
+        self.failures += 1
+        return self.rng.uniform(cap / 2, cap)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def run(relay: Relay, stop: threading.Event, *, once: bool = False, max_passes: int | None = None) -> int:
+    """Run passes until ``stop`` is set (or once); returns the number of passes."""
+    backoff = Backoff(relay.rc.backoff_initial_seconds, relay.rc.backoff_max_seconds)
+    passes = 0
+    while not stop.is_set():
+        passes += 1
+        try:
+            result = relay.run_once(stop)
+            backoff.reset()
+            wait = 0.0 if result.busy else relay.rc.interval_seconds
+        except ChainUnavailable as exc:
+            relay.metrics.rpc_errors.inc()
+            relay.ready = False
+            relay.last_error = str(exc)
+            wait = backoff.next()
+            log.warning("event=rpc_down attempt=%d retry_in=%.1f error=%r", backoff.failures, wait, str(exc))
+        except (ChainError, RelayError) as exc:
+            relay.last_error = str(exc)
+            wait = backoff.next()
+            log.error("event=pass_failed retry_in=%.1f error=%r", wait, str(exc))
+        except SentinelError as exc:  # e.g. a feed whose header is unusable: keep running, say so
+            relay.last_error = str(exc)
+            wait = relay.rc.interval_seconds
+            log.error("event=pass_failed error=%r", str(exc))
+        if once or (max_passes is not None and passes >= max_passes):
+            break
+        stop.wait(wait)
+    return passes
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop``: the current step finishes (a proof, a send) and the loop exits."""
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("event=stopping signal=%s: finishing the current step", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

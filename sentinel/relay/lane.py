@@ -1,0 +1,188 @@
+"""The relay's signer lane: one key, one transaction in flight, fees from the node, bumps that nodes accept.
+
+Pure fee arithmetic (:func:`bump`, :func:`initial_fees`, :func:`replacement_fees`)
+stays apart from :class:`Lane`, the JSON-RPC side: pending-aware nonces,
+EIP-1559 fees from ``eth_feeHistory``, signing, broadcasting with the node's
+answer classified (sent / already known / nonce used / underpriced), receipts
+and the canonical-chain check that catches a reorg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sentinel.errors import ChainError, ChainUnavailable
+
+GWEI = 10**9
+
+
+@dataclass(frozen=True)
+class Fees:
+    """EIP-1559 fee fields, in wei."""
+
+    max_fee: int
+    max_priority_fee: int
+
+
+def bump(value: int, percent: float) -> int:
+    """``value`` raised by ``percent`` rounded up, and by at least 1 wei (so a replacement is never equal)."""
+    thousandths = int(round(percent * 1000))
+    return value + max(1, -(-value * thousandths // 100_000))
+
+
+def initial_fees(next_base_fee: int, priority: int, multiplier: float, cap: int) -> Fees:
+    """maxFee = multiplier x the next block's base fee + priority (room for base fee rises), capped."""
+    priority = max(1, int(priority))
+    max_fee = int(next_base_fee * multiplier) + priority
+    return Fees(min(max_fee, cap), min(priority, cap))
+
+
+def replacement_fees(old: Fees, market: Fees, percent: float) -> Fees:
+    """Fees for a same-nonce replacement: at least ``percent`` above the old on *both* fields, and at
+    least what the market asks now (a bump from a stale price may still be under the base fee)."""
+    priority = max(bump(old.max_priority_fee, percent), market.max_priority_fee)
+    max_fee = max(bump(old.max_fee, percent), market.max_fee, priority)
+    return Fees(max_fee, priority)
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction: hash, raw bytes as hex, and what went into it."""
+
+    tx_hash: str
+    raw_tx: str
+    nonce: int
+    fees: Fees
+    gas: int
+
+
+#: How a node answered eth_sendRawTransaction.
+SENT, KNOWN, NONCE_USED, UNDERPRICED = "sent", "known", "nonce_used", "underpriced"
+
+
+def classify_send_error(message: str) -> str | None:
+    """Map a node's refusal to an outcome; None if it is something else (a real error)."""
+    text = message.lower()
+    if "already known" in text or "already imported" in text or "known transaction" in text:
+        return KNOWN
+    if "nonce too low" in text or "nonce has already been used" in text or "invalid nonce" in text:
+        return NONCE_USED
+    if "underpriced" in text or "less than block base fee" in text or "fee cap less than" in text \
+            or "max fee per gas less than" in text:
+        return UNDERPRICED
+    return None
+
+
+class Lane:
+    """JSON-RPC side of the signer lane, on a :class:`~sentinel.chain.client.Chain`."""
+
+    def __init__(self, chain: Any, key: Any, *, multiplier: float, priority_gwei: float, cap_gwei: float,
+                 bump_percent: float) -> None:
+        self.chain = chain
+        self.w3 = chain.w3
+        self.key = key
+        self.address = key.address
+        self.multiplier = multiplier
+        self.priority_gwei = priority_gwei
+        self.cap = int(cap_gwei * GWEI)
+        self.bump_percent = bump_percent
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from requests.exceptions import RequestException
+        from web3.exceptions import Web3Exception
+
+        try:
+            return fn(*args, **kwargs)
+        except RequestException as exc:
+            raise ChainUnavailable(self.chain.rpc_url, f"{what}: {type(exc).__name__}") from exc
+        except Web3Exception as exc:
+            raise ChainError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+    def market_fees(self) -> Fees:
+        """Fees the node suggests now: next block's base fee from eth_feeHistory, priority from its rewards."""
+        history = self._call("eth_feeHistory", self.w3.eth.fee_history, 10, "latest", [50])
+        next_base = int(history["baseFeePerGas"][-1])
+        if self.priority_gwei > 0:
+            priority = int(self.priority_gwei * GWEI)
+        else:
+            rewards = sorted(int(r[0]) for r in history.get("reward", []) if r)
+            priority = rewards[len(rewards) // 2] if rewards and rewards[len(rewards) // 2] > 0 else 0
+            if priority == 0:
+                priority = int(self._call("eth_maxPriorityFeePerGas", lambda: self.w3.eth.max_priority_fee))
+        return initial_fees(next_base, priority, self.multiplier, self.cap)
+
+    def nonces(self) -> tuple[int, int]:
+        """(mined, pending) transaction counts of the lane's address."""
+        mined = self._call("eth_getTransactionCount", self.w3.eth.get_transaction_count, self.address, "latest")
+        pending = self._call("eth_getTransactionCount", self.w3.eth.get_transaction_count, self.address, "pending")
+        return int(mined), int(pending)
+
+    def next_nonce(self, outstanding: list[int]) -> int:
+        """The pending count, but never below a nonce the queue already used for an unmined transaction."""
+        _, pending = self.nonces()
+        return max([pending] + [n + 1 for n in outstanding])
+
+    def sign(self, tx: dict[str, Any], nonce: int, fees: Fees, gas: int) -> SignedTx:
+        """Sign ``tx`` (to, data, value) with this nonce, these fees and gas limit."""
+        fields = {"to": tx["to"], "data": tx["data"], "value": tx.get("value", 0), "chainId": self.chain.chain_id,
+                  "nonce": nonce, "gas": gas, "maxFeePerGas": fees.max_fee,
+                  "maxPriorityFeePerGas": fees.max_priority_fee, "type": 2}
+        signed = self.w3.eth.account.sign_transaction(fields, self.key.secret)
+        return SignedTx("0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex(), nonce, fees, gas)
+
+    def broadcast(self, raw_tx: str) -> tuple[str, str]:
+        """eth_sendRawTransaction: (outcome, node message). Transport failures raise ChainUnavailable."""
+        from requests.exceptions import RequestException
+        from web3.exceptions import Web3Exception
+
+        try:
+            self.w3.eth.send_raw_transaction(raw_tx)
+        except RequestException as exc:
+            raise ChainUnavailable(self.chain.rpc_url, f"eth_sendRawTransaction: {type(exc).__name__}") from exc
+        except (Web3Exception, ValueError) as exc:
+            message = str(exc)
+            outcome = classify_send_error(message)
+            if outcome is None:
+                raise ChainError(f"eth_sendRawTransaction refused: {message.splitlines()[0] if message else exc}"
+                                 ) from exc
+            return outcome, message
+        return SENT, ""
+
+    def receipt(self, tx_hash: str) -> Any | None:
+        """The receipt, or None while the transaction is not mined (or not known)."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return self._call("eth_getTransactionReceipt", self.w3.eth.get_transaction_receipt, tx_hash)
+        except ChainError as exc:
+            if isinstance(exc.__cause__, TransactionNotFound):
+                return None
+            raise
+
+    def known(self, tx_hash: str) -> bool:
+        """True if the node has the transaction (pending or mined)."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            self._call("eth_getTransactionByHash", self.w3.eth.get_transaction, tx_hash)
+        except ChainError as exc:
+            if isinstance(exc.__cause__, TransactionNotFound):
+                return False
+            raise
+        return True
+
+    def head(self) -> Any:
+        return self._call("eth_getBlockByNumber", self.w3.eth.get_block, "latest")
+
+    def canonical(self, number: int, block_hash: str) -> bool:
+        """True if ``block_hash`` is still the chain's block at ``number`` (no reorg since)."""
+        from web3.exceptions import BlockNotFound
+
+        try:
+            block = self._call("eth_getBlockByNumber", self.w3.eth.get_block, number)
+        except ChainError as exc:
+            if isinstance(exc.__cause__, BlockNotFound):
+                return False
+            raise
+        return "0x" + bytes(block["hash"]).hex() == block_hash

@@ -1,0 +1,335 @@
+"""The relay's durable queue: SQLite in WAL mode, one row per window id, a guarded state machine.
+
+Every change is one SQLite transaction, so a crash (even ``kill -9``) leaves
+either the old or the new state, never half of one. The state machine is a
+table: a transition not in :data:`TRANSITIONS` is refused with
+:class:`~sentinel.errors.IllegalTransition`. A signed transaction is recorded
+(hash and raw bytes) in the same transaction that moves its window to
+``submitted``, *before* it is broadcast, so after a crash the relay
+re-broadcasts exactly those bytes instead of signing something new.
+
+States::
+
+    new -> proving -> proved -> submitted -> confirmed
+     |        |          |          |-> rejected   (the breaker refuses it for good: already reported, stale)
+     |        |          |          |-> failed     (other reverts, max attempts)
+     |        |          |          '-> proved     (our nonce was taken by a foreign tx and none of ours was mined)
+     |        |          '-> skipped | rejected | failed
+     |        '-> new (crash or error while proving: retried) | skipped | failed
+     '-> skipped (a newer window is pending: the breaker only takes increasing ids) | failed
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentinel.errors import IllegalTransition, QueueError, RelayError
+
+SCHEMA_VERSION = 1
+
+STATES = ("new", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
+FINAL = frozenset({"confirmed", "rejected", "skipped", "failed"})
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"proving", "skipped", "failed"}),
+    "proving": frozenset({"proved", "new", "skipped", "failed"}),
+    "proved": frozenset({"submitted", "skipped", "rejected", "failed"}),
+    "submitted": frozenset({"confirmed", "rejected", "failed", "proved"}),
+    "confirmed": frozenset(),
+    "rejected": frozenset(),
+    "skipped": frozenset(),
+    "failed": frozenset(),
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS windows (
+    window_id     INTEGER PRIMARY KEY,
+    state         TEXT NOT NULL,
+    end_unix      INTEGER NOT NULL,
+    source        TEXT,
+    end_line      INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    bundle        TEXT,
+    score         REAL,
+    prove_seconds REAL,
+    tx_hash       TEXT,
+    nonce         INTEGER,
+    block_number  INTEGER,
+    block_hash    TEXT,
+    gas_used      INTEGER,
+    tripped       INTEGER,
+    reason        TEXT,
+    last_error    TEXT,
+    seen_at       REAL NOT NULL,
+    proved_at     REAL,
+    submitted_at  REAL,
+    confirmed_at  REAL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS windows_state ON windows(state);
+CREATE TABLE IF NOT EXISTS txs (
+    tx_hash          TEXT PRIMARY KEY,
+    window_id        INTEGER NOT NULL REFERENCES windows(window_id),
+    nonce            INTEGER NOT NULL,
+    raw_tx           TEXT NOT NULL,
+    max_fee          INTEGER NOT NULL,
+    max_priority_fee INTEGER NOT NULL,
+    gas              INTEGER NOT NULL,
+    created_at       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txs_window ON txs(window_id);
+CREATE TABLE IF NOT EXISTS quarantine (
+    source   TEXT NOT NULL,
+    line     INTEGER NOT NULL,
+    column_  TEXT,
+    problem  TEXT NOT NULL,
+    raw      TEXT NOT NULL,
+    seen_at  REAL NOT NULL,
+    PRIMARY KEY (source, line)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_WINDOW_FIELDS = frozenset({
+    "bundle", "score", "prove_seconds", "tx_hash", "nonce", "block_number", "block_hash", "gas_used", "tripped",
+    "reason", "last_error", "proved_at", "submitted_at", "confirmed_at", "source", "end_line",
+})
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """One window of the queue."""
+
+    window_id: int
+    state: str
+    end_unix: int
+    source: str | None
+    end_line: int | None
+    attempts: int
+    bundle: str | None
+    score: float | None
+    prove_seconds: float | None
+    tx_hash: str | None
+    nonce: int | None
+    block_number: int | None
+    block_hash: str | None
+    gas_used: int | None
+    tripped: int | None
+    reason: str | None
+    last_error: str | None
+    seen_at: float
+    proved_at: float | None
+    submitted_at: float | None
+    confirmed_at: float | None
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class TxRow:
+    """One signed transaction (a window may have several: fee bumps share its nonce)."""
+
+    tx_hash: str
+    window_id: int
+    nonce: int
+    raw_tx: str
+    max_fee: int
+    max_priority_fee: int
+    gas: int
+    created_at: float
+
+
+class Queue:
+    """The relay's SQLite queue (WAL, synchronous=FULL: a committed change survives a crash)."""
+
+    def __init__(self, path: Path, clock: Any = time.time) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise QueueError(self.path, f"queue schema version {version}, this relay reads {SCHEMA_VERSION}")
+            self.db.executescript(_SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise QueueError(self.path, f"not a relay queue: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: no other writer can interleave)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise QueueError(self.path, f"cannot write the queue: {exc}") from exc
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- windows ----------------------------------------------------------------------
+    def enqueue(self, windows: Iterable[tuple[int, int, str | None, int | None]]) -> list[int]:
+        """Add (window_id, end_unix, source, end_line) as ``new``; ids already queued are left alone."""
+        now = self.clock()
+        added = []
+        with self._write() as db:
+            for wid, end_unix, source, line in windows:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO windows (window_id, state, end_unix, source, end_line, seen_at, updated_at)"
+                    " VALUES (?, 'new', ?, ?, ?, ?, ?)", (int(wid), int(end_unix), source, line, now, now))
+                if cur.rowcount:
+                    added.append(int(wid))
+        return added
+
+    def transition(self, window_id: int, target: str, *, count_attempt: bool = False, **fields: Any) -> WindowRow:
+        """Move a window to ``target`` (refused unless the state machine allows it), setting ``fields``."""
+        if target not in TRANSITIONS:
+            raise RelayError(f"unknown relay state '{target}'")
+        unknown = set(fields) - _WINDOW_FIELDS
+        if unknown:
+            raise RelayError(f"unknown window field(s): {', '.join(sorted(unknown))}")
+        with self._write() as db:
+            row = db.execute("SELECT state FROM windows WHERE window_id = ?", (window_id,)).fetchone()
+            if row is None:
+                raise RelayError(f"window {window_id} is not in the queue")
+            if target not in TRANSITIONS[row["state"]]:
+                raise IllegalTransition(window_id, row["state"], target)
+            self._set(db, window_id, target, count_attempt, fields)
+        return self.get(window_id)
+
+    def update(self, window_id: int, *, count_attempt: bool = False, **fields: Any) -> None:
+        """Change fields of a window without changing its state (block seen, error noted, attempt counted)."""
+        unknown = set(fields) - _WINDOW_FIELDS
+        if unknown:
+            raise RelayError(f"unknown window field(s): {', '.join(sorted(unknown))}")
+        with self._write() as db:
+            self._set(db, window_id, None, count_attempt, fields)
+
+    def _set(self, db: sqlite3.Connection, window_id: int, state: str | None, count_attempt: bool,
+             fields: dict[str, Any]) -> None:
+        values = dict(fields, updated_at=self.clock())
+        if state is not None:
+            values["state"] = state
+        sets = ", ".join(f"{k} = ?" for k in values)
+        if count_attempt:
+            sets += ", attempts = attempts + 1"
+        db.execute(f"UPDATE windows SET {sets} WHERE window_id = ?", (*values.values(), window_id))  # noqa: S608
+
+    def record_tx(self, window_id: int, tx: TxRow, *, from_state: str) -> None:
+        """Store a signed transaction and point its window at it, in one transaction, before broadcasting.
+
+        ``from_state`` is ``proved`` for a first send (the window becomes
+        ``submitted``) or ``submitted`` for a fee bump of the same nonce.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT state FROM windows WHERE window_id = ?", (window_id,)).fetchone()
+            if row is None:
+                raise RelayError(f"window {window_id} is not in the queue")
+            if row["state"] != from_state or from_state not in {"proved", "submitted"}:
+                raise IllegalTransition(window_id, row["state"], "submitted")
+            db.execute("INSERT INTO txs (tx_hash, window_id, nonce, raw_tx, max_fee, max_priority_fee, gas, created_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (tx.tx_hash, window_id, tx.nonce, tx.raw_tx, tx.max_fee, tx.max_priority_fee, tx.gas,
+                        tx.created_at))
+            fields: dict[str, Any] = {"tx_hash": tx.tx_hash, "nonce": tx.nonce, "block_number": None,
+                                      "block_hash": None}
+            if from_state == "proved":
+                fields["submitted_at"] = tx.created_at
+            self._set(db, window_id, "submitted", False, fields)
+
+    def get(self, window_id: int) -> WindowRow:
+        row = self.db.execute("SELECT * FROM windows WHERE window_id = ?", (window_id,)).fetchone()
+        if row is None:
+            raise RelayError(f"window {window_id} is not in the queue")
+        return WindowRow(**dict(row))
+
+    def windows(self, *states: str) -> list[WindowRow]:
+        """Windows in any of ``states`` (all when none given), oldest id first."""
+        if states:
+            marks = ",".join("?" * len(states))
+            rows = self.db.execute(f"SELECT * FROM windows WHERE state IN ({marks}) ORDER BY window_id",  # noqa: S608
+                                   states).fetchall()
+        else:
+            rows = self.db.execute("SELECT * FROM windows ORDER BY window_id").fetchall()
+        return [WindowRow(**dict(r)) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Windows per state (every state present, zeros included)."""
+        found = dict(self.db.execute("SELECT state, COUNT(*) FROM windows GROUP BY state").fetchall())
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    def max_id(self) -> int | None:
+        value = self.db.execute("SELECT MAX(window_id) FROM windows").fetchone()[0]
+        return None if value is None else int(value)
+
+    def last_confirmed(self) -> WindowRow | None:
+        row = self.db.execute("SELECT * FROM windows WHERE state = 'confirmed' ORDER BY window_id DESC LIMIT 1"
+                              ).fetchone()
+        return WindowRow(**dict(row)) if row else None
+
+    def txs(self, window_id: int) -> list[TxRow]:
+        """Every transaction signed for a window, first one first."""
+        rows = self.db.execute("SELECT * FROM txs WHERE window_id = ? ORDER BY created_at, rowid",
+                               (window_id,)).fetchall()
+        return [TxRow(**dict(r)) for r in rows]
+
+    def all_txs(self) -> list[TxRow]:
+        return [TxRow(**dict(r)) for r in self.db.execute("SELECT * FROM txs ORDER BY created_at, rowid")]
+
+    # -- quarantine and feed state ----------------------------------------------------
+    def quarantine(self, source: str, line: int, column: str | None, problem: str, raw: str) -> bool:
+        """Record a malformed feed row; False if it was already recorded (e.g. re-read after a restart)."""
+        with self._write() as db:
+            cur = db.execute("INSERT OR IGNORE INTO quarantine (source, line, column_, problem, raw, seen_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", (source, line, column, problem, raw, self.clock()))
+        return bool(cur.rowcount)
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM quarantine ORDER BY seen_at, source, line").fetchall()
+        return [{"source": r["source"], "line": r["line"], "column": r["column_"], "problem": r["problem"],
+                 "raw": r["raw"]} for r in rows]
+
+    def get_meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row["value"])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       (key, json.dumps(value)))
+
+    def commit_feed(self, feed_state: Any, windows: Iterable[tuple[int, int, str | None, int | None]]) -> list[int]:
+        """Save the feed's cursor and enqueue the windows it cut, in one transaction (no window lost on a crash)."""
+        now = self.clock()
+        added = []
+        with self._write() as db:
+            for wid, end_unix, source, line in windows:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO windows (window_id, state, end_unix, source, end_line, seen_at, updated_at)"
+                    " VALUES (?, 'new', ?, ?, ?, ?, ?)", (int(wid), int(end_unix), source, line, now, now))
+                if cur.rowcount:
+                    added.append(int(wid))
+            db.execute("INSERT INTO meta (key, value) VALUES ('feed', ?) ON CONFLICT(key) DO UPDATE SET "
+                       "value = excluded.value", (json.dumps(feed_state),))
+        return added

@@ -1,0 +1,92 @@
+"""``/healthz`` and Prometheus ``/metrics`` for the relay, on a local port (stdlib http.server).
+
+The metrics live in their own registry (not the process-global one), so
+several relays in one process (tests, the bench) do not collide.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sentinel.errors import RelayError
+
+
+class RelayMetrics:
+    """The relay's Prometheus metrics."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.prove_seconds = Histogram("sentinel_relay_prove_seconds", "Seconds to prove one window", registry=r,
+                                       buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120, 300))
+        self.windows = Gauge("sentinel_relay_windows", "Windows in the queue by state", ["state"], registry=r)
+        self.submit_gas = Histogram("sentinel_relay_submit_gas", "Gas used by confirmed submit transactions",
+                                    registry=r, buckets=(2e5, 4e5, 6e5, 8e5, 9e5, 1e6, 1.2e6, 1.5e6, 2e6))
+        self.last_score = Gauge("sentinel_relay_last_score", "Risk score of the last confirmed report", registry=r)
+        self.tripped = Gauge("sentinel_relay_breaker_tripped", "1 while the breaker is tripped", registry=r)
+        self.rpc_errors = Counter("sentinel_relay_rpc_errors", "JSON-RPC calls that failed (node down, timeout)",
+                                  registry=r)
+        self.fee_bumps = Counter("sentinel_relay_fee_bumps", "Same-nonce replacements with bumped fees", registry=r)
+        self.rebroadcasts = Counter("sentinel_relay_rebroadcasts", "Stored raw transactions sent again", registry=r)
+        self.quarantined = Counter("sentinel_relay_quarantined_rows", "Malformed feed rows quarantined", registry=r)
+        self.last_confirmed = Gauge("sentinel_relay_last_confirmed_window", "Id of the last confirmed window",
+                                    registry=r)
+        self.lag = Gauge("sentinel_relay_lag_seconds",
+                         "Feed time from the last confirmed window's end to the newest row", registry=r)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+class StatusServer:
+    """Serves ``/healthz`` (JSON; 200 when ready, else 503) and ``/metrics`` on a daemon thread."""
+
+    def __init__(self, host: str, port: int, metrics: RelayMetrics, health: Callable[[], dict[str, Any]]) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?")[0] == "/metrics":
+                    body, status, kind = outer.metrics.render(), 200, "text/plain; version=0.0.4"
+                elif self.path.split("?")[0] == "/healthz":
+                    payload = outer.health()
+                    body = (json.dumps(payload, sort_keys=True) + "\n").encode()
+                    status, kind = (200 if payload.get("ready") else 503), "application/json"
+                else:
+                    body, status, kind = b"not found\n", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:  # scrapes every few seconds: not worth a log line
+                return
+
+        self.metrics = metrics
+        self.health = health
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise RelayError(f"cannot serve /healthz and /metrics on {host}:{port}: {exc.strerror or exc}",
+                             hint="pick another port with --metrics-port or SENTINEL_RELAY__METRICS_PORT (0 = off)"
+                             ) from exc
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="relay-status", daemon=True)
+
+    def start(self) -> StatusServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

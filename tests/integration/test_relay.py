@@ -1,0 +1,411 @@
+"""The relay daemon as a real subprocess against a real Anvil, with the session's tiny circuit.
+
+One Anvil and one deployment per module, evm_snapshot/evm_revert around each
+test. Every test follows its own slice of one long generated feed, later
+slices later in time, and the chain's clock follows the appended rows (the
+feed is replayed faster than real time). Faults are real: the RPC link is cut
+by a TCP proxy, the relay is killed with SIGKILL, Anvil's automine is turned
+off, the base fee is pushed up, and a foreign transaction takes the relay's
+nonce. After each test the chain's Report events are checked: no window id
+twice, and every queued window ends confirmed, rejected or skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel.artifacts import ArtifactLayout
+from sentinel.chain import anvil
+from sentinel.chain.breaker import BREAKER, connect, contract
+from sentinel.chain.deploy import Deployment, deploy_all
+from sentinel.chain.keys import demo_key
+from sentinel.config import load_config
+from sentinel.relay.replay import replay
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+RELAY_KEY = demo_key(6)
+FINAL = {"confirmed", "rejected", "skipped", "failed"}
+SLICE = 120  # feed rows reserved for each test
+
+
+@pytest.fixture(scope="module")
+def long_feed(tmp_path_factory) -> list[str]:  # noqa: ANN001
+    """Canonical lines (header first) of a feed long enough for every test's slice."""
+    from sentinel.data.io import market_csv_bytes
+    from sentinel.data.synthetic import generate
+
+    lines = market_csv_bytes(generate(6, seed=21)).decode().splitlines()
+    assert len(lines) > 8 * SLICE
+    return lines
+
+
+@pytest.fixture(scope="module")
+def project(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: ANN001
+    """A project root on the tiny circuit (linked, never written) with its own proofs/ and .sentinel/."""
+    root = tmp_path_factory.mktemp("relay-project")
+    for part in ("circuits", "models"):
+        (root / part).symlink_to(tiny_circuit / part)
+    (root / "sentinel.toml").write_text((tiny_circuit / "sentinel.toml").read_text())
+    return root
+
+
+@pytest.fixture(scope="module")
+def node(long_feed: list[str], tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+    from sentinel.relay.replay import row_unix
+
+    port = anvil.free_port()
+    process = anvil.spawn(port, 31337, log=tmp_path_factory.mktemp("anvil") / "anvil.log",
+                          timestamp=int(row_unix(long_feed[1])))
+    yield f"http://127.0.0.1:{port}"
+    anvil.stop_process(process.pid)
+
+
+@pytest.fixture(scope="module")
+def deployment(node: str, project: Path) -> Deployment:
+    config = load_config(project, {"chain.trip_threshold": 0.99, "chain.reset_threshold": 0.5,
+                                   "chain.trip_after": 3, "chain.reset_after": 2, "chain.max_age_seconds": 1800},
+                         env={})
+    return deploy_all(ArtifactLayout(project), config, node)
+
+
+@dataclass
+class World:
+    """What a test drives: the node, the deployment, its slice of the feed and a relay to start."""
+
+    url: str
+    root: Path
+    deployment: Deployment
+    lines: list[str]  #: header + this test's rows
+    feed: Path
+    db: Path
+    tmp: Path
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        return anvil.rpc(self.url, method, params or [])
+
+    def append(self, first: int, last: int, *, prefill: int = 0, rate: float = 50.0) -> None:
+        """Append this slice's rows first..last (1-based) to the feed, the chain's clock following."""
+        src = self.tmp / "slice.csv"
+        if not src.exists():
+            src.write_text("\n".join(self.lines) + "\n")
+        replay(src, self.feed, rows_per_second=rate, first=first, last=last, prefill=prefill, chain_rpc=self.url)
+
+    def start(self, rpc: str | None = None, **env: str) -> subprocess.Popen:
+        """``sentinel relay run`` as a subprocess (stderr to a log file)."""
+        port = anvil.free_port()
+        self.metrics_port = port
+        environment = {**os.environ, "SENTINEL_RELAY__INTERVAL_SECONDS": "0.2",
+                       "SENTINEL_RELAY__BACKOFF_MAX_SECONDS": "1", "SENTINEL_RELAY__BACKOFF_INITIAL_SECONDS": "0.2",
+                       **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in env.items()}}
+        self.log = self.tmp / f"relay-{time.monotonic_ns()}.log"
+        with self.log.open("wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "sentinel", "--root", str(self.root), "relay", "run", "--data", str(self.feed),
+                 "--db", str(self.db), "--rpc", rpc or self.url, "--metrics-port", str(port)],
+                stdout=out, stderr=subprocess.STDOUT, env=environment)
+
+    def windows(self) -> list[dict[str, Any]]:
+        if not self.db.exists():
+            return []
+        db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in db.execute("SELECT * FROM windows ORDER BY window_id")]
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            db.close()
+
+    def txs(self) -> list[dict[str, Any]]:
+        db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in db.execute("SELECT * FROM txs ORDER BY created_at, rowid")]
+        finally:
+            db.close()
+
+    def wait(self, what: str, condition: Callable[[], Any], timeout: float = 60.0, *, mine: bool = False,
+             process: subprocess.Popen | None = None) -> Any:
+        """Poll ``condition`` until truthy (mining a block per poll if asked); fail with the relay's log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            if process is not None and process.poll() is not None:
+                pytest.fail(f"relay exited with {process.returncode} while waiting for {what}:\n{self.tail()}")
+            if mine:
+                self.rpc("evm_mine")
+            time.sleep(0.1)
+        pytest.fail(f"timed out after {timeout:g} s waiting for {what}; windows "
+                    f"{[(w['window_id'], w['state']) for w in self.windows()]}\n{self.tail()}")
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except (OSError, AttributeError):
+            return ""
+
+    def stop(self, process: subprocess.Popen, timeout: float = 30.0) -> int:
+        """SIGTERM and wait: the relay finishes its step and exits 0."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"relay did not stop within {timeout:g} s of SIGTERM:\n{self.tail()}")
+
+    def reports(self) -> list[dict[str, Any]]:
+        """Every Report event on chain (window id, tx hash)."""
+        config = load_config(self.root, env={})
+        chain = connect(self.deployment, config, self.url)
+        breaker = contract(chain, self.deployment, BREAKER)
+        logs = breaker.events.Report().get_logs(from_block=self.deployment.block)
+        return [{"window_id": int(e["args"]["windowId"]), "tx": "0x" + bytes(e["transactionHash"]).hex()}
+                for e in logs]
+
+    def check_books(self) -> list[dict[str, Any]]:
+        """No window twice on chain; every window final; each confirmed one is on chain by its recorded tx."""
+        reports = self.reports()
+        ids = [r["window_id"] for r in reports]
+        assert len(ids) == len(set(ids)), f"a window was reported twice: {ids}"
+        windows = self.windows()
+        assert windows, "the relay queued nothing"
+        assert all(w["state"] in FINAL for w in windows), [(w["window_id"], w["state"]) for w in windows]
+        by_id = {r["window_id"]: r["tx"] for r in reports}
+        for w in windows:
+            if w["state"] == "confirmed":
+                assert by_id.get(w["window_id"]) == w["tx_hash"], w
+            else:
+                assert w["window_id"] not in by_id or w["state"] == "rejected", w
+        return windows
+
+
+_slices = iter(range(0, 10_000))
+
+
+@pytest.fixture
+def world(node: str, deployment: Deployment, project: Path, long_feed: list[str], tmp_path: Path) -> Iterator[World]:
+    snapshot = anvil.rpc(node, "evm_snapshot", [])
+    k = next(_slices)
+    lines = [long_feed[0]] + long_feed[1 + k * SLICE: 1 + (k + 1) * SLICE]
+    yield World(node, project, deployment, lines, tmp_path / "feed" / "market_depth.csv", tmp_path / "queue.sqlite",
+                tmp_path)
+    anvil.rpc(node, "evm_setAutomine", [True])
+    assert anvil.rpc(node, "evm_revert", [snapshot]) is True
+
+
+def confirmed(world: World, n: int = 1) -> Callable[[], bool]:
+    return lambda: sum(w["state"] == "confirmed" for w in world.windows()) >= n
+
+
+def settled(world: World, last_line: int) -> Callable[[], bool]:
+    """Every queued window final, and the feed read up to ``last_line`` (else rows may still be on their way)."""
+    def check() -> bool:
+        windows = world.windows()
+        return any(w["end_line"] == last_line for w in windows) and all(w["state"] in FINAL for w in windows)
+    return check
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local test server
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: World):
+    world.append(1, 50)
+    relay = world.start()
+    try:
+        world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
+        # A malformed row arrives: it is quarantined with its line and column, the relay keeps going.
+        with world.feed.open("a") as fh:
+            bad = world.lines[51].split(",")
+            bad[2] = "-5"
+            fh.write(",".join(bad) + "\n")
+        world.append(52, 107, rate=40)  # the bad row's hole stops windows for one window length
+        world.wait("windows after the bad row confirmed",
+                   lambda: any(w["state"] == "confirmed" and w["end_line"] >= 102 for w in world.windows()),
+                   120, mine=True, process=relay)
+        status, body = get(f"http://127.0.0.1:{world.metrics_port}/healthz")
+        health = json.loads(body)
+        assert status == 200 and health["ready"] is True and health["last_confirmed_window"] is not None
+        assert health["lag_seconds"] is not None and health["lag_seconds"] >= 0
+        _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
+        text = metrics.decode()
+        for name in ("sentinel_relay_prove_seconds_bucket", 'sentinel_relay_windows{state="confirmed"}',
+                     "sentinel_relay_submit_gas_bucket", "sentinel_relay_last_score",
+                     "sentinel_relay_breaker_tripped", "sentinel_relay_rpc_errors_total",
+                     "sentinel_relay_quarantined_rows_total 1.0"):
+            assert name in text, name
+        world.wait("every window settled", settled(world, 108), 60, mine=True, process=relay)
+    finally:
+        code = world.stop(relay)
+    assert code == 0, world.tail()
+    log = world.log.read_text()
+    assert "event=row_quarantined" in log and "line=52 column=buy_volume" in log, world.tail()
+    assert "event=confirmed window=" in log and " tx=0x" in log and " attempt=" in log
+    windows = world.check_books()
+    # the bad row is line 52; the next window needs 50 good rows after it (lines 53..102): none spans it
+    assert not [w for w in windows if 52 <= w["end_line"] < 102]
+    out = subprocess.run([sys.executable, "-m", "sentinel", "--root", str(world.root), "relay", "status",
+                          "--db", str(world.db), "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert report["all_accounted"] is True and report["quarantined"][0]["line"] == 52
+
+
+def test_rpc_down_then_back_catches_up_without_duplicates(world: World):
+    proxy = TcpProxy(int(world.url.rsplit(":", 1)[1])).up()
+    world.append(1, 50)
+    relay = world.start(rpc=proxy.url)
+    try:
+        world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
+        proxy.down()
+        world.append(51, 60, rate=20)  # rows keep arriving while the node is unreachable
+        world.wait("the relay noticing the outage", lambda: "event=rpc_down" in world.log.read_text(), 30,
+                   process=relay)
+        status, body = get(f"http://127.0.0.1:{world.metrics_port}/healthz")
+        assert status == 503 and json.loads(body)["ready"] is False
+        proxy.up()
+        world.wait("the newest window confirmed after the outage",
+                   lambda: any(w["end_line"] == 61 and w["state"] == "confirmed" for w in world.windows()),
+                   90, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 61), 60, mine=True, process=relay)
+        _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
+        errors = [line for line in metrics.decode().splitlines() if line.startswith("sentinel_relay_rpc_errors_total")]
+        assert float(errors[0].split()[-1]) >= 1
+    finally:
+        world.stop(relay)
+        proxy.down()
+    windows = world.check_books()
+    assert any(w["state"] == "skipped" and "newest first" in (w["reason"] or "") for w in windows)
+
+
+def test_sigkill_mid_proof_and_mid_submit_then_restart(world: World):
+    world.append(1, 50)
+    relay = world.start()
+    world.wait("a window being proved", lambda: any(w["state"] == "proving" for w in world.windows()), 60,
+               process=relay)
+    relay.kill()  # SIGKILL mid-proof
+    relay.wait(10)
+    assert [w["state"] for w in world.windows()] == ["proving"]
+    world.rpc("evm_setAutomine", [False])  # the next send stays pending: a kill after sending, before the receipt
+    relay = world.start()
+    world.wait("the restarted relay to send", lambda: any(w["state"] == "submitted" for w in world.windows()), 60,
+               process=relay)
+    relay.kill()  # SIGKILL after sending, before any receipt
+    relay.wait(10)
+    sent = world.txs()
+    assert len(sent) == 1
+    relay = world.start()
+    try:
+        time.sleep(0)  # the pending transaction is picked up from the queue, not signed again
+        world.rpc("evm_setAutomine", [True])
+        world.wait("the window confirmed", confirmed(world), 60, mine=True, process=relay)
+        world.append(51, 54, rate=5)
+        world.wait("every window settled", settled(world, 55), 60, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    windows = world.check_books()
+    first = windows[0]
+    assert first["state"] == "confirmed" and first["attempts"] == 2  # proved twice (killed once), sent once
+    assert first["tx_hash"] == sent[0]["tx_hash"]
+    assert [t["tx_hash"] for t in world.txs() if t["window_id"] == first["window_id"]] == [sent[0]["tx_hash"]]
+
+
+def test_a_foreign_transaction_taking_the_relay_nonce_is_survived(world: World):
+    from web3 import Web3
+
+    world.rpc("evm_setAutomine", [False])
+    world.append(1, 50)
+    relay = world.start()
+    try:
+        world.wait("a pending submit", lambda: any(w["state"] == "submitted" for w in world.windows()), 60,
+                   process=relay)
+        ours = world.txs()[0]
+        w3 = Web3(Web3.HTTPProvider(world.url))
+        foreign = w3.eth.account.sign_transaction({
+            "to": RELAY_KEY.address, "value": 0, "gas": 21_000, "nonce": ours["nonce"], "chainId": 31337,
+            "maxFeePerGas": ours["max_fee"] * 10, "maxPriorityFeePerGas": ours["max_priority_fee"] * 10,
+        }, RELAY_KEY.secret)
+        w3.eth.send_raw_transaction(foreign.raw_transaction)  # replaces ours in the pool: same nonce, 10x fees
+        world.rpc("evm_mine")
+        world.wait("the window confirmed with a fresh nonce", confirmed(world), 60, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    windows = world.check_books()
+    sent = world.txs()
+    assert [t["nonce"] for t in sent] == [ours["nonce"], ours["nonce"] + 1]
+    assert windows[-1]["tx_hash"] == sent[-1]["tx_hash"]
+    assert "event=nonce_taken" in world.log.read_text()
+
+
+def test_a_stuck_transaction_under_a_high_base_fee_gets_bumped_and_mined(world: World):
+    high = 200 * 10**9
+    world.rpc("evm_setAutomine", [False])
+    world.append(1, 50)
+    relay = world.start(stuck_seconds="2")
+    try:
+        world.wait("a pending submit", lambda: any(w["state"] == "submitted" for w in world.windows()), 60,
+                   process=relay)
+        first = world.txs()[0]
+        assert first["max_fee"] < high
+
+        def mine_expensive() -> bool:
+            world.rpc("anvil_setNextBlockBaseFeePerGas", [hex(high)])
+            world.rpc("evm_mine")
+            return sum(w["state"] == "confirmed" for w in world.windows()) >= 1 or \
+                any(w["block_number"] for w in world.windows())
+
+        world.wait("the bumped transaction mined", mine_expensive, 90, process=relay)
+        world.wait("the window confirmed", confirmed(world), 60, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    world.check_books()
+    sent = world.txs()
+    assert len(sent) >= 2 and len({t["nonce"] for t in sent}) == 1  # replacements share the nonce
+    for old, new in zip(sent, sent[1:], strict=False):
+        assert new["max_fee"] * 1000 >= old["max_fee"] * 1125
+        assert new["max_priority_fee"] * 1000 >= old["max_priority_fee"] * 1125
+    assert sent[-1]["max_fee"] >= high
+    assert "event=fee_bump" in world.log.read_text()
+
+
+def test_a_reorg_that_drops_the_report_is_followed_by_the_same_transaction(world: World):
+    world.append(1, 50)
+    before = world.rpc("evm_snapshot")  # the chain as it was before the relay's transaction
+    relay = world.start(confirmations="3")
+    try:
+        mined = world.wait("the report mined, not yet confirmed",
+                           lambda: [w for w in world.windows() if w["block_number"] and w["state"] == "submitted"],
+                           90, process=relay)[0]
+        assert world.rpc("evm_revert", [before]) is True  # the block holding the report is gone
+        world.wait("the relay noticing the reorg", lambda: "event=reorg" in world.log.read_text(), 30,
+                   process=relay)
+        world.wait("the window confirmed again", confirmed(world), 60, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    world.check_books()
+    sent = world.txs()
+    assert [t["tx_hash"] for t in sent] == [mined["tx_hash"]]  # the same signed bytes, never a new signature

@@ -1,0 +1,141 @@
+"""The relay queue: transitions as single transactions, illegal ones refused, state survives reopening."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sentinel.errors import IllegalTransition, QueueError, RelayError
+from sentinel.relay.queue import FINAL, STATES, TRANSITIONS, Queue, TxRow
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Queue:
+    q = Queue(tmp_path / "q.sqlite", clock=lambda: 1000.0)
+    yield q
+    q.close()
+
+
+def tx(h: str, wid: int, nonce: int = 0, fee: int = 100) -> TxRow:
+    return TxRow(h, wid, nonce, "0xraw" + h[2:], fee, fee // 10, 900_000, 1000.0)
+
+
+def test_queue_is_wal_and_enqueue_ignores_known_ids(queue: Queue):
+    assert queue.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert queue.enqueue([(10, 600, "f.csv", 51), (11, 660, "f.csv", 52)]) == [10, 11]
+    assert queue.enqueue([(11, 660, "f.csv", 52), (12, 720, "f.csv", 53)]) == [12]
+    assert [w.window_id for w in queue.windows("new")] == [10, 11, 12]
+    assert queue.counts()["new"] == 3 and queue.max_id() == 12
+
+
+def test_happy_path_transitions_and_attempts(queue: Queue):
+    queue.enqueue([(7, 420, None, None)])
+    queue.transition(7, "proving", count_attempt=True)
+    queue.transition(7, "proved", bundle="b.json", score=0.97, prove_seconds=1.5)
+    queue.record_tx(7, tx("0xaa", 7, nonce=3), from_state="proved")
+    w = queue.get(7)
+    assert (w.state, w.tx_hash, w.nonce, w.attempts) == ("submitted", "0xaa", 3, 1)  # attempts count proofs
+    queue.record_tx(7, tx("0xbb", 7, nonce=3, fee=113), from_state="submitted")  # a fee bump keeps the state
+    assert queue.get(7).tx_hash == "0xbb" and queue.get(7).attempts == 1
+    assert [t.tx_hash for t in queue.txs(7)] == ["0xaa", "0xbb"]
+    queue.transition(7, "confirmed", tripped=1, gas_used=883_000)
+    assert queue.last_confirmed().window_id == 7
+
+
+@pytest.mark.parametrize("current", sorted(STATES))
+def test_every_transition_outside_the_table_is_refused(tmp_path: Path, current: str):
+    q = Queue(tmp_path / "q.sqlite")
+    path_to = {"new": [], "proving": ["proving"], "proved": ["proving", "proved"],
+               "submitted": ["proving", "proved", "@tx"], "confirmed": ["proving", "proved", "@tx", "confirmed"],
+               "rejected": ["proving", "proved", "rejected"], "skipped": ["skipped"],
+               "failed": ["proving", "failed"]}
+    for target in sorted(STATES):
+        wid = len(q.windows()) + 1
+        q.enqueue([(wid, wid * 60, None, None)])
+        for step in path_to[current]:
+            if step == "@tx":
+                q.record_tx(wid, tx(f"0x{wid:04x}", wid), from_state="proved")
+            else:
+                q.transition(wid, step)
+        assert q.get(wid).state == current
+        if target in TRANSITIONS[current]:
+            q.transition(wid, target)
+            assert q.get(wid).state == target
+        else:
+            with pytest.raises(IllegalTransition, match=f"{current} -> {target}"):
+                q.transition(wid, target)
+            assert q.get(wid).state == current  # nothing half-done
+    q.close()
+
+
+def test_final_states_have_no_way_out():
+    assert all(not TRANSITIONS[s] for s in FINAL)
+    assert "skipped" in TRANSITIONS["new"] and "new" in TRANSITIONS["proving"]
+
+
+def test_record_tx_refuses_a_window_in_the_wrong_state_and_writes_nothing(queue: Queue):
+    queue.enqueue([(5, 300, None, None)])
+    with pytest.raises(IllegalTransition):
+        queue.record_tx(5, tx("0x01", 5), from_state="proved")
+    assert queue.txs(5) == [] and queue.get(5).state == "new"
+
+
+def test_unknown_fields_and_windows_are_errors(queue: Queue):
+    queue.enqueue([(1, 60, None, None)])
+    with pytest.raises(RelayError, match="unknown window field"):
+        queue.transition(1, "proving", state="confirmed")
+    with pytest.raises(RelayError, match="not in the queue"):
+        queue.transition(99, "proving")
+    with pytest.raises(RelayError, match="unknown relay state"):
+        queue.transition(1, "mined")
+
+
+def test_state_survives_reopening_and_feed_commit_is_atomic(tmp_path: Path):
+    q = Queue(tmp_path / "q.sqlite")
+    q.commit_feed({"files": {"a": {"offset": 10}}}, [(3, 180, "a", 4)])
+    q.transition(3, "proving")
+    q.close()
+    again = Queue(tmp_path / "q.sqlite")
+    assert again.get(3).state == "proving"
+    assert again.get_meta("feed") == {"files": {"a": {"offset": 10}}}
+    again.close()
+
+
+def test_quarantine_records_a_row_once(queue: Queue):
+    assert queue.quarantine("f.csv", 12, "blr", "not a number: 'x'", "2025,x,...") is True
+    assert queue.quarantine("f.csv", 12, "blr", "not a number: 'x'", "2025,x,...") is False
+    assert queue.quarantined() == [{"source": "f.csv", "line": 12, "column": "blr",
+                                    "problem": "not a number: 'x'", "raw": "2025,x,..."}]
+
+
+def test_a_file_that_is_not_a_queue_is_refused(tmp_path: Path):
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(QueueError, match="not a relay queue"):
+        Queue(path)
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("PRAGMA user_version=99")
+    with pytest.raises(QueueError, match="schema version 99"):
+        Queue(other)
+
+
+def test_relay_status_cli_reads_the_queue(run_cli, tmp_path: Path):
+    code, _, err = run_cli("--root", tmp_path, "relay", "status")
+    assert code == 1 and "no relay queue yet" in err and "sentinel relay run" in err
+    q = Queue(tmp_path / ".sentinel" / "relay" / "queue.sqlite")
+    q.enqueue([(1, 60, "f.csv", 51), (2, 120, "f.csv", 52)])
+    q.transition(1, "skipped", reason="newer window 2 pending (newest first)")
+    q.quarantine("f.csv", 9, "blr", "missing value", "x")
+    q.close()
+    code, out, _ = run_cli("--root", tmp_path, "relay", "status", "--json")
+    assert code == 0
+    import json
+
+    report = json.loads(out)
+    assert report["counts"]["skipped"] == 1 and report["counts"]["new"] == 1
+    assert report["all_accounted"] is False and report["unfinished"] == 1
+    assert report["quarantined"][0]["line"] == 9
+    code, out, _ = run_cli("--root", tmp_path, "relay", "status")
+    assert "1 in progress" in out and "newer window 2 pending" in out and "line 9, column 'blr'" in out

@@ -154,6 +154,8 @@ def bench(app, data_path: Path | None, windows: int, against: str | None, seed_s
         return
     if bundle_path is not None:
         raise click.UsageError("--bundle needs --chain")
+    if memory_cap_gb is not None and memory_cap_gb <= 0:
+        raise click.BadParameter(f"must be > 0, got {memory_cap_gb:g}", param_hint="--memory-cap-gb")
     import tempfile
 
     from sentinel.data.io import read_market_csv, write_market_csv

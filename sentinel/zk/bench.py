@@ -166,7 +166,7 @@ def bench_seed(layout: ArtifactLayout, window: np.ndarray, mode: str = "ezkl-def
     with tempfile.TemporaryDirectory(prefix="sentinel-seed-bench-") as tmp:
         work = Path(tmp)
         np.save(work / "window.npy", window)
-        cmd = [sys.executable, "-m", "sentinel.zk.seed_child", str(layout.root), mode, str(work)]
+        cmd = [sys.executable, "-m", "sentinel.cli.seed_child", str(layout.root), mode, str(work)]
         done = run_guarded(cmd, cap, f"seed architecture ({mode} settings)")
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]

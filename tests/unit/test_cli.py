@@ -142,3 +142,10 @@ def test_help_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
     done = subprocess.run([sys.executable, "-m", "sentinel", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "Usage: sentinel" in done.stdout
+
+
+def test_bench_refuses_a_non_positive_memory_cap_before_any_work(run_cli, tmp_path):
+    code, _, stderr = run_cli("--root", tmp_path, "bench", "--against", "seed", "--memory-cap-gb", "0")
+    assert code == 2
+    assert "--memory-cap-gb" in stderr and "must be > 0" in stderr
+    assert list(tmp_path.iterdir()) == []

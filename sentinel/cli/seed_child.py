@@ -1,6 +1,6 @@
 """Child process of ``sentinel bench --against seed``: build and prove the seed architecture once.
 
-``python -m sentinel.zk.seed_child ROOT MODE WORKDIR`` reads ``WORKDIR/window.npy``,
+``python -m sentinel.cli.seed_child ROOT MODE WORKDIR`` reads ``WORKDIR/window.npy``,
 reports each phase on stderr (``phase: NAME``) for the parent's memory guard,
 and prints the result as JSON on stdout.
 """

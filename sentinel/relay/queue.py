@@ -191,15 +191,20 @@ class Queue:
     # -- windows ----------------------------------------------------------------------
     def enqueue(self, windows: Iterable[tuple[int, int, str | None, int | None]]) -> list[int]:
         """Add (window_id, end_unix, source, end_line) as ``new``; ids already queued are left alone."""
+        with self._write() as db:
+            return self._insert_new(db, windows)
+
+    def _insert_new(self, db: sqlite3.Connection,
+                    windows: Iterable[tuple[int, int, str | None, int | None]]) -> list[int]:
+        """Insert windows as ``new`` inside the caller's transaction; returns the ids that were not queued yet."""
         now = self.clock()
         added = []
-        with self._write() as db:
-            for wid, end_unix, source, line in windows:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO windows (window_id, state, end_unix, source, end_line, seen_at, updated_at)"
-                    " VALUES (?, 'new', ?, ?, ?, ?, ?)", (int(wid), int(end_unix), source, line, now, now))
-                if cur.rowcount:
-                    added.append(int(wid))
+        for wid, end_unix, source, line in windows:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO windows (window_id, state, end_unix, source, end_line, seen_at, updated_at)"
+                " VALUES (?, 'new', ?, ?, ?, ?, ?)", (int(wid), int(end_unix), source, line, now, now))
+            if cur.rowcount:
+                added.append(int(wid))
         return added
 
     def transition(self, window_id: int, target: str, *, count_attempt: bool = False, **fields: Any) -> WindowRow:
@@ -321,15 +326,8 @@ class Queue:
 
     def commit_feed(self, feed_state: Any, windows: Iterable[tuple[int, int, str | None, int | None]]) -> list[int]:
         """Save the feed's cursor and enqueue the windows it cut, in one transaction (no window lost on a crash)."""
-        now = self.clock()
-        added = []
         with self._write() as db:
-            for wid, end_unix, source, line in windows:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO windows (window_id, state, end_unix, source, end_line, seen_at, updated_at)"
-                    " VALUES (?, 'new', ?, ?, ?, ?, ?)", (int(wid), int(end_unix), source, line, now, now))
-                if cur.rowcount:
-                    added.append(int(wid))
+            added = self._insert_new(db, windows)
             db.execute("INSERT INTO meta (key, value) VALUES ('feed', ?) ON CONFLICT(key) DO UPDATE SET "
                        "value = excluded.value", (json.dumps(feed_state),))
         return added

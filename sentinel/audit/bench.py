@@ -1,8 +1,9 @@
 """Audit speed: submit N proven reports to a throwaway local Anvil, time ``run_audit`` serial and parallel.
 
-Uses the tests' tiny model (pass its project, or one is trained and built in
-a temp dir). Its circuit has the default's 2^15 rows (the range-check table
-sets that), so a proof verifies in what a default one costs, but proving
+Uses a small model (pass its project, or one is trained and built in a temp
+dir). Unlike the tests' tiny model (2^14 rows, tuned for a fast suite), its
+circuit has the default's 2^15 rows, so a proof verifies in what a default
+one costs, but proving
 also costs what the default costs (12-24 s here): 1,000 distinct proofs
 would take hours. So ``proofs`` distinct windows are proven and the N
 reports cycle through them under N consecutive window ids (the attesters
@@ -21,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: The tests' tiny model: same code paths as the default, fewer rows and units.
-TINY_TOML = """
+#: A small model whose circuit has the default's 2^15 rows: its proofs cost what default proofs cost to verify.
+BENCH_TOML = """
 [model]
 data_episodes = 40
 data_seed = 3
@@ -49,7 +50,7 @@ def tiny_project(root: Path, progress: Callable[[str, str], None]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     layout = ArtifactLayout(root)
     if not (root / "sentinel.toml").exists():
-        (root / "sentinel.toml").write_text(TINY_TOML)
+        (root / "sentinel.toml").write_text(BENCH_TOML)
     if not layout.onnx_model.exists():
         progress("train", f"tiny model in {root}")
         run_training(layout, load_config(root, env={}))

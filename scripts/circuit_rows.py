@@ -1,0 +1,99 @@
+"""Where a circuit's rows go, per ONNX node and per EZKL op. Prints JSON.
+
+    python scripts/circuit_rows.py [--onnx models/sentinel.onnx] [--cols 1] [--input hashed] [--scale 10] [--nodes]
+
+Runs EZKL's `gen_settings` (the dummy layout that counts rows) with
+Sentinel's run args and reads EZKL's own debug log of the layout: before
+each node it reports the row reached, so the difference is what the node
+cost. Rows of the Poseidon hash of a hashed input live in their own
+columns and are not in this count (8,202 rows for 200 inputs); the
+circuit's `num_rows` is the larger of the two. EZKL reports no row after
+the last node, so `model_rows_counted` leaves that one node out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import re
+import tempfile
+from pathlib import Path
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NODE = re.compile(r"laying out (\d+): (.*)")
+_ROWS = re.compile(r"\(rows=(\d+), coord=(\d+)")
+
+
+def rows_per_node(log_text: str) -> list[dict[str, object]]:
+    """``[{node, op, rows}]`` from EZKL's layout debug log (a node's rows = the next report minus its own)."""
+    nodes: list[dict[str, object]] = []
+    current: tuple[int, str] | None = None
+    last_rows = 0
+    for line in _ANSI.sub("", log_text).splitlines():
+        if match := _NODE.search(line):
+            current = (int(match.group(1)), match.group(2).strip())
+            continue
+        if (match := _ROWS.search(line)) and current is not None:
+            rows = int(match.group(1))
+            if nodes and nodes[-1]["rows"] is None:
+                nodes[-1]["rows"] = rows - last_rows
+            nodes.append({"node": current[0], "op": current[1], "rows": None})
+            last_rows = rows
+            current = None
+    return nodes
+
+
+def op_kind(op: str) -> str:
+    """``REBASED (div=1024.0, ...) (MULT)`` -> ``rescaled MULT``; ``SUMPOOL (...)`` -> ``SUMPOOL``."""
+    if op.startswith("REBASED"):
+        inner = op.rsplit("(", 1)[-1].rstrip(")").split(" ")[0]
+        return f"rescaled {inner}"
+    return op.split("(", 1)[0].strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--onnx", type=Path, default=Path("models/sentinel.onnx"))
+    parser.add_argument("--cols", type=int, default=1, help="num_inner_cols")
+    parser.add_argument("--input", default="hashed", choices=["hashed", "public", "private"])
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--nodes", action="store_true", help="also list every node")
+    args = parser.parse_args()
+
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    from sentinel.zk import ezkl_api
+
+    run_args = ezkl_api.run_args(args.input, "fixed", "public", "SAFE", args.cols, 4096, 3)
+    run_args.input_scale = args.scale
+    run_args.param_scale = args.scale
+    # ezkl_api quietens EZKL's logger; the layout's debug log is what this script reads, so call EZKL directly.
+    ezkl = ezkl_api._ezkl()
+    logging.getLogger("ezkl").setLevel(logging.DEBUG)
+    with tempfile.TemporaryDirectory(prefix="sentinel-rows-") as tmp:
+        settings = Path(tmp) / "settings.json"
+        ezkl_api.call("gen_settings", ezkl.gen_settings, str(args.onnx), str(settings), py_run_args=run_args)
+        num_rows = json.loads(settings.read_text())["num_rows"]
+    root.removeHandler(handler)
+    nodes = [n for n in rows_per_node(buffer.getvalue()) if n["rows"]]
+    by_op: dict[str, int] = {}
+    for n in nodes:
+        by_op[op_kind(str(n["op"]))] = by_op.get(op_kind(str(n["op"])), 0) + int(n["rows"])  # type: ignore[arg-type]
+    out: dict[str, object] = {
+        "onnx": str(args.onnx), "num_inner_cols": args.cols, "input_visibility": args.input, "scale": args.scale,
+        "num_rows": num_rows, "model_rows_counted": sum(int(n["rows"]) for n in nodes),  # type: ignore[arg-type]
+        "rows_by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1])),
+    }
+    if args.nodes:
+        out["nodes"] = nodes
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

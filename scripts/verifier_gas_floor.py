@@ -13,6 +13,7 @@ does), deployed to a throwaway Anvil and called in a transaction:
     public_sigmoid  x[1,50,4] public        -> mean over rows -> MatMul[4,1] -> Sigmoid
     hashed_linear   x[1,50,4] hashed        -> mean over rows -> MatMul[4,1]
     hashed_sigmoid  x[1,50,4] hashed        -> mean over rows -> MatMul[4,1] -> Sigmoid
+    polycommit_linear x[1,50,4] committed (KZG, in the proof) -> mean over rows -> MatMul[4,1]
 
 `verify_tx_gas` is the whole transaction (base 21,000 and calldata
 included), the same quantity as `sentinel bench --chain`'s
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("public_linear", "public_sigmoid", "hashed_linear", "hashed_sigmoid")
+VARIANTS = ("public_linear", "public_sigmoid", "hashed_linear", "hashed_sigmoid", "polycommit_linear")
 SIGMOID_RANGE = 4096  # +-4 at scale 10: the table this toy's sigmoid needs, far below Sentinel's
 
 
@@ -72,8 +73,7 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     shape = write_onnx(kind, onnx)
     rng = np.random.default_rng(0)
     data.write_text(json.dumps({"input_data": [rng.uniform(-2, 2, size=math.prod(shape)).tolist()]}))
-    args = ezkl_api.run_args("hashed" if kind.startswith("hashed") else "public", "fixed", "public", "SAFE", 1,
-                             4096, 3)
+    args = ezkl_api.run_args(kind.split("_")[0], "fixed", "public", "SAFE", 1, 4096, 3)
     args.input_scale = 10
     args.param_scale = 10
     ezkl_api.gen_settings(onnx, settings, args)

@@ -59,6 +59,11 @@ class ModelConfig:
     preactivation_bound: float = _f(
         15.0, "bound on every sigmoid/tanh input, enforced on the weights (0 = off): sizes the circuit's lookup tables"
     )
+    output_bound: float = _f(
+        0.0,
+        "tighter bound on the output layer's pre-activation (sum|w| + |b|; 0 = preactivation_bound): "
+        "it multiplies the hidden state's fixed-point rounding into the score",
+    )
     horizon: int = _f(30, "a window is positive if a crash begins within this many rows after it")
     holdout_family: str = _f("bleed", "scenario family kept out of training, evaluated alone ('' for none)")
     data_episodes: int = _f(400, "episodes in the default training scenarios")
@@ -287,6 +292,13 @@ def _check(config: SentinelConfig) -> None:
     parse_pooling(model.pooling, model.window)
     if model.feature_clip < 0 or model.preactivation_bound < 0:
         raise ConfigError("model.feature_clip and model.preactivation_bound must be >= 0 (0 = off)")
+    if model.output_bound < 0:
+        raise ConfigError("model.output_bound must be >= 0 (0 = model.preactivation_bound)")
+    if model.output_bound > 0 and model.preactivation_bound == 0:
+        raise ConfigError("model.output_bound must be 0 while model.preactivation_bound is 0 (it tightens that bound)")
+    if model.output_bound > model.preactivation_bound > 0:
+        raise ConfigError(f"model.output_bound must be <= model.preactivation_bound (it only tightens it): "
+                          f"{model.output_bound:g} > {model.preactivation_bound:g}")
     if model.preactivation_bound > 0 and model.feature_clip == 0:
         raise ConfigError("model.feature_clip must be > 0 while model.preactivation_bound is set (unclipped features are unbounded)")
     if model.horizon < 0:

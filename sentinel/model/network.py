@@ -24,7 +24,10 @@ graph, so it is exported to ONNX and proven inside the circuit:
    ``model.preactivation_bound``; :func:`activation_bound` computes the exact
    bound from the trained weights, and the circuit sizes its sigmoid/tanh
    lookup tables from it instead of from what calibration happened to see.
-4. ``Dense(1, sigmoid)``, its pre-activation bounded the same way.
+4. ``Dense(1, sigmoid)``, its pre-activation bounded the same way, or tighter
+   (``model.output_bound``): the L1 norm of its weights multiplies the hidden
+   state's fixed-point rounding into the score, so it sets the circuit's
+   fidelity at a given scale.
 """
 
 from __future__ import annotations
@@ -178,13 +181,15 @@ def model_activation_bound(model: Any, feature_clip: float) -> dict[str, float]:
 
 def build_model(
     pooling: tuple[tuple[int, int], ...], units: int, mean: np.ndarray, std: np.ndarray, price_ref: float, seed: int,
-    clip: float = 0.0, preactivation_bound: float = 0.0,
+    clip: float = 0.0, preactivation_bound: float = 0.0, output_bound: float = 0.0,
 ):  # noqa: ANN201
     """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows.
 
     ``preactivation_bound`` > 0 constrains the weights (L1 per gate column,
     |bias|; split by :data:`BOUND_SHARES`) so that every gate and output
     pre-activation stays within it for features clipped to +-``clip``.
+    ``output_bound`` > 0 bounds the output layer tighter: its L1 norm
+    multiplies the hidden state's fixed-point rounding into the score.
     """
     keras = _keras()
     window = sum(rows for rows, _ in pooling)
@@ -212,9 +217,10 @@ def build_model(
             "recurrent_constraint": L1ColumnBound(b * share["recurrent"]),
             "bias_constraint": AbsBound(b * share["bias"]),
         }
+        out = output_bound if output_bound > 0 else b
         dense_constraints = {
-            "kernel_constraint": L1ColumnBound(b * (1.0 - share["bias"])),
-            "bias_constraint": AbsBound(b * share["bias"]),
+            "kernel_constraint": L1ColumnBound(out * (1.0 - share["bias"])),
+            "bias_constraint": AbsBound(out * share["bias"]),
         }
     x = keras.layers.LSTM(
         units,

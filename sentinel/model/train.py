@@ -96,7 +96,8 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
         raise ModelError("training windows are all one class; generate more (or different) episodes")
     norm = fit_normalisation(train)
     model = build_model(parse_pooling(cfg.pooling, cfg.window), cfg.units, np.array(norm.mean),
-                        np.array(norm.std), norm.price_ref, cfg.seed, cfg.feature_clip, cfg.preactivation_bound)
+                        np.array(norm.std), norm.price_ref, cfg.seed, cfg.feature_clip, cfg.preactivation_bound,
+                        cfg.output_bound)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss="binary_crossentropy",

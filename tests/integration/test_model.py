@@ -111,3 +111,27 @@ def test_export_is_byte_deterministic(tiny_project):
 
     model = load_trained_model(ArtifactLayout(tiny_project))
     assert onnx_bytes(model, 50) == onnx_bytes(model, 50)
+
+
+@pytest.mark.parametrize("output_bound", [0.0, 2.5])
+def test_weight_constraints_enforce_the_activation_bound(output_bound):
+    """Whatever the optimiser proposes, the constraints keep every gate under the bound, the output under its own."""
+    from sentinel.model.network import build_model, model_activation_bound
+
+    bound, clip = 6.0, 4.0
+    model = build_model(((40, 40), (10, 5)), 4, np.zeros(3), np.ones(3), 100.0, seed=1, clip=clip,
+                        preactivation_bound=bound, output_bound=output_bound)
+    rng = np.random.default_rng(0)
+    for layer in (model.get_layer("lstm"), model.get_layer("risk")):
+        cell = getattr(layer, "cell", layer)
+        constraints = (cell.kernel_constraint, getattr(cell, "recurrent_constraint", None), cell.bias_constraint)
+        proposed = [rng.normal(0.0, 5.0, w.shape).astype(np.float32) for w in layer.get_weights()]
+        kept = [np.asarray(c(w)) if c is not None else w
+                for c, w in zip([c for c in constraints if c is not None], proposed)]
+        layer.set_weights(kept)
+    reached = model_activation_bound(model, clip)
+    assert reached["gate"] <= bound * (1 + 1e-5)
+    assert reached["output"] <= (output_bound or bound) * (1 + 1e-5)
+    # The random proposals were far outside: the constraints did the work, the bounds are nearly met.
+    assert reached["gate"] > 0.9 * bound
+    assert reached["output"] > 0.9 * (output_bound or bound)

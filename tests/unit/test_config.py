@@ -42,6 +42,8 @@ def test_config_file_from_env(tmp_path):
     ("[data\n", "cannot read configuration"),
     ("[model]\nfeature_clip = 0.0\n", "model.feature_clip must be > 0 while model.preactivation_bound is set"),
     ("[model]\npreactivation_bound = -1.0\n", "must be >= 0"),
+    ("[model]\noutput_bound = 20.0\n", r"model.output_bound must be <= model.preactivation_bound .*: 20 > 15"),
+    ("[model]\npreactivation_bound = 0.0\noutput_bound = 5.0\n", "model.output_bound must be 0 while model.preactivation_bound is 0"),
     ("[circuit]\nlookup_columns = 0\n", "lookup_columns must be >= 1"),
 ])
 def test_bad_config_is_named(tmp_path, toml, fragment):

@@ -146,12 +146,15 @@ def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, default=None, help="keep the circuits here  [default: a temp dir]")
-    parser.add_argument("variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("variants", nargs="*", metavar="VARIANT", help=f"any of {', '.join(VARIANTS)}  [default: all]")
     args = parser.parse_args()
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory(prefix="sentinel-gas-floor-") as tmp:
         root = args.keep or Path(tmp)
         built = []
-        for kind in args.variants:
+        for kind in args.variants or VARIANTS:
             print(f"[build] {kind}", file=sys.stderr, flush=True)
             built.append(build_and_prove(kind, root / kind))
         from sentinel.zk.ezkl_api import version

@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--nodes", action="store_true", help="also list every node")
     args = parser.parse_args()
+    if not args.onnx.is_file():
+        parser.error(f"--onnx {args.onnx}: no such file (train first, or point at an exported model)")
 
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
@@ -96,4 +98,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sentinel.errors import SentinelError
+
+    try:
+        main()
+    except SentinelError as exc:
+        raise SystemExit(f"error: {exc}") from None

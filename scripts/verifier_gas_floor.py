@@ -64,6 +64,7 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
 
     from sentinel.chain.solc import compile_files
     from sentinel.zk import ezkl_api
+    from sentinel.errors import CircuitError
     from sentinel.zk.build import check_verifier_source
 
     work.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     ezkl_api.prove(witness, compiled, pk, proof_path, srs)
     prove_seconds = time.perf_counter() - start
     if not ezkl_api.verify(proof_path, settings, vk, srs):
-        raise RuntimeError(f"{kind}: EZKL rejected its own proof")
+        raise CircuitError(f"{kind}: EZKL rejected its own proof")
     check_verifier_source(sol, ezkl_api.render_evm_verifier(vk, settings, sol, work / "abi.json", srs))
     verifier = compile_files([sol], optimizer_runs=1)["Halo2Verifier"]
     proof = json.loads(proof_path.read_text())
@@ -106,6 +107,7 @@ def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, A
 
     from sentinel.chain import anvil
     from sentinel.chain.bench import calldata_gas
+    from sentinel.errors import ChainError
     from sentinel.zk.instances import felt_from_hex
 
     port = anvil.free_port()
@@ -124,7 +126,7 @@ def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, A
             tx = contract.functions.verifyProof(proof, instances).transact({"from": sender, "gas": 10_000_000})
             mined = w3.eth.wait_for_transaction_receipt(tx)
             if mined["status"] != 1:
-                raise RuntimeError(f"{b['kind']}: the verifier reverted on a valid proof")
+                raise ChainError(f"{b['kind']}: the verifier reverted on a valid proof")
             flipped = bytearray(proof)
             flipped[100] ^= 1
             try:
@@ -163,4 +165,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sentinel.errors import SentinelError
+
+    try:
+        main()
+    except SentinelError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -59,6 +59,10 @@ def main() -> None:
     parser.add_argument("--cols", type=int, default=1, help="num_inner_cols")
     parser.add_argument("--input", default="hashed", choices=["hashed", "public", "private"])
     parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--decomp-base", type=int, default=4096)
+    parser.add_argument("--decomp-legs", type=int, default=3)
+    parser.add_argument("--ignore-io-checks", action="store_true",
+                        help="EZKL's ignore_range_check_inputs_outputs (it range-checks every constant instead)")
     parser.add_argument("--nodes", action="store_true", help="also list every node")
     args = parser.parse_args()
     if not args.onnx.is_file():
@@ -72,8 +76,10 @@ def main() -> None:
     root.addHandler(handler)
     from sentinel.zk import ezkl_api
 
-    run_args = ezkl_api.run_args(args.input, "fixed", "public", "SAFE", args.cols, 4096, 3)
+    run_args = ezkl_api.run_args(args.input, "fixed", "public", "SAFE", args.cols, args.decomp_base, args.decomp_legs)
     run_args.input_scale = args.scale
+    if args.ignore_io_checks:
+        run_args.ignore_range_check_inputs_outputs = True
     run_args.param_scale = args.scale
     # ezkl_api quietens EZKL's logger; the layout's debug log is what this script reads, so call EZKL directly.
     ezkl = ezkl_api._ezkl()
@@ -89,6 +95,7 @@ def main() -> None:
         by_op[op_kind(str(n["op"]))] = by_op.get(op_kind(str(n["op"])), 0) + int(n["rows"])  # type: ignore[arg-type]
     out: dict[str, object] = {
         "onnx": str(args.onnx), "num_inner_cols": args.cols, "input_visibility": args.input, "scale": args.scale,
+        "decomp": [args.decomp_base, args.decomp_legs],
         "num_rows": num_rows, "model_rows_counted": sum(int(n["rows"]) for n in nodes),  # type: ignore[arg-type]
         "rows_by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1])),
     }

@@ -95,8 +95,8 @@ class CircuitConfig:
     scales: str = _f("10", "comma-separated scales calibration may pick from ('' = EZKL's default range); measured in docs/circuit-sweep.md")
     max_logrows: int = _f(0, "cap on logrows in calibration (0 = no cap)")
     lookup_columns: int = _f(
-        1, "max columns for the sigmoid/tanh table: 2 halves the rows and proves faster, but the verifier "
-        "outgrows EIP-170's 24,576 bytes (docs/circuit-sweep.md)"
+        1, "max columns for the sigmoid/tanh table: 2 lets a table over 16k entries fit 2^14 rows when the "
+        "circuit's rows do; each column grows the verifier (+2.2 KB; docs/circuit-sweep.md 9)"
     )
     calibration_windows: int = _f(16, "test windows used to calibrate (crash and healthy)")
     fidelity_windows: int = _f(64, "test windows whose circuit score is compared with onnxruntime")

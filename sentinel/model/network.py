@@ -3,23 +3,23 @@
 Every transformation from attested raw rows to the score is a layer of this
 graph, so it is exported to ONNX and proven inside the circuit:
 
-1. Multi-resolution average pooling (``model.pooling``, default ``40:8,10:2``):
-   the oldest 40 rows become 5 steps of 8 rows, the newest 10 rows 5 steps of
-   2, so the LSTM runs 10 steps yet sees the present almost row by row.
-   Proving cost grows with recurrent steps; averaging is linear and cheap, and
-   pooling first leaves 40 values, not 200, for the feature layer.
+1. Multi-resolution average pooling (``model.pooling``, default
+   ``40:40,8:4,2:2``): the oldest 40 rows become one baseline step, the
+   newest 10 rows steps of 4, 4 and 2, so the LSTM runs 4 steps yet sees the
+   present almost row by row. Proving cost grows with recurrent steps;
+   averaging is linear and cheap, and pooling first leaves 16 values, not
+   200, for the feature layer.
 2. ``WindowFeatures`` (fixed constants fitted on training rows only): blr is
    standardised, ``(blr - mean) / std``; buy and sell volume become their
    change since the first step in training standard deviations (depth flows,
    free of the slowly wandering depth level); mid price becomes its change
-   since the first step in percent of the training median price. Each scale
-   constant is a power of two times a mantissa in [1, 2); the export splits
-   the power into exact steps of at most 2**-4 so fixed-point quantisation in
-   the circuit keeps it accurate (1/800 at scale 8 would otherwise become 0). All linear: no
-   lookup tables, so raw prices of 60,000 cost nothing extra.
-3. ``LSTM(units, unroll=True)``: unrolled so tf2onnx emits plain
-   MatMul/Sigmoid/Tanh instead of an ONNX ``Loop`` (which EZKL cannot compile).
-   Its weights are constrained (L1 norm per gate column, |bias|) so that, with
+   since the first step in percent of the training median price. The scale
+   constants sit on a grid (:data:`SCALE_BITS`) so that the circuit applies
+   them exactly as an integer multiply and two fixed-point shifts. All
+   linear: no lookup tables, so raw prices of 60,000 cost nothing extra.
+3. ``LSTM(units, unroll=True)`` (unrolled: the circuit has no loops; the
+   export writes each step out, :mod:`sentinel.model.circuit_form`). Its
+   weights are constrained (L1 norm per gate column, |bias|) so that, with
    features clipped, no gate pre-activation can exceed
    ``model.preactivation_bound``; :func:`activation_bound` computes the exact
    bound from the trained weights, and the circuit sizes its sigmoid/tanh
@@ -51,16 +51,30 @@ def _keras():  # noqa: ANN202
     return keras
 
 
-def pow2_split(c: float) -> tuple[float, float]:
-    """``c = 2**-k * m`` with ``m`` in [1, 2): both factors survive fixed-point quantisation.
+#: The circuit form (:mod:`sentinel.model.circuit_form`) applies a feature's
+#: scale as an integer multiplier ``K`` and a division by ``2**SCALE_BITS``,
+#: taken as two exact fixed-point steps of ``2**-10`` (one rescale each at
+#: the circuit's scale 10). For that to be the model's own math, the Keras
+#: layer uses scale constants on the grid ``L * 2**-SCALE_BITS``, ``L`` the
+#: least common multiple of the pool sizes (the circuit pools with integer
+#: weights ``L / pool``). The grid moves 1/std by at most half a step, under
+#: 2 % for the volumes: a fixed normalisation constant, trained with.
+SCALE_BITS = 20
 
-    A constant like 1/800 quantised at scale 11 becomes 3/2048 (17 % off); 2**-10
-    is exact at that scale and the mantissa keeps 11 bits.
-    """
-    if not c > 0:
-        raise ValueError(f"scale constant must be positive, got {c}")
-    k = math.floor(math.log2(c))
-    return 2.0**k, c / 2.0**k
+
+def scale_grid(pooling: tuple[tuple[int, int], ...]) -> float:
+    """The grid feature scale constants sit on for ``pooling`` (see :data:`SCALE_BITS`)."""
+    return math.lcm(*(pool for _, pool in pooling)) / 2.0**SCALE_BITS
+
+
+def feature_scales(std: list[float], price_ref: float, grid: float = 0.0) -> list[float]:
+    """The four feature scale constants, 1/std for BLR and volumes and 100/price_ref, on ``grid`` (0 = exact)."""
+    if not all(math.isfinite(v) and v > 0 for v in (*std[:3], price_ref)):
+        raise ValueError(f"feature scales need finite and positive std and price_ref, got {list(std)}, {price_ref}")
+    raw = [1.0 / std[0], 1.0 / std[1], 1.0 / std[2], 100.0 / price_ref]
+    if grid <= 0:
+        return raw
+    return [max(1, round(c / grid)) * grid for c in raw]
 
 
 @functools.cache
@@ -73,31 +87,29 @@ def window_features_layer():  # noqa: ANN201
         """Fixed, linear feature transform on pooled steps (see module doc)."""
 
         def __init__(self, mean: list[float], std: list[float], price_ref: float, clip: float = 0.0,
-                     **kwargs: Any) -> None:
+                     scale_grid: float = 0.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.mean = [float(v) for v in mean]
             self.std = [float(v) for v in std]
             self.price_ref = float(price_ref)
             self.clip = float(clip)
+            self.scale_grid = float(scale_grid)
 
         def call(self, x):  # noqa: ANN001, ANN201
             ops = keras.ops
             # Reference per feature: the BLR's training mean; the first step for volumes and price.
             first = x[:, 0:1, :] * ops.convert_to_tensor([0.0, 1.0, 1.0, 1.0], dtype=x.dtype)
             reference = first + ops.convert_to_tensor([self.mean[0], 0.0, 0.0, 0.0], dtype=x.dtype)
-            scale = [1.0 / self.std[0], 1.0 / self.std[1], 1.0 / self.std[2], 100.0 / self.price_ref]
-            power, mantissa = zip(*(pow2_split(c) for c in scale))
             centred = x - reference
-            features = (centred * ops.convert_to_tensor(list(power), dtype=x.dtype)) * ops.convert_to_tensor(
-                list(mantissa), dtype=x.dtype
-            )
+            features = centred * ops.convert_to_tensor(feature_scales(self.std, self.price_ref, self.scale_grid),
+                                                         dtype=x.dtype)
             # Bounded features bound the LSTM's gate pre-activations, hence the
             # circuit's sigmoid/tanh lookup table (its size sets the proof's rows).
             return ops.clip(features, -self.clip, self.clip) if self.clip > 0 else features
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "mean": self.mean, "std": self.std, "price_ref": self.price_ref,
-                    "clip": self.clip}
+                    "clip": self.clip, "scale_grid": self.scale_grid}
 
     return WindowFeatures
 
@@ -204,7 +216,7 @@ def build_model(
         steps.append(segment)
         start += rows
     x = steps[0] if len(steps) == 1 else keras.layers.Concatenate(axis=1, name="steps")(steps)
-    x = WindowFeatures(list(mean), list(std), price_ref, clip, name="features")(x)
+    x = WindowFeatures(list(mean), list(std), price_ref, clip, scale_grid(pooling), name="features")(x)
     constraints: dict[str, Any] = {}
     dense_constraints: dict[str, Any] = {}
     if preactivation_bound > 0:

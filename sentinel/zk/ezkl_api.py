@@ -59,8 +59,14 @@ def call(step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 def run_args(input_visibility: str, param_visibility: str, output_visibility: str, check_mode: str,
              num_inner_cols: int, decomp_base: int | None = None, decomp_legs: int | None = None) -> Any:
-    """``PyRunArgs`` with Sentinel's visibility and safety choices."""
+    """``PyRunArgs`` with Sentinel's visibility and safety choices.
+
+    Integer-valued constants keep scale 0 (``rebase_frac_zero_constants``):
+    the model's circuit form pools and scales with integer weights, and a
+    product with a scale-0 constant needs no rescale.
+    """
     args = _ezkl().PyRunArgs()
+    args.rebase_frac_zero_constants = True
     if decomp_base:
         args.decomp_base = decomp_base
     if decomp_legs:

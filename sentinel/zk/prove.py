@@ -25,6 +25,7 @@ import numpy as np
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact, sha256_file
 from sentinel.config import SentinelConfig
+from sentinel.data import schema
 from sentinel.data.validate import MarketData
 from sentinel.data.windows import cut_windows, resolve_window
 from sentinel.errors import CircuitError
@@ -101,6 +102,37 @@ class ProveResult:
         }
 
 
+@dataclass(frozen=True)
+class InputRange:
+    """The magnitudes the circuit can take in: SAFE mode range-checks every quantised input value.
+
+    EZKL decomposes each input felt into ``legs`` digits of ``base`` and a
+    sign, so ``|round(value * 2**scale)|`` must stay below ``base**legs``
+    (8192^2 at scale 10: raw values below 65,536). A window with a larger
+    value has no proof; it is refused here, by name, before any work.
+    """
+
+    base: int
+    legs: int
+    scale: int
+
+    @property
+    def limit(self) -> float:
+        return self.base**self.legs / 2**self.scale
+
+    def check(self, raw: np.ndarray, market: MarketData, first_row: int) -> None:
+        quantised = np.abs(np.round(raw * 2.0**self.scale))
+        bad = np.argwhere(quantised >= self.base**self.legs)
+        if len(bad):
+            row, col = (int(v) for v in bad[0])
+            name = schema.FEATURES[col]
+            raise CircuitError(
+                f"row {first_row + row + 1}, column '{name}' = {raw[row, col]:g}: outside the circuit's input range "
+                f"(|value| < {self.limit:g}: range checks of {self.base}^{self.legs} at scale {self.scale}); "
+                f"this window cannot be proven"
+            )
+
+
 class Prover:
     """Proves windows against the built circuit; reuse one for many windows (warm process)."""
 
@@ -115,6 +147,9 @@ class Prover:
         self.cadence = float(self.manifest["cadence_seconds"])
         self.srs = srs_path(layout, self.manifest)
         self.pk = ensure_proving_key(layout, self.manifest, progress)
+        run_args = json.loads(layout.circuit_settings.read_text())["run_args"]
+        self.input_range = InputRange(int(run_args["decomp_base"]), int(run_args["decomp_legs"]),
+                                      int(run_args["input_scale"]))
 
     def _check_artifacts(self) -> None:
         for name, entry in self.manifest["artifacts"].items():
@@ -137,6 +172,7 @@ class Prover:
 
         windows = cut_windows(market, self.window, np.array([end]))
         raw = market.features()[end - self.window + 1 : end + 1]  # float64, exactly as read
+        self.input_range.check(raw, market, end - self.window + 1)
         end_unix = int(windows.end_times[0])
         wid = window_id(end_unix, self.cadence)
         window_end = market.frame["timestamp"].iat[end].isoformat()

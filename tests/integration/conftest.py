@@ -93,7 +93,7 @@ def other_model_circuit(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: 
     shutil.copy(tiny_circuit / "sentinel.toml", root / "sentinel.toml")
     layout = ArtifactLayout(root)
     model = onnx.load(layout.onnx_model)
-    bias = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and list(i.dims) == [1]][-1]
+    bias = next(i for i in model.graph.initializer if i.name == "dense_bias")  # named by the circuit form
     bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.25, bias.name))
     onnx.save(model, layout.onnx_model)
     card = json.loads(layout.model_card.read_text())

@@ -98,20 +98,45 @@ def test_verify_without_a_circuit_cannot_run(tiny_bundle, run_cli, tmp_path):
     assert code == 2 and "no circuit" in err
 
 
-def test_prove_refuses_a_window_that_fails_validation(tiny_circuit, tiny_feed, run_cli, tmp_path):
-    lines = tiny_feed.read_text().splitlines()
-    cells = lines[-3].split(",")
-    cells[3] = "NaN"
-    lines[-3] = ",".join(cells)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("\n".join(lines) + "\n")
-    proofs = ArtifactLayout(tiny_circuit).proofs_dir
+def _prove_edited_row(root, feed, run_cli, tmp_path, back: int, edit):  # noqa: ANN001, ANN202
+    """Prove the latest window of ``feed`` with ``edit(header, cells)`` applied to the row ``back`` lines
+    from the end; asserts nothing was written and returns (exit code, stderr, row number)."""
+    lines = feed.read_text().splitlines()
+    cells = lines[-back].split(",")
+    edit(lines[0].split(","), cells)
+    lines[-back] = ",".join(cells)
+    edited = tmp_path / "edited.csv"
+    edited.write_text("\n".join(lines) + "\n")
+    proofs = ArtifactLayout(root).proofs_dir
     before = sorted(proofs.glob("*.json")) if proofs.exists() else []
-    code, out, err = run_cli("--root", tiny_circuit, "prove", "--data", bad, "--window", "latest")
+    code, _, err = run_cli("--root", root, "prove", "--data", edited, "--window", "latest")
+    assert (sorted(proofs.glob("*.json")) if proofs.exists() else []) == before
+    return code, err, len(lines) - back
+
+
+def test_prove_refuses_a_window_that_fails_validation(tiny_circuit, tiny_feed, run_cli, tmp_path):
+    def nan_sell_volume(header, cells):  # noqa: ANN001, ANN202
+        cells[header.index("sell_volume")] = "NaN"
+
+    code, err, row = _prove_edited_row(tiny_circuit, tiny_feed, run_cli, tmp_path, 3, nan_sell_volume)
     assert code == 1
-    assert f"row {len(lines) - 3}" in err and "column 'sell_volume'" in err
-    after = sorted(proofs.glob("*.json")) if proofs.exists() else []
-    assert after == before
+    assert f"row {row}" in err and "column 'sell_volume'" in err
+
+
+def test_prove_refuses_a_value_outside_the_circuits_input_range(tiny_circuit, tiny_feed, run_cli, tmp_path):
+    """A valid row whose magnitude SAFE range checks cannot take is refused by name, before proving."""
+    settings = json.loads(ArtifactLayout(tiny_circuit).circuit_settings.read_text())["run_args"]
+    limit = settings["decomp_base"] ** settings["decomp_legs"] / 2 ** settings["input_scale"]
+
+    def huge_volumes(header, cells):  # noqa: ANN001, ANN202
+        buy, sell = header.index("buy_volume"), header.index("sell_volume")
+        ratio = float(cells[buy]) / float(cells[sell])  # keep blr = buy / sell, so the row stays valid
+        cells[buy], cells[sell] = f"{limit * 1.5:.1f}", f"{limit * 1.5 / ratio:.1f}"
+
+    code, err, row = _prove_edited_row(tiny_circuit, tiny_feed, run_cli, tmp_path, 2, huge_volumes)
+    assert code == 1
+    assert f"row {row}, column 'buy_volume'" in err and "input range" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_prove_cli_json_and_missing_proving_key_regenerates(tiny_circuit, tiny_feed, run_cli, tmp_path):

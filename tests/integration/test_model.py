@@ -135,3 +135,51 @@ def test_weight_constraints_enforce_the_activation_bound(output_bound):
     # The random proposals were far outside: the constraints did the work, the bounds are nearly met.
     assert reached["gate"] > 0.9 * bound
     assert reached["output"] > 0.9 * (output_bound or bound)
+
+
+def _random_sentinel_model(pooling=((40, 40), (8, 4), (2, 2)), units=5, clip=4.0, seed=3):  # noqa: ANN001, ANN202
+    """A Sentinel model with random (not trained) weights and realistic feature constants."""
+    from sentinel.model.network import build_model
+
+    model = build_model(pooling, units, np.array([1.1, 2600.0, 2400.0]), np.array([0.26, 756.5, 574.0]), 2954.0,
+                        seed=seed, clip=clip, preactivation_bound=15.0)
+    rng = np.random.default_rng(seed)
+    lstm = model.get_layer("lstm")
+    lstm.set_weights([rng.normal(0.0, 0.6, w.shape).astype(np.float32) for w in lstm.get_weights()])
+    return model
+
+
+def _market_windows(n: int, seed: int) -> np.ndarray:
+    """Windows in the data's units: BLR near 1, volumes in thousands, prices near 3,000, with crashes."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, 50, 4), np.float32)
+    x[..., 0] = rng.uniform(0.2, 2.5, (n, 50))
+    x[..., 1] = rng.uniform(100.0, 9000.0, (n, 50))
+    x[..., 2] = rng.uniform(100.0, 9000.0, (n, 50))
+    x[..., 3] = 2954.0 * np.cumprod(1.0 + rng.normal(0.0, 0.01, (n, 50)), axis=1)
+    return x
+
+
+@pytest.mark.parametrize("pooling", [((40, 40), (8, 4), (2, 2)), ((30, 10), (20, 5))])
+def test_circuit_form_computes_the_keras_model(pooling):
+    """The rewritten graph (integer pooling, fused gates, paired cell update) is the same function."""
+    from sentinel.model.export import onnx_bytes, onnx_scores, op_types
+
+    model = _random_sentinel_model(pooling)
+    payload = onnx_bytes(model, 50)
+    # EZKL's optimiser splits a product over a Concat into one per part: the form must not use one.
+    assert "Concat" not in op_types(payload) and "Einsum" in op_types(payload)
+    x = _market_windows(64, seed=11)
+    keras_scores = np.asarray(model.predict(x, verbose=0))[:, 0]
+    ort_scores = onnx_scores(payload, x)
+    assert np.ptp(keras_scores) > 0.05  # the windows exercise the model, not one saturated score
+    assert np.max(np.abs(keras_scores - ort_scores)) < 1e-5
+
+
+def test_circuit_form_refuses_a_model_off_the_scale_grid():
+    from sentinel.model.circuit_form import circuit_form
+
+    model = _random_sentinel_model()
+    model.get_layer("features").scale_grid = 0.0  # as saved before the circuit form
+    with pytest.raises(ModelError, match="retrain"):
+        circuit_form(model)

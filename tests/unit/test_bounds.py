@@ -86,3 +86,20 @@ def test_rows_and_range_checks_set_logrows() -> None:
     assert size_lookup_tables(args, num_rows=20_000, bound=1.0)["logrows"] == 15  # rows decide
     assert size_lookup_tables(args, num_rows=1_000, bound=0.1)["logrows"] == 13  # the range-check table decides
     assert size_lookup_tables({**args, "decomp_base": 16384}, num_rows=1_000, bound=0.1)["logrows"] == 15
+
+
+def test_feature_scales_sit_on_the_circuit_forms_grid() -> None:
+    """The circuit form applies each scale as integer * 2**-SCALE_BITS / L: the layer's constants must be that."""
+    from sentinel.model.network import SCALE_BITS, feature_scales, scale_grid
+
+    grid = scale_grid(((40, 40), (8, 4), (2, 2)))
+    assert grid == 40 / 2**SCALE_BITS
+    std, price_ref = [0.26, 756.5, 574.0], 2954.0
+    exact = feature_scales(std, price_ref)
+    assert exact == [1 / 0.26, 1 / 756.5, 1 / 574.0, 100 / 2954.0]
+    on_grid = feature_scales(std, price_ref, grid)
+    steps = [s / grid for s in on_grid]
+    assert all(abs(k - round(k)) < 1e-9 and round(k) >= 1 for k in steps)
+    assert all(abs(a - b) <= grid / 2 + 1e-15 for a, b in zip(on_grid, exact))
+    with pytest.raises(ValueError, match="finite and positive"):
+        feature_scales([0.0, 1.0, 1.0], price_ref, grid)

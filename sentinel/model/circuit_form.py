@@ -1,0 +1,261 @@
+"""The trained model rewritten for the circuit: same float math, far fewer proof rows.
+
+A proof pays per *rescale*: every product of two fixed-point values at
+scale s lands at scale 2s, and EZKL brings it back with a checked division
+that costs ~55 rows per element in SAFE mode (docs/circuit-sweep.md, 7).
+Traced from Keras, the model rescales far more often than its math needs:
+average pooling divides, each feature scale constant is a fixed-point
+multiply, and tf2onnx emits an LSTM gate as two products (``x.W`` and
+``h.U``) and the cell update as two more (``f*c``, ``i*g``), each rescaled on
+its own. This module builds the same function from the trained weights in a
+form where each quantity is rescaled once:
+
+- pooling: each step gathers its rows and sums them (one addition per
+  value, no product) and weighs the sum by the integer ``L / n_t`` (``L``
+  the least common multiple of the pool sizes). Integer constants get
+  scale 0 in the circuit (``rebase_frac_zero_constants``), so nothing is
+  rescaled here;
+- feature scaling is an integer multiply by ``K = s * 2**SCALE_BITS / L``
+  (exact: the Keras layer keeps its scale constants ``s`` on that grid) and
+  two exact fixed-point steps of ``2**-10``, which EZKL rescales once (the
+  traced model rescaled four times; a single ``1/std`` constant would round
+  to a few quanta); the clip is ``relu(x + a) - relu(x - a) - a``;
+- step 0 is the reference the volume and price features are measured from,
+  so only the BLR enters it, and it has no forget gate (``c_0 = 0``);
+- each later LSTM step computes its pre-activations as one product
+  ``[x, h] . [W; U]`` (one rescale per gate element instead of two);
+- the cell update ``f*c + i*g`` is one product summed over the pair axis,
+  ``[f, i] . [c, g]`` (one rescale per unit instead of two).
+
+Only two-operand products: EZKL 23.0.5 lays out a three-operand ``Einsum``
+with constraints its witness does not satisfy (docs/circuit-sweep.md, 9).
+
+The float results equal the Keras model's up to float32 rounding; the export
+checks that on every window it is given (:func:`sentinel.model.export.export_onnx`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sentinel.errors import ModelError
+from sentinel.model.network import SCALE_BITS
+
+#: Bits each division step takes; exact at fixed-point scales >= this.
+DIVISION_STEP_BITS = 10
+
+
+@dataclass(frozen=True)
+class CircuitForm:
+    """Constants of the rewritten model, all derived from a trained Keras model."""
+
+    pool: np.ndarray  # (T, R) integers: step t's weight on window row r
+    first_mask: np.ndarray  # (F,) 1 where a feature is measured from the first step
+    offset: np.ndarray  # (F,) subtracted from the scaled features: the BLR's mean * its scale, else 0
+    multiplier: np.ndarray  # (F,) integers K; features = centred * K / 2**SCALE_BITS
+    clip: float
+    kernel: np.ndarray  # (F + u, 4u): [W; U]
+    bias: np.ndarray  # (4u,)
+    dense_kernel: np.ndarray  # (u, 1)
+    dense_bias: np.ndarray  # (1,)
+
+    @property
+    def units(self) -> int:
+        return int(self.bias.shape[0] // 4)
+
+    @property
+    def absolute_features(self) -> int:
+        """How many leading features are not measured from the first step (BLR)."""
+        return int(np.argmax(self.first_mask != 0)) if np.any(self.first_mask != 0) else len(self.first_mask)
+
+    @property
+    def steps(self) -> int:
+        return int(self.pool.shape[0])
+
+
+def pooling_of(model: Any) -> tuple[tuple[int, int], ...]:
+    """``((rows, pool), ...)`` of a Sentinel model, read from its cropping and pooling layers."""
+    segments = []
+    for layer in model.layers:
+        if layer.name.startswith("rows_"):
+            start, end = (int(v) for v in layer.name.split("_")[1:3])
+            index = len(segments)
+            pool_layer = next((l for l in model.layers if l.name == f"pool_{index}"), None)
+            pool = int(pool_layer.pool_size[0]) if pool_layer is not None else 1
+            segments.append((end - start, pool))
+    if not segments:
+        raise ModelError("model has no rows_* cropping layers: not a Sentinel risk model")
+    return tuple(segments)
+
+
+def circuit_form(model: Any) -> CircuitForm:
+    """The constants of ``model``'s circuit form (a model built by :func:`sentinel.model.network.build_model`)."""
+    from sentinel.model.network import feature_scales
+
+    try:
+        features = model.get_layer("features")
+        lstm = model.get_layer("lstm")
+        risk = model.get_layer("risk")
+    except ValueError as exc:
+        raise ModelError(f"not a Sentinel risk model: {exc}") from None
+    pooling = pooling_of(model)
+    window = sum(rows for rows, _ in pooling)
+    lcm = math.lcm(*(pool for _, pool in pooling))
+    steps = [(rows // pool, pool) for rows, pool in pooling]
+    pool = np.zeros((sum(n for n, _ in steps), window), dtype=np.int64)
+    t, r = 0, 0
+    for count, size in steps:
+        for _ in range(count):
+            pool[t, r:r + size] = lcm // size
+            t, r = t + 1, r + size
+    grid = lcm / 2.0**SCALE_BITS
+    if features.scale_grid != grid:
+        raise ModelError(f"the features layer's scale grid is {features.scale_grid:g}, the circuit form needs {grid:g} "
+                         f"(L {lcm} / 2**{SCALE_BITS}): a model from before the circuit form; retrain it")
+    scales = feature_scales(features.std, features.price_ref, grid)
+    multiplier = np.array([round(s / grid) for s in scales], dtype=np.int64)
+    kernel, recurrent, bias = (np.asarray(w, dtype=np.float64) for w in lstm.get_weights())
+    dense_kernel, dense_bias = (np.asarray(w, dtype=np.float64) for w in risk.get_weights())
+    return CircuitForm(
+        pool=pool,
+        first_mask=np.array([0, 1, 1, 1], dtype=np.int64),
+        offset=np.array([features.mean[0] * scales[0], 0.0, 0.0, 0.0]),
+        multiplier=multiplier,
+        clip=float(features.clip),
+        kernel=np.concatenate([kernel, recurrent], axis=0),
+        bias=bias,
+        dense_kernel=dense_kernel,
+        dense_bias=dense_bias,
+    )
+
+
+def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13) -> bytes:
+    """The ONNX graph of ``form``: input (1, R, 4) float32, output ``risk`` (1, 1).
+
+    Written node by node rather than traced: tf2onnx's optimiser folds the
+    integer multiply and the division back into one fixed-point constant,
+    and EZKL's graph optimiser (tract) splits a product whose input is a
+    ``Concat`` back into one product per part. Vectors are therefore joined
+    by zero-padding and adding, which neither rewrites.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list = []
+    inits: list = []
+
+    def const(name: str, value: Any, dtype: Any = np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def node(op: str, inputs: list[str], name: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def pad(x: str, before: int, after: int, name: str, rank: int = 2) -> str:
+        """Zero-pad the last axis of ``x``."""
+        pads = [0] * (rank - 1) + [before] + [0] * (rank - 1) + [after]
+        return node("Pad", [x, const(f"{name}_pads", pads, np.int64)], name)
+
+    def cut(x: str, start: int, end: int, axis: int, name: str) -> str:
+        return node("Slice", [x, const(f"{name}_s", [start], np.int64), const(f"{name}_e", [end], np.int64),
+                              const(f"{name}_a", [axis], np.int64)], name)
+
+    u, n_features = form.units, form.kernel.shape[0] - form.units
+    rows = form.pool.shape[1]
+    # Pooling: each step sums its own rows (one addition per row; no product) and weighs the sum by
+    # the integer L / n_t (scale 0 in the circuit, so no rescale).
+    step_sums = []
+    for t in range(form.steps):
+        weights = form.pool[t]
+        start, end = int(np.flatnonzero(weights)[0]), int(np.flatnonzero(weights)[-1]) + 1
+        picked = node("Gather", [window_name, const(f"rows{t}_idx", np.arange(start, end), np.int64)], f"rows{t}", axis=1)
+        total = node("ReduceSum", [picked, const(f"rows{t}_axis", [1], np.int64)],
+                     f"sum{t}", keepdims=1)  # (1, 1, F)
+        if weights[start] != 1:
+            total = node("Mul", [total, const(f"sum{t}_weight", float(weights[start]))], f"pooled{t}")
+        step_sums.append(total)
+    multiplier = const("multiplier", form.multiplier.reshape(1, 1, -1))
+    offset = const("offset", form.offset.reshape(1, 1, -1))
+    shifts = [const(f"shift_{k}", 2.0**-DIVISION_STEP_BITS) for k in range(SCALE_BITS // DIVISION_STEP_BITS)]
+    clip = const("clip", form.clip) if form.clip > 0 else None
+
+    def scale_and_clip(centred: str, columns: int, name: str) -> str:
+        """``clip((centred * K) / 2**SCALE_BITS - offset)`` for the leading feature ``columns``."""
+        k, off = multiplier, offset
+        if columns < n_features:
+            k = cut(multiplier, 0, columns, 2, f"{name}_k")
+            off = cut(offset, 0, columns, 2, f"{name}_offset")
+        # Divide by 2**SCALE_BITS in exact steps of 2**-10 (EZKL turns a division by a constant into
+        # a fixed-point multiply; 2**-10 is one quantum at scale 10). EZKL lays such a multiply out as
+        # an identity that raises the scale and rescales at the next op, so the next op must be one
+        # that is safe at scale 30: the offset subtraction (field arithmetic), not the clip's
+        # comparisons, whose range checks cover scale-10 magnitudes only.
+        shifted = node("Mul", [centred, k], f"{name}_scaled")
+        for j, shift in enumerate(shifts):
+            shifted = node("Mul", [shifted, shift], f"{name}_shift{j}")
+        out = node("Sub", [shifted, off], name)
+        if clip is None:
+            return out
+        # clip(x, -a, a) = relu(x + a) - relu(x - a) - a: a ReLU costs half a Min or Max.
+        up = node("Relu", [node("Add", [out, clip], f"{name}_up")], f"{name}_relu_up")
+        down = node("Relu", [node("Sub", [out, clip], f"{name}_down")], f"{name}_relu_down")
+        return node("Sub", [node("Sub", [up, down], f"{name}_diff"), clip], f"{name}_clipped")
+
+    # Step 0 is the reference the relative features are measured from: those are exactly 0 there,
+    # so only the absolute ones (the leading `absolute` columns: BLR) enter the first LSTM step.
+    absolute = form.absolute_features
+    first = step_sums[0]
+    step_features = [scale_and_clip(cut(first, 0, absolute, 2, "first_absolute"), absolute, "features0")]
+    if form.steps > 1:
+        relative_ref = node("Mul", [first, const("first_mask", form.first_mask.reshape(1, 1, -1))], "first_masked")
+        for t in range(1, form.steps):
+            step_features.append(scale_and_clip(node("Sub", [step_sums[t], relative_ref], f"centred{t}"),
+                                                n_features, f"features{t}"))
+    kernel = const("kernel", form.kernel)
+    input_kernel = const("input_kernel", form.kernel[:absolute])
+    bias = const("bias", form.bias.reshape(1, -1))
+    flat = const("flat", [1, n_features], np.int64)
+    column = const("column", [u, 1], np.int64)
+    h = c = None
+    for t in range(form.steps):
+        if t == 0:  # h0 = c0 = 0: the recurrent half and the forget term vanish
+            x_0 = node("Reshape", [step_features[0], const("flat0", [1, absolute], np.int64)], "x0")
+            z = node("Add", [node("MatMul", [x_0, input_kernel], "z0_mm"), bias], "z0")
+        else:
+            x_t = node("Reshape", [step_features[t], flat], f"x{t}")
+            joined = node("Add", [pad(x_t, 0, u, f"x{t}_pad"), pad(h, n_features, 0, f"h{t}_pad")], f"xh{t}")
+            z = node("Add", [node("MatMul", [joined, kernel], f"z{t}_mm"), bias], f"z{t}")
+        i = node("Sigmoid", [cut(z, 0, u, 1, f"i{t}_pre")], f"i{t}")
+        g = node("Tanh", [cut(z, 2 * u, 3 * u, 1, f"g{t}_pre")], f"g{t}")
+        o = node("Sigmoid", [cut(z, 3 * u, 4 * u, 1, f"o{t}_pre")], f"o{t}")
+        if c is None:  # no forget gate at step 0: there is nothing to forget
+            c = node("Mul", [i, g], f"c{t}")
+        else:  # f*c + i*g as one product over the pair axis: (u, 2) . (u, 2) -> (u,)
+            f = node("Sigmoid", [cut(z, u, 2 * u, 1, f"f{t}_pre")], f"f{t}")
+
+            def pair(a: str, b: str, name: str) -> str:
+                a2 = pad(node("Reshape", [a, column], f"{name}_a"), 0, 1, f"{name}_ap")
+                b2 = pad(node("Reshape", [b, column], f"{name}_b"), 1, 0, f"{name}_bp")
+                return node("Add", [a2, b2], name)
+
+            c = node("Reshape", [node("Einsum", [pair(f, i, f"gates{t}"), pair(c, g, f"values{t}")], f"c{t}_sum",
+                                      equation="jk,jk->j"), const(f"c{t}_shape", [1, u], np.int64)], f"c{t}")
+        h = node("Mul", [o, node("Tanh", [c], f"tanh_c{t}")], f"h{t}")
+    logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel)], "logit_mm"),
+                         const("dense_bias", form.dense_bias.reshape(1, -1))], "logit")
+    node("Sigmoid", [logit], "risk")
+    graph = helper.make_graph(
+        nodes, "sentinel_risk",
+        [helper.make_tensor_value_info(window_name, TensorProto.FLOAT, [1, rows, n_features])],
+        [helper.make_tensor_value_info("risk", TensorProto.FLOAT, [1, 1])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="sentinel",
+                              ir_version=8)  # what opset 13 needs; onnxruntime and tract read it
+    onnx.checker.check_model(model)
+    return model.SerializeToString(deterministic=True)

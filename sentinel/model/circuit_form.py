@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from sentinel.errors import ModelError
-from sentinel.model.network import SCALE_BITS
+from sentinel.model.network import FROM_FIRST_STEP, SCALE_BITS
 
 #: Bits each division step takes; exact at fixed-point scales >= this.
 DIVISION_STEP_BITS = 10
@@ -53,7 +53,8 @@ DIVISION_STEP_BITS = 10
 class CircuitForm:
     """Constants of the rewritten model, all derived from a trained Keras model."""
 
-    pool: np.ndarray  # (T, R) integers: step t's weight on window row r
+    steps_rows: tuple[tuple[int, int, int], ...]  # per LSTM step: first row, end row, integer weight L / n_t
+    window: int  # rows R of the input window
     first_mask: np.ndarray  # (F,) 1 where a feature is measured from the first step
     offset: np.ndarray  # (F,) subtracted from the scaled features: the BLR's mean * its scale, else 0
     multiplier: np.ndarray  # (F,) integers K; features = centred * K / 2**SCALE_BITS
@@ -74,7 +75,7 @@ class CircuitForm:
 
     @property
     def steps(self) -> int:
-        return int(self.pool.shape[0])
+        return len(self.steps_rows)
 
 
 def pooling_of(model: Any) -> tuple[tuple[int, int], ...]:
@@ -105,13 +106,11 @@ def circuit_form(model: Any) -> CircuitForm:
     pooling = pooling_of(model)
     window = sum(rows for rows, _ in pooling)
     lcm = math.lcm(*(pool for _, pool in pooling))
-    steps = [(rows // pool, pool) for rows, pool in pooling]
-    pool = np.zeros((sum(n for n, _ in steps), window), dtype=np.int64)
-    t, r = 0, 0
-    for count, size in steps:
-        for _ in range(count):
-            pool[t, r:r + size] = lcm // size
-            t, r = t + 1, r + size
+    steps_rows, start = [], 0
+    for rows, size in pooling:
+        for begin in range(start, start + rows, size):
+            steps_rows.append((begin, begin + size, lcm // size))
+        start += rows
     grid = lcm / 2.0**SCALE_BITS
     if features.scale_grid != grid:
         raise ModelError(f"the features layer's scale grid is {features.scale_grid:g}, the circuit form needs {grid:g} "
@@ -121,8 +120,9 @@ def circuit_form(model: Any) -> CircuitForm:
     kernel, recurrent, bias = (np.asarray(w, dtype=np.float64) for w in lstm.get_weights())
     dense_kernel, dense_bias = (np.asarray(w, dtype=np.float64) for w in risk.get_weights())
     return CircuitForm(
-        pool=pool,
-        first_mask=np.array([0, 1, 1, 1], dtype=np.int64),
+        steps_rows=tuple(steps_rows),
+        window=window,
+        first_mask=np.array(FROM_FIRST_STEP, dtype=np.int64),
         offset=np.array([features.mean[0] * scales[0], 0.0, 0.0, 0.0]),
         multiplier=multiplier,
         clip=float(features.clip),
@@ -166,18 +166,16 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
                               const(f"{name}_a", [axis], np.int64)], name)
 
     u, n_features = form.units, form.kernel.shape[0] - form.units
-    rows = form.pool.shape[1]
     # Pooling: each step sums its own rows (one addition per row; no product) and weighs the sum by
-    # the integer L / n_t (scale 0 in the circuit, so no rescale).
+    # the integer L / n_t (scale 0 in the circuit, so no rescale). Rows are gathered, not sliced:
+    # EZKL charges a Slice of the input its whole size (200 rows), a gather of constant rows nothing.
     step_sums = []
-    for t in range(form.steps):
-        weights = form.pool[t]
-        start, end = int(np.flatnonzero(weights)[0]), int(np.flatnonzero(weights)[-1]) + 1
+    for t, (start, end, weight) in enumerate(form.steps_rows):
         picked = node("Gather", [window_name, const(f"rows{t}_idx", np.arange(start, end), np.int64)], f"rows{t}", axis=1)
         total = node("ReduceSum", [picked, const(f"rows{t}_axis", [1], np.int64)],
                      f"sum{t}", keepdims=1)  # (1, 1, F)
-        if weights[start] != 1:
-            total = node("Mul", [total, const(f"sum{t}_weight", float(weights[start]))], f"pooled{t}")
+        if weight != 1:
+            total = node("Mul", [total, const(f"sum{t}_weight", float(weight))], f"pooled{t}")
         step_sums.append(total)
     multiplier = const("multiplier", form.multiplier.reshape(1, 1, -1))
     offset = const("offset", form.offset.reshape(1, 1, -1))
@@ -251,7 +249,7 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
     node("Sigmoid", [logit], "risk")
     graph = helper.make_graph(
         nodes, "sentinel_risk",
-        [helper.make_tensor_value_info(window_name, TensorProto.FLOAT, [1, rows, n_features])],
+        [helper.make_tensor_value_info(window_name, TensorProto.FLOAT, [1, form.window, n_features])],
         [helper.make_tensor_value_info("risk", TensorProto.FLOAT, [1, 1])],
         inits,
     )

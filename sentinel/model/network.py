@@ -61,6 +61,9 @@ def _keras():  # noqa: ANN202
 #: 2 % for the volumes: a fixed normalisation constant, trained with.
 SCALE_BITS = 20
 
+#: 1 where a feature is measured from the first pooled step (volumes, price), 0 where absolute (BLR).
+FROM_FIRST_STEP = (0.0, 1.0, 1.0, 1.0)
+
 
 def scale_grid(pooling: tuple[tuple[int, int], ...]) -> float:
     """The grid feature scale constants sit on for ``pooling`` (see :data:`SCALE_BITS`)."""
@@ -98,7 +101,7 @@ def window_features_layer():  # noqa: ANN201
         def call(self, x):  # noqa: ANN001, ANN201
             ops = keras.ops
             # Reference per feature: the BLR's training mean; the first step for volumes and price.
-            first = x[:, 0:1, :] * ops.convert_to_tensor([0.0, 1.0, 1.0, 1.0], dtype=x.dtype)
+            first = x[:, 0:1, :] * ops.convert_to_tensor(list(FROM_FIRST_STEP), dtype=x.dtype)
             reference = first + ops.convert_to_tensor([self.mean[0], 0.0, 0.0, 0.0], dtype=x.dtype)
             centred = x - reference
             features = centred * ops.convert_to_tensor(feature_scales(self.std, self.price_ref, self.scale_grid),

@@ -52,12 +52,14 @@ class ModelConfig:
     window: int = _f(50, "rows per window (the model's input length)")
     pooling: str = _f(
         "40:40,8:4,2:2",
-        "ROWS:POOL segments, oldest first, averaging POOL rows into one LSTM step (coarse past, fine present)",
+        "ROWS:POOL segments, oldest first, averaging POOL rows into one step (coarse past, fine present); "
+        "the first step is the baseline the others are measured from, the LSTM runs over the rest",
     )
     units: int = _f(8, "LSTM units")
     feature_clip: float = _f(4.0, "clip features to +-this (0 = off): bounds gate pre-activations, so lookup tables")
     preactivation_bound: float = _f(
-        15.0, "bound on every sigmoid/tanh input, enforced on the weights (0 = off): sizes the circuit's lookup tables"
+        15.0, "bound on every sigmoid input, enforced on the weights (0 = off; the candidate gate's tanh gets half): "
+        "the circuit computes sigmoid(x) = (1 + tanh(x/2)) / 2, so its one lookup table spans half of it"
     )
     output_bound: float = _f(
         0.0,
@@ -95,8 +97,8 @@ class CircuitConfig:
     scales: str = _f("10", "comma-separated scales calibration may pick from ('' = EZKL's default range); measured in docs/circuit-sweep.md")
     max_logrows: int = _f(0, "cap on logrows in calibration (0 = no cap)")
     lookup_columns: int = _f(
-        1, "max columns for the sigmoid/tanh table: 2 lets a table over 16k entries fit 2^14 rows when the "
-        "circuit's rows do; each column grows the verifier (+2.2 KB; docs/circuit-sweep.md 9)"
+        1, "max columns for the tanh lookup table: 2 lets a table over 16k entries fit 2^14 rows when the "
+        "circuit's rows do; each column grows the verifier and the prover's work (docs/circuit-sweep.md 10)"
     )
     calibration_windows: int = _f(16, "test windows used to calibrate (crash and healthy)")
     fidelity_windows: int = _f(64, "test windows whose circuit score is compared with onnxruntime")
@@ -373,6 +375,8 @@ def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:
         segments.append(segment)
     if sum(r for r, _ in segments) != window:
         raise ConfigError(f"model.pooling '{text}' covers {sum(r for r, _ in segments)} rows, the window has {window}")
+    if sum(r // p for r, p in segments) < 2:
+        raise ConfigError(f"model.pooling '{text}' gives 1 step; steps must be at least 2 (the first is the baseline)")
     return tuple(segments)
 
 

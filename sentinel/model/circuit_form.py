@@ -20,12 +20,22 @@ form where each quantity is rescaled once:
   two exact fixed-point steps of ``2**-10``, which EZKL rescales once (the
   traced model rescaled four times; a single ``1/std`` constant would round
   to a few quanta); the clip is ``relu(x + a) - relu(x - a) - a``;
-- step 0 is the reference the volume and price features are measured from,
-  so only the BLR enters it, and it has no forget gate (``c_0 = 0``);
+- the baseline step is no LSTM step: its scaled BLR joins each LSTM step's
+  features by padding and adding (no product);
+- the first LSTM step starts from ``h = c = 0``, so it has no recurrent
+  product and no forget gate;
 - each later LSTM step computes its pre-activations as one product
   ``[x, h] . [W; U]`` (one rescale per gate element instead of two);
 - the cell update ``f*c + i*g`` is one product summed over the pair axis,
-  ``[f, i] . [c, g]`` (one rescale per unit instead of two).
+  ``[f, i] . [c, g]`` (one rescale per unit instead of two);
+- every ``sigmoid(x)`` is ``(1 + tanh(x / 2)) / 2``: the halving of ``x``
+  is folded into the weights, and the outer halving into the next product
+  (the gate is scaled by the integer 2**9 and one exact ``2**-10`` step,
+  which EZKL rescales together with that product). So the circuit has one
+  lookup table, a tanh table over half the sigmoid bound, where it had a
+  sigmoid and a tanh table over the whole bound; the model holds the
+  candidate gate to half the bound
+  (:data:`sentinel.model.network.CANDIDATE_SHARE`) so that its tanh fits it.
 
 Only two-operand products: EZKL 23.0.5 lays out a three-operand ``Einsum``
 with constraints its witness does not satisfy (docs/circuit-sweep.md, 9).
@@ -53,13 +63,13 @@ DIVISION_STEP_BITS = 10
 class CircuitForm:
     """Constants of the rewritten model, all derived from a trained Keras model."""
 
-    steps_rows: tuple[tuple[int, int, int], ...]  # per LSTM step: first row, end row, integer weight L / n_t
+    steps_rows: tuple[tuple[int, int, int], ...]  # per pooled step (the baseline first): first row, end row, L / n_t
     window: int  # rows R of the input window
-    first_mask: np.ndarray  # (F,) 1 where a feature is measured from the first step
+    first_mask: np.ndarray  # (F,) 1 where a raw feature is measured from the baseline step
     offset: np.ndarray  # (F,) subtracted from the scaled features: the BLR's mean * its scale, else 0
     multiplier: np.ndarray  # (F,) integers K; features = centred * K / 2**SCALE_BITS
     clip: float
-    kernel: np.ndarray  # (F + u, 4u): [W; U]
+    kernel: np.ndarray  # (F + 1 + u, 4u): [W; U], W's last row for the baseline's BLR
     bias: np.ndarray  # (4u,)
     dense_kernel: np.ndarray  # (u, 1)
     dense_bias: np.ndarray  # (1,)
@@ -75,7 +85,8 @@ class CircuitForm:
 
     @property
     def steps(self) -> int:
-        return len(self.steps_rows)
+        """LSTM steps (the pooled steps after the baseline)."""
+        return len(self.steps_rows) - 1
 
 
 def pooling_of(model: Any) -> tuple[tuple[int, int], ...]:
@@ -112,6 +123,9 @@ def circuit_form(model: Any) -> CircuitForm:
             steps_rows.append((begin, begin + size, lcm // size))
         start += rows
     grid = lcm / 2.0**SCALE_BITS
+    if not getattr(features, "baseline", False):
+        raise ModelError("the model runs its LSTM over the baseline step too: a model from before the baseline "
+                         "became context (circuit form); retrain it")
     if features.scale_grid != grid:
         raise ModelError(f"the features layer's scale grid is {features.scale_grid:g}, the circuit form needs {grid:g} "
                          f"(L {lcm} / 2**{SCALE_BITS}): a model from before the circuit form; retrain it")
@@ -165,7 +179,8 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
         return node("Slice", [x, const(f"{name}_s", [start], np.int64), const(f"{name}_e", [end], np.int64),
                               const(f"{name}_a", [axis], np.int64)], name)
 
-    u, n_features = form.units, form.kernel.shape[0] - form.units
+    u, n_inputs = form.units, form.kernel.shape[0] - form.units  # n_inputs: raw features + the baseline's BLR
+    n_features = len(form.first_mask)
     # Pooling: each step sums its own rows (one addition per row; no product) and weighs the sum by
     # the integer L / n_t (scale 0 in the circuit, so no rescale). Rows are gathered, not sliced:
     # EZKL charges a Slice of the input its whole size (200 rows), a gather of constant rows nothing.
@@ -204,49 +219,67 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
         down = node("Relu", [node("Sub", [out, clip], f"{name}_down")], f"{name}_relu_down")
         return node("Sub", [node("Sub", [up, down], f"{name}_diff"), clip], f"{name}_clipped")
 
-    # Step 0 is the reference the relative features are measured from: those are exactly 0 there,
-    # so only the absolute ones (the leading `absolute` columns: BLR) enter the first LSTM step.
+    # The baseline step is the reference the relative features are measured from (they are 0 there);
+    # only its absolute features (the leading `absolute` columns: BLR) are used, as context.
     absolute = form.absolute_features
     first = step_sums[0]
-    step_features = [scale_and_clip(cut(first, 0, absolute, 2, "first_absolute"), absolute, "features0")]
-    if form.steps > 1:
-        relative_ref = node("Mul", [first, const("first_mask", form.first_mask.reshape(1, 1, -1))], "first_masked")
-        for t in range(1, form.steps):
-            step_features.append(scale_and_clip(node("Sub", [step_sums[t], relative_ref], f"centred{t}"),
-                                                n_features, f"features{t}"))
-    kernel = const("kernel", form.kernel)
-    input_kernel = const("input_kernel", form.kernel[:absolute])
-    bias = const("bias", form.bias.reshape(1, -1))
+    base = scale_and_clip(cut(first, 0, absolute, 2, "base_absolute"), absolute, "base_features")
+    base_padded = pad(node("Reshape", [base, const("base_flat", [1, absolute], np.int64)], "base"),
+                      n_features, 0, "base_pad")  # (1, n_inputs): zeros, then the baseline's BLR
+    relative_ref = node("Mul", [first, const("first_mask", form.first_mask.reshape(1, 1, -1))], "first_masked")
     flat = const("flat", [1, n_features], np.int64)
     column = const("column", [u, 1], np.int64)
+    one, half_unit = const("one", 1.0), const("half_unit", float(2 ** (DIVISION_STEP_BITS - 1)))
+    step = shifts[0]  # 2**-10: one quantum, an exact step EZKL rescales with the next product
+
+    # sigmoid(z) = (1 + tanh(z / 2)) / 2: halve the sigmoid gates' columns here (Keras order i, f, g, o).
+    halved = np.full(4 * u, 0.5)
+    halved[2 * u:3 * u] = 1.0
+    kernel = const("kernel", form.kernel * halved)
+    input_kernel = const("input_kernel", form.kernel[:n_inputs] * halved)
+    bias = const("bias", (form.bias * halved).reshape(1, -1))
+
+    def scaled_gate(z_half: str, name: str) -> str:
+        """``2**10 * sigmoid(z)`` from ``z / 2``: ``(1 + tanh(z / 2)) * 2**9`` (an integer: no rescale)."""
+        t = node("Add", [node("Tanh", [z_half], f"{name}_tanh"), one], f"{name}_twice")
+        return node("Mul", [t, half_unit], f"{name}_scaled")
+
+    def gate(z_half: str, name: str) -> str:
+        """``sigmoid(z)`` one fixed-point scale up: the 2**-10 step only raises the scale, so the
+        division happens in the rescale the gate's product needs anyway."""
+        return node("Mul", [scaled_gate(z_half, name), step], name)
+
+    def pair(a: str, b: str, name: str) -> str:
+        """``(u,)`` and ``(u,)`` -> ``(u, 2)``, joined by padding and adding."""
+        a2 = pad(node("Reshape", [a, column], f"{name}_a"), 0, 1, f"{name}_ap")
+        b2 = pad(node("Reshape", [b, column], f"{name}_b"), 1, 0, f"{name}_bp")
+        return node("Add", [a2, b2], name)
+
     h = c = None
-    for t in range(form.steps):
-        if t == 0:  # h0 = c0 = 0: the recurrent half and the forget term vanish
-            x_0 = node("Reshape", [step_features[0], const("flat0", [1, absolute], np.int64)], "x0")
-            z = node("Add", [node("MatMul", [x_0, input_kernel], "z0_mm"), bias], "z0")
+    for t in range(1, form.steps + 1):
+        features = scale_and_clip(node("Sub", [step_sums[t], relative_ref], f"centred{t}"), n_features, f"features{t}")
+        x_t = node("Add", [pad(node("Reshape", [features, flat], f"x{t}_flat"), 0, n_inputs - n_features, f"x{t}_pad"),
+                           base_padded], f"x{t}")
+        if h is None:  # the first LSTM step starts from h = c = 0: no recurrent product, nothing to forget
+            z = node("Add", [node("MatMul", [x_t, input_kernel], f"z{t}_mm"), bias], f"z{t}")
         else:
-            x_t = node("Reshape", [step_features[t], flat], f"x{t}")
-            joined = node("Add", [pad(x_t, 0, u, f"x{t}_pad"), pad(h, n_features, 0, f"h{t}_pad")], f"xh{t}")
+            joined = node("Add", [pad(x_t, 0, u, f"x{t}_xpad"), pad(h, n_inputs, 0, f"h{t}_pad")], f"xh{t}")
             z = node("Add", [node("MatMul", [joined, kernel], f"z{t}_mm"), bias], f"z{t}")
-        i = node("Sigmoid", [cut(z, 0, u, 1, f"i{t}_pre")], f"i{t}")
         g = node("Tanh", [cut(z, 2 * u, 3 * u, 1, f"g{t}_pre")], f"g{t}")
-        o = node("Sigmoid", [cut(z, 3 * u, 4 * u, 1, f"o{t}_pre")], f"o{t}")
-        if c is None:  # no forget gate at step 0: there is nothing to forget
-            c = node("Mul", [i, g], f"c{t}")
+        o = gate(cut(z, 3 * u, 4 * u, 1, f"o{t}_half"), f"o{t}")
+        if c is None:
+            c = node("Mul", [gate(cut(z, 0, u, 1, f"i{t}_half"), f"i{t}"), g], f"c{t}")
         else:  # f*c + i*g as one product over the pair axis: (u, 2) . (u, 2) -> (u,)
-            f = node("Sigmoid", [cut(z, u, 2 * u, 1, f"f{t}_pre")], f"f{t}")
-
-            def pair(a: str, b: str, name: str) -> str:
-                a2 = pad(node("Reshape", [a, column], f"{name}_a"), 0, 1, f"{name}_ap")
-                b2 = pad(node("Reshape", [b, column], f"{name}_b"), 1, 0, f"{name}_bp")
-                return node("Add", [a2, b2], name)
-
-            c = node("Reshape", [node("Einsum", [pair(f, i, f"gates{t}"), pair(c, g, f"values{t}")], f"c{t}_sum",
+            # Pair the gates before their 2**-10 step: an addition at the raised scale would be rescaled.
+            gates = node("Mul", [pair(scaled_gate(cut(z, u, 2 * u, 1, f"f{t}_half"), f"f{t}"),
+                                      scaled_gate(cut(z, 0, u, 1, f"i{t}_half"), f"i{t}"), f"gates{t}_scaled"),
+                                 step], f"gates{t}")
+            c = node("Reshape", [node("Einsum", [gates, pair(c, g, f"values{t}")], f"c{t}_sum",
                                       equation="jk,jk->j"), const(f"c{t}_shape", [1, u], np.int64)], f"c{t}")
         h = node("Mul", [o, node("Tanh", [c], f"tanh_c{t}")], f"h{t}")
-    logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel)], "logit_mm"),
-                         const("dense_bias", form.dense_bias.reshape(1, -1))], "logit")
-    node("Sigmoid", [logit], "risk")
+    half_logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel / 2)], "logit_mm"),
+                              const("dense_bias", form.dense_bias.reshape(1, -1) / 2)], "half_logit")
+    node("Mul", [node("Add", [node("Tanh", [half_logit], "risk_tanh"), one], "risk_twice"), const("half", 0.5)], "risk")
     graph = helper.make_graph(
         nodes, "sentinel_risk",
         [helper.make_tensor_value_info(window_name, TensorProto.FLOAT, [1, form.window, n_features])],

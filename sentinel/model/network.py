@@ -5,25 +5,31 @@ graph, so it is exported to ONNX and proven inside the circuit:
 
 1. Multi-resolution average pooling (``model.pooling``, default
    ``40:40,8:4,2:2``): the oldest 40 rows become one baseline step, the
-   newest 10 rows steps of 4, 4 and 2, so the LSTM runs 4 steps yet sees the
-   present almost row by row. Proving cost grows with recurrent steps;
-   averaging is linear and cheap, and pooling first leaves 16 values, not
-   200, for the feature layer.
+   newest 10 rows steps of 4, 4 and 2, so the model sees the present almost
+   row by row. Proving cost grows with recurrent steps; averaging is linear
+   and cheap, and pooling first leaves 16 values, not 200, for the feature
+   layer.
 2. ``WindowFeatures`` (fixed constants fitted on training rows only): blr is
    standardised, ``(blr - mean) / std``; buy and sell volume become their
-   change since the first step in training standard deviations (depth flows,
-   free of the slowly wandering depth level); mid price becomes its change
-   since the first step in percent of the training median price. The scale
-   constants sit on a grid (:data:`SCALE_BITS`) so that the circuit applies
-   them exactly as an integer multiply and two fixed-point shifts. All
-   linear: no lookup tables, so raw prices of 60,000 cost nothing extra.
+   change since the first (baseline) step in training standard deviations
+   (depth flows, free of the slowly wandering depth level); mid price
+   becomes its change since the baseline in percent of the training median
+   price. The baseline step itself is context, not a recurrent step: its
+   BLR joins every later step as a fifth feature, so the LSTM runs one step
+   fewer (default 3) and sees where depth stood before the recent rows. The
+   scale constants sit on a grid (:data:`SCALE_BITS`) so that the circuit
+   applies them exactly as an integer multiply and two fixed-point shifts.
+   All linear: no lookup tables, so raw prices of 60,000 cost nothing extra.
 3. ``LSTM(units, unroll=True)`` (unrolled: the circuit has no loops; the
    export writes each step out, :mod:`sentinel.model.circuit_form`). Its
    weights are constrained (L1 norm per gate column, |bias|) so that, with
-   features clipped, no gate pre-activation can exceed
-   ``model.preactivation_bound``; :func:`activation_bound` computes the exact
-   bound from the trained weights, and the circuit sizes its sigmoid/tanh
-   lookup tables from it instead of from what calibration happened to see.
+   features clipped, no sigmoid input can exceed
+   ``model.preactivation_bound``. The candidate gate is held to half that:
+   the circuit computes ``sigmoid(x)`` as ``(1 + tanh(x / 2)) / 2`` and so
+   needs one tanh lookup table over half the bound.
+   :func:`activation_bound` computes the exact bound from the trained
+   weights, and the circuit sizes that table from it instead of from what
+   calibration happened to see.
 4. ``Dense(1, sigmoid)``, its pre-activation bounded the same way, or tighter
    (``model.output_bound``): the L1 norm of its weights multiplies the hidden
    state's fixed-point rounding into the score, so it sets the circuit's
@@ -64,6 +70,11 @@ SCALE_BITS = 20
 #: 1 where a feature is measured from the first pooled step (volumes, price), 0 where absolute (BLR).
 FROM_FIRST_STEP = (0.0, 1.0, 1.0, 1.0)
 
+#: The candidate gate's share of the pre-activation bound. The circuit computes
+#: ``sigmoid(x) = (1 + tanh(x / 2)) / 2``, so its one tanh table spans half the
+#: bound; the candidate gate's ``tanh(g)`` must fit that same table.
+CANDIDATE_SHARE = 0.5
+
 
 def scale_grid(pooling: tuple[tuple[int, int], ...]) -> float:
     """The grid feature scale constants sit on for ``pooling`` (see :data:`SCALE_BITS`)."""
@@ -90,13 +101,16 @@ def window_features_layer():  # noqa: ANN201
         """Fixed, linear feature transform on pooled steps (see module doc)."""
 
         def __init__(self, mean: list[float], std: list[float], price_ref: float, clip: float = 0.0,
-                     scale_grid: float = 0.0, **kwargs: Any) -> None:
+                     scale_grid: float = 0.0, baseline: bool = False, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.mean = [float(v) for v in mean]
             self.std = [float(v) for v in std]
             self.price_ref = float(price_ref)
             self.clip = float(clip)
             self.scale_grid = float(scale_grid)
+            # True: the first step is context, not an LSTM step (its BLR joins every later step).
+            # False: models from before that change, every step an LSTM step.
+            self.baseline = bool(baseline)
 
         def call(self, x):  # noqa: ANN001, ANN201
             ops = keras.ops
@@ -107,12 +121,19 @@ def window_features_layer():  # noqa: ANN201
             features = centred * ops.convert_to_tensor(feature_scales(self.std, self.price_ref, self.scale_grid),
                                                          dtype=x.dtype)
             # Bounded features bound the LSTM's gate pre-activations, hence the
-            # circuit's sigmoid/tanh lookup table (its size sets the proof's rows).
-            return ops.clip(features, -self.clip, self.clip) if self.clip > 0 else features
+            # circuit's lookup table (its size sets the proof's rows).
+            if self.clip > 0:
+                features = ops.clip(features, -self.clip, self.clip)
+            if not self.baseline:
+                return features
+            later = features[:, 1:, :]
+            # The baseline's absolute feature (BLR, column 0 of FROM_FIRST_STEP), repeated per later step.
+            base_blr = ops.zeros_like(later[:, :, 0:1]) + features[:, 0:1, 0:1]  # (batch, steps - 1, 1)
+            return ops.concatenate([later, base_blr], axis=-1)
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "mean": self.mean, "std": self.std, "price_ref": self.price_ref,
-                    "clip": self.clip, "scale_grid": self.scale_grid}
+                    "clip": self.clip, "scale_grid": self.scale_grid, "baseline": self.baseline}
 
     return WindowFeatures
 
@@ -129,28 +150,30 @@ def bound_constraints():  # noqa: ANN201
 
     @keras.saving.register_keras_serializable(package="sentinel")
     class L1ColumnBound(keras.constraints.Constraint):
-        """Scale each column down so its L1 norm is at most ``bound``."""
+        """Scale each column down so its L1 norm is at most ``bound`` (one number, or one per column)."""
 
-        def __init__(self, bound: float) -> None:
-            self.bound = float(bound)
+        def __init__(self, bound: float | list[float]) -> None:
+            self.bound = [float(b) for b in bound] if isinstance(bound, (list, tuple)) else float(bound)
 
         def __call__(self, w):  # noqa: ANN001, ANN204
             ops = keras.ops
             norms = ops.sum(ops.abs(w), axis=0, keepdims=True)
-            return w * ops.minimum(1.0, self.bound / ops.maximum(norms, 1e-12))
+            bound = ops.convert_to_tensor(self.bound, dtype=w.dtype)
+            return w * ops.minimum(1.0, bound / ops.maximum(norms, 1e-12))
 
         def get_config(self) -> dict[str, Any]:
             return {"bound": self.bound}
 
     @keras.saving.register_keras_serializable(package="sentinel")
     class AbsBound(keras.constraints.Constraint):
-        """Clip every entry to +-``bound``."""
+        """Clip every entry to +-``bound`` (one number, or one per entry)."""
 
-        def __init__(self, bound: float) -> None:
-            self.bound = float(bound)
+        def __init__(self, bound: float | list[float]) -> None:
+            self.bound = [float(b) for b in bound] if isinstance(bound, (list, tuple)) else float(bound)
 
         def __call__(self, w):  # noqa: ANN001, ANN204
-            return keras.ops.clip(w, -self.bound, self.bound)
+            bound = keras.ops.convert_to_tensor(self.bound, dtype=w.dtype)
+            return keras.ops.clip(w, -bound, bound)
 
         def get_config(self) -> dict[str, Any]:
             return {"bound": self.bound}
@@ -160,7 +183,7 @@ def bound_constraints():  # noqa: ANN201
 
 def activation_bound(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray, dense_kernel: np.ndarray,
                      dense_bias: np.ndarray, feature_clip: float, steps: int) -> dict[str, float]:
-    """Largest |input| any sigmoid or tanh of the model can see, from its weights alone.
+    """Largest |input| the circuit's lookup table can see, from the model's weights alone.
 
     ``kernel`` (F, 4u), ``recurrent`` (u, 4u), ``bias`` (4u,) are the LSTM's;
     ``dense_kernel`` (u, 1), ``dense_bias`` (1,) the output layer's. With
@@ -168,29 +191,34 @@ def activation_bound(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray
     pre-activation is at most ``clip * sum|W[:, j]| + sum|U[:, j]| + |b[j]|``;
     the cell state obeys ``|c_t| <= sigmoid(F) |c_(t-1)| + sigmoid(I) tanh(G)``
     with those gate bounds, so it stays below ``steps``; the output
-    pre-activation is at most ``sum|w| + |b|``. The circuit's lookup
-    tables are sized from the maximum, so every window is provable by
-    construction rather than by what calibration happened to see.
+    pre-activation is at most ``sum|w| + |b|``. The circuit computes every
+    ``sigmoid(x)`` as ``(1 + tanh(x / 2)) / 2``, so its one lookup table is
+    a tanh table whose inputs are the halved sigmoid inputs, the candidate
+    gate and the cell state. ``max`` sizes that table, so every window is
+    provable by construction rather than by what calibration happened to
+    see.
     """
     if not feature_clip > 0:
         raise ValueError("an activation bound needs clipped features (feature_clip > 0)")
     per_column = feature_clip * np.abs(kernel).sum(axis=0) + np.abs(recurrent).sum(axis=0) + np.abs(bias)
     units = recurrent.shape[0]
-    i_max, f_max, g_max = (per_column[k * units:(k + 1) * units] for k in range(3))  # Keras order i, f, g, o
+    i_max, f_max, g_max, o_max = (per_column[k * units:(k + 1) * units] for k in range(4))  # Keras order i, f, g, o
     sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     cell = np.zeros(units)
     for _ in range(steps):  # |c_t| <= f_max |c_{t-1}| + i_max * g_max, per unit
         cell = sigmoid(f_max) * cell + sigmoid(i_max) * np.tanh(g_max)
-    gate = float(per_column.max())
+    gate = float(max(i_max.max(), f_max.max(), o_max.max()))
+    candidate, cell_max = float(g_max.max()), float(cell.max())
     output = float(np.abs(dense_kernel).sum() + np.abs(dense_bias).sum())
-    return {"gate": gate, "cell": float(cell.max()), "output": output, "max": max(gate, float(cell.max()), output)}
+    return {"gate": gate, "candidate": candidate, "cell": cell_max, "output": output,
+            "max": max(gate / 2, candidate, cell_max, output / 2)}
 
 
 def model_activation_bound(model: Any, feature_clip: float) -> dict[str, float]:
     """:func:`activation_bound` of a built Sentinel model (its ``lstm`` and ``risk`` layers)."""
     kernel, recurrent, bias = (np.asarray(w) for w in model.get_layer("lstm").get_weights())
     dense_kernel, dense_bias = (np.asarray(w) for w in model.get_layer("risk").get_weights())
-    steps = int(model.get_layer("lstm").input.shape[1])
+    steps = int(model.get_layer("lstm").input.shape[1])  # the LSTM's own steps (the baseline is not one)
     return activation_bound(kernel, recurrent, bias, dense_kernel, dense_bias, feature_clip, steps)
 
 
@@ -200,9 +228,12 @@ def build_model(
 ):  # noqa: ANN201
     """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows.
 
+    The first pooled step is the baseline (see the module doc): ``pooling``
+    must give at least two steps, and the LSTM runs over all but the first.
     ``preactivation_bound`` > 0 constrains the weights (L1 per gate column,
-    |bias|; split by :data:`BOUND_SHARES`) so that every gate and output
-    pre-activation stays within it for features clipped to +-``clip``.
+    |bias|; split by :data:`BOUND_SHARES`) so that every sigmoid gate and the
+    output pre-activation stay within it for features clipped to +-``clip``,
+    and the candidate gate within :data:`CANDIDATE_SHARE` of it.
     ``output_bound`` > 0 bounds the output layer tighter: its L1 norm
     multiplies the hidden state's fixed-point rounding into the score.
     """
@@ -218,8 +249,11 @@ def build_model(
             segment = keras.layers.AveragePooling1D(pool_size=pool, name=f"pool_{i}")(segment)
         steps.append(segment)
         start += rows
+    n_steps = sum(rows // pool for rows, pool in pooling)
+    if n_steps < 2:
+        raise ValueError(f"pooling {pooling} gives {n_steps} step; the model needs a baseline step and at least one more")
     x = steps[0] if len(steps) == 1 else keras.layers.Concatenate(axis=1, name="steps")(steps)
-    x = WindowFeatures(list(mean), list(std), price_ref, clip, scale_grid(pooling), name="features")(x)
+    x = WindowFeatures(list(mean), list(std), price_ref, clip, scale_grid(pooling), baseline=True, name="features")(x)
     constraints: dict[str, Any] = {}
     dense_constraints: dict[str, Any] = {}
     if preactivation_bound > 0:
@@ -227,10 +261,12 @@ def build_model(
             raise ValueError("preactivation_bound needs feature_clip > 0 (unclipped features are unbounded)")
         L1ColumnBound, AbsBound = bound_constraints()
         b, share = preactivation_bound, BOUND_SHARES
+        # Per gate column, Keras order i, f, g, o: the candidate g gets CANDIDATE_SHARE of the bound.
+        column = np.repeat([1.0, 1.0, CANDIDATE_SHARE, 1.0], units) * b
         constraints = {
-            "kernel_constraint": L1ColumnBound(b * share["kernel"] / clip),
-            "recurrent_constraint": L1ColumnBound(b * share["recurrent"]),
-            "bias_constraint": AbsBound(b * share["bias"]),
+            "kernel_constraint": L1ColumnBound((column * share["kernel"] / clip).tolist()),
+            "recurrent_constraint": L1ColumnBound((column * share["recurrent"]).tolist()),
+            "bias_constraint": AbsBound((column * share["bias"]).tolist()),
         }
         out = output_bound if output_bound > 0 else b
         dense_constraints = {

@@ -167,13 +167,14 @@ def run_training(
     card = {
         "card_version": CARD_VERSION,
         "model": {
-            "architecture": f"AveragePooling({c.pooling}) -> WindowFeatures(clip {c.feature_clip:g}) -> "
-                            f"LSTM({c.units}, unroll) -> Dense(1, sigmoid)",
+            "architecture": f"AveragePooling({c.pooling}) -> WindowFeatures(clip {c.feature_clip:g}; "
+                            f"first step as baseline) -> LSTM({c.units}, unroll) -> Dense(1, sigmoid)",
             "input": {"shape": [1, c.window, 4], "features": ["blr", "buy_volume", "sell_volume", "mid_price"],
                       "dtype": "float32", "onnx_input": "window"},
             "output": "crash risk in [0, 1]",
             "parameters": result.parameters,
-            # Largest sigmoid/tanh input any window can produce (from the weights): sizes the circuit's tables.
+            # Largest lookup-table input any window can produce, from the weights (the circuit's
+            # sigmoid runs through its tanh table): sizes that table.
             "activation_bound": model_activation_bound(result.model, c.feature_clip) if c.feature_clip > 0 else None,
             "normalisation": result.normalisation.to_dict(),
             "keras_sha256": sha256_file(layout.keras_model),

@@ -141,19 +141,19 @@ def _fidelity(workdir: Path, compiled: Path, onnx: Path, windows: np.ndarray) ->
 #: and EZKL's padding), with room to spare.
 RESERVED_ROWS = 32
 #: Slack on the proven activation bound for fixed-point rounding on the way
-#: to a sigmoid/tanh (a few quanta per product, relative and absolute).
+#: to a lookup (a few quanta per product, relative and absolute).
 BOUND_SLACK = (0.02, 64)
 
 
 def size_lookup_tables(run_args: dict[str, Any], num_rows: int, bound: float, max_columns: int = 1) -> dict[str, Any]:
     """Lookup range and logrows from the model's proven activation bound.
 
-    Calibration sizes the sigmoid/tanh table from the values it happened to see
+    Calibration sizes the lookup table from the values it happened to see
     (plus a margin), which both wastes rows and leaves unseen windows
-    unprovable. The model's weights bound every sigmoid/tanh input by
+    unprovable. The model's weights bound every lookup input by
     ``bound`` (:func:`sentinel.model.network.activation_bound`), so the table
     is ``+-bound * 2**scale`` plus rounding slack. logrows is the smallest
-    that holds the circuit's rows, the range-check table, and the sigmoid/tanh
+    that holds the circuit's rows, the range-check table, and the lookup
     table laid over at most ``max_columns`` columns. More columns prove faster
     than more rows but grow the Solidity verifier (docs/circuit-sweep.md).
     """
@@ -167,7 +167,7 @@ def size_lookup_tables(run_args: dict[str, Any], num_rows: int, bound: float, ma
 
 
 def table_columns(run_args: dict[str, Any]) -> int:
-    """Columns the sigmoid/tanh table spans at the settings' logrows."""
+    """Columns the lookup table spans at the settings' logrows."""
     low, high = run_args["lookup_range"]
     return math.ceil((high - low + 1) / (2 ** int(run_args["logrows"]) - RESERVED_ROWS))
 
@@ -228,7 +228,7 @@ def build_circuit(
             calibrated["run_args"] = size_lookup_tables(calibrated["run_args"], calibrated["num_rows"], bound,
                                                         circuit.lookup_columns)
             settings.write_text(json.dumps(calibrated))
-            say("tables", f"sigmoid/tanh table from the proven bound {bound:.2f}: "
+            say("tables", f"lookup table from the proven bound {bound:.2f}: "
                           f"range {calibrated['run_args']['lookup_range']}, 2^{calibrated['run_args']['logrows']} rows, "
                           f"{table_columns(calibrated['run_args'])} column(s)")
         seconds["calibrate"] = time.perf_counter() - t

@@ -131,9 +131,12 @@ def test_weight_constraints_enforce_the_activation_bound(output_bound):
         layer.set_weights(kept)
     reached = model_activation_bound(model, clip)
     assert reached["gate"] <= bound * (1 + 1e-5)
+    assert reached["candidate"] <= bound / 2 * (1 + 1e-5)  # tanh(g) fits the table the halved sigmoids need
+    assert reached["max"] <= bound / 2 * (1 + 1e-5)
     assert reached["output"] <= (output_bound or bound) * (1 + 1e-5)
     # The random proposals were far outside: the constraints did the work, the bounds are nearly met.
     assert reached["gate"] > 0.9 * bound
+    assert reached["candidate"] > 0.9 * bound / 2
     assert reached["output"] > 0.9 * (output_bound or bound)
 
 
@@ -169,6 +172,7 @@ def test_circuit_form_computes_the_keras_model(pooling):
     payload = onnx_bytes(model, 50)
     # EZKL's optimiser splits a product over a Concat into one per part: the form must not use one.
     assert "Concat" not in op_types(payload) and "Einsum" in op_types(payload)
+    assert "Sigmoid" not in op_types(payload)  # sigmoid(x) = (1 + tanh(x / 2)) / 2: one lookup table
     x = _market_windows(64, seed=11)
     keras_scores = np.asarray(model.predict(x, verbose=0))[:, 0]
     ort_scores = onnx_scores(payload, x)
@@ -182,4 +186,13 @@ def test_circuit_form_refuses_a_model_off_the_scale_grid():
     model = _random_sentinel_model()
     model.get_layer("features").scale_grid = 0.0  # as saved before the circuit form
     with pytest.raises(ModelError, match="retrain"):
+        circuit_form(model)
+
+
+def test_circuit_form_refuses_a_model_without_a_baseline_step():
+    from sentinel.model.circuit_form import circuit_form
+
+    model = _random_sentinel_model()
+    model.get_layer("features").baseline = False  # as saved when the LSTM ran over the baseline step too
+    with pytest.raises(ModelError, match="baseline.*retrain"):
         circuit_form(model)

@@ -14,18 +14,22 @@ def _lstm(rng: np.random.Generator, features: int = 4, units: int = 3):  # noqa:
             rng.normal(size=(units, 1)), rng.normal(size=1))
 
 
-def _sigmoid_inputs(kernel, recurrent, bias, dense_kernel, dense_bias, x):  # noqa: ANN001, ANN202
-    """Every sigmoid/tanh input of an LSTM + Dense run over x (steps, features), in float64."""
+def _table_inputs(kernel, recurrent, bias, dense_kernel, dense_bias, x):  # noqa: ANN001, ANN202
+    """Every lookup-table input of an LSTM + Dense run over x (steps, features), in float64.
+
+    The circuit computes sigmoid(v) as (1 + tanh(v / 2)) / 2 with one tanh table: the sigmoid gates and
+    the output enter it halved, the candidate gate and the cell state as they are.
+    """
     units = recurrent.shape[0]
     h, c, seen = np.zeros(units), np.zeros(units), []
     for step in x:
         z = step @ kernel + h @ recurrent + bias
-        seen.append(z)
         i, f, g, o = (z[k * units:(k + 1) * units] for k in range(4))
+        seen.extend([i / 2, f / 2, o / 2, g])
         c = 1 / (1 + np.exp(-f)) * c + 1 / (1 + np.exp(-i)) * np.tanh(g)
         seen.append(c)
         h = 1 / (1 + np.exp(-o)) * np.tanh(c)
-    seen.append(h @ dense_kernel + dense_bias)
+    seen.append((h @ dense_kernel + dense_bias) / 2)
     return np.concatenate(seen)
 
 
@@ -36,9 +40,9 @@ def test_bound_holds_for_adversarial_windows() -> None:
     worst = 0.0
     for _ in range(300):
         x = rng.choice([-4.0, 4.0], size=(6, 4)) * rng.uniform(0.5, 1.0, size=(6, 4))  # extremes of the clip
-        worst = max(worst, float(np.max(np.abs(_sigmoid_inputs(*weights, x)))))
+        worst = max(worst, float(np.max(np.abs(_table_inputs(*weights, x)))))
     assert worst <= bound["max"]
-    assert worst > 0.5 * bound["gate"]  # the bound is not vacuous
+    assert worst > 0.5 * bound["max"]  # the bound is not vacuous
     assert bound["cell"] < 6  # tighter than one per step
 
 
@@ -48,10 +52,11 @@ def test_bound_is_reached_by_the_worst_window() -> None:
     bias = np.array([0.1, -0.2, 0.3, 0.0])
     bound = activation_bound(kernel, np.zeros((1, 4)), bias, np.array([[2.0]]), np.array([-1.0]), 3.0, steps=1)
     x = -np.sign(kernel[:, 1]) * 3.0  # pushes gate 1 to its extreme (the side its bias is on)
-    assert bound["gate"] == pytest.approx(abs(x @ kernel[:, 1] + bias[1]))
+    assert bound["gate"] == pytest.approx(abs(x @ kernel[:, 1] + bias[1]))  # f: 9.2
+    assert bound["candidate"] == pytest.approx(4.8)
     assert bound["output"] == 3.0
     assert bound["cell"] == pytest.approx(1 / (1 + np.exp(-4.6)) * np.tanh(4.8))  # i gate 4.6, g gate 4.8
-    assert bound["max"] == pytest.approx(9.2)
+    assert bound["max"] == pytest.approx(4.8)  # the candidate's tanh; the sigmoid inputs enter the table halved
 
 
 def test_bound_needs_clipped_features() -> None:

@@ -45,6 +45,7 @@ def test_config_file_from_env(tmp_path):
     ("[model]\noutput_bound = 20.0\n", r"model.output_bound must be <= model.preactivation_bound .*: 20 > 15"),
     ("[model]\npreactivation_bound = 0.0\noutput_bound = 5.0\n", "model.output_bound must be 0 while model.preactivation_bound is 0"),
     ("[circuit]\nlookup_columns = 0\n", "lookup_columns must be >= 1"),
+    ("[model]\npooling = '50:50'\n", r"model.pooling '50:50' gives 1 step; steps must be at least 2 \(the first is the baseline\)"),
 ])
 def test_bad_config_is_named(tmp_path, toml, fragment):
     (tmp_path / "sentinel.toml").write_text(toml)

@@ -137,6 +137,34 @@ def _fidelity(workdir: Path, compiled: Path, onnx: Path, windows: np.ndarray) ->
     }
 
 
+def self_check(workdir: Path, compiled: Path, pk: Path, vk: Path, settings: Path, srs: Path,
+               window: np.ndarray, label: str) -> dict[str, Any]:
+    """Prove ``window`` (described by ``label``) with the new keys and verify the proof with the new vk.
+
+    A witness can be right while the circuit's constraints are wrong: EZKL
+    23.0.5 lays out some ops (a three-operand ``Einsum``) with constraints
+    their own witness does not satisfy, so every proof fails to verify while
+    the fidelity check, which compares witnesses, passes. One proof at build
+    time turns that into a build error instead of a circuit no proof can pass.
+    """
+    from sentinel.zk.witness import witness_score
+
+    data, witness, proof = workdir / "self-check.json", workdir / "self-check.witness.json", workdir / "self-check.proof.json"
+    data.write_text(json.dumps(input_json(window[None])))
+    start = time.perf_counter()
+    score = witness_score(ezkl_api.gen_witness(data, compiled, witness))
+    try:
+        ezkl_api.prove(witness, compiled, pk, proof, srs)
+    except CircuitError as exc:
+        raise CircuitError(f"self-check: proving the {label} failed ({exc}); the circuit cannot prove "
+                           "what calibration accepted") from None
+    seconds = time.perf_counter() - start
+    if not ezkl_api.verify(proof, settings, vk, srs):
+        raise CircuitError(f"self-check: the circuit's own proof of the {label} does not verify with its vk: "
+                           "EZKL laid out constraints its witness does not satisfy (an unsupported op form?)")
+    return {"window": label, "score": score, "verified": True, "prove_seconds": round(seconds, 2)}
+
+
 #: Rows of a 2**k circuit that hold no table entries (halo2 blinding factors
 #: and EZKL's padding), with room to spare.
 RESERVED_ROWS = 32
@@ -268,6 +296,12 @@ def build_circuit(
             )
 
         t = time.perf_counter()
+        say("self-check", "prove one stress window with the new keys and verify the proof")
+        check = self_check(work, compiled, pk, vk, settings, srs_path, stress_windows(calibration_windows[0])[1],
+                           "stress window (sell depth x20: BLR collapses)")
+        seconds["self_check"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         say("verifier", "rendering Halo2Verifier.sol and compiling it with npm solc")
         complaint = ezkl_api.render_evm_verifier(vk, settings, sol, abi, srs_path)
         check_verifier_source(sol, complaint)
@@ -332,6 +366,7 @@ def build_circuit(
         "window": window,
         "cadence_seconds": circuit.cadence_seconds,
         "fidelity": fidelity,
+        "self_check": check,
         "build_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "versions": {"ezkl": ezkl_api.version(), "solc": verifier.compiler},
     }

@@ -29,6 +29,64 @@ def test_build_writes_a_complete_manifest(tiny_circuit):
     sol = layout.verifier_sol.read_text()
     assert "contract Halo2Verifier" in sol and sol.rstrip().endswith("}")
     assert manifest["fidelity"]["max_abs_error"] <= 0.02
+    assert manifest["self_check"]["verified"] is True and 0.0 <= manifest["self_check"]["score"] <= 1.0
+
+
+def _two_gate_circuit(work, equation_three_operand: bool):  # noqa: ANN001, ANN202
+    """A small hashed-input circuit whose output is sum_k tanh(x.W1)_k * sigmoid(x.W2)_k * w3_k.
+
+    Written either as EZKL 23.0.5's three-operand Einsum (laid out with constraints its own
+    witness does not satisfy) or as a product then a MatMul (sound).
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from sentinel.zk import ezkl_api
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, shape).astype(np.float32), name)
+               for name, shape in (("W1", (4, 3)), ("W2", (4, 3)), ("W3", (3, 1)))]
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["m1"]), helper.make_node("Tanh", ["m1"], ["a"]),
+             helper.make_node("MatMul", ["x", "W2"], ["m2"]), helper.make_node("Sigmoid", ["m2"], ["b"])]
+    if equation_three_operand:
+        nodes.append(helper.make_node("Einsum", ["a", "b", "W3"], ["y"], equation="bk,bk,kn->bn"))
+    else:
+        nodes += [helper.make_node("Mul", ["a", "b"], ["ab"]), helper.make_node("MatMul", ["ab", "W3"], ["y"])]
+    graph = helper.make_graph(nodes, "two_gates", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx_path, settings, compiled = work / "m.onnx", work / "settings.json", work / "m.compiled"
+    onnx.save(model, onnx_path)
+    ezkl_api.gen_settings(onnx_path, settings, ezkl_api.run_args("hashed", "fixed", "public", "safe", 1, 4096, 3))
+    data = work / "calibration.json"
+    data.write_text(json.dumps({"input_data": [[0.3, -0.2, 0.5, 0.1]]}))
+    ezkl_api.calibrate(data, onnx_path, settings, [10], None)
+    ezkl_api.compile_circuit(onnx_path, compiled, settings)
+    logrows = json.loads(settings.read_text())["run_args"]["logrows"]
+    srs = work / "test.srs"
+    ezkl_api.gen_srs(srs, logrows)
+    ezkl_api.setup(compiled, work / "vk.key", work / "pk.key", srs)
+    return compiled, work / "pk.key", work / "vk.key", settings, srs
+
+
+@pytest.mark.parametrize("three_operand", [False, True])
+def test_build_self_check_catches_a_circuit_whose_proofs_cannot_verify(tmp_path, three_operand):
+    """The fidelity check compares witnesses; only a proof shows that EZKL's constraints hold."""
+    import numpy as np
+
+    from sentinel.errors import CircuitError
+    from sentinel.zk.build import self_check
+
+    compiled, pk, vk, settings, srs = _two_gate_circuit(tmp_path, three_operand)
+    window = np.array([[0.3, -0.2, 0.5, 0.1]])
+    if three_operand:
+        with pytest.raises(CircuitError, match="self-check: the circuit's own proof of the test window does not verify"):
+            self_check(tmp_path, compiled, pk, vk, settings, srs, window, "test window")
+    else:
+        check = self_check(tmp_path, compiled, pk, vk, settings, srs, window, "test window")
+        assert check["verified"] is True and check["window"] == "test window"
 
 
 def test_rebuild_is_skipped_when_inputs_are_unchanged(tiny_circuit, run_cli):

@@ -148,12 +148,16 @@ def bound_constraints():  # noqa: ANN201
     """``(L1ColumnBound, AbsBound)`` Keras constraint classes (defined lazily)."""
     keras = _keras()
 
+    def as_bound(bound: float | list[float]) -> float | list[float]:
+        """One bound for every column/entry, or one each (kept as a list: it is saved in the config)."""
+        return [float(b) for b in bound] if isinstance(bound, (list, tuple)) else float(bound)
+
     @keras.saving.register_keras_serializable(package="sentinel")
     class L1ColumnBound(keras.constraints.Constraint):
         """Scale each column down so its L1 norm is at most ``bound`` (one number, or one per column)."""
 
         def __init__(self, bound: float | list[float]) -> None:
-            self.bound = [float(b) for b in bound] if isinstance(bound, (list, tuple)) else float(bound)
+            self.bound = as_bound(bound)
 
         def __call__(self, w):  # noqa: ANN001, ANN204
             ops = keras.ops
@@ -169,7 +173,7 @@ def bound_constraints():  # noqa: ANN201
         """Clip every entry to +-``bound`` (one number, or one per entry)."""
 
         def __init__(self, bound: float | list[float]) -> None:
-            self.bound = [float(b) for b in bound] if isinstance(bound, (list, tuple)) else float(bound)
+            self.bound = as_bound(bound)
 
         def __call__(self, w):  # noqa: ANN001, ANN204
             bound = keras.ops.convert_to_tensor(self.bound, dtype=w.dtype)

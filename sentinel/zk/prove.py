@@ -120,7 +120,8 @@ class InputRange:
     def limit(self) -> float:
         return self.base**self.legs / 2**self.scale
 
-    def check(self, raw: np.ndarray, market: MarketData, first_row: int) -> None:
+    def check(self, raw: np.ndarray, first_row: int) -> None:
+        """Refuse ``raw`` (a window's rows, the first being 0-based data row ``first_row``) if a value is too large."""
         quantised = np.abs(np.round(raw * 2.0**self.scale))
         bad = np.argwhere(quantised >= self.base**self.legs)
         if len(bad):
@@ -172,7 +173,7 @@ class Prover:
 
         windows = cut_windows(market, self.window, np.array([end]))
         raw = market.features()[end - self.window + 1 : end + 1]  # float64, exactly as read
-        self.input_range.check(raw, market, end - self.window + 1)
+        self.input_range.check(raw, end - self.window + 1)
         end_unix = int(windows.end_times[0])
         wid = window_id(end_unix, self.cadence)
         window_end = market.frame["timestamp"].iat[end].isoformat()

@@ -56,6 +56,10 @@ class ModelConfig:
         "the first step is the baseline the others are measured from, the LSTM runs over the rest",
     )
     units: int = _f(8, "LSTM units")
+    activations: str = _f(
+        "smooth", "smooth: sigmoid and tanh (the circuit has one tanh lookup table); hard: hard_sigmoid and "
+        "hard_tanh, piecewise linear (no lookup table: faster proofs; measured trade in docs/circuit-sweep.md 11)"
+    )
     feature_clip: float = _f(4.0, "clip features to +-this (0 = off): bounds gate pre-activations, so lookup tables")
     preactivation_bound: float = _f(
         15.0, "bound on every sigmoid input, enforced on the weights (0 = off; the candidate gate's tanh gets half): "
@@ -292,6 +296,11 @@ def _check(config: SentinelConfig) -> None:
         if getattr(model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
     parse_pooling(model.pooling, model.window)
+    if model.activations not in ("smooth", "hard"):
+        raise ConfigError(f"model.activations must be 'smooth' or 'hard', not {model.activations!r}")
+    if model.activations == "hard" and model.preactivation_bound > 0:
+        raise ConfigError("model.preactivation_bound must be 0 with model.activations = 'hard' (it bounds the "
+                          "smooth model's lookup table; a hard model has none)")
     if model.feature_clip < 0 or model.preactivation_bound < 0:
         raise ConfigError("model.feature_clip and model.preactivation_bound must be >= 0 (0 = off)")
     if model.output_bound < 0:

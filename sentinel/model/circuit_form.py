@@ -35,7 +35,11 @@ form where each quantity is rescaled once:
   lookup table, a tanh table over half the sigmoid bound, where it had a
   sigmoid and a tanh table over the whole bound; the model holds the
   candidate gate to half the bound
-  (:data:`sentinel.model.network.CANDIDATE_SHARE`) so that its tanh fits it.
+  (:data:`sentinel.model.network.CANDIDATE_SHARE`) so that its tanh fits it;
+- with ``model.activations = "hard"`` every tanh is ``hard_tanh(x) =
+  relu(x + 1) - relu(x - 1) - 1`` and every sigmoid Keras' ``hard_sigmoid``,
+  ``(1 + hard_tanh(x / 3)) / 2``: ReLUs are range checks EZKL has anyway
+  (every rescale needs them), so the circuit has no lookup table at all.
 
 Only two-operand products: EZKL 23.0.5 lays out a three-operand ``Einsum``
 with constraints its witness does not satisfy (docs/circuit-sweep.md, 9).
@@ -73,6 +77,8 @@ class CircuitForm:
     bias: np.ndarray  # (4u,)
     dense_kernel: np.ndarray  # (u, 1)
     dense_bias: np.ndarray  # (1,)
+    hard: bool = False  # hard_sigmoid / hard_tanh (no lookup table) instead of sigmoid / tanh
+    score_span: float = 0.0  # hard: score = clip(1/2 + logit / (2 * span), 0, 1)
 
     @property
     def units(self) -> int:
@@ -129,6 +135,7 @@ def circuit_form(model: Any) -> CircuitForm:
     if features.scale_grid != grid:
         raise ModelError(f"the features layer's scale grid is {features.scale_grid:g}, the circuit form needs {grid:g} "
                          f"(L {lcm} / 2**{SCALE_BITS}): a model from before the circuit form; retrain it")
+    family, span = activation_family(model)
     scales = feature_scales(features.std, features.price_ref, grid)
     multiplier = np.array([round(s / grid) for s in scales], dtype=np.int64)
     kernel, recurrent, bias = (np.asarray(w, dtype=np.float64) for w in lstm.get_weights())
@@ -144,7 +151,33 @@ def circuit_form(model: Any) -> CircuitForm:
         bias=bias,
         dense_kernel=dense_kernel,
         dense_bias=dense_bias,
+        hard=family == "hard",
+        score_span=span,
     )
+
+
+def activation_family(model: Any) -> tuple[str, float]:
+    """``("smooth", 0)`` or ``("hard", span)`` (:data:`sentinel.model.network.ACTIVATIONS`), read from the layers."""
+    import keras
+
+    from sentinel.model.network import ACTIVATIONS
+
+    lstm, risk = model.get_layer("lstm"), model.get_layer("risk")
+
+    def name(fn: Any) -> str:
+        serialized = keras.activations.serialize(fn)  # a name, or for a registered function a dict holding it
+        return str(serialized.get("config") if isinstance(serialized, dict) else serialized)
+
+    names = tuple(name(fn) for fn in (lstm.cell.recurrent_activation, lstm.cell.activation, risk.activation))
+    score = next((layer for layer in model.layers if layer.name == "score"), None)
+    gate, candidate = ACTIVATIONS["smooth"]
+    if names == (gate, candidate, gate) and score is None:
+        return "smooth", 0.0
+    gate, candidate = ACTIVATIONS["hard"]
+    if names == (gate, candidate, "linear") and score is not None:
+        return "hard", float(score.span)
+    raise ModelError(f"activations (gates, candidate, output) {names}{' and a score layer' if score else ''}: the "
+                     f"circuit form knows sigmoid/tanh/sigmoid and hard_sigmoid/hard_tanh/linear with a score layer")
 
 
 def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13) -> bytes:
@@ -232,16 +265,29 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
     one, half_unit = const("one", 1.0), const("half_unit", float(2 ** (DIVISION_STEP_BITS - 1)))
     step = shifts[0]  # 2**-10: one quantum, an exact step EZKL rescales with the next product
 
-    # sigmoid(z) = (1 + tanh(z / 2)) / 2: halve the sigmoid gates' columns here (Keras order i, f, g, o).
-    halved = np.full(4 * u, 0.5)
+    # Every gate is (1 + squash(a * z)) / 2 with squash = tanh, a = 1/2 (sigmoid) or squash = hard_tanh,
+    # a = 1/3 (Keras' hard_sigmoid, clip(z / 6 + 1/2, 0, 1)); the score likewise, a = 1/2 or 1/SCORE_SPAN.
+    # Scale the gates' columns by a here (Keras order i, f, g, o; the candidate g is squash(z) itself).
+    gate_scale = 1.0 / 3.0 if form.hard else 0.5
+    logit_scale = 1.0 / form.score_span if form.hard else 0.5
+    halved = np.full(4 * u, gate_scale)
     halved[2 * u:3 * u] = 1.0
+
+    def squash(x: str, name: str) -> str:
+        """``tanh(x)`` (a lookup), or ``hard_tanh(x) = relu(x + 1) - relu(x - 1) - 1`` (range checks only)."""
+        if not form.hard:
+            return node("Tanh", [x], name)
+        up = node("Relu", [node("Add", [x, one], f"{name}_up")], f"{name}_relu_up")
+        down = node("Relu", [node("Sub", [x, one], f"{name}_down")], f"{name}_relu_down")
+        return node("Sub", [node("Sub", [up, down], f"{name}_diff"), one], name)
+
     kernel = const("kernel", form.kernel * halved)
     input_kernel = const("input_kernel", form.kernel[:n_inputs] * halved)
     bias = const("bias", (form.bias * halved).reshape(1, -1))
 
     def scaled_gate(z_half: str, name: str) -> str:
-        """``2**10 * sigmoid(z)`` from ``z / 2``: ``(1 + tanh(z / 2)) * 2**9`` (an integer: no rescale)."""
-        t = node("Add", [node("Tanh", [z_half], f"{name}_tanh"), one], f"{name}_twice")
+        """``2**10 * sigmoid(z)`` from ``a * z``: ``(1 + squash(a * z)) * 2**9`` (an integer: no rescale)."""
+        t = node("Add", [squash(z_half, f"{name}_tanh"), one], f"{name}_twice")
         return node("Mul", [t, half_unit], f"{name}_scaled")
 
     def gate(z_half: str, name: str) -> str:
@@ -265,7 +311,7 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
         else:
             joined = node("Add", [pad(x_t, 0, u, f"x{t}_xpad"), pad(h, n_inputs, 0, f"h{t}_pad")], f"xh{t}")
             z = node("Add", [node("MatMul", [joined, kernel], f"z{t}_mm"), bias], f"z{t}")
-        g = node("Tanh", [cut(z, 2 * u, 3 * u, 1, f"g{t}_pre")], f"g{t}")
+        g = squash(cut(z, 2 * u, 3 * u, 1, f"g{t}_pre"), f"g{t}")
         o = gate(cut(z, 3 * u, 4 * u, 1, f"o{t}_half"), f"o{t}")
         if c is None:
             c = node("Mul", [gate(cut(z, 0, u, 1, f"i{t}_half"), f"i{t}"), g], f"c{t}")
@@ -276,10 +322,10 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
                                  step], f"gates{t}")
             c = node("Reshape", [node("Einsum", [gates, pair(c, g, f"values{t}")], f"c{t}_sum",
                                       equation="jk,jk->j"), const(f"c{t}_shape", [1, u], np.int64)], f"c{t}")
-        h = node("Mul", [o, node("Tanh", [c], f"tanh_c{t}")], f"h{t}")
-    half_logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel / 2)], "logit_mm"),
-                              const("dense_bias", form.dense_bias.reshape(1, -1) / 2)], "half_logit")
-    node("Mul", [node("Add", [node("Tanh", [half_logit], "risk_tanh"), one], "risk_twice"), const("half", 0.5)], "risk")
+        h = node("Mul", [o, squash(c, f"tanh_c{t}")], f"h{t}")
+    half_logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel * logit_scale)], "logit_mm"),
+                              const("dense_bias", form.dense_bias.reshape(1, -1) * logit_scale)], "half_logit")
+    node("Mul", [node("Add", [squash(half_logit, "risk_tanh"), one], "risk_twice"), const("half", 0.5)], "risk")
     graph = helper.make_graph(
         nodes, "sentinel_risk",
         [helper.make_tensor_value_info(window_name, TensorProto.FLOAT, [1, form.window, n_features])],

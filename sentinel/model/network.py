@@ -34,6 +34,11 @@ graph, so it is exported to ONNX and proven inside the circuit:
    (``model.output_bound``): the L1 norm of its weights multiplies the hidden
    state's fixed-point rounding into the score, so it sets the circuit's
    fidelity at a given scale.
+
+``model.activations = "hard"`` swaps sigmoid and tanh for Keras'
+``hard_sigmoid`` and ``hard_tanh`` and the output sigmoid for a clipped line
+(:data:`SCORE_SPAN`): piecewise linear, so the circuit needs no lookup table
+and no weight bound (docs/circuit-sweep.md, 11).
 """
 
 from __future__ import annotations
@@ -66,6 +71,14 @@ def _keras():  # noqa: ANN202
 #: weights ``L / pool``). The grid moves 1/std by at most half a step, under
 #: 2 % for the volumes: a fixed normalisation constant, trained with.
 SCALE_BITS = 20
+
+#: Keras activations of the LSTM's gates and of its candidate and cell, per ``model.activations``.
+ACTIVATIONS = {"smooth": ("sigmoid", "tanh"), "hard": ("hard_sigmoid", "hard_tanh")}
+
+#: With hard activations the score is ``clip(1/2 + logit / (2 * SCORE_SPAN), 0, 1)`` (:class:`RiskScore`):
+#: piecewise linear like the gates, saturating only at |logit| >= SCORE_SPAN (a sigmoid of 0.9997),
+#: so confident windows still rank. The model trains on the logit (cross-entropy with a sigmoid).
+SCORE_SPAN = 8.0
 
 #: 1 where a feature is measured from the first pooled step (volumes, price), 0 where absolute (BLR).
 FROM_FIRST_STEP = (0.0, 1.0, 1.0, 1.0)
@@ -228,7 +241,7 @@ def model_activation_bound(model: Any, feature_clip: float) -> dict[str, float]:
 
 def build_model(
     pooling: tuple[tuple[int, int], ...], units: int, mean: np.ndarray, std: np.ndarray, price_ref: float, seed: int,
-    clip: float = 0.0, preactivation_bound: float = 0.0, output_bound: float = 0.0,
+    clip: float = 0.0, preactivation_bound: float = 0.0, output_bound: float = 0.0, activations: str = "smooth",
 ):  # noqa: ANN201
     """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows.
 
@@ -240,6 +253,8 @@ def build_model(
     and the candidate gate within :data:`CANDIDATE_SHARE` of it.
     ``output_bound`` > 0 bounds the output layer tighter: its L1 norm
     multiplies the hidden state's fixed-point rounding into the score.
+    ``activations`` (:data:`ACTIVATIONS`): ``"hard"`` ends in a ``Dense(1)``
+    logit and a ``score`` layer (:data:`SCORE_SPAN`) instead of a sigmoid.
     """
     keras = _keras()
     window = sum(rows for rows, _ in pooling)
@@ -277,8 +292,11 @@ def build_model(
             "kernel_constraint": L1ColumnBound(out * (1.0 - share["bias"])),
             "bias_constraint": AbsBound(out * share["bias"]),
         }
+    gate, candidate = ACTIVATIONS[activations]
     x = keras.layers.LSTM(
         units,
+        activation=candidate,
+        recurrent_activation=gate,
         unroll=True,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
@@ -286,10 +304,42 @@ def build_model(
         **constraints,
     )(x)
     outputs = keras.layers.Dense(
-        1, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), name="risk",
-        **dense_constraints,
+        1, activation="sigmoid" if activations == "smooth" else None,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), name="risk", **dense_constraints,
     )(x)
+    if activations == "hard":
+        outputs = risk_score_layer()(SCORE_SPAN, name="score")(outputs)
     return keras.Model(inputs, outputs, name="sentinel_risk")
+
+
+def logit_model(model):  # noqa: ANN001, ANN201
+    """The part of ``model`` up to its logit (sharing weights), or None if it ends in a sigmoid."""
+    keras = _keras()
+    if "score" not in {layer.name for layer in model.layers}:
+        return None
+    return keras.Model(model.inputs, model.get_layer("risk").output, name="sentinel_logit")
+
+
+@functools.cache
+def risk_score_layer():  # noqa: ANN201
+    """The ``RiskScore`` Keras layer class (defined lazily)."""
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="sentinel")
+    class RiskScore(keras.layers.Layer):
+        """``clip(1/2 + logit / (2 * span), 0, 1)``: a hard sigmoid of the logit."""
+
+        def __init__(self, span: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.span = float(span)
+
+        def call(self, x):  # noqa: ANN001, ANN201
+            return keras.ops.clip(0.5 + x / (2.0 * self.span), 0.0, 1.0)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "span": self.span}
+
+    return RiskScore
 
 
 def load_model(path):  # noqa: ANN001, ANN201
@@ -297,4 +347,5 @@ def load_model(path):  # noqa: ANN001, ANN201
     keras = _keras()
     window_features_layer()
     bound_constraints()
+    risk_score_layer()
     return keras.saving.load_model(path, compile=False)

@@ -28,7 +28,7 @@ from sentinel.model.baselines import baselines
 from sentinel.model.dataset import Split, episode_traces, labeled_windows, split_episodes
 from sentinel.model.evaluate import EvalSettings, compare, eval_sets, evaluate_detector
 from sentinel.model.export import export_onnx
-from sentinel.model.network import model_activation_bound
+from sentinel.model.network import SCORE_SPAN, model_activation_bound
 from sentinel.model.policy import TripPolicy
 
 CARD_VERSION = 1
@@ -168,14 +168,19 @@ def run_training(
         "card_version": CARD_VERSION,
         "model": {
             "architecture": f"AveragePooling({c.pooling}) -> WindowFeatures(clip {c.feature_clip:g}; "
-                            f"first step as baseline) -> LSTM({c.units}, unroll) -> Dense(1, sigmoid)",
+                            f"first step as baseline) -> " + (
+                                f"LSTM({c.units}, unroll) -> Dense(1, sigmoid)" if c.activations == "smooth" else
+                                f"LSTM({c.units}, hard_sigmoid/hard_tanh, unroll) -> Dense(1) -> "
+                                f"clip(1/2 + logit/{2 * SCORE_SPAN:g}, 0, 1)"),
             "input": {"shape": [1, c.window, 4], "features": ["blr", "buy_volume", "sell_volume", "mid_price"],
                       "dtype": "float32", "onnx_input": "window"},
             "output": "crash risk in [0, 1]",
             "parameters": result.parameters,
             # Largest lookup-table input any window can produce, from the weights (the circuit's
             # sigmoid runs through its tanh table): sizes that table.
-            "activation_bound": model_activation_bound(result.model, c.feature_clip) if c.feature_clip > 0 else None,
+            # (A hard model has no lookup table.)
+            "activation_bound": (model_activation_bound(result.model, c.feature_clip)
+                                 if c.feature_clip > 0 and c.activations == "smooth" else None),
             "normalisation": result.normalisation.to_dict(),
             "keras_sha256": sha256_file(layout.keras_model),
             "onnx_sha256": sha256_file(layout.onnx_model),

@@ -87,7 +87,7 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
     deterministic_tensorflow(cfg.seed)
     import keras
 
-    from sentinel.model.network import build_model
+    from sentinel.model.network import build_model, logit_model
 
     train = labeled_windows(data, split.train, cfg.window, cfg.horizon)
     val = labeled_windows(data, split.val, cfg.window, cfg.horizon)
@@ -97,11 +97,15 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
     norm = fit_normalisation(train)
     model = build_model(parse_pooling(cfg.pooling, cfg.window), cfg.units, np.array(norm.mean),
                         np.array(norm.std), norm.price_ref, cfg.seed, cfg.feature_clip, cfg.preactivation_bound,
-                        cfg.output_bound)
-    model.compile(
+                        cfg.output_bound, cfg.activations)
+    # A model that ends in a hard score trains on its logit (the score's flat ends have no gradient).
+    trained = logit_model(model)
+    from_logits = trained is not None
+    trained = trained if from_logits else model
+    trained.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(curve="PR", name="pr_auc")],
+        loss=keras.losses.BinaryCrossentropy(from_logits=from_logits),
+        metrics=[keras.metrics.AUC(curve="PR", name="pr_auc", from_logits=from_logits)],
     )
     # Balanced weights: positives are rare (a few percent of windows).
     class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
@@ -115,7 +119,7 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True, verbose=0
     )
     start = time.perf_counter()
-    history = model.fit(
+    history = trained.fit(
         train.x, train.y,
         validation_data=(val.x, val.y),
         epochs=cfg.epochs,

@@ -140,15 +140,18 @@ def test_weight_constraints_enforce_the_activation_bound(output_bound):
     assert reached["output"] > 0.9 * (output_bound or bound)
 
 
-def _random_sentinel_model(pooling=((40, 40), (8, 4), (2, 2)), units=5, clip=4.0, seed=3):  # noqa: ANN001, ANN202
+def _random_sentinel_model(pooling=((40, 40), (8, 4), (2, 2)), units=5, clip=4.0, seed=3,  # noqa: ANN001, ANN202
+                           activations="smooth"):
     """A Sentinel model with random (not trained) weights and realistic feature constants."""
     from sentinel.model.network import build_model
 
     model = build_model(pooling, units, np.array([1.1, 2600.0, 2400.0]), np.array([0.26, 756.5, 574.0]), 2954.0,
-                        seed=seed, clip=clip, preactivation_bound=15.0)
+                        seed=seed, clip=clip, preactivation_bound=15.0 if activations == "smooth" else 0.0,
+                        activations=activations)
     rng = np.random.default_rng(seed)
-    lstm = model.get_layer("lstm")
-    lstm.set_weights([rng.normal(0.0, 0.6, w.shape).astype(np.float32) for w in lstm.get_weights()])
+    for name, sd in (("lstm", 0.6), ("risk", 0.6 if activations == "smooth" else 3.0)):
+        layer = model.get_layer(name)  # a hard score spans |logit| <= 8: a larger output layer exercises it
+        layer.set_weights([rng.normal(0.0, sd, w.shape).astype(np.float32) for w in layer.get_weights()])
     return model
 
 
@@ -163,21 +166,58 @@ def _market_windows(n: int, seed: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("pooling", [((40, 40), (8, 4), (2, 2)), ((30, 10), (20, 5))])
-def test_circuit_form_computes_the_keras_model(pooling):
+@pytest.mark.parametrize("pooling,activations", [(((40, 40), (8, 4), (2, 2)), "smooth"), (((30, 10), (20, 5)), "smooth"),
+                                                 (((40, 40), (8, 4), (2, 2)), "hard")])
+def test_circuit_form_computes_the_keras_model(pooling, activations):
     """The rewritten graph (integer pooling, fused gates, paired cell update) is the same function."""
     from sentinel.model.export import onnx_bytes, onnx_scores, op_types
 
-    model = _random_sentinel_model(pooling)
+    model = _random_sentinel_model(pooling, activations=activations)
     payload = onnx_bytes(model, 50)
     # EZKL's optimiser splits a product over a Concat into one per part: the form must not use one.
     assert "Concat" not in op_types(payload) and "Einsum" in op_types(payload)
     assert "Sigmoid" not in op_types(payload)  # sigmoid(x) = (1 + tanh(x / 2)) / 2: one lookup table
+    assert ("Tanh" in op_types(payload)) == (activations == "smooth")  # hard_tanh is ReLUs: no table at all
     x = _market_windows(64, seed=11)
     keras_scores = np.asarray(model.predict(x, verbose=0))[:, 0]
     ort_scores = onnx_scores(payload, x)
     assert np.ptp(keras_scores) > 0.05  # the windows exercise the model, not one saturated score
     assert np.max(np.abs(keras_scores - ort_scores)) < 1e-5
+
+
+def test_hard_model_saves_loads_and_needs_no_lookup_table(tmp_path):
+    """A hard model round-trips through .keras (its score layer) and EZKL lays it out with range checks only."""
+    from sentinel.model.export import onnx_bytes
+    from sentinel.model.network import load_model
+    from sentinel.zk import ezkl_api
+
+    model = _random_sentinel_model(activations="hard")
+    model.save(tmp_path / "hard.keras")
+    loaded = load_model(tmp_path / "hard.keras")
+    x = _market_windows(16, seed=5)
+    assert np.array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    (tmp_path / "hard.onnx").write_bytes(onnx_bytes(loaded, 50))
+    settings = tmp_path / "settings.json"
+    ezkl_api.gen_settings(tmp_path / "hard.onnx", settings,
+                          ezkl_api.run_args("hashed", "fixed", "public", "SAFE", 1, 16000, 2))
+    doc = json.loads(settings.read_text())
+    assert doc["required_lookups"] == []
+    assert sorted(map(tuple, doc["required_range_checks"])) == [(-1, 1), (0, 15999)]
+
+
+def test_circuit_form_refuses_activations_it_cannot_rewrite():
+    from sentinel.model.circuit_form import circuit_form
+
+    model = _random_sentinel_model()
+    model.get_layer("lstm").cell.activation = _keras_activation("relu")
+    with pytest.raises(ModelError, match="activations .*'relu'"):
+        circuit_form(model)
+
+
+def _keras_activation(name: str):  # noqa: ANN202
+    import keras
+
+    return keras.activations.get(name)
 
 
 def test_circuit_form_refuses_a_model_off_the_scale_grid():

@@ -296,7 +296,7 @@ def _check(config: SentinelConfig) -> None:
         if getattr(model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
     parse_pooling(model.pooling, model.window)
-    if model.activations not in ("smooth", "hard"):
+    if model.activations not in ("smooth", "hard"):  # sentinel.model.network.ACTIVATIONS
         raise ConfigError(f"model.activations must be 'smooth' or 'hard', not {model.activations!r}")
     if model.activations == "hard" and model.preactivation_bound > 0:
         raise ConfigError("model.preactivation_bound must be 0 with model.activations = 'hard' (it bounds the "

@@ -163,12 +163,8 @@ def activation_family(model: Any) -> tuple[str, float]:
     from sentinel.model.network import ACTIVATIONS
 
     lstm, risk = model.get_layer("lstm"), model.get_layer("risk")
-
-    def name(fn: Any) -> str:
-        serialized = keras.activations.serialize(fn)  # a name, or for a registered function a dict holding it
-        return str(serialized.get("config") if isinstance(serialized, dict) else serialized)
-
-    names = tuple(name(fn) for fn in (lstm.cell.recurrent_activation, lstm.cell.activation, risk.activation))
+    names = tuple(str(keras.activations.serialize(fn))
+                  for fn in (lstm.cell.recurrent_activation, lstm.cell.activation, risk.activation))
     score = next((layer for layer in model.layers if layer.name == "score"), None)
     gate, candidate = ACTIVATIONS["smooth"]
     if names == (gate, candidate, gate) and score is None:

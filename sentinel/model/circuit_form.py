@@ -160,12 +160,12 @@ def activation_family(model: Any) -> tuple[str, float]:
     """``("smooth", 0)`` or ``("hard", span)`` (:data:`sentinel.model.network.ACTIVATIONS`), read from the layers."""
     import keras
 
-    from sentinel.model.network import ACTIVATIONS
+    from sentinel.model.network import ACTIVATIONS, SCORE_LAYER
 
     lstm, risk = model.get_layer("lstm"), model.get_layer("risk")
     names = tuple(str(keras.activations.serialize(fn))
                   for fn in (lstm.cell.recurrent_activation, lstm.cell.activation, risk.activation))
-    score = next((layer for layer in model.layers if layer.name == "score"), None)
+    score = next((layer for layer in model.layers if layer.name == SCORE_LAYER), None)
     gate, candidate = ACTIVATIONS["smooth"]
     if names == (gate, candidate, gate) and score is None:
         return "smooth", 0.0

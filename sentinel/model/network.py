@@ -79,6 +79,8 @@ ACTIVATIONS = {"smooth": ("sigmoid", "tanh"), "hard": ("hard_sigmoid", "hard_tan
 #: piecewise linear like the gates, saturating only at |logit| >= SCORE_SPAN (a sigmoid of 0.9997),
 #: so confident windows still rank. The model trains on the logit (cross-entropy with a sigmoid).
 SCORE_SPAN = 8.0
+#: Name of that score layer: its presence marks a model that ends in a logit.
+SCORE_LAYER = "score"
 
 #: 1 where a feature is measured from the first pooled step (volumes, price), 0 where absolute (BLR).
 FROM_FIRST_STEP = (0.0, 1.0, 1.0, 1.0)
@@ -308,14 +310,14 @@ def build_model(
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), name="risk", **dense_constraints,
     )(x)
     if activations == "hard":
-        outputs = risk_score_layer()(SCORE_SPAN, name="score")(outputs)
+        outputs = risk_score_layer()(SCORE_SPAN, name=SCORE_LAYER)(outputs)
     return keras.Model(inputs, outputs, name="sentinel_risk")
 
 
 def logit_model(model):  # noqa: ANN001, ANN201
     """The part of ``model`` up to its logit (sharing weights), or None if it ends in a sigmoid."""
     keras = _keras()
-    if "score" not in {layer.name for layer in model.layers}:
+    if SCORE_LAYER not in {layer.name for layer in model.layers}:
         return None
     return keras.Model(model.inputs, model.get_layer("risk").output, name="sentinel_logit")
 

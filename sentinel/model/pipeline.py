@@ -177,8 +177,7 @@ def run_training(
             "output": "crash risk in [0, 1]",
             "parameters": result.parameters,
             # Largest lookup-table input any window can produce, from the weights (the circuit's
-            # sigmoid runs through its tanh table): sizes that table.
-            # (A hard model has no lookup table.)
+            # sigmoid runs through its tanh table): sizes that table. A hard model has no table.
             "activation_bound": (model_activation_bound(result.model, c.feature_clip)
                                  if c.feature_clip > 0 and c.activations == "smooth" else None),
             "normalisation": result.normalisation.to_dict(),

@@ -99,9 +99,9 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
                         np.array(norm.std), norm.price_ref, cfg.seed, cfg.feature_clip, cfg.preactivation_bound,
                         cfg.output_bound, cfg.activations)
     # A model that ends in a hard score trains on its logit (the score's flat ends have no gradient).
-    trained = logit_model(model)
-    from_logits = trained is not None
-    trained = trained if from_logits else model
+    logits = logit_model(model)
+    from_logits = logits is not None
+    trained = logits if from_logits else model
     trained.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss=keras.losses.BinaryCrossentropy(from_logits=from_logits),

@@ -28,16 +28,23 @@ class TcpProxy:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
-        self._listener = listener
+        with self._lock:
+            self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self
 
     def down(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
         with self._lock:
+            listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
+        if listener is not None:
+            # shutdown() wakes the accept() blocked in the other thread; close() alone does not, and
+            # that accept() would still take one more connection (which keep-alive then reuses).
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
         for conn in conns:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
@@ -57,7 +64,13 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
-                self._conns += [client, upstream]
+                live = self._listener is listener  # down() may have run since accept() returned
+                if live:
+                    self._conns += [client, upstream]
+            if not live:
+                client.close()
+                upstream.close()
+                return
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 

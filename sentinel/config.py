@@ -57,13 +57,19 @@ class ModelConfig:
     )
     units: int = _f(8, "LSTM units")
     activations: str = _f(
-        "smooth", "smooth: sigmoid and tanh (the circuit has one tanh lookup table); hard: hard_sigmoid and "
-        "hard_tanh, piecewise linear (no lookup table: faster proofs; measured trade in docs/circuit-sweep.md 11)"
+        "hard", "hard: hard_sigmoid and hard_tanh, piecewise linear (no lookup table: faster proofs), trained from "
+        "the smooth model; smooth: sigmoid and tanh (the circuit has one tanh lookup table); "
+        "docs/circuit-sweep.md 11-12"
+    )
+    finetune_learning_rate: float = _f(
+        3e-4, "hard activations: the model starts from the smooth one trained with these settings and is "
+        "fine-tuned at this Adam rate (0 = train the hard model from scratch at learning_rate)"
     )
     feature_clip: float = _f(4.0, "clip features to +-this (0 = off): bounds gate pre-activations, so lookup tables")
     preactivation_bound: float = _f(
         15.0, "bound on every sigmoid input, enforced on the weights (0 = off; the candidate gate's tanh gets half): "
-        "the circuit computes sigmoid(x) = (1 + tanh(x/2)) / 2, so its one lookup table spans half of it"
+        "the circuit computes sigmoid(x) = (1 + tanh(x/2)) / 2, so its one lookup table spans half of it; "
+        "with hard activations it bounds the smooth model they start from"
     )
     output_bound: float = _f(
         0.0,
@@ -96,8 +102,14 @@ class CircuitConfig:
     output_visibility: str = _f("public", "the risk score is a public instance")
     check_mode: str = _f("safe", "EZKL range checks on (EZKL's Python default is unsafe)")
     num_inner_cols: int = _f(1, "EZKL inner columns (rows vs columns: measured, see docs/circuit-sweep.md)")
-    decomp_base: int = _f(4096, "EZKL range-check base (its table needs decomp_base rows: 16384 forces logrows >= 15)")
-    decomp_legs: int = _f(3, "EZKL range-check legs (base**legs bounds the magnitudes a comparison can handle)")
+    decomp_base: int = _f(
+        16000, "EZKL range-check base (its table needs decomp_base rows: 16384 forces logrows >= 15); "
+        "base**legs / 2**scale bounds every raw input value: 16000^2 at scale 10 = 250,000"
+    )
+    decomp_legs: int = _f(
+        2, "EZKL range-check legs: each leg adds rows to every rescale and ReLU (the hard model fits 2^14 with 2, "
+        "not 3); 4096^3 takes inputs up to 67.1 million (docs/circuit-sweep.md 11)"
+    )
     scales: str = _f("10", "comma-separated scales calibration may pick from ('' = EZKL's default range); measured in docs/circuit-sweep.md")
     max_logrows: int = _f(0, "cap on logrows in calibration (0 = no cap)")
     lookup_columns: int = _f(
@@ -298,9 +310,11 @@ def _check(config: SentinelConfig) -> None:
     parse_pooling(model.pooling, model.window)
     if model.activations not in ("smooth", "hard"):  # sentinel.model.network.ACTIVATIONS
         raise ConfigError(f"model.activations must be 'smooth' or 'hard', not {model.activations!r}")
-    if model.activations == "hard" and model.preactivation_bound > 0:
-        raise ConfigError("model.preactivation_bound must be 0 with model.activations = 'hard' (it bounds the "
-                          "smooth model's lookup table; a hard model has none)")
+    if model.activations == "hard" and model.finetune_learning_rate == 0 and model.preactivation_bound > 0:
+        raise ConfigError("model.preactivation_bound must be 0 for a hard model trained from scratch "
+                          "(model.finetune_learning_rate = 0): it bounds a smooth model's lookup table")
+    if model.finetune_learning_rate < 0:
+        raise ConfigError("model.finetune_learning_rate must be >= 0 (0 = train a hard model from scratch)")
     if model.feature_clip < 0 or model.preactivation_bound < 0:
         raise ConfigError("model.feature_clip and model.preactivation_bound must be >= 0 (0 = off)")
     if model.output_bound < 0:

@@ -52,9 +52,9 @@ def train(app, data_path: Path | None, seed: int | None, epochs: int | None, uni
 
     config = app.config(**{"model.seed": seed, "model.epochs": epochs, "model.units": units})
 
-    def progress(epoch: int, total: int, logs: dict[str, float]) -> None:
+    def progress(stage: str, epoch: int, total: int, logs: dict[str, float]) -> None:
         click.echo(
-            f"epoch {epoch:>3}/{total}: loss {logs.get('loss', float('nan')):.4f} "
+            f"{stage} epoch {epoch:>3}/{total}: loss {logs.get('loss', float('nan')):.4f} "
             f"val_loss {logs.get('val_loss', float('nan')):.4f} val_pr_auc {logs.get('val_pr_auc', float('nan')):.3f}",
             err=True,
         )

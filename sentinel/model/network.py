@@ -35,10 +35,12 @@ graph, so it is exported to ONNX and proven inside the circuit:
    state's fixed-point rounding into the score, so it sets the circuit's
    fidelity at a given scale.
 
-``model.activations = "hard"`` swaps sigmoid and tanh for Keras'
-``hard_sigmoid`` and ``hard_tanh`` and the output sigmoid for a clipped line
-(:data:`SCORE_SPAN`): piecewise linear, so the circuit needs no lookup table
-and no weight bound (docs/circuit-sweep.md, 11).
+``model.activations = "hard"`` (the default) swaps sigmoid and tanh for
+Keras' ``hard_sigmoid`` and ``hard_tanh`` and the output sigmoid for a
+clipped line (:data:`SCORE_SPAN`): piecewise linear, so the circuit needs no
+lookup table (docs/circuit-sweep.md, 11). Trained from scratch it catches
+fewer crashes than the smooth model; it is trained from one instead
+(:func:`hard_from_smooth`, docs/circuit-sweep.md, 12).
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ ACTIVATIONS = {"smooth": ("sigmoid", "tanh"), "hard": ("hard_sigmoid", "hard_tan
 SCORE_SPAN = 8.0
 #: Name of that score layer: its presence marks a model that ends in a logit.
 SCORE_LAYER = "score"
+#: Gain on the sigmoid gates' weights when a hard model starts from a smooth one: Keras'
+#: ``hard_sigmoid(x) = clip(x / 6 + 1/2, 0, 1)``, so ``hard_sigmoid(1.5 x) = clip(x / 4 + 1/2, 0, 1)``,
+#: the sigmoid's tangent at 0. ``hard_tanh`` already is the tanh's tangent at 0 (gain 1).
+HARD_GATE_GAIN = 1.5
 
 #: 1 where a feature is measured from the first pooled step (volumes, price), 0 where absolute (BLR).
 FROM_FIRST_STEP = (0.0, 1.0, 1.0, 1.0)
@@ -312,6 +318,23 @@ def build_model(
     if activations == "hard":
         outputs = risk_score_layer()(SCORE_SPAN, name=SCORE_LAYER)(outputs)
     return keras.Model(inputs, outputs, name="sentinel_risk")
+
+
+def hard_from_smooth(smooth, hard) -> None:  # noqa: ANN001
+    """Start ``hard`` (``activations="hard"``) from the trained ``smooth`` model of the same shape.
+
+    Each activation is replaced by its tangent at 0: the input, recurrent and
+    bias weights of the LSTM's sigmoid gates (Keras order i, f, g, o: all but
+    g) are multiplied by :data:`HARD_GATE_GAIN`, the candidate's are kept, and
+    the output layer keeps its weights: the hard model's logit is the smooth
+    model's sigmoid input, and both train on it with the same sigmoid
+    cross-entropy. Near 0 the two models agree; fine-tuning fits the rest.
+    """
+    kernel, recurrent, bias = (np.asarray(w) for w in smooth.get_layer("lstm").get_weights())
+    units = recurrent.shape[0]
+    gain = np.repeat([HARD_GATE_GAIN, HARD_GATE_GAIN, 1.0, HARD_GATE_GAIN], units)
+    hard.get_layer("lstm").set_weights([kernel * gain, recurrent * gain, bias * gain])
+    hard.get_layer("risk").set_weights(smooth.get_layer("risk").get_weights())
 
 
 def logit_model(model):  # noqa: ANN001, ANN201

@@ -143,7 +143,7 @@ def run_training(
     layout: ArtifactLayout,
     config: SentinelConfig,
     data_path: Path | None = None,
-    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    progress: Callable[[str, int, int, dict[str, float]], None] | None = None,
 ) -> TrainingReport:
     """Train, evaluate beside the baselines, export with parity, write the card and plots."""
     from sentinel.model.plots import plot_history
@@ -171,7 +171,8 @@ def run_training(
                             f"first step as baseline) -> " + (
                                 f"LSTM({c.units}, unroll) -> Dense(1, sigmoid)" if c.activations == "smooth" else
                                 f"LSTM({c.units}, hard_sigmoid/hard_tanh, unroll) -> Dense(1) -> "
-                                f"clip(1/2 + logit/{2 * SCORE_SPAN:g}, 0, 1)"),
+                                f"clip(1/2 + logit/{2 * SCORE_SPAN:g}, 0, 1)"
+                                + ("; fine-tuned from the smooth model" if result.warm_start else "")),
             "input": {"shape": [1, c.window, 4], "features": ["blr", "buy_volume", "sell_volume", "mid_price"],
                       "dtype": "float32", "onnx_input": "window"},
             "output": "crash risk in [0, 1]",
@@ -195,6 +196,8 @@ def run_training(
             "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
             "train_windows": result.train_windows, "val_windows": result.val_windows,
             "positive_fraction": result.positive_fraction, "class_weight": {str(k): v for k, v in result.class_weight.items()},
+            # The smooth model a hard one started from: its own epochs, best epoch and validation loss.
+            "warm_start": result.warm_start,
         },
         "trip_policy": policy.to_dict(),
         "export": {k: v for k, v in export.to_dict().items() if k != "path"},

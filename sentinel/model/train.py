@@ -20,8 +20,9 @@ from sentinel.data.validate import MarketData
 from sentinel.errors import ModelError
 from sentinel.model.dataset import LabeledWindows, Split, labeled_windows
 
-#: progress(epoch, total_epochs, logs) after every epoch.
-Progress = Callable[[int, int, dict[str, float]], None]
+#: progress(stage, epoch, total_epochs, logs) after every epoch; stage is the activations being
+#: trained ("smooth", "hard"; a warm-started hard model reports a smooth stage first).
+Progress = Callable[[str, int, int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class TrainResult:
     positive_fraction: float
     parameters: int
     class_weight: dict[int, float] = field(default_factory=dict)
+    #: The smooth stage a hard model started from (epochs, best epoch and val loss, seconds), or None.
+    warm_start: dict[str, Any] | None = None
 
 
 def deterministic_tensorflow(seed: int) -> None:
@@ -82,38 +85,28 @@ def deterministic_tensorflow(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progress | None = None) -> TrainResult:
-    """Train the risk model on ``split.train``, early-stopping on ``split.val``."""
-    deterministic_tensorflow(cfg.seed)
+def _fit(model: Any, train: LabeledWindows, val: LabeledWindows, cfg: ModelConfig, learning_rate: float,
+         class_weight: dict[int, float], stage: str,
+         progress: Progress | None) -> tuple[dict[str, list[float]], float]:
+    """Fit ``model`` with the recipe (early stopping, best weights, LR halving); its history and seconds."""
     import keras
 
-    from sentinel.model.network import build_model, logit_model
+    from sentinel.model.network import logit_model
 
-    train = labeled_windows(data, split.train, cfg.window, cfg.horizon)
-    val = labeled_windows(data, split.val, cfg.window, cfg.horizon)
-    positives = float(train.y.mean())
-    if positives == 0 or positives == 1:
-        raise ModelError("training windows are all one class; generate more (or different) episodes")
-    norm = fit_normalisation(train)
-    model = build_model(parse_pooling(cfg.pooling, cfg.window), cfg.units, np.array(norm.mean),
-                        np.array(norm.std), norm.price_ref, cfg.seed, cfg.feature_clip, cfg.preactivation_bound,
-                        cfg.output_bound, cfg.activations)
     # A model that ends in a hard score trains on its logit (the score's flat ends have no gradient).
     logits = logit_model(model)
     from_logits = logits is not None
     trained = logits if from_logits else model
     trained.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.BinaryCrossentropy(from_logits=from_logits),
         metrics=[keras.metrics.AUC(curve="PR", name="pr_auc", from_logits=from_logits)],
     )
-    # Balanced weights: positives are rare (a few percent of windows).
-    class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
 
     class _Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             if progress is not None:
-                progress(epoch + 1, cfg.epochs, {k: float(v) for k, v in (logs or {}).items()})
+                progress(stage, epoch + 1, cfg.epochs, {k: float(v) for k, v in (logs or {}).items()})
 
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True, verbose=0
@@ -133,21 +126,66 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
             _Report(),
         ],
     )
-    seconds = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    val_loss = hist.get("val_loss", [])
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}, time.perf_counter() - start
+
+
+def _best_epoch(history: dict[str, list[float]]) -> int:
+    val_loss = history.get("val_loss", [])
+    return int(np.argmin(val_loss)) + 1 if val_loss else 0
+
+
+def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progress | None = None) -> TrainResult:
+    """Train the risk model on ``split.train``, early-stopping on ``split.val``.
+
+    A hard model (``cfg.activations == "hard"``) with ``cfg.finetune_learning_rate`` > 0
+    trains in two stages: the smooth model of the same configuration first, then
+    the hard model started from it (:func:`~sentinel.model.network.hard_from_smooth`)
+    and fine-tuned at that rate. Both stages use the same seed, data and recipe.
+    """
+    from sentinel.model.network import build_model, hard_from_smooth
+
+    train = labeled_windows(data, split.train, cfg.window, cfg.horizon)
+    val = labeled_windows(data, split.val, cfg.window, cfg.horizon)
+    positives = float(train.y.mean())
+    if positives == 0 or positives == 1:
+        raise ModelError("training windows are all one class; generate more (or different) episodes")
+    norm = fit_normalisation(train)
+    # Balanced weights: positives are rare (a few percent of windows).
+    class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
+    pooling = parse_pooling(cfg.pooling, cfg.window)
+
+    def build(activations: str, bounded: bool):  # noqa: ANN202
+        bound = cfg.preactivation_bound if bounded else 0.0
+        return build_model(pooling, cfg.units, np.array(norm.mean), np.array(norm.std), norm.price_ref, cfg.seed,
+                           cfg.feature_clip, bound, cfg.output_bound if bounded else 0.0, activations)
+
+    warm = cfg.activations == "hard" and cfg.finetune_learning_rate > 0
+    deterministic_tensorflow(cfg.seed)
+    stage = "smooth" if warm else cfg.activations
+    model = build(stage, bounded=cfg.activations == "smooth" or warm)
+    history, seconds = _fit(model, train, val, cfg, cfg.learning_rate, class_weight, stage, progress)
+    warm_start = None
+    if warm:
+        warm_start = {"epochs_run": len(history.get("val_loss", [])), "best_epoch": _best_epoch(history),
+                      "best_val_loss": min(history["val_loss"]), "seconds": seconds,
+                      "learning_rate": cfg.learning_rate}
+        deterministic_tensorflow(cfg.seed)
+        smooth, model = model, build("hard", bounded=False)  # the bound only sizes a lookup table
+        hard_from_smooth(smooth, model)
+        history, seconds = _fit(model, train, val, cfg, cfg.finetune_learning_rate, class_weight, "hard", progress)
     return TrainResult(
         model=model,
         normalisation=norm,
-        history=hist,
-        epochs_run=len(val_loss),
-        best_epoch=int(np.argmin(val_loss)) + 1 if val_loss else 0,
-        seconds=seconds,
+        history=history,
+        epochs_run=len(history.get("val_loss", [])),
+        best_epoch=_best_epoch(history),
+        seconds=seconds + (warm_start["seconds"] if warm_start else 0.0),
         train_windows=len(train),
         val_windows=len(val),
         positive_fraction=positives,
         parameters=int(model.count_params()),
         class_weight=class_weight,
+        warm_start=warm_start,
     )
 
 

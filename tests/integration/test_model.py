@@ -22,6 +22,10 @@ def test_training_writes_every_artifact(tiny_project):
         assert path.exists() and path.stat().st_size > 0, path
     card = json.loads(layout.model_card.read_text())
     assert card["config"]["units"] == 4
+    # The default hard model starts from a smooth one trained first: both stages ran.
+    assert card["config"]["activations"] == "hard" and "fine-tuned from the smooth model" in card["model"]["architecture"]
+    assert card["training"]["warm_start"]["epochs_run"] >= 1 and card["training"]["epochs_run"] >= 1
+    assert card["model"]["activation_bound"] is None  # no lookup table to size
     assert card["export"]["parity_max_abs_diff"] <= 1e-5
     assert card["export"]["parity_windows"] == card["evaluation"]["detectors"]["lstm"]["test"]["windows"]
     assert not {"Loop", "Scan"} & set(card["export"]["op_types"])
@@ -203,6 +207,34 @@ def test_hard_model_saves_loads_and_needs_no_lookup_table(tmp_path):
     doc = json.loads(settings.read_text())
     assert doc["required_lookups"] == []
     assert sorted(map(tuple, doc["required_range_checks"])) == [(-1, 1), (0, 15999)]
+
+
+def _smooth_logit(model, x):  # noqa: ANN001, ANN202
+    """The smooth model's sigmoid input: its score through the inverse sigmoid."""
+    p = np.asarray(model.predict(x, verbose=0), np.float64)[:, 0]
+    return np.log(p / (1.0 - p))
+
+
+@pytest.mark.parametrize("gain_ok", [True, False])
+def test_a_hard_model_starts_as_the_smooth_models_tangent(gain_ok, monkeypatch):
+    """hard_from_smooth swaps every activation for its tangent at 0: with small pre-activations the logits agree."""
+    from sentinel.model import network
+
+    if not gain_ok:  # without the gate gain, hard_sigmoid(x) = x/6 + 1/2 is not the sigmoid's tangent
+        monkeypatch.setattr(network, "HARD_GATE_GAIN", 1.0)
+    smooth = _random_sentinel_model(units=5)
+    for name in ("lstm", "risk"):  # small weights: every gate's pre-activation stays near 0
+        layer = smooth.get_layer(name)
+        layer.set_weights([w * (0.01 if name == "lstm" else 1.0) for w in layer.get_weights()])
+    hard = _random_sentinel_model(units=5, activations="hard", seed=9)
+    network.hard_from_smooth(smooth, hard)
+    x = _market_windows(32, seed=2)
+    smooth_logit = _smooth_logit(smooth, x)
+    hard_logit = np.asarray(network.logit_model(hard).predict(x, verbose=0), np.float64)[:, 0]
+    assert np.ptp(smooth_logit) > 0.01  # the windows move the logit
+    error = np.max(np.abs(smooth_logit - hard_logit))
+    # Tangents agree to third order: with the gain the logits differ by ~0.06 % of their spread, without it ~0.5 %.
+    assert (error < 2e-3 * np.ptp(smooth_logit)) == gain_ok
 
 
 def test_circuit_form_refuses_activations_it_cannot_rewrite():

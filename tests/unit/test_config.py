@@ -45,7 +45,9 @@ def test_config_file_from_env(tmp_path):
     ("[model]\noutput_bound = 20.0\n", r"model.output_bound must be <= model.preactivation_bound .*: 20 > 15"),
     ("[model]\npreactivation_bound = 0.0\noutput_bound = 5.0\n", "model.output_bound must be 0 while model.preactivation_bound is 0"),
     ("[model]\nactivations = \"relu\"\n", "model.activations must be 'smooth' or 'hard', not 'relu'"),
-    ("[model]\nactivations = \"hard\"\n", "model.preactivation_bound must be 0 with model.activations = 'hard'"),
+    ("[model]\nactivations = \"hard\"\nfinetune_learning_rate = 0.0\n",
+     "model.preactivation_bound must be 0 for a hard model trained from scratch"),
+    ("[model]\nfinetune_learning_rate = -0.001\n", "model.finetune_learning_rate must be >= 0"),
     ("[circuit]\nlookup_columns = 0\n", "lookup_columns must be >= 1"),
     ("[model]\npooling = '50:50'\n", r"model.pooling '50:50' gives 1 step; steps must be at least 2 \(the first is the baseline\)"),
 ])

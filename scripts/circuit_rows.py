@@ -21,6 +21,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from sentinel.config import CircuitConfig
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NODE = re.compile(r"laying out (\d+): (.*)")
 _ROWS = re.compile(r"\(rows=(\d+), coord=(\d+)")
@@ -59,8 +61,9 @@ def main() -> None:
     parser.add_argument("--cols", type=int, default=1, help="num_inner_cols")
     parser.add_argument("--input", default="hashed", choices=["hashed", "public", "private"])
     parser.add_argument("--scale", type=int, default=10)
-    parser.add_argument("--decomp-base", type=int, default=4096)
-    parser.add_argument("--decomp-legs", type=int, default=3)
+    defaults = CircuitConfig()
+    parser.add_argument("--decomp-base", type=int, default=defaults.decomp_base)
+    parser.add_argument("--decomp-legs", type=int, default=defaults.decomp_legs)
     parser.add_argument("--ignore-io-checks", action="store_true",
                         help="EZKL's ignore_range_check_inputs_outputs (it range-checks every constant instead)")
     parser.add_argument("--nodes", action="store_true", help="also list every node")

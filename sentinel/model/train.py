@@ -154,15 +154,17 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
     class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
     pooling = parse_pooling(cfg.pooling, cfg.window)
 
-    def build(activations: str, bounded: bool):  # noqa: ANN202
-        bound = cfg.preactivation_bound if bounded else 0.0
+    def build(activations: str):  # noqa: ANN202
+        # The weight bound sizes a smooth model's lookup table; a hard model has none to size.
+        bounded = activations == "smooth"
         return build_model(pooling, cfg.units, np.array(norm.mean), np.array(norm.std), norm.price_ref, cfg.seed,
-                           cfg.feature_clip, bound, cfg.output_bound if bounded else 0.0, activations)
+                           cfg.feature_clip, cfg.preactivation_bound if bounded else 0.0,
+                           cfg.output_bound if bounded else 0.0, activations)
 
     warm = cfg.activations == "hard" and cfg.finetune_learning_rate > 0
     deterministic_tensorflow(cfg.seed)
     stage = "smooth" if warm else cfg.activations
-    model = build(stage, bounded=cfg.activations == "smooth" or warm)
+    model = build(stage)
     history, seconds = _fit(model, train, val, cfg, cfg.learning_rate, class_weight, stage, progress)
     warm_start = None
     if warm:
@@ -170,7 +172,7 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
                       "best_val_loss": min(history["val_loss"]), "seconds": seconds,
                       "learning_rate": cfg.learning_rate}
         deterministic_tensorflow(cfg.seed)
-        smooth, model = model, build("hard", bounded=False)  # the bound only sizes a lookup table
+        smooth, model = model, build("hard")
         hard_from_smooth(smooth, model)
         history, seconds = _fit(model, train, val, cfg, cfg.finetune_learning_rate, class_weight, "hard", progress)
     return TrainResult(

@@ -59,13 +59,13 @@ class TrainResult:
     history: dict[str, list[float]]
     epochs_run: int
     best_epoch: int
-    seconds: float
+    seconds: float  #: both stages of a warm-started model
     train_windows: int
     val_windows: int
     positive_fraction: float
     parameters: int
     class_weight: dict[int, float] = field(default_factory=dict)
-    #: The smooth stage a hard model started from (epochs, best epoch and val loss, seconds), or None.
+    #: The smooth stage a hard model started from (epochs, best epoch, best val loss, rate), or None.
     warm_start: dict[str, Any] | None = None
 
 
@@ -168,20 +168,20 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
     history, seconds = _fit(model, train, val, cfg, cfg.learning_rate, class_weight, stage, progress)
     warm_start = None
     if warm:
-        warm_start = {"epochs_run": len(history.get("val_loss", [])), "best_epoch": _best_epoch(history),
-                      "best_val_loss": min(history["val_loss"]), "seconds": seconds,
-                      "learning_rate": cfg.learning_rate}
+        warm_start = {"epochs_run": len(history["val_loss"]), "best_epoch": _best_epoch(history),
+                      "best_val_loss": min(history["val_loss"]), "learning_rate": cfg.learning_rate}
         deterministic_tensorflow(cfg.seed)
         smooth, model = model, build("hard")
         hard_from_smooth(smooth, model)
-        history, seconds = _fit(model, train, val, cfg, cfg.finetune_learning_rate, class_weight, "hard", progress)
+        history, more = _fit(model, train, val, cfg, cfg.finetune_learning_rate, class_weight, "hard", progress)
+        seconds += more
     return TrainResult(
         model=model,
         normalisation=norm,
         history=history,
         epochs_run=len(history.get("val_loss", [])),
         best_epoch=_best_epoch(history),
-        seconds=seconds + (warm_start["seconds"] if warm_start else 0.0),
+        seconds=seconds,
         train_windows=len(train),
         val_windows=len(val),
         positive_fraction=positives,

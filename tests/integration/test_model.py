@@ -223,9 +223,8 @@ def test_a_hard_model_starts_as_the_smooth_models_tangent(gain_ok, monkeypatch):
     if not gain_ok:  # without the gate gain, hard_sigmoid(x) = x/6 + 1/2 is not the sigmoid's tangent
         monkeypatch.setattr(network, "HARD_GATE_GAIN", 1.0)
     smooth = _random_sentinel_model(units=5)
-    for name in ("lstm", "risk"):  # small weights: every gate's pre-activation stays near 0
-        layer = smooth.get_layer(name)
-        layer.set_weights([w * (0.01 if name == "lstm" else 1.0) for w in layer.get_weights()])
+    lstm = smooth.get_layer("lstm")  # small weights: every gate's pre-activation stays near 0
+    lstm.set_weights([w * 0.01 for w in lstm.get_weights()])
     hard = _random_sentinel_model(units=5, activations="hard", seed=9)
     network.hard_from_smooth(smooth, hard)
     x = _market_windows(32, seed=2)

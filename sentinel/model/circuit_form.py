@@ -160,12 +160,12 @@ def activation_family(model: Any) -> tuple[str, float]:
     """``("smooth", 0)`` or ``("hard", span)`` (:data:`sentinel.model.network.ACTIVATIONS`), read from the layers."""
     import keras
 
-    from sentinel.model.network import ACTIVATIONS, SCORE_LAYER
+    from sentinel.model.network import ACTIVATIONS, score_layer
 
     lstm, risk = model.get_layer("lstm"), model.get_layer("risk")
     names = tuple(str(keras.activations.serialize(fn))
                   for fn in (lstm.cell.recurrent_activation, lstm.cell.activation, risk.activation))
-    score = next((layer for layer in model.layers if layer.name == SCORE_LAYER), None)
+    score = score_layer(model)
     gate, candidate = ACTIVATIONS["smooth"]
     if names == (gate, candidate, gate) and score is None:
         return "smooth", 0.0
@@ -266,8 +266,8 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
     # Scale the gates' columns by a here (Keras order i, f, g, o; the candidate g is squash(z) itself).
     gate_scale = 1.0 / 3.0 if form.hard else 0.5
     logit_scale = 1.0 / form.score_span if form.hard else 0.5
-    halved = np.full(4 * u, gate_scale)
-    halved[2 * u:3 * u] = 1.0
+    column_scale = np.full(4 * u, gate_scale)
+    column_scale[2 * u:3 * u] = 1.0
 
     def squash(x: str, name: str) -> str:
         """``tanh(x)`` (a lookup), or ``hard_tanh(x) = relu(x + 1) - relu(x - 1) - 1`` (range checks only)."""
@@ -277,19 +277,19 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
         down = node("Relu", [node("Sub", [x, one], f"{name}_down")], f"{name}_relu_down")
         return node("Sub", [node("Sub", [up, down], f"{name}_diff"), one], name)
 
-    kernel = const("kernel", form.kernel * halved)
-    input_kernel = const("input_kernel", form.kernel[:n_inputs] * halved)
-    bias = const("bias", (form.bias * halved).reshape(1, -1))
+    kernel = const("kernel", form.kernel * column_scale)
+    input_kernel = const("input_kernel", form.kernel[:n_inputs] * column_scale)
+    bias = const("bias", (form.bias * column_scale).reshape(1, -1))
 
-    def scaled_gate(z_half: str, name: str) -> str:
+    def scaled_gate(z_scaled: str, name: str) -> str:
         """``2**10 * sigmoid(z)`` from ``a * z``: ``(1 + squash(a * z)) * 2**9`` (an integer: no rescale)."""
-        t = node("Add", [squash(z_half, f"{name}_tanh"), one], f"{name}_twice")
+        t = node("Add", [squash(z_scaled, f"{name}_tanh"), one], f"{name}_twice")
         return node("Mul", [t, half_unit], f"{name}_scaled")
 
-    def gate(z_half: str, name: str) -> str:
+    def gate(z_scaled: str, name: str) -> str:
         """``sigmoid(z)`` one fixed-point scale up: the 2**-10 step only raises the scale, so the
         division happens in the rescale the gate's product needs anyway."""
-        return node("Mul", [scaled_gate(z_half, name), step], name)
+        return node("Mul", [scaled_gate(z_scaled, name), step], name)
 
     def pair(a: str, b: str, name: str) -> str:
         """``(u,)`` and ``(u,)`` -> ``(u, 2)``, joined by padding and adding."""
@@ -319,9 +319,10 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
             c = node("Reshape", [node("Einsum", [gates, pair(c, g, f"values{t}")], f"c{t}_sum",
                                       equation="jk,jk->j"), const(f"c{t}_shape", [1, u], np.int64)], f"c{t}")
         h = node("Mul", [o, squash(c, f"tanh_c{t}")], f"h{t}")
-    half_logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel * logit_scale)], "logit_mm"),
-                              const("dense_bias", form.dense_bias.reshape(1, -1) * logit_scale)], "half_logit")
-    node("Mul", [node("Add", [squash(half_logit, "risk_tanh"), one], "risk_twice"), const("half", 0.5)], "risk")
+    # Node names predate hard activations ("half_logit", "risk_tanh"); kept so exports stay byte-identical.
+    scaled_logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel * logit_scale)], "logit_mm"),
+                                const("dense_bias", form.dense_bias.reshape(1, -1) * logit_scale)], "half_logit")
+    node("Mul", [node("Add", [squash(scaled_logit, "risk_tanh"), one], "risk_twice"), const("half", 0.5)], "risk")
     graph = helper.make_graph(
         nodes, "sentinel_risk",
         [helper.make_tensor_value_info(window_name, TensorProto.FLOAT, [1, form.window, n_features])],

@@ -337,10 +337,15 @@ def hard_from_smooth(smooth, hard) -> None:  # noqa: ANN001
     hard.get_layer("risk").set_weights(smooth.get_layer("risk").get_weights())
 
 
+def score_layer(model):  # noqa: ANN001, ANN201
+    """``model``'s :class:`RiskScore` layer (a hard model's), or None (a smooth model ends in a sigmoid)."""
+    return next((layer for layer in model.layers if layer.name == SCORE_LAYER), None)
+
+
 def logit_model(model):  # noqa: ANN001, ANN201
     """The part of ``model`` up to its logit (sharing weights), or None if it ends in a sigmoid."""
     keras = _keras()
-    if SCORE_LAYER not in {layer.name for layer in model.layers}:
+    if score_layer(model) is None:
         return None
     return keras.Model(model.inputs, model.get_layer("risk").output, name="sentinel_logit")
 

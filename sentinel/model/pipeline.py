@@ -127,6 +127,15 @@ def _risk_plot(data: TrainingData, split: Split, model: Any, policy: TripPolicy,
               + (f"; the {split.holdout_family} episode is from the held-out family" if split.holdout else ""))
 
 
+def _architecture(c: Any, warm_started: bool) -> str:
+    """The model card's one-line architecture of model config ``c``."""
+    head = f"AveragePooling({c.pooling}) -> WindowFeatures(clip {c.feature_clip:g}; first step as baseline) -> "
+    if c.activations == "smooth":
+        return head + f"LSTM({c.units}, unroll) -> Dense(1, sigmoid)"
+    return (head + f"LSTM({c.units}, hard_sigmoid/hard_tanh, unroll) -> Dense(1) -> "
+            f"clip(1/2 + logit/{2 * SCORE_SPAN:g}, 0, 1)" + ("; fine-tuned from the smooth model" if warm_started else ""))
+
+
 @dataclass(frozen=True)
 class TrainingReport:
     """What ``sentinel train`` produced."""
@@ -167,12 +176,7 @@ def run_training(
     card = {
         "card_version": CARD_VERSION,
         "model": {
-            "architecture": f"AveragePooling({c.pooling}) -> WindowFeatures(clip {c.feature_clip:g}; "
-                            f"first step as baseline) -> " + (
-                                f"LSTM({c.units}, unroll) -> Dense(1, sigmoid)" if c.activations == "smooth" else
-                                f"LSTM({c.units}, hard_sigmoid/hard_tanh, unroll) -> Dense(1) -> "
-                                f"clip(1/2 + logit/{2 * SCORE_SPAN:g}, 0, 1)"
-                                + ("; fine-tuned from the smooth model" if result.warm_start else "")),
+            "architecture": _architecture(c, warm_started=result.warm_start is not None),
             "input": {"shape": [1, c.window, 4], "features": ["blr", "buy_volume", "sell_volume", "mid_price"],
                       "dtype": "float32", "onnx_input": "window"},
             "output": "crash risk in [0, 1]",

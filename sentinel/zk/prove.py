@@ -108,7 +108,7 @@ class InputRange:
 
     EZKL decomposes each input felt into ``legs`` digits of ``base`` and a
     sign, so ``|round(value * 2**scale)|`` must stay below ``base**legs``
-    (the default 4096^3 at scale 10: raw values below 67.1 million). A window with a larger
+    (the default 16,000^2 at scale 10: raw values below 250,000). A window with a larger
     value has no proof; it is refused here, by name, before any work.
     """
 

@@ -65,7 +65,13 @@ class App:
         """The configuration and the feed to read: ``--data`` as typed (relative to the working
         directory), else the ``data.feed`` setting (relative to the project root)."""
         config = self.config(**{"data.feed": str(data_path.absolute()) if data_path else None}, **overrides)
-        return config, self.layout.feed(config.data.feed)
+        feed = self.layout.feed(config.data.feed)
+        if data_path is None and not feed.exists():
+            from sentinel.errors import DataFileError
+
+            raise DataFileError(feed, "no such file (the data.feed setting)",
+                                hint="pass --data FILE, or set [data] feed in sentinel.toml")
+        return config, feed
 
     def exit_code(self, error: BaseException) -> int:
         """The exit code for a failure of the running command (see the module doc)."""

@@ -125,7 +125,7 @@ def newest_bundle(app: App) -> Path:
 @click.command()
 @click.argument("bundles", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True,
-              help='Print JSON: {"bundles": [...], "valid": true only if every bundle is}.')
+              help='Print JSON: {"bundles": [...], "valid": whether every bundle is}.')
 @click.pass_obj
 def verify(app: App, bundles: tuple[Path, ...], as_json: bool) -> None:
     """Verify proof bundles off-chain (default: the newest one under proofs/ for the current circuit)."""

@@ -168,7 +168,8 @@ def test_prove_reads_the_data_feed_setting_relative_to_the_root(run_cli, tmp_pat
     (tmp_path / "sentinel.toml").write_text('[data]\nfeed = "feeds/mine.csv"\n')
     code, out, err = run_cli("--root", tmp_path, "prove", "--window", "latest")
     assert code == 1 and out == ""
-    assert err.strip() == f"error: {tmp_path / 'feeds' / 'mine.csv'}: file does not exist"
+    assert err.strip() == (f"error: {tmp_path / 'feeds' / 'mine.csv'}: no such file (the data.feed setting) "
+                           "(pass --data FILE, or set [data] feed in sentinel.toml)")
     assert not (tmp_path / "circuits").exists()
 
 

@@ -158,8 +158,8 @@ def attest(app: App, bundle: Path, data_path: Path | None, no_check: bool, as_js
 
     if no_check and data_path is not None:
         raise click.UsageError("--no-check and --data are exclusive")
-    config, feed = app.config_and_feed(data_path)
-    result = attest_bundle(app.layout, config, bundle, None if no_check else feed)
+    config, feed = (app.config(), None) if no_check else app.config_and_feed(data_path)
+    result = attest_bundle(app.layout, config, bundle, feed)
     _warn_demo(result.demo_keys)
     if as_json:
         emit_json(result.to_dict())

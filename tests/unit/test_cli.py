@@ -323,3 +323,14 @@ def test_a_noisy_native_import_is_silenced_unless_verbose(tmp_path):
     assert quiet.stderr == "a line that is not a log record\n"
     loud = subprocess.run([sys.executable, "-c", probe, "verbose"], capture_output=True, text=True, env=env, check=True)
     assert "oneDNN custom operations are on" in loud.stderr and "a line that is not" in loud.stderr
+
+
+def test_attest_checks_against_the_data_feed_unless_told_not_to(run_cli, tmp_path):
+    bundle = tmp_path / "window-1.json"
+    bundle.write_text("{}")
+    code, _, err = run_cli("--root", tmp_path, "attest", bundle)
+    assert code == 1 and f"{tmp_path / 'data' / 'sample_market_depth.csv'}: no such file (the data.feed setting)" in err
+    code, _, err = run_cli("--root", tmp_path, "attest", bundle, "--no-check")
+    assert code == 1 and "data.feed" not in err  # past the feed: the bundle itself is refused
+    code, _, err = run_cli("--root", tmp_path, "attest", bundle, "--no-check", "--data", bundle)
+    assert code == 2 and "--no-check and --data are exclusive" in err

@@ -39,12 +39,12 @@ step "8. the circuit: EZKL settings, calibration, keys, fidelity, Solidity verif
 sentinel circuit build
 
 step "9. prove the latest window (the crash windows are proven in step 14)"
-sentinel prove --data "$out/scenarios.csv" --window latest --json > "$out/latest.json"
-bundle=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["bundle"])' "$out/latest.json")
-latest_end=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["window_end_unix"])' "$bundle")
+sentinel prove --data "$out/scenarios.csv" --window latest
 
-step "10. verify off-chain, then flip one byte of the proof (expected to fail)"
-sentinel verify "$bundle"
+step "10. verify off-chain (with no argument: the newest bundle), then flip one byte of the proof (expected to fail)"
+sentinel verify
+bundle=$(sentinel verify --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["bundles"][0]["bundle"])')
+latest_end=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["window_end_unix"])' "$bundle")
 python3 - "$bundle" "$out/flipped.json" <<'PY'
 import json, sys
 bundle = json.load(open(sys.argv[1]))

@@ -39,6 +39,10 @@ class ArtifactLayout:
         """Default output of ``sentinel data generate``."""
         return self.data_dir / "synthetic.csv"
 
+    def feed(self, setting: str) -> Path:
+        """The market-depth feed named by the ``data.feed`` setting (relative to the project root)."""
+        return self.root / Path(setting).expanduser()
+
     def training_data(self, seed: int, episodes: int) -> Path:
         """Default training scenarios; regenerated on demand (deterministic, not committed)."""
         return self.data_dir / f"scenarios-seed{seed}-{episodes}ep.csv"
@@ -121,6 +125,20 @@ class ArtifactLayout:
     def proof_bundle(self, window_id: int) -> Path:
         return self.proofs_dir / f"window-{window_id}.json"
 
+    def newest_bundle(self, vk_sha256: str) -> Path | None:
+        """The most recently written proof bundle under proofs/ proven with this vk, or None."""
+        import json
+
+        bundles = [p for p in self.proofs_dir.glob("window-*.json") if not p.name.endswith(".attestation.json")]
+        for path in sorted(bundles, key=lambda p: p.stat().st_mtime, reverse=True):
+            try:
+                model = json.loads(path.read_text(encoding="utf-8")).get("model")
+            except (OSError, UnicodeDecodeError, ValueError):
+                continue
+            if isinstance(model, dict) and model.get("vk_sha256") == vk_sha256:
+                return path
+        return None
+
     def attestation(self, window_id: int) -> Path:
         """Attester signatures over a window (``sentinel attest``), beside its proof bundle."""
         return self.proofs_dir / f"window-{window_id}.attestation.json"
@@ -175,11 +193,6 @@ class ArtifactLayout:
     def relay_db(self) -> Path:
         """SQLite (WAL) queue of windows, transactions and quarantined rows."""
         return self.relay_dir / "queue.sqlite"
-
-    @property
-    def default_feed(self) -> Path:
-        """The feed the relay follows when no ``--data`` is given."""
-        return self.data_dir / "market_depth.csv"
 
     # --- runtime state (never committed) -------------------------------------
     @property

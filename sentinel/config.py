@@ -3,7 +3,8 @@
 Precedence, lowest first: the defaults below < ``sentinel.toml`` in the project
 root (or the file named by ``SENTINEL_CONFIG``) < ``SENTINEL_<SECTION>__<FIELD>``
 environment variables < explicit overrides (CLI flags). Every field has a
-one-line doc in its ``metadata`` so ``sentinel config`` can explain itself.
+one-line doc in its ``metadata`` so ``sentinel config`` can explain itself,
+and :func:`resolve_config` records which layer set each value.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class DataConfig:
     )
     blr_abs_tolerance: float = _f(
         1e-4, "allowed absolute gap between blr and buy_volume / sell_volume (rounding)"
+    )
+    feed: str = _f(
+        "data/sample_market_depth.csv",
+        "market-depth feed that prove, score, attest and the relay read when no --data is given "
+        "(a CSV; the relay also takes a directory of them); relative to the project root",
     )
 
 
@@ -158,9 +164,8 @@ class AuditConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
-    """The relay daemon: feed, queue, signer lane, fees, confirmations and observability."""
+    """The relay daemon: queue, signer lane, fees, confirmations and observability (its feed is data.feed)."""
 
-    data: str = _f("", "feed the relay follows: a market_depth.csv or a directory of them ('' = data/market_depth.csv)")
     rpc_url: str = _f("", "JSON-RPC endpoint ('' = the deployment's)")
     db: str = _f("", "SQLite queue path ('' = .sentinel/relay/queue.sqlite)")
     interval_seconds: float = _f(2.0, "pause between passes when there is nothing to do")
@@ -199,43 +204,65 @@ def _sections() -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(SentinelConfig)}
 
 
+#: The layers a value can come from, lowest precedence first.
+SOURCES = ("default", "file", "env", "flag")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one setting's value came from: ``kind`` is one of :data:`SOURCES`; ``origin`` names the
+    file or environment variable (``None`` for a default or a flag)."""
+
+    kind: str
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One resolved setting, for ``sentinel config``."""
+
+    name: str
+    value: Any
+    source: Source
+    doc: str
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The configuration and the source of every value in it."""
+
+    config: SentinelConfig
+    sources: dict[str, Source]
+    file: Path
+
+    def settings(self) -> list[Setting]:
+        """Every setting (dotted name, value, source, doc), in declaration order."""
+        rows: list[Setting] = []
+        for section in dataclasses.fields(self.config):
+            sub = getattr(self.config, section.name)
+            for f in dataclasses.fields(sub):
+                name = f"{section.name}.{f.name}"
+                rows.append(Setting(name, getattr(sub, f.name), self.sources[name], f.metadata.get("doc", "")))
+        return rows
+
+
 def _coerce(value: Any, target: Any, where: str) -> Any:
-    """Convert a TOML/env/CLI value to the field's declared type."""
+    """Convert a TOML/env/CLI value to the field's declared type (every field is an int, float or str)."""
     try:
-        if target is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(f"not a boolean: {value!r}")
-        if target is int:
-            if isinstance(value, bool):
-                raise ValueError(f"not an integer: {value!r}")
-            return int(value)
-        if target is float:
-            if isinstance(value, bool):
+        if target is int or target is float:
+            if isinstance(value, bool):  # TOML true would otherwise pass as 1
                 raise ValueError(f"not a number: {value!r}")
-            return float(value)
+            return target(value)
         if target is str:
             return str(value)
-        if target is Path:
-            return Path(value)
-        origin = typing.get_origin(target)
-        if origin is tuple:
-            items = value.split(",") if isinstance(value, str) else list(value)
-            (inner, _ellipsis) = typing.get_args(target)
-            return tuple(_coerce(item.strip() if isinstance(item, str) else item, inner, where)
-                         for item in items if not (isinstance(item, str) and not item.strip()))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
     raise ConfigError(f"{where}: unsupported setting type {target!r}")
 
 
 def _apply(
-    values: dict[str, dict[str, Any]], section: str, key: str, raw: Any, where: str
+    values: dict[str, dict[str, Any]], sources: dict[str, Source], section: str, key: str, raw: Any,
+    source: Source, where: str,
 ) -> None:
     sections = _sections()
     if section not in sections:
@@ -248,22 +275,30 @@ def _apply(
             f"{where}: unknown setting '{section}.{key}' (known: {', '.join(sorted(names))})"
         )
     values.setdefault(section, {})[key] = _coerce(raw, hints[key], where)
+    sources[f"{section}.{key}"] = source
 
 
-def load_config(
+def config_file(root: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The configuration file: ``SENTINEL_CONFIG`` if set, else ``sentinel.toml`` in ``root``."""
+    env = os.environ if env is None else env
+    return Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else root / CONFIG_FILE_NAME
+
+
+def resolve_config(
     root: Path,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
-) -> SentinelConfig:
-    """Resolve defaults < sentinel.toml < SENTINEL_* env < ``overrides``.
+) -> ResolvedConfig:
+    """Resolve defaults < sentinel.toml < SENTINEL_* env < ``overrides``, recording each value's source.
 
-    ``overrides`` maps dotted names (``"data.cadence_seconds"``) to values;
-    ``None`` values are ignored so unset CLI flags fall through.
+    ``overrides`` maps dotted names (``"data.cadence_seconds"``) to values (CLI
+    flags); ``None`` values are ignored so unset flags fall through.
     """
     env = os.environ if env is None else env
     values: dict[str, dict[str, Any]] = {}
+    sources = {name: Source("default") for name in _dotted_names()}
 
-    path = Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else root / CONFIG_FILE_NAME
+    path = config_file(root, env)
     if path.exists():
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -273,7 +308,7 @@ def load_config(
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: '{section}' must be a [table]")
             for key, raw in table.items():
-                _apply(values, section, key, raw, f"{path}: [{section}] {key}")
+                _apply(values, sources, section, key, raw, Source("file", str(path)), f"{path}: [{section}] {key}")
     elif ENV_PREFIX + "CONFIG" in env:
         raise ConfigError(f"{path}: configuration file named by {ENV_PREFIX}CONFIG does not exist")
 
@@ -281,18 +316,31 @@ def load_config(
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-        _apply(values, section, key, raw, f"environment {name}")
+        _apply(values, sources, section, key, raw, Source("env", name), f"environment {name}")
 
     for dotted, raw in (overrides or {}).items():
         if raw is None:
             continue
         section, _, key = dotted.partition(".")
-        _apply(values, section, key, raw, f"option {dotted}")
+        _apply(values, sources, section, key, raw, Source("flag"), f"option {dotted}")
 
     built = {name: cls(**values.get(name, {})) for name, cls in _sections().items()}
     config = SentinelConfig(**built)
     _check(config)
-    return config
+    return ResolvedConfig(config, sources, path)
+
+
+def load_config(
+    root: Path,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SentinelConfig:
+    """The resolved configuration (see :func:`resolve_config`)."""
+    return resolve_config(root, overrides, env).config
+
+
+def _dotted_names() -> list[str]:
+    return [f"{section}.{f.name}" for section, cls in _sections().items() for f in dataclasses.fields(cls)]
 
 
 def _check(config: SentinelConfig) -> None:
@@ -414,13 +462,3 @@ def parse_scales(text: str) -> list[int] | None:
     if any(not 0 <= s <= 20 for s in scales):
         raise ConfigError("circuit.scales: each scale must be in 0..20")
     return scales
-
-
-def describe(config: SentinelConfig) -> list[tuple[str, Any, str]]:
-    """(dotted name, value, doc) for every setting, in declaration order."""
-    rows: list[tuple[str, Any, str]] = []
-    for section in dataclasses.fields(config):
-        sub = getattr(config, section.name)
-        for f in dataclasses.fields(sub):
-            rows.append((f"{section.name}.{f.name}", getattr(sub, f.name), f.metadata.get("doc", "")))
-    return rows

@@ -4,8 +4,8 @@ Every failure a user can cause or meet is a :class:`SentinelError`. Each
 pipeline stage has its own base class so callers can catch one stage's
 failures, and leaves carry structured fields (path, row, column, tx hash) as
 well as a one-line message that names what is wrong, where, and, when useful,
-what to do next. The CLI prints ``str(error)`` and exits 1; nothing else in the
-library prints or exits.
+what to do next. The CLI prints ``str(error)`` and chooses the exit code
+(:mod:`sentinel.cli.common`); nothing else in the library prints or exits.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from pathlib import Path
 
 class SentinelError(Exception):
     """Root of every error Sentinel raises on purpose."""
-
-    #: Process exit code the CLI uses for this error.
-    exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -58,9 +55,7 @@ class RelayError(SentinelError):
 
 
 class AuditError(SentinelError):
-    """The audit itself could not run (as opposed to finding discrepancies): exit code 2."""
-
-    exit_code = 2
+    """The audit itself could not run (as opposed to finding discrepancies)."""
 
 
 # --- data leaves -----------------------------------------------------------

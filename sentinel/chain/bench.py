@@ -9,7 +9,6 @@ project's chain state or deployments is touched.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,17 +28,11 @@ EIP170_LIMIT = 24_576
 def latest_bundle(layout: ArtifactLayout) -> Path:
     """The newest proof bundle under proofs/ proven for the current circuit's vk."""
     manifest = read_json_artifact(layout.circuit_manifest, "circuit", "sentinel circuit build", CircuitError)
-    vk = manifest["artifacts"]["vk"]["sha256"]
-    candidates = sorted((p for p in layout.proofs_dir.glob("window-*.json") if "attestation" not in p.name),
-                        key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in candidates:
-        try:
-            if json.loads(path.read_text()).get("model", {}).get("vk_sha256") == vk:
-                return path
-        except (OSError, ValueError):
-            continue
-    raise ChainError(f"{layout.proofs_dir}: no proof bundle for the current circuit",
-                     hint="run `sentinel prove --data FILE` first, or pass --bundle")
+    path = layout.newest_bundle(manifest["artifacts"]["vk"]["sha256"])
+    if path is None:
+        raise ChainError(f"{layout.proofs_dir}: no proof bundle for the current circuit",
+                         hint="run `sentinel prove --window latest` first, or pass --bundle")
+    return path
 
 
 def calldata_gas(data: bytes) -> int:

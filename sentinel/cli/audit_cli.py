@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-
-def _progress(step: str, detail: str) -> None:
-    click.echo(f"[{step}] {detail}", err=True)
+from sentinel.cli.common import App, emit_json, progress, verdict
 
 
+@verdict("clean", "discrepancies found")
 @click.command()
 @click.option("--rpc", default=None, help="JSON-RPC URL  [default: chain.rpc_url, else the local Anvil's port]")
 @click.option("--breaker", default=None,
@@ -27,9 +26,9 @@ def _progress(step: str, detail: str) -> None:
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a single-file HTML report (risk timeline, checks, findings).")
 @click.pass_obj
-def audit(app, rpc: str | None, breaker: str | None, artifacts: tuple[Path, ...], data: tuple[Path, ...],  # noqa: ANN001
+def audit(app: App, rpc: str | None, breaker: str | None, artifacts: tuple[Path, ...], data: tuple[Path, ...],
           from_block: int, to_block: int | None, workers: int | None, as_json: bool, html_out: Path | None) -> None:
-    """Verify everything the breaker did from the chain and published artifacts. Exit 0 clean, 1 discrepancies, 2 could not run."""
+    """Verify everything the breaker did from the chain and published artifacts."""
     from sentinel.audit.run import AuditRequest, run_audit
     from sentinel.chain.deploy import OPTIMIZER_RUNS, rpc_url
     from sentinel.errors import AuditError
@@ -54,14 +53,12 @@ def audit(app, rpc: str | None, breaker: str | None, artifacts: tuple[Path, ...]
         parallel_min_reports=config.audit.parallel_min_reports, log_chunk_blocks=config.audit.log_chunk_blocks,
         score_tolerance=config.audit.score_tolerance or config.circuit.fidelity_tolerance,
     )
-    report = run_audit(request, progress=_progress)
+    report = run_audit(request, progress=progress)
     if html_out is not None:
         from sentinel.audit.html import write_html
 
-        _progress("html", f"report written to {write_html(report, html_out)}")
+        progress("html", f"report written to {write_html(report, html_out)}")
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(report.to_dict())
     else:
         from sentinel.audit.report import render_text

@@ -7,15 +7,7 @@ from typing import Any
 
 import click
 
-
-def _progress(step: str, detail: str) -> None:
-    click.echo(f"[{step}] {detail}", err=True)
-
-
-def _emit(payload: Any) -> None:
-    from sentinel.cli.main import emit_json
-
-    emit_json(payload)
+from sentinel.cli.common import App, emit_json, feed_option, progress, warn
 
 
 def _unix(text: str) -> int:
@@ -33,8 +25,7 @@ def _unix(text: str) -> int:
 
 def _warn_demo(keys_demo: bool) -> None:
     if keys_demo:
-        click.echo("WARNING: signing with UNSAFE demo keys (Anvil's public dev accounts): local chains only",
-                   err=True)
+        warn("signing with UNSAFE demo keys (Anvil's public dev accounts): local chains only")
 
 
 @click.group()
@@ -49,7 +40,7 @@ def chain() -> None:
               help="Genesis time (unix or ISO-8601), to replay a recorded feed; implies --fresh.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def up(app, port: int | None, fresh: bool, timestamp: str | None, as_json: bool) -> None:  # noqa: ANN001
+def up(app: App, port: int | None, fresh: bool, timestamp: str | None, as_json: bool) -> None:
     """Start a local Anvil (pid, log and state under .sentinel/chain/); readiness is polled."""
     from sentinel.chain.anvil import chain_up
 
@@ -58,7 +49,7 @@ def up(app, port: int | None, fresh: bool, timestamp: str | None, as_json: bool)
                              timestamp=_unix(timestamp) if timestamp else None,
                              deadline_seconds=config.chain.startup_seconds)
     if as_json:
-        _emit({**info.to_dict(), "started_now": started})
+        emit_json({**info.to_dict(), "started_now": started})
     elif started:
         click.echo(f"anvil up: {info.rpc_url} (chain {info.chain_id}, pid {info.pid}, state {info.state_file})")
     else:
@@ -67,7 +58,7 @@ def up(app, port: int | None, fresh: bool, timestamp: str | None, as_json: bool)
 
 @chain.command()
 @click.pass_obj
-def down(app) -> None:  # noqa: ANN001
+def down(app: App) -> None:
     """Stop the local Anvil (its state is kept for the next `up`)."""
     from sentinel.chain.anvil import chain_down
 
@@ -79,7 +70,7 @@ def down(app) -> None:  # noqa: ANN001
 @click.option("--rpc", default=None, help="JSON-RPC URL  [default: the deployment's]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def chain_status(app, rpc: str | None, as_json: bool) -> None:  # noqa: ANN001
+def chain_status(app: App, rpc: str | None, as_json: bool) -> None:
     """Local Anvil, then the deployed breaker's state and the vault's, if deployed."""
     from sentinel.chain.anvil import running_chain
     from sentinel.chain.breaker import status
@@ -91,7 +82,7 @@ def chain_status(app, rpc: str | None, as_json: bool) -> None:  # noqa: ANN001
     if app.layout.deployments.exists():
         payload["deployment"] = status(app.layout, app.config(), rpc)
     if as_json:
-        _emit(payload)
+        emit_json(payload)
         return
     dep = payload["deployment"]
     if dep is None:
@@ -114,7 +105,7 @@ def _print_state(dep: dict[str, Any]) -> None:
 @chain.command()
 @click.option("--to", "to", required=True, help="New chain time (unix or ISO-8601); forward only.")
 @click.pass_obj
-def warp(app, to: str) -> None:  # noqa: ANN001
+def warp(app: App, to: str) -> None:
     """Move the local chain's clock forward and mine a block (local Anvil only: replaying a feed)."""
     from sentinel.chain.anvil import running_chain
     from sentinel.chain.anvil import warp as do_warp
@@ -130,20 +121,20 @@ def warp(app, to: str) -> None:  # noqa: ANN001
 @click.option("--rpc", default=None, help="JSON-RPC URL  [default: chain.rpc_url, else the local Anvil]")
 @click.option("--json", "as_json", is_flag=True, help="Print the deployment as JSON.")
 @click.pass_obj
-def deploy(app, rpc: str | None, as_json: bool) -> None:  # noqa: ANN001
+def deploy(app: App, rpc: str | None, as_json: bool) -> None:
     """Compile (npm solc) and deploy verifier, breaker, demo token and vault; write deployments.json."""
     from sentinel.chain.deploy import deploy_all
 
-    deployment = deploy_all(app.layout, app.config(), rpc, progress=_progress)
+    deployment = deploy_all(app.layout, app.config(), rpc, progress=progress)
     if deployment.chain_id == 31337 and deployment.deployer == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266":
-        click.echo("WARNING: deployed with UNSAFE demo keys (Anvil's public dev accounts): local chains only", err=True)
+        warn("deployed with UNSAFE demo keys (Anvil's public dev accounts): local chains only")
     if deployment.circuit["srs_test_only"]:
-        click.echo("WARNING: the verifier's circuit was set up with a TEST-ONLY SRS: proofs can be forged", err=True)
+        warn("the verifier's circuit was set up with a TEST-ONLY SRS: proofs can be forged")
     if as_json:
         payload = deployment.to_dict()
         for entry in payload["contracts"].values():
             entry.pop("abi")
-        _emit(payload)
+        emit_json(payload)
         return
     for name, c in deployment.contracts.items():
         click.echo(f"{name:16s} {c['address']}  gas {c['gas_used']:>9,}  runtime {c['runtime_bytes']:>6,} bytes")
@@ -156,18 +147,22 @@ def deploy(app, rpc: str | None, as_json: bool) -> None:  # noqa: ANN001
 
 @click.command()
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The attesters' own copy of the feed: recompute the window's input hash from it before signing.")
+@feed_option("The attesters' own copy of the feed: the window's input hash is recomputed from it before signing.")
+@click.option("--no-check", is_flag=True,
+              help="Sign without recomputing the input hash from a feed (trust the bundle's input hash).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def attest(app, bundle: Path, data_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
+def attest(app: App, bundle: Path, data_path: Path | None, no_check: bool, as_json: bool) -> None:
     """Sign BUNDLE's (windowId, windowEnd, inputHash) as EIP-712 data for the deployed breaker."""
     from sentinel.chain.breaker import attest_bundle
 
-    result = attest_bundle(app.layout, app.config(), bundle, data_path)
+    if no_check and data_path is not None:
+        raise click.UsageError("--no-check and --data are exclusive")
+    config, feed = (app.config(), None) if no_check else app.config_and_feed(data_path)
+    result = attest_bundle(app.layout, config, bundle, feed)
     _warn_demo(result.demo_keys)
     if as_json:
-        _emit(result.to_dict())
+        emit_json(result.to_dict())
         return
     checked = f", input hash recomputed from {result.checked_against}" if result.checked_against else ""
     click.echo(f"window {result.window_id}: {len(result.signers)} attester signature(s) (quorum {result.quorum})"
@@ -181,13 +176,13 @@ def attest(app, bundle: Path, data_path: Path | None, as_json: bool) -> None:  #
 @click.option("--rpc", default=None, help="JSON-RPC URL  [default: the deployment's]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def submit(app, bundle: Path, attestation: Path | None, rpc: str | None, as_json: bool) -> None:  # noqa: ANN001
+def submit(app: App, bundle: Path, attestation: Path | None, rpc: str | None, as_json: bool) -> None:
     """Submit a proven, attested window to the breaker; prints tx_hash, gas_used, score, tripped."""
     from sentinel.chain.breaker import submit_bundle
 
     result = submit_bundle(app.layout, app.config(), bundle, attestation, rpc)
     if as_json:
-        _emit(result.to_dict())
+        emit_json(result.to_dict())
         return
     click.echo(f"window {result.window_id}: score {result.score:.4f}, tripped {str(result.tripped).lower()}, "
                f"gas_used {result.gas_used:,}, tx_hash {result.tx_hash}"
@@ -202,13 +197,13 @@ def vault() -> None:
 @vault.command(name="status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def vault_status(app, as_json: bool) -> None:  # noqa: ANN001
+def vault_status(app: App, as_json: bool) -> None:
     """Breaker and vault state."""
     from sentinel.chain.breaker import status
 
     payload = status(app.layout, app.config())
     if as_json:
-        _emit(payload)
+        emit_json(payload)
     else:
         _print_state(payload)
 
@@ -218,12 +213,12 @@ def _vault_command(action: str) -> click.Command:
     @click.argument("amount", type=float)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.pass_obj
-    def command(app, amount: float, as_json: bool) -> None:  # noqa: ANN001
+    def command(app: App, amount: float, as_json: bool) -> None:
         from sentinel.chain.breaker import vault_action
 
         result = vault_action(app.layout, app.config(), action, amount)
         if as_json:
-            _emit(result.to_dict())
+            emit_json(result.to_dict())
         else:
             click.echo(f"{action} {amount:g}: ok (gas {result.gas_used:,}, tx {result.tx_hash})")
 

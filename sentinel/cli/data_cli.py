@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from sentinel.cli.common import App, emit_json, verdict
+from sentinel.errors import DataValidationError
+
 _FAMILY_HELP = "drain, flash, bleed, dip, spike (comma-separated or repeated); default: a fixed mix of all"
 
 
@@ -30,7 +33,7 @@ def data() -> None:
 @click.option("--start", default=None, help="Timestamp of the first row (ISO-8601, UTC).  [default: 2025-01-01T00:00:00Z]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
-def generate(app, out: Path | None, episodes: int, seed: int, families: tuple[str, ...],  # noqa: ANN001
+def generate(app: App, out: Path | None, episodes: int, seed: int, families: tuple[str, ...],
              like: Path | None, start: str | None, as_json: bool) -> None:
     """Generate seeded synthetic liquidity-crash scenarios with ground truth."""
     from sentinel.data.pipeline import generate_file
@@ -40,8 +43,6 @@ def generate(app, out: Path | None, episodes: int, seed: int, families: tuple[st
         like=like, start=start, config=app.config().data,
     )
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(result.to_dict())
         return
     click.echo(f"wrote {result.path}: {result.rows} rows, {result.episodes} episodes, sha256 {result.sha256[:16]}")
@@ -54,20 +55,19 @@ def generate(app, out: Path | None, episodes: int, seed: int, families: tuple[st
                        f" rel.err {row['rel_error']:.3f} (<= {row['tolerance']})")
 
 
-@data.command()
+@verdict("the file is valid", "the file breaks the schema (the first problem is named)", DataValidationError)
+@click.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--cadence", type=float, default=None, help="Expected seconds between rows (default: inferred).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
-def validate(app, file: Path, cadence: float | None, as_json: bool) -> None:  # noqa: ANN001
-    """Check FILE against the market-depth schema; exit 1 naming the first bad row and column."""
+def validate(app: App, file: Path, cadence: float | None, as_json: bool) -> None:
+    """Check FILE against the market-depth schema; a bad file is named by its first bad row and column."""
     from sentinel.data.pipeline import summarize
     from sentinel.data.io import read_market_csv
 
     summary = summarize(read_market_csv(file, app.config(**{"data.cadence_seconds": cadence}).data))
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json({"valid": True, **summary})
         return
     click.echo(
@@ -77,20 +77,21 @@ def validate(app, file: Path, cadence: float | None, as_json: bool) -> None:  # 
     )
 
 
+data.add_command(validate)
+
+
 @data.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Canonical CSV to write.")
 @click.option("--cadence", type=float, default=None, help="Expected seconds between rows (default: inferred).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
-def ingest(app, file: Path, out: Path, cadence: float | None, as_json: bool) -> None:  # noqa: ANN001
+def ingest(app: App, file: Path, out: Path, cadence: float | None, as_json: bool) -> None:
     """Validate FILE and write it in canonical form to --out (nothing is written on error)."""
     from sentinel.data.io import ingest as ingest_file
 
     result = ingest_file(file, out, app.config(**{"data.cadence_seconds": cadence}).data)
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json({
             "source": str(result.source), "out": str(result.written.path), "rows": result.written.rows,
             "sha256": result.written.sha256, "cadence_seconds": result.cadence_seconds,
@@ -107,15 +108,13 @@ def ingest(app, file: Path, out: Path, cadence: float | None, as_json: bool) -> 
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def profile(app, file: Path, as_json: bool) -> None:  # noqa: ANN001
+def profile(app: App, file: Path, as_json: bool) -> None:
     """Print FILE's healthy-regime statistics (what --like calibrates to)."""
     from sentinel.data.calibrate import healthy_stats
     from sentinel.data.io import read_market_csv
 
     stats = healthy_stats(read_market_csv(file, app.config().data))
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(stats.to_dict())
         return
     for name, value in stats.to_dict().items():
@@ -128,7 +127,7 @@ def profile(app, file: Path, as_json: bool) -> None:  # noqa: ANN001
 @click.option("--episode", type=int, default=None, help="Plot one episode (synthetic data).")
 @click.option("--rows", "rows", default=None, metavar="FIRST:LAST", help="Plot an inclusive 1-based row range.")
 @click.pass_obj
-def plot(app, file: Path, out: Path, episode: int | None, rows: str | None) -> None:  # noqa: ANN001
+def plot(app: App, file: Path, out: Path, episode: int | None, rows: str | None) -> None:
     """Draw BLR, price and depth over time with crash phases shaded."""
     from sentinel.data.io import read_market_csv
     from sentinel.data.plot import plot_market, select_rows

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from sentinel.cli.common import App, emit_json, feed_option
+
 _DATA_HELP = "Labelled scenarios CSV  [default: regenerate the card's/config's seeded scenarios]"
 
 
@@ -46,7 +48,7 @@ def _table(evaluation: dict[str, Any]) -> list[str]:
 @click.option("--units", type=int, default=None, help="LSTM units  [default: model.units]")
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
 @click.pass_obj
-def train(app, data_path: Path | None, seed: int | None, epochs: int | None, units: int | None, as_json: bool) -> None:  # noqa: ANN001
+def train(app: App, data_path: Path | None, seed: int | None, epochs: int | None, units: int | None, as_json: bool) -> None:
     """Train the LSTM, evaluate it beside the baselines, export ONNX with parity, write the card and plots."""
     from sentinel.model.pipeline import run_training
 
@@ -61,8 +63,6 @@ def train(app, data_path: Path | None, seed: int | None, epochs: int | None, uni
 
     report = run_training(app.layout, config, data_path, progress)
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(report.to_dict())
         return
     card = report.card
@@ -81,14 +81,12 @@ def train(app, data_path: Path | None, seed: int | None, epochs: int | None, uni
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=_DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 @click.pass_obj
-def evaluate(app, data_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
+def evaluate(app: App, data_path: Path | None, as_json: bool) -> None:
     """Recompute the saved model's metrics beside every baseline (held-out episodes and family)."""
     from sentinel.model.pipeline import run_evaluation
 
     evaluation = run_evaluation(app.layout, app.config(), data_path)
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(evaluation)
         return
     for line in _table(evaluation):
@@ -99,14 +97,12 @@ def evaluate(app, data_path: Path | None, as_json: bool) -> None:  # noqa: ANN00
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=_DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the export result as JSON.")
 @click.pass_obj
-def export(app, data_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
+def export(app: App, data_path: Path | None, as_json: bool) -> None:
     """Re-export the saved Keras model to ONNX, checking parity on the test windows."""
     from sentinel.model.pipeline import run_export
 
     result = run_export(app.layout, app.config(), data_path)
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(result.to_dict())
         return
     click.echo(f"wrote {result.path}: ops {', '.join(result.op_types)}; parity over {result.parity_windows} "
@@ -116,21 +112,18 @@ def export(app, data_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
 @click.command()
 @click.option("--window", "windows", multiple=True, default=("latest",), show_default=True,
               help="'latest', a 1-based end row, or an ISO-8601 end timestamp (repeatable).")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Market-depth CSV to cut the window from.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@feed_option("Market-depth CSV to cut the windows from.")
+@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"windows": [...]}, one entry per window.')
 @click.pass_obj
-def score(app, windows: tuple[str, ...], data_path: Path, as_json: bool) -> None:  # noqa: ANN001
+def score(app: App, windows: tuple[str, ...], data_path: Path | None, as_json: bool) -> None:
     """Score windows with the float model (no proof): a quick check."""
     from sentinel.data.io import read_market_csv
     from sentinel.model.pipeline import score_windows
 
-    config = app.config()
-    results = score_windows(app.layout, config, read_market_csv(data_path, config.data), list(windows))
+    config, feed = app.config_and_feed(data_path)
+    results = score_windows(app.layout, config, read_market_csv(feed, config.data), list(windows))
     if as_json:
-        from sentinel.cli.main import emit_json
-
-        emit_json(results if len(results) > 1 else results[0])
+        emit_json({"windows": results})
         return
     for r in results:
         flag = "ABOVE trip threshold" if r["above_trip_threshold"] else "below trip threshold"

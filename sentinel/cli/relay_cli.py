@@ -7,22 +7,17 @@ from typing import Any
 
 import click
 
-
-def _emit(payload: Any) -> None:
-    from sentinel.cli.main import emit_json
-
-    emit_json(payload)
+from sentinel.cli.common import App, emit_json, feed_option
 
 
 def _overrides(data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
                metrics_port: int | None, confirmations: int | None) -> dict[str, Any]:
-    return {"relay.data": str(data) if data else None, "relay.rpc_url": rpc, "relay.interval_seconds": interval,
-            "relay.db": str(db) if db else None, "relay.metrics_port": metrics_port,
-            "relay.confirmations": confirmations}
+    return {"data.feed": str(data.absolute()) if data else None, "relay.rpc_url": rpc,
+            "relay.interval_seconds": interval, "relay.db": str(db) if db else None,
+            "relay.metrics_port": metrics_port, "relay.confirmations": confirmations}
 
 
-_DATA = click.option("--data", "data", type=click.Path(path_type=Path), default=None,
-                     help="market_depth.csv or a directory of them  [default: relay.data, else data/market_depth.csv]")
+_DATA = feed_option("Feed to follow: a market_depth.csv or a directory of them.", dir_okay=True)
 _RPC = click.option("--rpc", default=None, help="JSON-RPC URL  [default: relay.rpc_url, else the deployment's]")
 _DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
                    help="Queue file  [default: .sentinel/relay/queue.sqlite]")
@@ -34,7 +29,8 @@ def relay() -> None:
     """The relay daemon: follow a feed, prove each new window, attest, submit, confirm."""
 
 
-def _start(app, data, rpc, interval, db, metrics_port, confirmations):  # noqa: ANN001, ANN202
+def _start(app: App, data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
+           metrics_port: int | None, confirmations: int | None) -> tuple[Any, Any]:
     from sentinel.relay.daemon import Relay
 
     config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations))
@@ -50,7 +46,7 @@ def _start(app, data, rpc, interval, db, metrics_port, confirmations):  # noqa: 
               help="Port of /healthz and /metrics on 127.0.0.1 (0 = off)  [default: 9464]")
 @_CONF
 @click.pass_obj
-def run_cmd(app, data: Path | None, rpc: str | None, interval: float | None, db: Path | None,  # noqa: ANN001
+def run_cmd(app: App, data_path: Path | None, rpc: str | None, interval: float | None, db: Path | None,
             metrics_port: int | None, confirmations: int | None) -> None:
     """Run until SIGTERM/SIGINT (the current step finishes first). Logs one line per event on stderr."""
     import logging
@@ -59,7 +55,7 @@ def run_cmd(app, data: Path | None, rpc: str | None, interval: float | None, db:
     from sentinel.relay.daemon import install_signal_handlers, run
     from sentinel.relay.server import StatusServer
 
-    relay_, config = _start(app, data, rpc, interval, db, metrics_port, confirmations)
+    relay_, config = _start(app, data_path, rpc, interval, db, metrics_port, confirmations)
     log = logging.getLogger("sentinel.relay")
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -87,16 +83,16 @@ def run_cmd(app, data: Path | None, rpc: str | None, interval: float | None, db:
 @_CONF
 @click.option("--json", "as_json", is_flag=True, help="Print what the pass did as JSON.")
 @click.pass_obj
-def once(app, data: Path | None, rpc: str | None, db: Path | None, confirmations: int | None,  # noqa: ANN001
+def once(app: App, data_path: Path | None, rpc: str | None, db: Path | None, confirmations: int | None,
          as_json: bool) -> None:
     """One pass (for cron and tests): ingest, reconcile, prove the newest window, submit."""
-    relay_, _ = _start(app, data, rpc, None, db, None, confirmations)
+    relay_, _ = _start(app, data_path, rpc, None, db, None, confirmations)
     try:
         result = relay_.run_once()
     finally:
         relay_.close()
     if as_json:
-        _emit(result.to_dict())
+        emit_json(result.to_dict())
         return
     click.echo(f"rows {result.rows}, quarantined {result.quarantined}, enqueued {len(result.enqueued)}, "
                f"proved {result.proved}, submitted {result.submitted}, confirmed {result.confirmed}, "
@@ -108,7 +104,7 @@ def once(app, data: Path | None, rpc: str | None, db: Path | None, confirmations
 @click.option("--all", "show_all", is_flag=True, help="List every window, not only the last 20.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def status_cmd(app, db: Path | None, show_all: bool, as_json: bool) -> None:  # noqa: ANN001
+def status_cmd(app: App, db: Path | None, show_all: bool, as_json: bool) -> None:
     """Read the queue: windows per state, the last ones with tx hashes, quarantined rows."""
     from sentinel.errors import RelayError
     from sentinel.relay.daemon import status
@@ -124,7 +120,7 @@ def status_cmd(app, db: Path | None, show_all: bool, as_json: bool) -> None:  # 
     finally:
         queue.close()
     if as_json:
-        _emit(report)
+        emit_json(report)
         return
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
     click.echo(f"{report['db']}: {report['total']} windows ({counts or 'none'}); "
@@ -153,7 +149,7 @@ def status_cmd(app, db: Path | None, show_all: bool, as_json: bool) -> None:  # 
 @click.option("--rpc", default=None, help="With --chain-clock: JSON-RPC URL  [default: the local Anvil]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
-def replay_cmd(app, src: Path, dst: Path, rows_per_second: float, rows: str | None, prefill: int,  # noqa: ANN001
+def replay_cmd(app: App, src: Path, dst: Path, rows_per_second: float, rows: str | None, prefill: int,
                chain_clock: bool, rpc: str | None, as_json: bool) -> None:
     """Append SRC's rows to a feed file one by one, as a live crawler would."""
     from sentinel.chain.deploy import rpc_url
@@ -170,7 +166,7 @@ def replay_cmd(app, src: Path, dst: Path, rows_per_second: float, rows: str | No
     result = replay(src, dst, rows_per_second=rows_per_second, first=first, last=last, prefill=prefill,
                     chain_rpc=url)
     if as_json:
-        _emit(result.to_dict())
+        emit_json(result.to_dict())
         return
     click.echo(f"appended {result.rows} rows (lines {result.first_line}..{result.last_line} of {src}) to {dst}"
                + (f"; chain clock at {result.warped_to}" if result.warped_to else ""))

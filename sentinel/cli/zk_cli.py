@@ -1,38 +1,41 @@
-"""``sentinel circuit build | info``, ``sentinel prove``, ``sentinel verify``."""
+"""``sentinel circuit build``, ``sentinel prove``, ``sentinel verify``, ``sentinel bench``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from sentinel.cli.common import App, emit_json, feed_option, progress, verdict, warn
 
-def _progress(step: str, detail: str) -> None:
-    click.echo(f"[{step}] {detail}", err=True)
+
+def build(app: App, config: Any, srs: Path | None = None, force: bool = False) -> Any:
+    """Build the circuit (or confirm it is up to date); warns on stderr when the SRS is test-only."""
+    from sentinel.zk.build import build_circuit
+
+    result = build_circuit(app.layout, config, srs=srs, force=force, progress=progress)
+    if result.manifest["srs"]["warning"]:
+        warn(result.manifest["srs"]["warning"])
+    return result
 
 
 @click.group()
 def circuit() -> None:
-    """The EZKL circuit: build it, inspect it."""
+    """The EZKL circuit: build it."""
 
 
-@circuit.command()
+@circuit.command(name="build")
 @click.option("--srs", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ceremony SRS file (default: a locally generated TEST-ONLY SRS).")
 @click.option("--force", is_flag=True, help="Rebuild even when the inputs are unchanged.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build result and manifest as JSON.")
 @click.pass_obj
-def build(app, srs: Path | None, force: bool, as_json: bool) -> None:  # noqa: ANN001
+def build_cmd(app: App, srs: Path | None, force: bool, as_json: bool) -> None:
     """Settings, calibration, compile, SRS, setup, fidelity check, Solidity verifier, manifest."""
-    from sentinel.zk.build import build_circuit
-
-    result = build_circuit(app.layout, app.config(), srs=srs, force=force, progress=_progress)
+    result = build(app, app.config(), srs, force)
     m = result.manifest
-    if m["srs"]["warning"]:
-        click.echo(f"WARNING: {m['srs']['warning']}", err=True)
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(result.to_dict())
         return
     c = m["circuit"]
@@ -56,13 +59,16 @@ def build(app, srs: Path | None, force: bool, as_json: bool) -> None:  # noqa: A
 @click.option("--all", "prove_all", is_flag=True, help="Prove every window ending between --from and --to.")
 @click.option("--from", "first", default=None, help="With --all: first end row or timestamp.")
 @click.option("--to", "last", default=None, help="With --all: last end row or timestamp.")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Market-depth CSV (validated first).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object, or a list with --all).")
+@feed_option("Market-depth CSV (validated first).")
+@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"bundles": [...]}, one entry per window.')
 @click.pass_obj
-def prove(app, windows: tuple[str, ...], prove_all: bool, first: str | None, last: str | None,  # noqa: ANN001
-          data_path: Path, as_json: bool) -> None:
-    """Prove windows: validate data, cut the window, witness, prove, write a bundle under proofs/."""
+def prove(app: App, windows: tuple[str, ...], prove_all: bool, first: str | None, last: str | None,
+          data_path: Path | None, as_json: bool) -> None:
+    """Prove windows: validate data, cut the window, witness, prove, write a bundle under proofs/.
+
+    With no circuit built yet (a fresh clone: circuits/ is built locally), the circuit is built first,
+    as `sentinel circuit build` does.
+    """
     from sentinel.data.io import read_market_csv
     from sentinel.data.windows import resolve_window
     from sentinel.zk.prove import Prover
@@ -71,9 +77,13 @@ def prove(app, windows: tuple[str, ...], prove_all: bool, first: str | None, las
         raise click.UsageError("--all and --window are exclusive")
     if (first or last) and not prove_all:
         raise click.UsageError("--from/--to need --all")
-    config = app.config()
-    market = read_market_csv(data_path, config.data)
-    prover = Prover(app.layout, config, progress=_progress)
+    config, feed = app.config_and_feed(data_path)
+    market = read_market_csv(feed, config.data)
+    if not app.layout.circuit_manifest.exists():
+        progress("circuit", f"no circuit built under {app.layout.circuits_dir} yet: building it first, "
+                            "once (what `sentinel circuit build` does)")
+        build(app, config)
+    prover = Prover(app.layout, config, progress=progress)
     if prove_all:
         lo = resolve_window(market, first or str(prover.window), prover.window)
         hi = resolve_window(market, last or "latest", prover.window)
@@ -90,26 +100,44 @@ def prove(app, windows: tuple[str, ...], prove_all: bool, first: str | None, las
             click.echo(f"window {result.window_id} (ends {result.window_end}): score {result.score:.4f} "
                        f"(float {result.float_score:.4f}), proved in {result.prove_seconds:.1f} s -> {result.bundle}")
         elif len(ends) > 1:
-            _progress("prove", f"{i + 1}/{len(ends)} window {result.window_id}")
+            progress("prove", f"{i + 1}/{len(ends)} window {result.window_id}")
     if as_json:
-        from sentinel.cli.main import emit_json
-
-        emit_json(results[0].to_dict() if len(results) == 1 and not prove_all else [r.to_dict() for r in results])
+        emit_json({"bundles": [r.to_dict() for r in results]})
 
 
+def newest_bundle(app: App) -> Path:
+    """The newest proof bundle for the current circuit, or a CircuitError naming `sentinel prove`."""
+    from sentinel.errors import CircuitError
+    from sentinel.zk.prove import load_manifest
+
+    proofs = app.layout.proofs_dir
+    if not app.layout.circuit_manifest.exists():
+        raise CircuitError(f"{proofs}: no proof bundle to verify (no circuit built yet)",
+                           hint="run `sentinel prove --window latest`")
+    path = app.layout.newest_bundle(load_manifest(app.layout)["artifacts"]["vk"]["sha256"])
+    if path is None:
+        raise CircuitError(f"{proofs}: no proof bundle for the current circuit",
+                           hint="run `sentinel prove --window latest`")
+    return path
+
+
+@verdict("every bundle valid", "a bundle is invalid")
 @click.command()
-@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("bundles", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help='Print JSON: {"bundles": [...], "valid": whether every bundle is}.')
 @click.pass_obj
-def verify(app, bundles: tuple[Path, ...], as_json: bool) -> None:  # noqa: ANN001
-    """Verify proof bundles off-chain. Exit 0 all valid, 1 any invalid, 2 could not run."""
+def verify(app: App, bundles: tuple[Path, ...], as_json: bool) -> None:
+    """Verify proof bundles off-chain (default: the newest one under proofs/ for the current circuit)."""
     from sentinel.zk.verify import verify_bundle
 
+    if not bundles:
+        bundles = (newest_bundle(app),)
+        if not as_json:  # the JSON names it
+            progress("verify", f"newest bundle for the current circuit: {bundles[0]}")
     outcomes = [verify_bundle(app.layout, b) for b in bundles]
     if as_json:
-        from sentinel.cli.main import emit_json
-
-        emit_json(outcomes[0].to_dict() if len(outcomes) == 1 else [o.to_dict() for o in outcomes])
+        emit_json({"bundles": [o.to_dict() for o in outcomes], "valid": all(o.valid for o in outcomes)})
     else:
         for o in outcomes:
             if o.valid:
@@ -142,7 +170,7 @@ def verify(app, bundles: tuple[Path, ...], as_json: bool) -> None:  # noqa: ANN0
 @click.option("--rows-per-second", type=float, default=0.5, show_default=True, help="With --relay: replay speed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def bench(app, data_path: Path | None, windows: int, against: str | None, seed_settings: str,  # noqa: ANN001
+def bench(app: App, data_path: Path | None, windows: int, against: str | None, seed_settings: str,
           memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, relay_bench: bool, rows: int,
           rows_per_second: float, as_json: bool) -> None:
     """Measure proving (latency, peak RSS, key and proof size, fidelity); --chain: gas and code size; --relay: relay."""
@@ -182,8 +210,6 @@ def bench(app, data_path: Path | None, windows: int, against: str | None, seed_s
                 "peak_rss": seed["peak_rss_bytes"] / d["peak_rss_bytes_proving"],
             }
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(result)
         return
     d = result["default"]
@@ -199,15 +225,13 @@ def bench(app, data_path: Path | None, windows: int, against: str | None, seed_s
         click.echo("ratios (seed / default): " + ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items() if v))
 
 
-def _bench_relay(app, rows: int, rows_per_second: float, as_json: bool) -> None:  # noqa: ANN001
+def _bench_relay(app: App, rows: int, rows_per_second: float, as_json: bool) -> None:
     from sentinel.relay.bench import bench_relay
 
     if rows < 1 or rows_per_second <= 0:
         raise click.UsageError("--rows must be >= 1 and --rows-per-second > 0")
-    result = bench_relay(app.layout, app.config(), rows, rows_per_second, progress=_progress)
+    result = bench_relay(app.layout, app.config(), rows, rows_per_second, progress=progress)
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(result)
         return
     lat = result["latency_row_to_confirmed_seconds"]
@@ -217,13 +241,11 @@ def _bench_relay(app, rows: int, rows_per_second: float, as_json: bool) -> None:
                f"prove median {result['prove_seconds_median']} s")
 
 
-def _bench_chain(app, bundle_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
+def _bench_chain(app: App, bundle_path: Path | None, as_json: bool) -> None:
     from sentinel.chain.bench import bench_chain
 
-    result = bench_chain(app.layout, app.config(), bundle_path, progress=_progress)
+    result = bench_chain(app.layout, app.config(), bundle_path, progress=progress)
     if as_json:
-        from sentinel.cli.main import emit_json
-
         emit_json(result)
         return
     for name, gas in result["deploy_gas"].items():

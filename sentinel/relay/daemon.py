@@ -111,7 +111,7 @@ class Relay:
         manifest = load_manifest(layout)
         self.window = int(manifest["window"])
         self.cadence = float(manifest["cadence_seconds"])
-        self.data_path = Path(data or self.rc.data or layout.default_feed)
+        self.data_path = Path(data) if data else layout.feed(config.data.feed)
         self.queue = Queue(Path(db or self.rc.db or layout.relay_db), clock=clock)
         self.feed = Feed(self.data_path, config.data, self.cadence, self.window, self.rc.keep_rows,
                          state=self.queue.get_meta("feed"))

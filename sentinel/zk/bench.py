@@ -54,7 +54,7 @@ def bench_default(layout: ArtifactLayout, data: Path, windows: int = 10) -> dict
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise CircuitError(f"bench: proving failed: {last}")
-    results = json.loads(done.stdout)
+    results = json.loads(done.stdout)["bundles"]
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     times = [r["prove_seconds"] for r in results]
     bundle = Path(results[0]["bundle"])

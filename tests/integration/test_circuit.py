@@ -104,7 +104,9 @@ def test_bundle_verifies_and_decodes(tiny_circuit, tiny_bundle, run_cli):
     assert abs(bundle["score"] - bundle["float_score"]) <= 0.02
     code, out, err = run_cli("--root", tiny_circuit, "verify", tiny_bundle, "--json")
     assert code == 0, err
-    assert json.loads(out)["valid"] is True
+    result = json.loads(out)
+    assert result["valid"] is True
+    assert [(b["bundle"], b["valid"]) for b in result["bundles"]] == [(str(tiny_bundle), True)]
 
 
 def _tampered(src, tmp_path, edit):  # noqa: ANN001, ANN202
@@ -202,7 +204,7 @@ def test_prove_cli_json_and_missing_proving_key_regenerates(tiny_circuit, tiny_f
     shutil.copytree(tiny_circuit, copy, ignore=shutil.ignore_patterns("pk.key", "pk.key.build", "proofs"))
     code, out, err = run_cli("--root", copy, "prove", "--data", tiny_feed, "--window", "60", "--json")
     assert code == 0, err
-    result = json.loads(out)
+    (result,) = json.loads(out)["bundles"]
     assert set(result) >= {"score", "input_hash", "window_id", "window_end", "bundle", "prove_seconds"}
     assert (copy / "circuits" / "pk.key").exists()  # regenerated; the vk matched the manifest
     assert run_cli("--root", copy, "verify", result["bundle"])[0] == 0

@@ -87,7 +87,7 @@ def test_score_cli(tiny_project, run_cli, tmp_path):
     write_market_csv(generate(2, seed=5), feed)
     code, out, err = run_cli("--root", tiny_project, "score", "--data", feed, "--window", "latest", "--json")
     assert code == 0, err
-    result = json.loads(out)
+    (result,) = json.loads(out)["windows"]
     assert 0 <= result["score"] <= 1
     assert result["end_row"] == len(feed.read_text().splitlines()) - 1
     code, _, err = run_cli("--root", tiny_project, "score", "--data", feed, "--window", "3")

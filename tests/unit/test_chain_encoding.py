@@ -275,7 +275,7 @@ def test_submit_without_a_bundle_is_one_line(run_cli, tmp_path: Path):
 
 
 def test_attest_without_a_deployment_says_deploy(run_cli, tmp_path: Path):
-    code, _, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path))
+    code, _, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path), "--no-check")
     assert code == 1 and "nothing deployed yet" in err and "sentinel deploy" in err
 
 
@@ -302,7 +302,7 @@ def _deployment(root: Path, attesters: list[str], quorum: int = 2) -> None:
 
 def test_attest_signs_offline_for_the_deployed_breaker(run_cli, tmp_path: Path):
     _deployment(tmp_path, [demo_key(i).address for i in (2, 3, 4)])
-    code, out, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path), "--json")
+    code, out, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path), "--no-check", "--json")
     assert code == 0, err
     assert "UNSAFE demo keys" in err
     result = json.loads(out)
@@ -314,7 +314,7 @@ def test_attest_signs_offline_for_the_deployed_breaker(run_cli, tmp_path: Path):
 
 def test_attest_refuses_keys_the_breaker_does_not_know(run_cli, tmp_path: Path):
     _deployment(tmp_path, [demo_key(i).address for i in (2, 3)] + [demo_key(9).address])
-    code, _, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path))
+    code, _, err = run_cli("--root", tmp_path, "attest", _bundle(tmp_path), "--no-check")
     assert code == 1 and f"{demo_key(4).address} is not a registered attester" in err
     assert not list((tmp_path).glob("*.attestation.json"))
 

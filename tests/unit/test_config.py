@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.config import DataConfig, describe, load_config
+from sentinel.config import SOURCES, DataConfig, Source, load_config, resolve_config
 from sentinel.errors import ConfigError
 
 
@@ -64,5 +64,59 @@ def test_bad_env_is_named(tmp_path):
 
 
 def test_every_setting_is_documented(tmp_path):
-    rows = describe(load_config(tmp_path, env={}))
-    assert rows and all(doc for _, _, doc in rows)
+    settings = resolve_config(tmp_path, env={}).settings()
+    assert settings and all(s.doc for s in settings)
+
+
+def test_each_value_names_its_source(tmp_path):
+    """Every layer is recorded where it wins, and only there."""
+    (tmp_path / "sentinel.toml").write_text("[data]\ncadence_seconds = 30\nmax_gap_factor = 2.0\n[model]\nunits = 6\n")
+    env = {"SENTINEL_DATA__CADENCE_SECONDS": "45", "SENTINEL_CHAIN__PORT": "9000", "SENTINEL_ATTESTER_KEYS": "x"}
+    resolved = resolve_config(tmp_path, {"data.cadence_seconds": 10, "model.epochs": 5, "model.seed": None}, env=env)
+    sources = resolved.sources
+    toml = str(tmp_path / "sentinel.toml")
+    assert sources["data.cadence_seconds"] == Source("flag")  # file < env < flag: the flag wins
+    assert sources["model.epochs"] == Source("flag")
+    assert sources["chain.port"] == Source("env", "SENTINEL_CHAIN__PORT")
+    assert sources["data.max_gap_factor"] == Source("file", toml)
+    assert sources["model.units"] == Source("file", toml)
+    assert sources["model.seed"] == Source("default")  # a None flag falls through
+    assert sources["data.feed"] == Source("default")
+    settings = {s.name: s for s in resolved.settings()}
+    assert set(settings) == set(sources)
+    assert (settings["data.cadence_seconds"].value, settings["chain.port"].value, settings["model.units"].value,
+            settings["model.epochs"].value) == (10.0, 9000, 6, 5)
+    assert settings["model.seed"].value == resolved.config.model.seed
+    assert {s.source.kind for s in settings.values()} == set(SOURCES)
+    assert resolved.file == tmp_path / "sentinel.toml"
+
+
+def test_env_over_file_is_recorded_as_env(tmp_path):
+    (tmp_path / "sentinel.toml").write_text("[data]\ncadence_seconds = 30\n")
+    resolved = resolve_config(tmp_path, env={"SENTINEL_DATA__CADENCE_SECONDS": "45"})
+    assert resolved.config.data.cadence_seconds == 45.0
+    assert resolved.sources["data.cadence_seconds"] == Source("env", "SENTINEL_DATA__CADENCE_SECONDS")
+
+
+@pytest.mark.parametrize("raw,fragment", [(True, "not a number: True"), ("3.5", "invalid literal for int")])
+def test_an_integer_setting_refuses_booleans_and_fractions(tmp_path, raw, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(tmp_path, {"model.units": raw}, env={})
+
+
+def test_the_default_feed_is_a_provable_committed_sample():
+    """data.feed's default is in the repository, valid, longer than a window and inside the default
+    circuit's input range: prove, score and attest read it when no --data is given."""
+    from pathlib import Path
+
+    from sentinel.artifacts import ArtifactLayout
+    from sentinel.config import parse_scales
+    from sentinel.data.io import read_market_csv
+    from sentinel.zk.prove import InputRange
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root, env={})
+    market = read_market_csv(ArtifactLayout(root).feed(DataConfig().feed), config.data)
+    assert len(market) >= config.model.window
+    circuit = config.circuit
+    InputRange(circuit.decomp_base, circuit.decomp_legs, max(parse_scales(circuit.scales))).check(market.features(), 0)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text
-from sentinel.chain.tools import anvil
+from sentinel.toolchain.node import anvil
 from sentinel.errors import ChainError, ChainUnavailable, PortInUse
 
 HOST = "127.0.0.1"

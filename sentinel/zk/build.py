@@ -76,8 +76,8 @@ def _up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
         file = layout.root / entry["path"]
         if not file.exists() or sha256_file(file) != entry["sha256"]:
             return None
-    # The proving key is not committed: a fresh clone regenerates it on first
-    # prove (deterministic from the committed circuit and SRS), not here.
+    # The proving key is not in the manifest: a missing one is regenerated on
+    # first prove (deterministic from the built circuit and SRS), not here.
     return manifest
 
 

@@ -40,11 +40,12 @@ BUNDLE_VERSION = 1
 
 def ensure_proving_key(layout: ArtifactLayout, manifest: dict[str, Any],
                        progress: Callable[[str, str], None] | None = None) -> Path:
-    """The proving key; regenerated from the committed circuit and SRS if absent.
+    """The proving key; regenerated from the built circuit and SRS if absent or stale.
 
-    The pk (hundreds of MB) is never committed. Key generation is deterministic
-    for a given circuit and SRS, so the regenerated vk must equal the committed
-    one, which is checked. A sidecar records which build a pk belongs to.
+    The pk (hundreds of MB) is the one circuit artifact the manifest does not
+    hash. Key generation is deterministic for a given circuit and SRS, so the
+    regenerated vk must equal the manifest's, which is checked. A sidecar
+    records which build a pk belongs to.
     """
     stamp = layout.pk.with_name(layout.pk.name + ".build")
     if layout.pk.exists() and stamp.exists() and stamp.read_text().strip() == manifest["input_key"]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentinel.toolchain.node import node, node_modules
 from sentinel.errors import ChainError
+from sentinel.toolchain.node import node, node_modules
 
 _COMPILE_JS = """
 const solc = require(process.argv[1]);

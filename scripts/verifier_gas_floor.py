@@ -62,7 +62,7 @@ def write_onnx(kind: str, path: Path) -> tuple[int, ...]:
 def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     import numpy as np
 
-    from sentinel.chain.solc import compile_files
+    from sentinel.toolchain.solc import compile_files
     from sentinel.zk import ezkl_api
     from sentinel.errors import CircuitError
     from sentinel.zk.build import check_verifier_source

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +21,10 @@ from pathlib import Path
 class ArtifactLayout:
     """Paths of a Sentinel project rooted at ``root``.
 
-    Committed: ``data/`` samples, ``models/`` (small model, ONNX, card, plots),
-    ``circuits/`` (settings, compiled circuit, vk, verifier, manifest).
-    Never committed: proving key, SRS, proofs and attestations, chain state and
+    Committed: ``data/`` samples, ``models/`` (small model, ONNX, card, plots).
+    Built locally by ``sentinel circuit build`` and never committed:
+    ``circuits/`` (settings, compiled circuit, keys, SRS, verifier, manifest).
+    Never committed either: proofs and attestations, chain state and
     deployments, relay state.
     """
 
@@ -157,12 +158,8 @@ class ArtifactLayout:
 
     @property
     def chain_dir(self) -> Path:
-        """The local Anvil's pid, log, state and description (``sentinel chain up``)."""
+        """The local Anvil's log, state dump and description, pid included (``sentinel chain up``)."""
         return self.state_dir / "chain"
-
-    @property
-    def anvil_pid(self) -> Path:
-        return self.chain_dir / "anvil.pid"
 
     @property
     def anvil_info(self) -> Path:
@@ -203,15 +200,6 @@ class ArtifactLayout:
     @property
     def proofs_dir(self) -> Path:
         return self.root / "proofs"
-
-    @property
-    def audit_dir(self) -> Path:
-        """Audit reports (``sentinel audit --html`` default location)."""
-        return self.state_dir / "audit"
-
-    @property
-    def audit_html(self) -> Path:
-        return self.audit_dir / "audit.html"
 
     def ensure(self, *dirs: Path) -> None:
         """Create the given directories (and parents) if missing."""
@@ -276,9 +264,3 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 def atomic_write_text(target: Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``target`` all at once or not at all."""
     atomic_write_bytes(target, text.encode("utf-8"))
-
-
-def atomic_write_with(target: Path, writer: Callable[[Path], None]) -> None:
-    """Let ``writer`` fill a temp path, then move it over ``target``."""
-    with atomic_path(target) as tmp:
-        writer(tmp)

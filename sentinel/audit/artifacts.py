@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sentinel.artifacts import ArtifactLayout, sha256_file
 from sentinel.audit.findings import Finding, discrepancy
-from sentinel.errors import AuditArtifactsError, SentinelError
+from sentinel.errors import AuditArtifactsError, CircuitError, SentinelError
+from sentinel.toolchain.solc import CompiledContract, compile_files, compile_sources
+from sentinel.zk.manifest import load_manifest, srs_file
 
 #: Manifest entries an audit needs on disk (the rest are checked when present).
 REQUIRED = ("settings", "compiled_circuit", "vk")
@@ -66,8 +69,7 @@ class ArtifactSet:
 
     @property
     def srs(self) -> Path:
-        p = Path(self.manifest["srs"]["path"])
-        return p if p.is_absolute() else self.root / p
+        return srs_file(self.root, self.manifest)
 
     @property
     def cadence(self) -> float:
@@ -97,10 +99,10 @@ class ArtifactSet:
 def resolve_root(directory: Path) -> Path:
     """The project root of an artifact directory: DIR with ``circuits/manifest.json``, or DIR = ``circuits/``."""
     directory = Path(directory).resolve()
-    if (directory / "circuits" / "manifest.json").is_file():
-        return directory
-    if (directory / "manifest.json").is_file():
-        return directory.parent
+    for root in (directory, directory.parent):
+        layout = ArtifactLayout(root)
+        if directory in (root, layout.circuits_dir) and layout.circuit_manifest.is_file():
+            return root
     raise AuditArtifactsError(directory, "no circuits/manifest.json (nor manifest.json) here",
                               hint="pass --artifacts with a project directory holding the published circuit")
 
@@ -108,13 +110,14 @@ def resolve_root(directory: Path) -> Path:
 def load_set(directory: Path) -> ArtifactSet:
     """Read a set's manifest and check its hash chain; missing needed files cannot be audited (exit 2)."""
     root = resolve_root(directory)
-    manifest_path = root / "circuits" / "manifest.json"
+    manifest_path = ArtifactLayout(root).circuit_manifest
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = load_manifest(ArtifactLayout(root))
         artifacts = manifest["artifacts"]
         manifest["srs"]["path"], manifest["cadence_seconds"], manifest["window"], manifest["instances"]["score_scale"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise AuditArtifactsError(manifest_path, f"unreadable circuit manifest: {exc}") from exc
+    except (CircuitError, KeyError, TypeError) as exc:
+        cause = exc.__cause__ if isinstance(exc, CircuitError) and exc.__cause__ is not None else exc
+        raise AuditArtifactsError(manifest_path, f"unreadable circuit manifest: {cause}") from exc
     art = ArtifactSet(root, manifest)
     for name in REQUIRED:
         if name not in artifacts or not art.path(name).is_file():
@@ -128,8 +131,6 @@ def load_set(directory: Path) -> ArtifactSet:
 
 def hash_chain(art: ArtifactSet) -> list[Finding]:
     """Every manifest entry present on disk must have its recorded sha256 (and the SRS its own)."""
-    from sentinel.artifacts import sha256_file
-
     found = []
     for name, entry in art.manifest["artifacts"].items():
         path = art.root / entry["path"]
@@ -148,7 +149,6 @@ def hash_chain(art: ArtifactSet) -> list[Finding]:
 
 def render_verifier(art: ArtifactSet) -> list[Finding]:
     """Re-render the verifier from the set's vk and compile it; sets ``art.runtime``; findings if it disagrees."""
-    from sentinel.chain.solc import compile_files
     from sentinel.zk import ezkl_api
     from sentinel.zk.build import check_verifier_source
 
@@ -181,42 +181,16 @@ def render_verifier(art: ArtifactSet) -> list[Finding]:
     return found
 
 
-@dataclass(frozen=True)
-class BreakerReference:
-    """The published SentinelBreaker source compiled by the auditor."""
-
-    abi: list[dict[str, Any]]
-    runtime: bytes
-    immutables: tuple[tuple[int, int], ...]  #: (start, length) of every immutable in the runtime code
-    compiler: str
-
-
-def compile_breaker(source: Path, optimizer_runs: int) -> BreakerReference:
-    """Compile ``SentinelBreaker.sol`` as ``sentinel deploy`` does, keeping the immutables' positions."""
-    from sentinel.chain.solc import compile_standard_json
-
+def compile_breaker(source: Path, optimizer_runs: int) -> CompiledContract:
+    """Compile ``SentinelBreaker.sol`` as ``sentinel deploy`` does (ABI, runtime code, the immutables' positions)."""
     try:
         text = Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise AuditArtifactsError(Path(source), f"cannot read the breaker source: {exc.strerror or exc}") from exc
-    request = {
-        "language": "Solidity",
-        "sources": {Path(source).name: {"content": text}},
-        "settings": {
-            "optimizer": {"enabled": True, "runs": optimizer_runs}, "viaIR": False, "evmVersion": "shanghai",
-            "metadata": {"bytecodeHash": "none"},
-            "outputSelection": {"*": {"SentinelBreaker": ["abi", "evm.deployedBytecode.object",
-                                                          "evm.deployedBytecode.immutableReferences"]}},
-        },
-    }
     try:
-        version, output = compile_standard_json(request)
-        c = output["contracts"][Path(source).name]["SentinelBreaker"]
+        return compile_sources({Path(source).name: text}, optimizer_runs=optimizer_runs)["SentinelBreaker"]
     except (SentinelError, KeyError) as exc:
         raise AuditArtifactsError(Path(source), f"cannot compile SentinelBreaker: {exc}") from exc
-    refs = c["evm"]["deployedBytecode"].get("immutableReferences", {})
-    spans = tuple(sorted((int(r["start"]), int(r["length"])) for rs in refs.values() for r in rs))
-    return BreakerReference(c["abi"], bytes.fromhex(c["evm"]["deployedBytecode"]["object"]), spans, version)
 
 
 def mask_immutables(code: bytes, spans: tuple[tuple[int, int], ...]) -> bytes:

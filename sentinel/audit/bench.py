@@ -77,8 +77,8 @@ def bench_audit(project: Path, reports: int, workers: int, progress: Callable[[s
     from sentinel.chain.keys import demo_key
     from sentinel.config import load_config
     from sentinel.data.synthetic import generate
-    from sentinel.data.windows import cut_windows
-    from sentinel.zk.prove import Prover, window_id
+    from sentinel.data.windows import cut_windows, window_id
+    from sentinel.zk.prove import Prover
 
     layout = ArtifactLayout(project)
     config = load_config(project, {"chain.trip_threshold": 0.99, "chain.reset_threshold": 0.5,

@@ -35,15 +35,6 @@ def submit_selector() -> bytes:
     return keccak(text=SUBMIT_SIGNATURE)[:4]
 
 
-def encode_submit(call: SubmitCall) -> bytes:
-    """Calldata of ``call`` (the inverse of :func:`decode_submit`; used by tests)."""
-    from eth_abi import encode
-
-    return submit_selector() + encode(SUBMIT_TYPES, [call.proof, list(call.instances),
-                                                     (call.window_id, call.window_end, call.input_hash),
-                                                     list(call.signatures)])
-
-
 def decode_submit(data: bytes) -> SubmitCall:
     """Arguments of a ``submit`` call; CalldataError if ``data`` is another call or malformed."""
     from eth_abi import decode

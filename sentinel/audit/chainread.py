@@ -49,16 +49,15 @@ class BreakerReader:
         return keccak(text=f"{event_abi['name']}({types})")
 
     def _io(self, what: str, fn: Callable[[], Any]) -> Any:
-        from requests.exceptions import RequestException
-        from web3.exceptions import Web3Exception
+        from sentinel.chain.client import web3_errors
 
         try:
-            return fn()
-        except RequestException as exc:
-            raise AuditChainUnavailable(self.chain.rpc_url, f"{what}: {type(exc).__name__}") from exc
-        except (Web3Exception, ValueError) as exc:  # the node refused the request (range limits, no archive state)
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise AuditChainUnavailable(self.chain.rpc_url, f"{what} refused: {first}") from exc
+            with web3_errors(what, self.chain.rpc_url, refusals=(ValueError,)):
+                return fn()
+        except ChainUnavailable as exc:
+            raise AuditChainUnavailable(self.chain.rpc_url, exc.problem) from exc
+        except ChainError as exc:  # the node refused the request (range limits, no archive state)
+            raise AuditChainUnavailable(self.chain.rpc_url, f"the node refused {exc.message}") from exc
 
     # -- reads ---------------------------------------------------------------------
     @property

@@ -21,7 +21,9 @@ def _where(e: ChainEvent) -> dict[str, Any]:
 
 def check_call(ctx: ReportContext, call: SubmitCall, tx_to: str | None, breaker: str) -> list[Finding]:
     """The calldata is a direct ``submit`` to the breaker that carries exactly what the Report event says."""
-    from sentinel.chain.encoding import INPUT_HASH_INDEX, NUM_INSTANCES, SCORE_INDEX, score_wad
+    from sentinel.chain.encoding import score_wad
+    from sentinel.errors import CircuitError
+    from sentinel.zk.layout import INPUT_HASH_INDEX, NUM_INSTANCES, SCORE_INDEX
 
     e, a = ctx.event, ctx.event.args
     found = []
@@ -37,7 +39,7 @@ def check_call(ctx: ReportContext, call: SubmitCall, tx_to: str | None, breaker:
         found.append(discrepancy("calldata", "proven input hash differs from the attested one", **_where(e)))
     try:
         wad = score_wad(call.instances[SCORE_INDEX], ctx.score_scale)
-    except ValueError:
+    except CircuitError:
         found.append(discrepancy("calldata", "score instance is not a field element", **_where(e)))
         return found
     if wad != int(a["score"]):
@@ -73,13 +75,14 @@ def check_signatures(ctx: ReportContext, call: SubmitCall, chain_id: int, breake
 
 
 def check_window_id(e: ChainEvent, cadence: float) -> list[Finding]:
-    """``windowId == round(windowEnd / cadence)``: ids are derivable from raw rows, gaps mean something."""
-    from sentinel.zk.prove import window_id
+    """``windowId`` is the id of the window ending at ``windowEnd``: ids are derivable from raw rows, gaps mean something."""
+    from sentinel.data.windows import window_id
 
     wid, end = int(e.args["windowId"]), int(e.args["windowEnd"])
-    if window_id(end, cadence) != wid:
-        return [discrepancy("window-id", f"window id {wid} is not round({end} / {cadence:g}) = "
-                                         f"{window_id(end, cadence)}", **_where(e))]
+    expected = window_id(end, cadence)
+    if expected != wid:
+        return [discrepancy("window-id", f"window id {wid} is not {expected}, the id of a window ending at {end} "
+                                         f"(cadence {cadence:g} s)", **_where(e))]
     return []
 
 

@@ -30,7 +30,9 @@ class ProofTask:
 
 def proof_document(proof: bytes, instances: Sequence[int]) -> dict:
     """The minimal EZKL proof JSON: proof bytes and one list of little-endian hex felts."""
-    return {"proof": list(proof), "instances": [[int(i).to_bytes(32, "little").hex() for i in instances]]}
+    from sentinel.zk.instances import felt_to_hex
+
+    return {"proof": list(proof), "instances": [[felt_to_hex(int(i)) for i in instances]]}
 
 
 def verify_one(task: ProofTask) -> bool:

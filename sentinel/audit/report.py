@@ -14,7 +14,7 @@ CHECKS = {
     "final-state": "replayed state = the contract's state now",
     "calldata": "submit calldata decoded; equals its Report event; score instance decodes to the event's",
     "signatures": "EIP-712 signatures: distinct registered attesters at that block, ascending, >= quorum",
-    "window-id": "window id = round(window end / cadence)",
+    "window-id": "window id = the id the window end and the model's cadence give",
     "proofs": "proof verifies off-chain (EZKL) with the vk of the verifier active at that block",
     "input-hash": "Poseidon hash of the archived rows = proven input hash (--data)",
     "score-gap": "float model on the archived rows vs proven score within tolerance (--data)",

@@ -9,8 +9,6 @@ the proven score must stay within the tolerance.
 
 from __future__ import annotations
 
-import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +30,6 @@ class Archive:
 def load_archives(paths: list[Path]) -> list[Archive]:
     """Read and validate every ``--data`` file; an unreadable or invalid one stops the audit (exit 2)."""
     from sentinel.data.io import read_market_csv
-    from sentinel.data.validate import epoch_seconds
 
     out = []
     for path in paths:
@@ -40,7 +37,7 @@ def load_archives(paths: list[Path]) -> list[Archive]:
             market = read_market_csv(Path(path))
         except SentinelError as exc:
             raise AuditDataError(Path(path), f"cannot use as archived rows: {exc}") from exc
-        times = np.floor(epoch_seconds(market.frame["timestamp"])).astype(np.int64)
+        times = market.timestamps_unix()
         out.append(Archive(Path(path), market, times, {int(t): i for i, t in enumerate(times)}))
     return out
 
@@ -57,20 +54,6 @@ def locate(archives: list[Archive], end_unix: int, size: int) -> tuple[Archive, 
 def raw_window(archive: Archive, end_row: int, size: int) -> np.ndarray:
     """The window's rows as read (float64), exactly what the prover hashed, shape (size, 4)."""
     return archive.market.features()[end_row - size + 1 : end_row + 1]
-
-
-def circuit_input_hash(compiled: Path, raw: np.ndarray) -> int:
-    """The Poseidon hash the circuit computes for ``raw`` (witness generation)."""
-    from sentinel.zk import ezkl_api
-    from sentinel.zk.build import input_json
-    from sentinel.zk.instances import felt_from_hex
-    from sentinel.zk.witness import witness_input_hash
-
-    with tempfile.TemporaryDirectory(prefix="sentinel-audit-rows-") as tmp:
-        work = Path(tmp)
-        (work / "input.json").write_text(json.dumps(input_json(raw[None])))
-        witness = ezkl_api.gen_witness(work / "input.json", compiled, work / "witness.json")
-    return felt_from_hex(witness_input_hash(witness))
 
 
 def float_scores(onnx: Path, windows: np.ndarray) -> np.ndarray:

@@ -247,9 +247,10 @@ def _check_rows(req: AuditRequest, report: AuditReport, contexts: list[ReportCon
                 verifier_set: dict[str, ArtifactSet | None], say: Progress) -> dict[str, Any]:
     import numpy as np
 
-    from sentinel.audit.rows import circuit_input_hash, float_scores, load_archives, locate, raw_window
-    from sentinel.chain.encoding import SCORE_INDEX
+    from sentinel.audit.rows import float_scores, load_archives, locate, raw_window
     from sentinel.zk.instances import fixed_to_float
+    from sentinel.zk.layout import SCORE_INDEX
+    from sentinel.zk.witness_check import circuit_input_hash
 
     archives = load_archives(list(req.data))
     htally, gtally = report.tally("input-hash"), report.tally("score-gap")

@@ -1,7 +1,8 @@
 """A local Anvil node: start, readiness, stop, status (subprocess and JSON-RPC over urllib).
 
-``sentinel chain up`` starts Anvil detached, in its own session, with its pid,
-log, description and state dump under ``.sentinel/chain/``; readiness is
+``sentinel chain up`` starts Anvil detached, in its own session, with its log,
+description (pid, port, chain id) and state dump under ``.sentinel/chain/``
+(``chain down`` stops the pid the description names); readiness is
 polled with a deadline (never a bare sleep). The test suite starts one the
 same way on a free port. Talking JSON-RPC here needs no web3, so these
 commands start fast.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text
-from sentinel.chain.tools import anvil
+from sentinel.toolchain.node import anvil
 from sentinel.errors import ChainError, ChainUnavailable, PortInUse
 
 HOST = "127.0.0.1"
@@ -208,7 +209,6 @@ def chain_up(layout: ArtifactLayout, port: int, chain_id: int, *, fresh: bool = 
                        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        state_file=str(layout.anvil_state), log=str(layout.anvil_log),
                        genesis_timestamp=timestamp)
-    atomic_write_text(layout.anvil_pid, f"{process.pid}\n")
     atomic_write_text(layout.anvil_info, json.dumps(chain.to_dict(), indent=1) + "\n")
     return chain, True
 
@@ -218,7 +218,6 @@ def chain_down(layout: ArtifactLayout) -> LocalChain | None:
     current = running_chain(layout)
     if current is not None:
         stop_process(current.pid)
-    layout.anvil_pid.unlink(missing_ok=True)
     layout.anvil_info.unlink(missing_ok=True)
     return current
 

@@ -13,21 +13,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sentinel.artifacts import ArtifactLayout, read_json_artifact
+from sentinel.artifacts import ArtifactLayout
 from sentinel.chain import anvil
 from sentinel.chain.breaker import BREAKER, connect, contract, sign_attestation, sign_message, submit_signed
 from sentinel.chain.deploy import deploy_contracts
 from sentinel.chain.encoding import AttestationMessage, read_bundle
 from sentinel.chain.keys import ANVIL_CHAIN_ID, attester_keys, role_key
 from sentinel.config import SentinelConfig
-from sentinel.errors import ChainError, CircuitError
+from sentinel.errors import ChainError
+from sentinel.zk.manifest import load_manifest
 
 EIP170_LIMIT = 24_576
 
 
 def latest_bundle(layout: ArtifactLayout) -> Path:
     """The newest proof bundle under proofs/ proven for the current circuit's vk."""
-    manifest = read_json_artifact(layout.circuit_manifest, "circuit", "sentinel circuit build", CircuitError)
+    manifest = load_manifest(layout)
     path = layout.newest_bundle(manifest["artifacts"]["vk"]["sha256"])
     if path is None:
         raise ChainError(f"{layout.proofs_dir}: no proof bundle for the current circuit",

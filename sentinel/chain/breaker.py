@@ -95,9 +95,10 @@ def attest_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: P
     """
     bundle = read_bundle(bundle_path)
     if data is not None:
-        from sentinel.chain.witness_check import check_against_rows
+        from sentinel.zk.witness_check import check_against_rows
 
-        check_against_rows(layout, config, bundle, data)
+        check_against_rows(layout, config, data, bundle=bundle.path, window_id=bundle.window_id,
+                           window_end_unix=bundle.window_end_unix, input_hash=bundle.input_hash)
     deployment = load_deployment(layout)
     keys = attester_keys(deployment.chain_id, config.chain.attester_keyfile)
     strangers = [k.address for k in keys if k.address not in deployment.attesters]

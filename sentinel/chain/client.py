@@ -15,9 +15,44 @@ from dataclasses import dataclass
 from typing import Any
 
 from sentinel.chain.keys import Key
-from sentinel.chain.revert import decode_revert, error_table
-from sentinel.chain.solc import CompiledContract
+from sentinel.chain.revert import DecodedRevert, decode_revert, error_table
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert
+from sentinel.toolchain.solc import CompiledContract
+
+#: What a refused connection suggests.
+NODE_HINT = "is the node running? `sentinel chain up` starts a local one"
+
+
+@contextmanager
+def web3_errors(what: str, rpc_url: str, *, tx_hash: str | None = None,
+                errors: dict[bytes, tuple[str, list[str], list[str]]] | None = None,
+                receipt_timeout: float | None = None,
+                refusals: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """The one translation of web3/requests exceptions raised inside the block into ChainError leaves.
+
+    A transport failure is :class:`ChainUnavailable`; a revert is
+    :class:`ContractRevert`, named from ``errors`` (an :func:`error_table` of
+    the contracts' ABIs); a receipt that never came, or anything else web3
+    raises (and ``refusals``, where web3 reports a node's refusal as a plain
+    ``ValueError``), is a :class:`ChainError` naming ``what``. The original is
+    always the ``__cause__``, so a caller can still tell e.g.
+    ``TransactionNotFound`` apart.
+    """
+    from requests.exceptions import RequestException
+    from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+
+    try:
+        yield
+    except ContractLogicError as exc:
+        decoded = decode_revert(exc.data if isinstance(exc.data, str | bytes) else None, errors or {})
+        raise ContractRevert(what, decoded.name, decoded.args, tx_hash=tx_hash) from exc
+    except TimeExhausted as exc:
+        within = f" within {receipt_timeout:g} s" if receipt_timeout is not None else ""
+        raise ChainError(f"{what}: no receipt{within} (tx {tx_hash})") from exc
+    except RequestException as exc:
+        raise ChainUnavailable(rpc_url, f"{what}: {type(exc).__name__}", hint=NODE_HINT) from exc
+    except (Web3Exception, *refusals) as exc:
+        raise ChainError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
 @dataclass(frozen=True)
@@ -53,27 +88,15 @@ class Chain:
         self._abis.append(abi)
         self._errors = error_table(self._abis)
 
-    def decode(self, data: bytes | str | None):  # noqa: ANN201 - DecodedRevert
+    def decode(self, data: bytes | str | None) -> DecodedRevert:
         """Name and arguments of revert data."""
         return decode_revert(data, self._errors)
 
     @contextmanager
     def _seam(self, what: str, tx_hash: str | None = None) -> Iterator[None]:
-        from requests.exceptions import RequestException
-        from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
-
-        try:
+        with web3_errors(what, self.rpc_url, tx_hash=tx_hash, errors=self._errors,
+                         receipt_timeout=self.receipt_timeout):
             yield
-        except ContractLogicError as exc:
-            decoded = self.decode(exc.data if isinstance(exc.data, str | bytes) else None)
-            raise ContractRevert(what, decoded.name, decoded.args, tx_hash=tx_hash) from exc
-        except TimeExhausted as exc:
-            raise ChainError(f"{what}: no receipt within {self.receipt_timeout:g} s (tx {tx_hash})") from exc
-        except RequestException as exc:
-            raise ChainUnavailable(self.rpc_url, f"{what}: {type(exc).__name__}",
-                                   hint="is the node running? `sentinel chain up` starts a local one") from exc
-        except Web3Exception as exc:
-            raise ChainError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
     def contract(self, address: str, abi: list[dict[str, Any]]) -> Any:
         """A web3 contract object at ``address``."""

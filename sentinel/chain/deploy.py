@@ -17,11 +17,13 @@ from typing import Any
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact
 from sentinel.chain.client import Chain, Deployed
-from sentinel.chain.encoding import INPUT_HASH_INDEX, MAX_SCORE_SCALE, NUM_INSTANCES, SCORE_INDEX, read_json, to_wad
+from sentinel.chain.encoding import MAX_SCORE_SCALE, read_json, to_wad
 from sentinel.chain.keys import Key, attester_keys, role_key
-from sentinel.chain.solc import CompiledContract, compile_files
+from sentinel.toolchain.solc import CompiledContract, compile_files
 from sentinel.config import ChainConfig, SentinelConfig
 from sentinel.errors import ArtifactFieldError, ChainError, CircuitError, ConfigError
+from sentinel.zk.layout import InstanceLayout
+from sentinel.zk.manifest import load_manifest
 
 CONTRACT_FILES = ("SentinelBreaker.sol", "GuardedVault.sol", "DemoToken.sol")
 #: solc optimizer runs for Sentinel's own contracts (favours cheap calls over small code).
@@ -38,14 +40,14 @@ def compile_contracts(layout: ArtifactLayout) -> dict[str, CompiledContract]:
 
 def verifier_contract(layout: ArtifactLayout) -> tuple[CompiledContract, dict[str, Any]]:
     """The circuit's compiled Halo2 verifier and its manifest, cross-checked."""
-    manifest = read_json_artifact(layout.circuit_manifest, "circuit", "sentinel circuit build", CircuitError)
+    manifest = load_manifest(layout)
     artifact = read_json_artifact(layout.verifier_artifact, "verifier", "sentinel circuit build", CircuitError)
     runtime = bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
     if hashlib.sha256(runtime).hexdigest() != manifest["verifier_runtime_sha256"]:
         raise ChainError(f"{layout.verifier_artifact}: runtime code differs from the manifest's",
                          hint="rebuild with `sentinel circuit build`")
     inst = manifest["instances"]
-    if (inst["input_hash_index"], inst["score_index"], inst["total"]) != (INPUT_HASH_INDEX, SCORE_INDEX, NUM_INSTANCES):
+    if not InstanceLayout.from_manifest(inst).is_breakers():
         raise ChainError(f"{layout.circuit_manifest}: instance layout {inst.get('description')} is not the "
                          "breaker's [input_hash, score]")
     if not 0 <= int(inst["score_scale"]) <= MAX_SCORE_SCALE:

@@ -1,9 +1,9 @@
 """What the breaker reads and writes, in Python (pure).
 
-Mirrors ``contracts/SentinelBreaker.sol``: the instance layout, the felt ->
-WAD score conversion, WAD thresholds, and the arguments of ``submit`` built
-from a proof bundle and an attestation. No I/O beyond reading the JSON files
-handed in; no web3.
+Mirrors ``contracts/SentinelBreaker.sol``: the felt -> WAD score conversion,
+WAD thresholds, and the arguments of ``submit`` built from a proof bundle and
+an attestation (the instance layout is :mod:`sentinel.zk.layout`'s). No I/O
+beyond reading the JSON files handed in; no web3.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from sentinel.errors import ArtifactFieldError
-from sentinel.zk.instances import BN254_R
+from sentinel.errors import ArtifactFieldError, CircuitError
+from sentinel.zk.instances import felt_from_hex, signed
+from sentinel.zk.layout import INPUT_HASH_INDEX, NUM_INSTANCES, SCORE_INDEX
 
 #: 1.0 as the breaker's fixed point (risk scores and thresholds are WAD).
 WAD = 10**18
-#: ``instances[0]`` layout the breaker is compiled for (see sentinel/zk/layout.py).
-NUM_INSTANCES = 2
-INPUT_HASH_INDEX = 0
-SCORE_INDEX = 1
 #: Largest score scale the breaker converts exactly (1e18 = 2^18 * 5^18).
 MAX_SCORE_SCALE = 18
 _SCORE_CLAMP = 1 << 128
@@ -30,10 +27,7 @@ _SCORE_CLAMP = 1 << 128
 
 def score_wad(felt: int, scale: int) -> int:
     """The breaker's decoding of a score felt: signed (felt > R/2 is negative), to WAD, truncated to zero."""
-    if not 0 <= felt < BN254_R:
-        raise ValueError(f"{felt} is not a field element")
-    value = felt - BN254_R if felt > BN254_R // 2 else felt
-    value = max(-_SCORE_CLAMP, min(_SCORE_CLAMP, value))
+    value = max(-_SCORE_CLAMP, min(_SCORE_CLAMP, signed(felt)))
     numerator = value * WAD
     quotient = abs(numerator) >> scale  # Solidity's signed division truncates towards zero
     return quotient if numerator >= 0 else -quotient
@@ -47,14 +41,6 @@ def to_wad(x: float) -> int:
 def from_wad(value: int) -> float:
     """WAD back to a float."""
     return value / WAD
-
-
-def le_hex_felt(text: str) -> int:
-    """EZKL's little-endian hex felt (no range check)."""
-    raw = text[2:] if text.startswith(("0x", "0X")) else text
-    if len(raw) != 64:
-        raise ValueError("not 32 bytes of hex")
-    return int.from_bytes(bytes.fromhex(raw), "little")
 
 
 @dataclass(frozen=True)
@@ -110,8 +96,8 @@ def read_bundle(path: Path) -> ProofBundle:
     if len(raw_instances) != 1 or not isinstance(raw_instances[0], list):
         raise ArtifactFieldError(path, "ezkl_proof.instances", "expected one list of instances")
     try:
-        instances = tuple(le_hex_felt(str(x)) for x in raw_instances[0])
-    except ValueError as exc:
+        instances = tuple(felt_from_hex(str(x)) for x in raw_instances[0])
+    except CircuitError as exc:
         raise ArtifactFieldError(path, "ezkl_proof.instances", f"not EZKL felts: {exc}") from None
     if len(instances) != NUM_INSTANCES:
         raise ArtifactFieldError(path, "ezkl_proof.instances",

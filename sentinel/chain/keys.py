@@ -32,7 +32,6 @@ DEMO_ATTESTERS = (2, 3, 4)
 ENV = {"deployer": "SENTINEL_DEPLOYER_KEY", "submitter": "SENTINEL_SUBMITTER_KEY",
        "guardian": "SENTINEL_GUARDIAN_KEY", "vault_user": "SENTINEL_VAULT_USER_KEY", "relay": "SENTINEL_RELAY_KEY"}
 ATTESTERS_ENV = "SENTINEL_ATTESTER_KEYS"
-DEMO_WARNING = "UNSAFE demo key (Anvil dev account {index}, public mnemonic): local chains only"
 
 
 @dataclass(frozen=True)

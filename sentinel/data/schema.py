@@ -50,6 +50,3 @@ BLEED = "bleed"
 CRASH_FAMILIES: tuple[str, ...] = (DRAIN, FLASH, BLEED)
 HARD_NEGATIVE_FAMILIES: tuple[str, ...] = (DIP, SPIKE)
 FAMILIES: tuple[str, ...] = CRASH_FAMILIES + HARD_NEGATIVE_FAMILIES
-
-#: Canonical timestamp format written by Sentinel (the crawler's: ms, "Z").
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -14,8 +14,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from sentinel.data import schema
-from sentinel.data.validate import MarketData, epoch_seconds
+from sentinel.data.validate import MarketData
 from sentinel.errors import DataError
+
+
+def window_id(end_unix: int, cadence_seconds: float) -> int:
+    """The id of the window ending at Unix second ``end_unix``: the one rule everything uses.
+
+    ``round(end_unix / cadence_seconds)``, so consecutive windows of a feed
+    have consecutive ids, anyone can derive an id from raw rows, and a gap
+    in reported ids is a window nobody reported. The prover stamps it on a
+    proof bundle, the relay on the windows it queues, an attester checks it
+    against its own rows and the auditor against every Report event: all of
+    them call this function, so changing the rule here changes it everywhere.
+    """
+    return int(round(end_unix / cadence_seconds))
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,7 @@ def cut_windows(data: MarketData, size: int, end_rows: np.ndarray | None = None)
         )
     features = data.features().astype(np.float32)
     idx = ends[:, None] + np.arange(-(size - 1), 1)[None, :]
-    times = np.floor(epoch_seconds(data.frame[schema.TIMESTAMP])).astype(np.int64)
-    return Windows(x=features[idx], end_rows=ends, end_times=times[ends])
+    return Windows(x=features[idx], end_rows=ends, end_times=data.timestamps_unix()[ends])
 
 
 def resolve_window(data: MarketData, spec: str, size: int) -> int:

@@ -9,7 +9,6 @@ Nothing here reads a stored metric: every number is recomputed from scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,11 +120,3 @@ def compare(results: dict[str, dict[str, Any]], model: str, budget: float) -> di
             )
         verdicts[part] = {"beats_all_baselines": bool(beats_all), "details": lines}
     return verdicts
-
-
-def evaluate_all(
-    data: MarketData, split: Split, detectors: Sequence[Detector], settings: EvalSettings
-) -> dict[str, dict[str, Any]]:
-    """Evaluate every detector on the same windows."""
-    sets = eval_sets(data, split, settings)
-    return {d.name: evaluate_detector(data, sets, d, settings) for d in detectors}

@@ -51,8 +51,6 @@ from typing import Any
 
 import numpy as np
 
-FEATURE_NAMES = ("blr", "buy_volume", "sell_volume", "mid_price")
-
 
 def _keras():  # noqa: ANN202
     import os

@@ -100,7 +100,7 @@ class Relay:
                  rpc: str | None = None, db: Path | None = None, metrics: RelayMetrics | None = None,
                  clock: Any = time.time) -> None:
         from sentinel.chain.deploy import load_deployment
-        from sentinel.zk.prove import load_manifest
+        from sentinel.zk.manifest import load_manifest
 
         self.layout = layout
         self.config = config

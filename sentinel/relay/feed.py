@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.config import DataConfig
-from sentinel.data import schema
+from sentinel.data import schema, windows
 from sentinel.errors import DataValidationError, FeedError
 
 log = logging.getLogger("sentinel.relay")
@@ -219,7 +219,7 @@ class Feed:
         n = len(self.rows)
         if n >= self.window and self.rows[n - self.window].segment == row.segment:
             end_unix = int(math.floor(row.unix))
-            result.windows.append(FeedWindow(window_id_of(end_unix, self.cadence), end_unix, row.source, row.line))
+            result.windows.append(FeedWindow(windows.window_id(end_unix, self.cadence), end_unix, row.source, row.line))
 
     # -- windows ----------------------------------------------------------------------
     def market_for(self, window_id: int) -> Any:
@@ -228,7 +228,7 @@ class Feed:
 
         rows = list(self.rows)
         for i in range(len(rows) - 1, self.window - 2, -1):
-            if window_id_of(int(math.floor(rows[i].unix)), self.cadence) == window_id:
+            if windows.window_id(int(math.floor(rows[i].unix)), self.cadence) == window_id:
                 cut = rows[i - self.window + 1: i + 1]
                 if cut[0].segment != cut[-1].segment:
                     return None
@@ -238,8 +238,3 @@ class Feed:
 
     def newest_unix(self) -> float | None:
         return self.rows[-1].unix if self.rows else None
-
-
-def window_id_of(end_unix: int, cadence: float) -> int:
-    """The breaker's window id of a window ending at ``end_unix`` (same rule as ``sentinel prove``)."""
-    return int(round(end_unix / cadence))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sentinel.chain.client import web3_errors
 from sentinel.errors import ChainError, ChainUnavailable
 
 GWEI = 10**9
@@ -89,15 +90,8 @@ class Lane:
         self.bump_percent = bump_percent
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from requests.exceptions import RequestException
-        from web3.exceptions import Web3Exception
-
-        try:
+        with web3_errors(what, self.chain.rpc_url):
             return fn(*args, **kwargs)
-        except RequestException as exc:
-            raise ChainUnavailable(self.chain.rpc_url, f"{what}: {type(exc).__name__}") from exc
-        except Web3Exception as exc:
-            raise ChainError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
     def market_fees(self) -> Fees:
         """Fees the node suggests now: next block's base fee from eth_feeHistory, priority from its rewards."""
@@ -133,19 +127,16 @@ class Lane:
 
     def broadcast(self, raw_tx: str) -> tuple[str, str]:
         """eth_sendRawTransaction: (outcome, node message). Transport failures raise ChainUnavailable."""
-        from requests.exceptions import RequestException
-        from web3.exceptions import Web3Exception
-
         try:
-            self.w3.eth.send_raw_transaction(raw_tx)
-        except RequestException as exc:
-            raise ChainUnavailable(self.chain.rpc_url, f"eth_sendRawTransaction: {type(exc).__name__}") from exc
-        except (Web3Exception, ValueError) as exc:
-            message = str(exc)
+            with web3_errors("eth_sendRawTransaction", self.chain.rpc_url, refusals=(ValueError,)):
+                self.w3.eth.send_raw_transaction(raw_tx)
+        except ChainUnavailable:
+            raise
+        except ChainError as exc:
+            message = str(exc.__cause__)
             outcome = classify_send_error(message)
             if outcome is None:
-                raise ChainError(f"eth_sendRawTransaction refused: {message.splitlines()[0] if message else exc}"
-                                 ) from exc
+                raise
             return outcome, message
         return SENT, ""
 

@@ -1,8 +1,8 @@
 """The relay's prover in a warm child process, so the daemon stays responsive while a proof runs.
 
-EZKL's Python binding holds the GIL for the whole proof (12 s and more on
-the default circuit): in-process, ``/healthz`` and ``/metrics`` would not
-answer meanwhile. The child loads the circuit and proving key once and
+EZKL's Python binding holds the GIL for the whole proof, seconds on the
+default circuit: in-process, ``/healthz`` and ``/metrics`` would not answer
+meanwhile. The child loads the circuit and proving key once and
 proves windows sent to it over a pipe; the parent waits on the pipe with
 a timeout, which releases the GIL. The child ignores SIGINT and SIGTERM, so
 stopping the daemon lets the current proof finish (the daemon waits for it);

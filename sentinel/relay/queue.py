@@ -319,11 +319,6 @@ class Queue:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row["value"])
 
-    def set_meta(self, key: str, value: Any) -> None:
-        with self._write() as db:
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                       (key, json.dumps(value)))
-
     def commit_feed(self, feed_state: Any, windows: Iterable[tuple[int, int, str | None, int | None]]) -> list[int]:
         """Save the feed's cursor and enqueue the windows it cut, in one transaction (no window lost on a crash)."""
         with self._write() as db:

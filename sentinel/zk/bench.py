@@ -30,7 +30,7 @@ from sentinel.config import SentinelConfig
 from sentinel.errors import CircuitError
 from sentinel.zk import ezkl_api
 from sentinel.zk.build import input_json
-from sentinel.zk.prove import load_manifest
+from sentinel.zk.manifest import load_manifest
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -33,6 +33,7 @@ from sentinel.config import CircuitConfig, SentinelConfig, parse_scales
 from sentinel.errors import CircuitError
 from sentinel.zk import ezkl_api
 from sentinel.zk.layout import InstanceLayout, instance_layout
+from sentinel.zk.manifest import load_manifest
 
 MANIFEST_VERSION = 1
 TEST_SRS_WARNING = (
@@ -65,12 +66,9 @@ def _input_key(onnx_sha: str, circuit: CircuitConfig, srs_sha: str | None, windo
 
 
 def _up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
-    path = layout.circuit_manifest
-    if not path.exists():
-        return None
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        manifest = load_manifest(layout)
+    except CircuitError:  # none yet, or unreadable: build
         return None
     if manifest.get("input_key") != key:
         return None
@@ -78,8 +76,8 @@ def _up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
         file = layout.root / entry["path"]
         if not file.exists() or sha256_file(file) != entry["sha256"]:
             return None
-    # The proving key is not committed: a fresh clone regenerates it on first
-    # prove (deterministic from the committed circuit and SRS), not here.
+    # The proving key is not in the manifest: a missing one is regenerated on
+    # first prove (deterministic from the built circuit and SRS), not here.
     return manifest
 
 
@@ -208,7 +206,7 @@ def build_circuit(
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build (or confirm up to date) every circuit artifact under ``circuits/``."""
-    from sentinel.chain.solc import compile_files
+    from sentinel.toolchain.solc import compile_files
     from sentinel.model.pipeline import card_test_windows, load_card
 
     say = progress or (lambda step, detail: None)

@@ -144,12 +144,3 @@ def render_evm_verifier(vk: Path, settings: Path, sol: Path, abi: Path, srs: Pat
     except CircuitError as exc:
         return str(exc)
     return None
-
-
-def poseidon_hash(felts: list[str]) -> list[str]:
-    """EZKL's Poseidon hash of field elements (little-endian hex in, out)."""
-    return call("poseidon_hash", _ezkl().poseidon_hash, felts)
-
-
-def float_to_felt(x: float, scale: int) -> str:
-    return call("float_to_felt", _ezkl().float_to_felt, x, scale)

@@ -8,7 +8,6 @@ a negative number (p - x means -x), and a fixed-point value at scale ``s`` is
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 from sentinel.errors import CircuitError
@@ -32,10 +31,10 @@ def felt_from_hex(text: str) -> int:
 
 
 def felt_to_hex(value: int) -> str:
-    """EZKL's little-endian hex for a felt."""
+    """EZKL's little-endian hex for a felt, as ``proof.json`` holds it (no ``0x``)."""
     if not 0 <= value < BN254_R:
         raise CircuitError(f"{value} is not a field element")
-    return "0x" + value.to_bytes(32, "little").hex()
+    return value.to_bytes(32, "little").hex()
 
 
 def signed(value: int) -> int:
@@ -45,20 +44,6 @@ def signed(value: int) -> int:
     return value - BN254_R if value > BN254_R // 2 else value
 
 
-def from_signed(value: int) -> int:
-    """The felt of a (possibly negative) integer."""
-    if not -(BN254_R // 2) <= value <= BN254_R // 2:
-        raise CircuitError(f"{value} does not fit in a field element")
-    return value % BN254_R
-
-
 def fixed_to_float(value: int, scale: int) -> float:
     """Decode a felt as a fixed-point number at ``scale`` (value / 2**scale)."""
     return float(Fraction(signed(value), 1 << scale))
-
-
-def float_to_fixed(x: float, scale: int) -> int:
-    """Quantise ``x`` to a felt at ``scale`` as EZKL does (Rust ``round``: halves away from zero)."""
-    scaled = x * float(1 << scale)
-    rounded = math.floor(abs(scaled) + 0.5)
-    return from_signed(-rounded if scaled < 0 else rounded)

@@ -20,6 +20,13 @@ from typing import Any
 
 from sentinel.errors import CircuitError
 
+#: Where each public value sits in ``instances[0]``. The breaker is compiled for
+#: exactly this layout (``contracts/SentinelBreaker.sol``); a circuit whose
+#: settings give another one cannot be deployed (:meth:`InstanceLayout.is_breakers`).
+INPUT_HASH_INDEX = 0
+SCORE_INDEX = 1
+NUM_INSTANCES = 2
+
 
 @dataclass(frozen=True)
 class InstanceLayout:
@@ -30,6 +37,15 @@ class InstanceLayout:
     score_scale: int
     input_scale: int
     total: int
+
+    @classmethod
+    def from_manifest(cls, entry: dict[str, Any]) -> InstanceLayout:
+        """The layout a circuit manifest records under ``instances`` (see :meth:`to_dict`)."""
+        return cls(**{k: v for k, v in entry.items() if k != "description"})
+
+    def is_breakers(self) -> bool:
+        """True if this is the layout the breaker is compiled for."""
+        return (self.input_hash_index, self.score_index, self.total) == (INPUT_HASH_INDEX, SCORE_INDEX, NUM_INSTANCES)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

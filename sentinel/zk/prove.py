@@ -6,9 +6,8 @@ instances, the decoded score, the Poseidon input hash, the window's id, end
 time and rows, the float score for comparison, and the hashes of the model,
 settings, compiled circuit and vk it was proven against.
 
-Window ids: ``window_id = round(window_end_unix / cadence_seconds)``, so
-consecutive windows of a feed have consecutive ids, anyone can derive an id
-from raw rows, and a gap in reported ids is a window nobody reported.
+A bundle's window id is :func:`sentinel.data.windows.window_id` of its end
+time and the circuit's cadence.
 """
 
 from __future__ import annotations
@@ -23,48 +22,30 @@ from typing import Any
 
 import numpy as np
 
-from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact, sha256_file
+from sentinel.artifacts import ArtifactLayout, atomic_write_text, sha256_file
 from sentinel.config import SentinelConfig
 from sentinel.data import schema
 from sentinel.data.validate import MarketData
-from sentinel.data.windows import cut_windows, resolve_window
+from sentinel.data.windows import cut_windows, resolve_window, window_id
 from sentinel.errors import CircuitError
 from sentinel.zk import ezkl_api
 from sentinel.zk.build import input_json
 from sentinel.zk.instances import felt_from_hex, fixed_to_float
 from sentinel.zk.layout import InstanceLayout
+from sentinel.zk.manifest import load_manifest, srs_path
 from sentinel.zk.witness import witness_input_hash, witness_score
 
 BUNDLE_VERSION = 1
 
 
-def load_manifest(layout: ArtifactLayout) -> dict[str, Any]:
-    """The circuit manifest, or a CircuitError that says to build first."""
-    return read_json_artifact(layout.circuit_manifest, "circuit", "sentinel circuit build", CircuitError)
-
-
-def srs_path(layout: ArtifactLayout, manifest: dict[str, Any]) -> Path:
-    """The SRS the circuit was set up with (checked against the manifest's hash)."""
-    srs = manifest["srs"]
-    path = Path(srs["path"])
-    path = path if path.is_absolute() else layout.root / path
-    if not path.exists():
-        raise CircuitError(f"{path}: the circuit's SRS is missing", hint="rebuild with `sentinel circuit build`")
-    return path
-
-
-def window_id(end_unix: int, cadence_seconds: float) -> int:
-    """Sequence number of a window from its end time (see module doc)."""
-    return int(round(end_unix / cadence_seconds))
-
-
 def ensure_proving_key(layout: ArtifactLayout, manifest: dict[str, Any],
                        progress: Callable[[str, str], None] | None = None) -> Path:
-    """The proving key; regenerated from the committed circuit and SRS if absent.
+    """The proving key; regenerated from the built circuit and SRS if absent or stale.
 
-    The pk (hundreds of MB) is never committed. Key generation is deterministic
-    for a given circuit and SRS, so the regenerated vk must equal the committed
-    one, which is checked. A sidecar records which build a pk belongs to.
+    The pk (hundreds of MB) is the one circuit artifact the manifest does not
+    hash. Key generation is deterministic for a given circuit and SRS, so the
+    regenerated vk must equal the manifest's, which is checked. A sidecar
+    records which build a pk belongs to.
     """
     stamp = layout.pk.with_name(layout.pk.name + ".build")
     if layout.pk.exists() and stamp.exists() and stamp.read_text().strip() == manifest["input_key"]:
@@ -143,7 +124,7 @@ class Prover:
         self.config = config
         self.manifest = load_manifest(layout)
         self._check_artifacts()
-        self.instances = InstanceLayout(**{k: v for k, v in self.manifest["instances"].items() if k != "description"})
+        self.instances = InstanceLayout.from_manifest(self.manifest["instances"])
         self.window = int(self.manifest["window"])
         self.cadence = float(self.manifest["cadence_seconds"])
         self.srs = srs_path(layout, self.manifest)

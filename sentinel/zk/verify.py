@@ -27,7 +27,8 @@ from sentinel.artifacts import ArtifactLayout, sha256_file
 from sentinel.errors import CircuitError, SentinelError
 from sentinel.zk import ezkl_api
 from sentinel.zk.instances import fixed_to_float, felt_from_hex
-from sentinel.zk.prove import load_manifest, srs_path
+from sentinel.zk.layout import InstanceLayout
+from sentinel.zk.manifest import load_manifest, srs_path
 
 _REQUIRED = ("window_id", "window_end", "score", "input_hash", "instances", "model", "ezkl_proof", "score_scale")
 
@@ -95,18 +96,18 @@ def verify_bundle(layout: ArtifactLayout, path: Path) -> VerifyOutcome:
         raise VerificationUnavailable(f"{vk}: differs from the manifest; rebuild with `sentinel circuit build`")
 
     # 3-4. instances
-    layout_info = manifest["instances"]
+    layout_info = InstanceLayout.from_manifest(manifest["instances"])
     instances = bundle["instances"]
     try:
         felts = [felt_from_hex(str(f)) for f in instances]
     except CircuitError as exc:
         return _invalid(path, f"bad instance: {exc}", bundle)
-    if len(felts) != layout_info["total"]:
-        return _invalid(path, f"{len(felts)} instances, the circuit has {layout_info['total']}", bundle)
-    decoded = fixed_to_float(felts[layout_info["score_index"]], layout_info["score_scale"])
-    if bundle["score_scale"] != layout_info["score_scale"] or bundle["score"] != decoded:
+    if len(felts) != layout_info.total:
+        return _invalid(path, f"{len(felts)} instances, the circuit has {layout_info.total}", bundle)
+    decoded = fixed_to_float(felts[layout_info.score_index], layout_info.score_scale)
+    if bundle["score_scale"] != layout_info.score_scale or bundle["score"] != decoded:
         return _invalid(path, f"stated score {bundle['score']} is not the instance's {decoded}", bundle)
-    if bundle["input_hash"] != f"0x{felts[layout_info['input_hash_index']]:064x}":
+    if bundle["input_hash"] != f"0x{felts[layout_info.input_hash_index]:064x}":
         return _invalid(path, "stated input hash is not the proof's input-hash instance", bundle)
 
     # 5. embedded proof agrees

@@ -9,7 +9,9 @@ import pytest
 
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import load_config
+from sentinel.data.windows import window_id
 from sentinel.zk.instances import BN254_R, felt_from_hex, fixed_to_float
+from sentinel.zk.layout import INPUT_HASH_INDEX, SCORE_INDEX, InstanceLayout
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +23,8 @@ def test_build_writes_a_complete_manifest(tiny_circuit):
         assert (tiny_circuit / manifest["artifacts"][name]["path"]).exists(), name
     assert manifest["circuit"]["check_mode"] == "SAFE"
     assert manifest["circuit"]["visibility"] == {"input": "hashed", "params": "fixed", "output": "public"}
-    assert manifest["instances"]["input_hash_index"] == 0 and manifest["instances"]["score_index"] == 1
+    assert InstanceLayout.from_manifest(manifest["instances"]).is_breakers()
+    assert (manifest["instances"]["input_hash_index"], manifest["instances"]["score_index"]) == (0, 1)
     assert "TEST-ONLY" in manifest["srs"]["warning"]
     artifact = json.loads(layout.verifier_artifact.read_text())
     assert len(bytes.fromhex(artifact["deployedBytecode"][2:])) == manifest["verifier_runtime_bytes"] > 1000
@@ -97,10 +100,10 @@ def test_rebuild_is_skipped_when_inputs_are_unchanged(tiny_circuit, run_cli):
 
 def test_bundle_verifies_and_decodes(tiny_circuit, tiny_bundle, run_cli):
     bundle = json.loads(tiny_bundle.read_text())
-    score_felt = felt_from_hex(bundle["instances"][1])
+    score_felt = felt_from_hex(bundle["instances"][SCORE_INDEX])
     assert 0 <= bundle["score"] <= 1
     assert bundle["score"] == fixed_to_float(score_felt, bundle["score_scale"])
-    assert int(bundle["input_hash"], 16) == felt_from_hex(bundle["instances"][0]) < BN254_R
+    assert int(bundle["input_hash"], 16) == felt_from_hex(bundle["instances"][INPUT_HASH_INDEX]) < BN254_R
     assert abs(bundle["score"] - bundle["float_score"]) <= 0.02
     code, out, err = run_cli("--root", tiny_circuit, "verify", tiny_bundle, "--json")
     assert code == 0, err
@@ -209,4 +212,5 @@ def test_prove_cli_json_and_missing_proving_key_regenerates(tiny_circuit, tiny_f
     assert (copy / "circuits" / "pk.key").exists()  # regenerated; the vk matched the manifest
     assert run_cli("--root", copy, "verify", result["bundle"])[0] == 0
     config = load_config(copy, env={})
-    assert result["window_id"] == round(json.loads(open(result["bundle"]).read())["window_end_unix"] / config.circuit.cadence_seconds)
+    assert result["window_id"] == window_id(json.loads(open(result["bundle"]).read())["window_end_unix"],
+                                            config.circuit.cadence_seconds)

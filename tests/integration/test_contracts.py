@@ -620,4 +620,4 @@ def test_cli_chain_up_refuses_a_taken_port(run_cli, tmp_path: Path):
     assert code == 1
     assert err.strip() == (f"error: port {port} is already in use (stop what listens there, or pick another "
                            "with SENTINEL_CHAIN__PORT or --port)")
-    assert not (tmp_path / ".sentinel" / "chain" / "anvil.pid").exists()
+    assert not (tmp_path / ".sentinel" / "chain" / "anvil.json").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.artifacts import atomic_write_text, atomic_write_with, sha256_file
+from sentinel.artifacts import atomic_path, atomic_write_text, sha256_file
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -20,12 +20,9 @@ def test_failed_writer_leaves_target_untouched(tmp_path):
     target = tmp_path / "f.txt"
     target.write_text("good")
 
-    def boom(tmp):  # noqa: ANN001, ANN202
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        atomic_write_with(target, boom)
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 

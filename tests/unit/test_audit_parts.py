@@ -7,19 +7,24 @@ import json
 import pytest
 
 from sentinel.audit import checks
-from sentinel.audit.calldata import CalldataError, SubmitCall, decode_submit, encode_submit
+from sentinel.audit.calldata import SUBMIT_TYPES, CalldataError, SubmitCall, decode_submit, submit_selector
 from sentinel.audit.findings import AuditReport, discrepancy, notice
 from sentinel.audit.replay import ChainEvent, Params, ReportContext
 from sentinel.audit.report import render_text
 from sentinel.chain.encoding import AttestationMessage, score_wad
 from sentinel.chain.keys import demo_key
+from sentinel.zk.layout import SCORE_INDEX
 
 BREAKER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 CALL = SubmitCall(b"\x01" * 200, (123, 539), 28930159, 1735689540, 123, (b"\x02" * 65,))
 
 
 def test_calldata_roundtrip_and_refusals():
-    data = encode_submit(CALL)
+    from eth_abi import encode
+
+    data = submit_selector() + encode(SUBMIT_TYPES, [CALL.proof, list(CALL.instances),
+                                                     (CALL.window_id, CALL.window_end, CALL.input_hash),
+                                                     list(CALL.signatures)])
     assert decode_submit(data) == CALL
     with pytest.raises(CalldataError, match="selector"):
         decode_submit(b"\xde\xad\xbe\xef" + data[4:])
@@ -29,7 +34,7 @@ def test_calldata_roundtrip_and_refusals():
 
 def _ctx(call: SubmitCall, attesters: list[str], quorum: int = 2, score: int | None = None) -> ReportContext:
     args = {"windowId": call.window_id, "windowEnd": call.window_end, "inputHash": call.input_hash,
-            "score": score_wad(call.instances[1], 10) if score is None else score, "tripped": False}
+            "score": score_wad(call.instances[SCORE_INDEX], 10) if score is None else score, "tripped": False}
     event = ChainEvent("Report", 7, 0, "0xabc", 1735689600, args)
     return ReportContext(event, frozenset(a.lower() for a in attesters), quorum, "0x1", 10, Params(), False)
 

@@ -13,7 +13,6 @@ from sentinel.chain.encoding import (
     WAD,
     AttestationMessage,
     SignedAttestation,
-    le_hex_felt,
     read_attestation,
     read_bundle,
     score_wad,
@@ -23,10 +22,12 @@ from sentinel.chain.encoding import (
 from sentinel.chain.keys import ANVIL_CHAIN_ID, attester_keys, demo_key, role_key
 from sentinel.chain.revert import decode_revert, error_table
 from sentinel.config import load_config
-from sentinel.errors import ArtifactFieldError, ConfigError, SigningKeyError
-from sentinel.zk.instances import BN254_R, felt_to_hex
+from sentinel.errors import ArtifactFieldError, CircuitError, ConfigError, SigningKeyError
+from sentinel.zk.instances import BN254_R, felt_from_hex, felt_to_hex
 
 BREAKER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
 MESSAGE = AttestationMessage(28929486, 1735769160, 0x109EA103E74BAA0FB6ACE10ABE391EDB06B9F5CF990535810A4D28605983A2A5)
 
 
@@ -92,7 +93,7 @@ def test_score_wad(felt, scale, expected):  # noqa: ANN001
 
 
 def test_score_wad_refuses_non_field_elements():
-    with pytest.raises(ValueError):
+    with pytest.raises(CircuitError, match="not a field element"):
         score_wad(BN254_R, 10)
 
 
@@ -103,10 +104,16 @@ def test_to_wad_is_exact_on_decimal_thresholds():
 
 
 def test_little_endian_felts():
-    assert le_hex_felt(felt_to_hex(1234567)) == 1234567
-    assert le_hex_felt("01" + "00" * 31) == 1
-    with pytest.raises(ValueError):
-        le_hex_felt("0x1234")
+    assert felt_from_hex(felt_to_hex(1234567)) == 1234567
+    assert felt_from_hex("01" + "00" * 31) == felt_from_hex("0x01" + "00" * 31) == 1
+    assert felt_to_hex(1) == "01" + "00" * 31
+    assert felt_from_hex(felt_to_hex(BN254_R - 1)) == BN254_R - 1
+    with pytest.raises(CircuitError, match="32 bytes"):
+        felt_from_hex("0x1234")
+    with pytest.raises(CircuitError, match="modulus"):
+        felt_from_hex(BN254_R.to_bytes(32, "little").hex())
+    with pytest.raises(CircuitError, match="not a field element"):
+        felt_to_hex(BN254_R)
 
 
 # --- revert decoding -----------------------------------------------------------------------
@@ -157,7 +164,7 @@ def _bundle(tmp_path: Path, **changes) -> Path:  # noqa: ANN003
         "input_hash": f"0x{MESSAGE.input_hash:064x}",
         "model": {"vk_sha256": "ab" * 32, "verifier_runtime_sha256": "cd" * 32},
         "ezkl_proof": {"hex_proof": "0x" + bytes(range(64)).hex(),
-                       "instances": [[felt_to_hex(MESSAGE.input_hash)[2:], felt_to_hex(512)[2:]]]},
+                       "instances": [[felt_to_hex(MESSAGE.input_hash), felt_to_hex(512)]]},
     }
     for dotted, value in changes.items():
         node = doc
@@ -184,6 +191,7 @@ def test_bundle_reads_instances_little_endian(tmp_path: Path):
     ({"window_id": "12"}, "window_id"),
     ({"ezkl_proof__hex_proof": "0xzz"}, "ezkl_proof.hex_proof"),
     ({"ezkl_proof__instances": [["00" * 32]]}, "ezkl_proof.instances"),
+    ({"ezkl_proof__instances": [[(BN254_R).to_bytes(32, "little").hex(), felt_to_hex(512)]]}, "ezkl_proof.instances"),
     ({"input_hash": "0x" + "00" * 32}, "input_hash"),
     ({"score_scale": 40}, "score_scale"),
     ({"model": {}}, "model.vk_sha256"),

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentinel.chain.tools import node, node_modules
 from sentinel.errors import ChainError
+from sentinel.toolchain.node import node, node_modules
 
 _COMPILE_JS = """
 const solc = require(process.argv[1]);
@@ -37,6 +37,7 @@ class CompiledContract:
     bytecode: bytes  #: creation code
     runtime: bytes  #: deployed code
     compiler: str
+    immutables: tuple[tuple[int, int], ...] = ()  #: (start, length) of every immutable in the runtime code
 
 
 def compile_standard_json(request: dict[str, Any], timeout: float = 600.0) -> tuple[str, dict[str, Any]]:
@@ -64,39 +65,50 @@ def compile_standard_json(request: dict[str, Any], timeout: float = 600.0) -> tu
     return payload["version"], output
 
 
-def compile_sources(
-    sources: dict[str, str],
-    optimizer_runs: int = 200,
-    via_ir: bool = False,
-    evm_version: str = "shanghai",
-) -> dict[str, CompiledContract]:
-    """Compile ``{file name: source}``; returns contracts by name."""
-    request = {
+#: What every compilation returns: ABI, creation and runtime code, and where the immutables sit.
+OUTPUTS = ("abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences")
+
+
+def standard_json(sources: dict[str, str], optimizer_runs: int) -> dict[str, Any]:
+    """The standard-JSON request of every Sentinel compilation.
+
+    ``sentinel circuit build``, ``sentinel deploy`` and the auditor's
+    bytecode check all compile through here, so they get the same bytes:
+    optimizer on with ``optimizer_runs``, legacy pipeline (no viaIR), EVM
+    shanghai, and no metadata hash, so runtime code compares byte for byte.
+    """
+    return {
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in sources.items()},
         "settings": {
             "optimizer": {"enabled": True, "runs": optimizer_runs},
-            "viaIR": via_ir,
-            "evmVersion": evm_version,
+            "viaIR": False,
+            "evmVersion": "shanghai",
             "metadata": {"bytecodeHash": "none"},
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+            "outputSelection": {"*": {"*": list(OUTPUTS)}},
         },
     }
-    version, output = compile_standard_json(request)
+
+
+def compile_sources(sources: dict[str, str], *, optimizer_runs: int) -> dict[str, CompiledContract]:
+    """Compile ``{file name: source}`` (see :func:`standard_json`); returns contracts by name."""
+    version, output = compile_standard_json(standard_json(sources, optimizer_runs))
     contracts: dict[str, CompiledContract] = {}
     for file_contracts in output.get("contracts", {}).values():
         for name, c in file_contracts.items():
+            refs = c["evm"]["deployedBytecode"].get("immutableReferences", {})
             contracts[name] = CompiledContract(
                 name=name,
                 abi=c["abi"],
                 bytecode=bytes.fromhex(c["evm"]["bytecode"]["object"]),
                 runtime=bytes.fromhex(c["evm"]["deployedBytecode"]["object"]),
                 compiler=version,
+                immutables=tuple(sorted((int(r["start"]), int(r["length"])) for rs in refs.values() for r in rs)),
             )
     return contracts
 
 
-def compile_files(paths: list[Path], **kwargs: Any) -> dict[str, CompiledContract]:
+def compile_files(paths: list[Path], *, optimizer_runs: int) -> dict[str, CompiledContract]:
     """Compile Solidity files (by base name) with :func:`compile_sources`."""
     sources = {}
     for path in paths:
@@ -104,4 +116,4 @@ def compile_files(paths: list[Path], **kwargs: Any) -> dict[str, CompiledContrac
             sources[Path(path).name] = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ChainError(f"{path}: cannot read Solidity source: {exc.strerror or exc}") from exc
-    return compile_sources(sources, **kwargs)
+    return compile_sources(sources, optimizer_runs=optimizer_runs)

@@ -63,8 +63,8 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     import numpy as np
 
     from sentinel.chain.solc import compile_files
-    from sentinel.zk import ezkl_api
     from sentinel.errors import CircuitError
+    from sentinel.zk import ezkl_api
     from sentinel.zk.build import check_verifier_source
 
     work.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     shape = write_onnx(kind, onnx)
     rng = np.random.default_rng(0)
     data.write_text(json.dumps({"input_data": [rng.uniform(-2, 2, size=math.prod(shape)).tolist()]}))
-    args = ezkl_api.run_args(kind.split("_")[0], "fixed", "public", "SAFE", 1, 4096, 3)
+    args = ezkl_api.run_args(kind.split("_", maxsplit=1)[0], "fixed", "public", "SAFE", 1, 4096, 3)
     args.input_scale = 10
     args.param_scale = 10
     ezkl_api.gen_settings(onnx, settings, args)

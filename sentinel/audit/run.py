@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.audit import checks
-from sentinel.audit.artifacts import ArtifactSet, compile_breaker, immutable_values, load_set, mask_immutables, render_verifier
+from sentinel.audit.artifacts import (
+    ArtifactSet,
+    compile_breaker,
+    immutable_values,
+    load_set,
+    mask_immutables,
+    render_verifier,
+)
 from sentinel.audit.calldata import CalldataError, SubmitCall, decode_submit
 from sentinel.audit.findings import AuditReport, discrepancy, notice
 from sentinel.audit.replay import ZERO, ReportContext, Snapshot, compare_final, replay

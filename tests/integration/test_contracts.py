@@ -109,7 +109,7 @@ class Env:
 
     def submit(self, bundle: ProofBundle, message: AttestationMessage | None = None, *,
                keys: list | None = None, chain_id: int | None = None, breaker: str | None = None,
-               quorum: int | None = None, submitter: Any = GOV, signed: SignedAttestation | None = None):  # noqa: ANN201
+               quorum: int | None = None, submitter: Any = GOV, signed: SignedAttestation | None = None):
         message = message or self.message(bundle)
         signed = signed or sign_message(message, ATTESTERS if keys is None else keys,
                                         chain_id or self.chain.chain_id, breaker or self.breaker.address)
@@ -124,7 +124,7 @@ class Env:
 
 
 @pytest.fixture(scope="session")
-def node(scored_bundles: dict[str, ProofBundle], tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def node(scored_bundles: dict[str, ProofBundle], tmp_path_factory) -> Iterator[str]:
     """One real Anvil for the session, on a free port, genesis just after the proven windows."""
     genesis = max(b.window_end_unix for b in scored_bundles.values()) + 60
     port = anvil.free_port()
@@ -135,7 +135,7 @@ def node(scored_bundles: dict[str, ProofBundle], tmp_path_factory) -> Iterator[s
 
 @pytest.fixture(scope="session")
 def deployed(node: str, tiny_circuit: Path, scored_bundles: dict[str, ProofBundle],
-             tmp_path_factory) -> Env:  # noqa: ANN001
+             tmp_path_factory) -> Env:
     """Verifier, breaker, token and vault deployed with thresholds between the two real scores."""
     high, low = scored_bundles["high"].score, scored_bundles["low"].score
     trip = round(high - 0.01, 4)
@@ -163,7 +163,7 @@ def env(deployed: Env) -> Iterator[Env]:
     assert deployed.chain.rpc("evm_revert", [snapshot]) is True
 
 
-def reverts(name: str, call, *args: Any, **kwargs: Any) -> ContractRevert:  # noqa: ANN001
+def reverts(name: str, call, *args: Any, **kwargs: Any) -> ContractRevert:
     """Run ``call`` and require a revert with the custom error ``name``."""
     with pytest.raises(ContractRevert) as info:
         call(*args, **kwargs)

@@ -31,7 +31,7 @@ def test_training_writes_every_artifact(tiny_project):
     assert not {"Loop", "Scan"} & set(card["export"]["op_types"])
     assert set(card["evaluation"]["detectors"]) == DETECTORS
     for result in card["evaluation"]["detectors"].values():
-        assert KEYS <= set(result["test"]) and KEYS <= set(result["holdout_family"])
+        assert set(result["test"]) >= KEYS and set(result["holdout_family"]) >= KEYS
     assert card["data"]["sha256"] and card["versions"]["tensorflow"] == "2.21.0"
     policy = card["trip_policy"]
     assert 0 <= policy["reset_threshold"] <= policy["trip_threshold"] <= 1
@@ -144,7 +144,7 @@ def test_weight_constraints_enforce_the_activation_bound(output_bound):
     assert reached["output"] > 0.9 * (output_bound or bound)
 
 
-def _random_sentinel_model(pooling=((40, 40), (8, 4), (2, 2)), units=5, clip=4.0, seed=3,  # noqa: ANN001, ANN202
+def _random_sentinel_model(pooling=((40, 40), (8, 4), (2, 2)), units=5, clip=4.0, seed=3,
                            activations="smooth"):
     """A Sentinel model with random (not trained) weights and realistic feature constants."""
     from sentinel.model.network import build_model
@@ -209,7 +209,7 @@ def test_hard_model_saves_loads_and_needs_no_lookup_table(tmp_path):
     assert sorted(map(tuple, doc["required_range_checks"])) == [(-1, 1), (0, 15999)]
 
 
-def _smooth_logit(model, x):  # noqa: ANN001, ANN202
+def _smooth_logit(model, x):
     """The smooth model's sigmoid input: its score through the inverse sigmoid."""
     p = np.asarray(model.predict(x, verbose=0), np.float64)[:, 0]
     return np.log(p / (1.0 - p))
@@ -245,7 +245,7 @@ def test_circuit_form_refuses_activations_it_cannot_rewrite():
         circuit_form(model)
 
 
-def _keras_activation(name: str):  # noqa: ANN202
+def _keras_activation(name: str):
     import keras
 
     return keras.activations.get(name)

@@ -44,7 +44,7 @@ SLICE = 120  # feed rows reserved for each test
 
 
 @pytest.fixture(scope="module")
-def long_feed(tmp_path_factory) -> list[str]:  # noqa: ANN001
+def long_feed(tmp_path_factory) -> list[str]:
     """Canonical lines (header first) of a feed long enough for every test's slice."""
     from sentinel.data.io import market_csv_bytes
     from sentinel.data.synthetic import generate
@@ -55,7 +55,7 @@ def long_feed(tmp_path_factory) -> list[str]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def project(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: ANN001
+def project(tiny_circuit: Path, tmp_path_factory) -> Path:
     """A project root on the tiny circuit (linked, never written) with its own proofs/ and .sentinel/."""
     root = tmp_path_factory.mktemp("relay-project")
     for part in ("circuits", "models"):
@@ -65,7 +65,7 @@ def project(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def node(long_feed: list[str], tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def node(long_feed: list[str], tmp_path_factory) -> Iterator[str]:
     from sentinel.relay.replay import row_unix
 
     port = anvil.free_port()
@@ -197,7 +197,7 @@ class World:
         return windows
 
 
-_slices = iter(range(0, 10_000))
+_slices = iter(range(10_000))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def test_failed_writer_leaves_target_untouched(tmp_path):
     target = tmp_path / "f.txt"
     target.write_text("good")
 
-    def boom(tmp):  # noqa: ANN001, ANN202
+    def boom(tmp):
         tmp.write_text("half")
         raise RuntimeError("disk full")
 

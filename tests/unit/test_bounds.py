@@ -9,12 +9,12 @@ from sentinel.model.network import activation_bound
 from sentinel.zk.build import RESERVED_ROWS, size_lookup_tables, table_columns
 
 
-def _lstm(rng: np.random.Generator, features: int = 4, units: int = 3):  # noqa: ANN202
+def _lstm(rng: np.random.Generator, features: int = 4, units: int = 3):
     return (rng.normal(size=(features, 4 * units)), rng.normal(size=(units, 4 * units)), rng.normal(size=4 * units),
             rng.normal(size=(units, 1)), rng.normal(size=1))
 
 
-def _table_inputs(kernel, recurrent, bias, dense_kernel, dense_bias, x):  # noqa: ANN001, ANN202
+def _table_inputs(kernel, recurrent, bias, dense_kernel, dense_bias, x):
     """Every lookup-table input of an LSTM + Dense run over x (steps, features), in float64.
 
     The circuit computes sigmoid(v) as (1 + tanh(v / 2)) / 2 with one tanh table: the sigmoid gates and

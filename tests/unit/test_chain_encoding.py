@@ -87,7 +87,7 @@ def test_submit_args_sort_signers_and_cut_to_quorum(tmp_path: Path):
     (1, 18, 5**18),  # 1e18 / 2^18, exact
     (BN254_R // 2, 10, (1 << 128) * WAD >> 10),  # clamped far outside [0, 1]
 ])
-def test_score_wad(felt, scale, expected):  # noqa: ANN001
+def test_score_wad(felt, scale, expected):
     assert score_wad(felt, scale) == expected
 
 
@@ -120,7 +120,7 @@ ABI = [
 ]
 
 
-def _encoded(signature: str, types: list[str], values: list) -> bytes:  # noqa: ANN001
+def _encoded(signature: str, types: list[str], values: list) -> bytes:
     from eth_abi import encode
     from eth_utils import keccak
 
@@ -151,7 +151,7 @@ def test_builtin_unknown_and_empty_reverts():
 # --- bundles -------------------------------------------------------------------------------
 
 
-def _bundle(tmp_path: Path, **changes) -> Path:  # noqa: ANN003
+def _bundle(tmp_path: Path, **changes) -> Path:
     doc = {
         "window_id": MESSAGE.window_id, "window_end_unix": MESSAGE.window_end, "score": 0.5, "score_scale": 10,
         "input_hash": f"0x{MESSAGE.input_hash:064x}",
@@ -188,7 +188,7 @@ def test_bundle_reads_instances_little_endian(tmp_path: Path):
     ({"score_scale": 40}, "score_scale"),
     ({"model": {}}, "model.vk_sha256"),
 ])
-def test_bad_bundle_names_the_field(tmp_path: Path, changes, field):  # noqa: ANN001
+def test_bad_bundle_names_the_field(tmp_path: Path, changes, field):
     path = _bundle(tmp_path, **changes)
     with pytest.raises(ArtifactFieldError) as info:
         read_bundle(path)

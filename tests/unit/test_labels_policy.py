@@ -15,7 +15,7 @@ from sentinel.model.policy import EpisodeTrace, TripPolicy, evaluate_policy, tri
 
 
 @pytest.fixture(scope="module")
-def market():  # noqa: ANN201
+def market():
     return generate(60, seed=21)
 
 
@@ -108,7 +108,7 @@ def test_trip_policy_needs_n_consecutive_and_hysteresis():
         TripPolicy(0.3, 0.8)
 
 
-def _trace(scores, onset=None, bottom=None, end=None, healthy=None):  # noqa: ANN001, ANN202
+def _trace(scores, onset=None, bottom=None, end=None, healthy=None):
     rows = np.arange(len(scores)) + 1000
     prices = np.linspace(100, 85, len(scores))
     return EpisodeTrace(

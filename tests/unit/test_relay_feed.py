@@ -21,7 +21,7 @@ def lines() -> list[str]:
     return text.splitlines()
 
 
-def make(path: Path, **kw) -> Feed:  # noqa: ANN003
+def make(path: Path, **kw) -> Feed:
     return Feed(path, DataConfig(), 60.0, WINDOW, keep_rows=50, **kw)
 
 

@@ -12,7 +12,7 @@ from sentinel.data.synthetic import MarketProfile, generate
 from sentinel.errors import DataError
 
 
-def episodes_of(frame: pd.DataFrame):  # noqa: ANN201
+def episodes_of(frame: pd.DataFrame):
     return [ep for _, ep in frame.groupby(schema.EPISODE, sort=True)]
 
 

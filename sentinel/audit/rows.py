@@ -13,10 +13,14 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sentinel.errors import AuditDataError, SentinelError
+
+if TYPE_CHECKING:
+    from sentinel.data.validate import MarketData
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Archive:
     """One validated raw-data file, indexed by row end time (unix seconds)."""
 
     path: Path
-    market: object
+    market: MarketData
     times: np.ndarray
     row_of: dict[int, int]
 
@@ -56,7 +60,8 @@ def locate(archives: list[Archive], end_unix: int, size: int) -> tuple[Archive, 
 
 def raw_window(archive: Archive, end_row: int, size: int) -> np.ndarray:
     """The window's rows as read (float64), exactly what the prover hashed, shape (size, 4)."""
-    return archive.market.features()[end_row - size + 1 : end_row + 1]
+    rows: np.ndarray = archive.market.features()[end_row - size + 1 : end_row + 1]
+    return rows
 
 
 def circuit_input_hash(compiled: Path, raw: np.ndarray) -> int:

@@ -85,7 +85,7 @@ def test_gaps_are_notices_with_their_ranges():
 
 def test_exit_code_is_one_only_for_discrepancies():
     report = AuditReport()
-    report.tally("proofs").record(True)
+    report.tally("proofs").record(ok=True)
     report.add(notice("gaps", "window 3 never reported"))
     assert report.exit_code == 0
     assert "CLEAN: 0 discrepancy(ies), 1 notice(s)" in render_text(report)

@@ -104,6 +104,7 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
 
 def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
     from web3 import Web3
+    from web3.exceptions import Web3Exception
 
     from sentinel.chain import anvil
     from sentinel.chain.bench import calldata_gas
@@ -131,7 +132,7 @@ def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, A
             flipped[100] ^= 1
             try:
                 rejects = not contract.functions.verifyProof(bytes(flipped), instances).call({"from": sender})
-            except Exception:  # noqa: BLE001  (a revert is a rejection too)
+            except Web3Exception:  # a revert is a rejection too
                 rejects = True
             results.append({
                 "kind": b["kind"], "logrows": b["logrows"], "num_rows": b["num_rows"],

@@ -66,7 +66,7 @@ def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path) 
 
 
 @pytest.fixture(scope="module")
-def node(run_windows: dict[str, list[ProofBundle]], tmp_path_factory) -> Iterator[str]:
+def node(run_windows: dict[str, list[ProofBundle]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     genesis = run_windows["tiny"][0].window_end_unix - 600
     port = anvil.free_port()
     process = anvil.spawn(port, 31337, log=tmp_path_factory.mktemp("anvil-audit") / "anvil.log", timestamp=genesis)
@@ -120,7 +120,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 def deployed(node: str, run_windows: dict[str, list[ProofBundle]], tiny_circuit: Path, other_model_circuit: Path,
-             tmp_path_factory) -> Run:
+             tmp_path_factory: pytest.TempPathFactory) -> Run:
     tiny = run_windows["tiny"]
     trip = round(min(b.score for b in tiny[WINDOWS - 3 :]) - 0.005, 4)
     trip = min(max(trip, 0.5), 1.0)  # the contract's bounds; below 0.5 the guardian trips instead

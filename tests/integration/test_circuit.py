@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +83,8 @@ def test_build_self_check_catches_a_circuit_whose_proofs_cannot_verify(tmp_path,
     compiled, pk, vk, settings, srs = _two_gate_circuit(tmp_path, three_operand)
     window = np.array([[0.3, -0.2, 0.5, 0.1]])
     if three_operand:
-        with pytest.raises(CircuitError, match="self-check: the circuit's own proof of the test window does not verify"):
+        with pytest.raises(CircuitError,
+                           match="self-check: the circuit's own proof of the test window does not verify"):
             self_check(tmp_path, compiled, pk, vk, settings, srs, window, "test window")
     else:
         check = self_check(tmp_path, compiled, pk, vk, settings, srs, window, "test window")
@@ -207,4 +209,5 @@ def test_prove_cli_json_and_missing_proving_key_regenerates(tiny_circuit, tiny_f
     assert (copy / "circuits" / "pk.key").exists()  # regenerated; the vk matched the manifest
     assert run_cli("--root", copy, "verify", result["bundle"])[0] == 0
     config = load_config(copy, env={})
-    assert result["window_id"] == round(json.loads(open(result["bundle"]).read())["window_end_unix"] / config.circuit.cadence_seconds)
+    window_end = json.loads(Path(result["bundle"]).read_text())["window_end_unix"]
+    assert result["window_id"] == round(window_end / config.circuit.cadence_seconds)

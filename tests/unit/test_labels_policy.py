@@ -156,6 +156,7 @@ def test_tune_policy_respects_the_false_trip_budget():
     assert report.event_recall == 1.0
     loose, loose_report = tune_policy(traces, 30, budget_per_10k=1e9, trip_after=3, reset_after=5, reset_ratio=0.5)
     assert loose.trip_threshold <= policy.trip_threshold
+    assert loose_report.median_lead_rows is not None and report.median_lead_rows is not None
     assert loose_report.median_lead_rows >= report.median_lead_rows
 
 

@@ -11,7 +11,7 @@ high scores (or the guardian trips it) and governance recovers it.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ class Run:
         if unix > anvil.chain_time(self.node):
             anvil.warp(self.node, unix)
 
-    def submit(self, bundle: ProofBundle, keys: list[Key] = (A2, A3)) -> None:  # type: ignore[assignment]
+    def submit(self, bundle: ProofBundle, keys: Sequence[Key] = (A2, A3)) -> None:
         self.warp_to(bundle.window_end_unix + 30)
         signed = sign_message(message_for(bundle), list(keys), self.chain.chain_id, self.breaker.address)
         submit_signed(self.chain, self.breaker, bundle, signed, GOV, quorum=2)

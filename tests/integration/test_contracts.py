@@ -475,7 +475,10 @@ def test_governance_can_recover_at_once(env: Env):
 
 def test_vault_blocks_outflows_while_tripped_and_reopens_after_recovery(env: Env):
     unit = 10**18
-    user = lambda fn, what="vault": env.chain.transact(fn, USER, what)  # noqa: E731
+
+    def user(fn: Any, what: str = "vault") -> Any:
+        return env.chain.transact(fn, USER, what)
+
     user(env.token.functions.approve(env.vault.address, 1000 * unit))
     user(env.vault.functions.deposit(500 * unit))
     user(env.vault.functions.borrow(100 * unit))

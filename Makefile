@@ -3,6 +3,7 @@
 #   make test   the test suite
 # Both bootstrap .venv (Python pins in pyproject.toml) and node_modules (npm pins
 # in package-lock.json) on first run; later runs skip that in well under a second.
+# `make lint` runs ruff and mypy as configured in pyproject.toml; CI runs it before the tests.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
@@ -11,7 +12,7 @@ PY_STAMP := $(VENV)/.sentinel-installed
 NODE_STAMP := node_modules/.sentinel-installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup test test-unit test-integration demo clean
+.PHONY: all setup test test-unit test-integration lint demo clean
 
 all: test
 
@@ -42,8 +43,12 @@ test-unit: setup
 test-integration: setup
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache build *.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info

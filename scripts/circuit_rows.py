@@ -20,6 +20,7 @@ import logging
 import re
 import tempfile
 from pathlib import Path
+from typing import TypedDict
 
 from sentinel.config import CircuitConfig
 
@@ -28,9 +29,17 @@ _NODE = re.compile(r"laying out (\d+): (.*)")
 _ROWS = re.compile(r"\(rows=(\d+), coord=(\d+)")
 
 
-def rows_per_node(log_text: str) -> list[dict[str, object]]:
+class NodeRows(TypedDict):
+    """One laid-out ONNX node: its index, EZKL's op, and its rows (None for the last: nothing reports after it)."""
+
+    node: int
+    op: str
+    rows: int | None
+
+
+def rows_per_node(log_text: str) -> list[NodeRows]:
     """``[{node, op, rows}]`` from EZKL's layout debug log (a node's rows = the next report minus its own)."""
-    nodes: list[dict[str, object]] = []
+    nodes: list[NodeRows] = []
     current: tuple[int, str] | None = None
     last_rows = 0
     for line in _ANSI.sub("", log_text).splitlines():
@@ -93,13 +102,14 @@ def main() -> None:
         num_rows = json.loads(settings.read_text())["num_rows"]
     root.removeHandler(handler)
     nodes = [n for n in rows_per_node(buffer.getvalue()) if n["rows"]]
+    rows = [(op_kind(n["op"]), n["rows"] or 0) for n in nodes]
     by_op: dict[str, int] = {}
-    for n in nodes:
-        by_op[op_kind(str(n["op"]))] = by_op.get(op_kind(str(n["op"])), 0) + int(n["rows"])  # type: ignore[arg-type]
+    for kind, count in rows:
+        by_op[kind] = by_op.get(kind, 0) + count
     out: dict[str, object] = {
         "onnx": str(args.onnx), "num_inner_cols": args.cols, "input_visibility": args.input, "scale": args.scale,
         "decomp": [args.decomp_base, args.decomp_legs],
-        "num_rows": num_rows, "model_rows_counted": sum(int(n["rows"]) for n in nodes),  # type: ignore[arg-type]
+        "num_rows": num_rows, "model_rows_counted": sum(count for _, count in rows),
         "rows_by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1])),
     }
     if args.nodes:

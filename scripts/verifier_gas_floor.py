@@ -63,8 +63,8 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     import numpy as np
 
     from sentinel.toolchain.solc import compile_files
-    from sentinel.zk import ezkl_api
     from sentinel.errors import CircuitError
+    from sentinel.zk import ezkl_api
     from sentinel.zk.build import check_verifier_source
 
     work.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     shape = write_onnx(kind, onnx)
     rng = np.random.default_rng(0)
     data.write_text(json.dumps({"input_data": [rng.uniform(-2, 2, size=math.prod(shape)).tolist()]}))
-    args = ezkl_api.run_args(kind.split("_")[0], "fixed", "public", "SAFE", 1, 4096, 3)
+    args = ezkl_api.run_args(kind.split("_", maxsplit=1)[0], "fixed", "public", "SAFE", 1, 4096, 3)
     args.input_scale = 10
     args.param_scale = 10
     ezkl_api.gen_settings(onnx, settings, args)
@@ -104,6 +104,7 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
 
 def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
     from web3 import Web3
+    from web3.exceptions import Web3Exception
 
     from sentinel.chain import anvil
     from sentinel.chain.bench import calldata_gas
@@ -131,7 +132,7 @@ def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, A
             flipped[100] ^= 1
             try:
                 rejects = not contract.functions.verifyProof(bytes(flipped), instances).call({"from": sender})
-            except Exception:  # noqa: BLE001  (a revert is a rejection too)
+            except Web3Exception:  # a revert is a rejection too
                 rejects = True
             results.append({
                 "kind": b["kind"], "logrows": b["logrows"], "num_rows": b["num_rows"],

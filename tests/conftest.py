@@ -10,7 +10,7 @@ from sentinel.cli.main import main
 
 
 @pytest.fixture
-def run_cli(capsys):  # noqa: ANN001, ANN201
+def run_cli(capsys):
     """Run ``sentinel ARGS`` in-process; returns (exit code, stdout, stderr)."""
 
     def run(*args: str | Path) -> tuple[int, str, str]:

@@ -124,7 +124,7 @@ def bench_audit(project: Path, reports: int, workers: int, progress: Callable[[s
                     progress("submit", f"{i + 1}/{reports}")
             submit_seconds = time.perf_counter() - t
 
-            runs = {}
+            runs: dict[str, dict[str, Any]] = {}
             for label, n in (("serial", 1), ("parallel", workers)):
                 audit_run._RENDER_CACHE.clear()  # each timed run pays the artifact work, as a real audit does
                 audit_run._BREAKER_CACHE.clear()

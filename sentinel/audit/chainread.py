@@ -7,11 +7,16 @@ it returns is plain data (:class:`~sentinel.audit.replay.ChainEvent`,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sentinel.audit.replay import ChainEvent, Params, Snapshot, State
 from sentinel.errors import AuditChainUnavailable, ChainError, ChainUnavailable
+
+if TYPE_CHECKING:
+    from eth_typing import HexStr
+    from web3.types import BlockIdentifier, FilterParams
 
 
 class BreakerReader:
@@ -43,7 +48,7 @@ class BreakerReader:
 
     @staticmethod
     def _topic(event_abi: dict[str, Any]) -> bytes:
-        from eth_utils import keccak
+        from eth_utils.crypto import keccak
 
         types = ",".join(_abi_type(i) for i in event_abi["inputs"])
         return keccak(text=f"{event_abi['name']}({types})")
@@ -68,7 +73,7 @@ class BreakerReader:
         """The latest block number."""
         return int(self._io("eth_blockNumber", lambda: self.chain.w3.eth.block_number))
 
-    def code(self, address: str, block: int | str = "latest") -> bytes:
+    def code(self, address: str, block: BlockIdentifier = "latest") -> bytes:
         """Runtime code at ``address`` (as of ``block``)."""
         w3 = self.chain.w3
         return bytes(self._io("eth_getCode", lambda: w3.eth.get_code(w3.to_checksum_address(address), block)))
@@ -87,8 +92,8 @@ class BreakerReader:
         start = from_block
         while start <= to_block:
             end = min(to_block, start + chunk - 1)
-            logs = self._io("eth_getLogs", lambda s=start, e=end: self.chain.w3.eth.get_logs(
-                {"address": self.address, "fromBlock": s, "toBlock": e}))
+            query: FilterParams = {"address": self.address, "fromBlock": start, "toBlock": end}
+            logs = self._io("eth_getLogs", functools.partial(self.chain.w3.eth.get_logs, query))
             for log in logs:
                 topics = log.get("topics") or []
                 decoder = self._events.get(bytes(topics[0])) if topics else None
@@ -106,10 +111,10 @@ class BreakerReader:
 
     def transaction(self, tx_hash: str) -> dict[str, Any]:
         """``to``, ``from``, ``input`` and ``block`` of a transaction."""
-        tx = self._io("eth_getTransactionByHash", lambda: self.chain.w3.eth.get_transaction(tx_hash))
+        tx = self._io("eth_getTransactionByHash", lambda: self.chain.w3.eth.get_transaction(cast("HexStr", tx_hash)))
         return {"to": tx["to"], "from": tx["from"], "input": bytes(tx["input"]), "block": int(tx["blockNumber"])}
 
-    def snapshot(self, block: int | str = "latest") -> Snapshot:
+    def snapshot(self, block: BlockIdentifier = "latest") -> Snapshot:
         """The breaker's state, parameters, verifier, attesters and roles as of ``block``."""
         f = self.contract.functions
 
@@ -132,4 +137,4 @@ def _abi_type(item: dict[str, Any]) -> str:
     if item["type"].startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in item["components"])
         return f"({inner}){item['type'][5:]}"
-    return item["type"]
+    return str(item["type"])

@@ -60,7 +60,7 @@ class Tally:
     skipped: int = 0
     note: str = ""
 
-    def record(self, ok: bool) -> None:
+    def record(self, *, ok: bool) -> None:
         if ok:
             self.passed += 1
         else:

@@ -6,13 +6,14 @@ import base64
 import html
 import io
 from pathlib import Path
+from typing import Any
 
 from sentinel.artifacts import atomic_write_text
 from sentinel.audit.findings import AuditReport
 from sentinel.audit.report import CHECKS
 
 
-def timeline_png(timeline: dict) -> bytes:
+def timeline_png(timeline: dict[str, Any]) -> bytes:
     """Proven scores against window end time, thresholds in force as steps, trip/recovery and verifier markers."""
     import matplotlib
 
@@ -24,11 +25,13 @@ def timeline_png(timeline: dict) -> bytes:
     reports = timeline.get("reports", [])
     fig, ax = plt.subplots(figsize=(11, 4.2), dpi=100)
     if reports:
-        t = [datetime.fromtimestamp(r["window_end"], UTC) for r in reports]
+        # Times stay datetimes: matplotlib's date units convert them (and label the axis) at run time,
+        # though its type hints know only floats.
+        t: list[Any] = [datetime.fromtimestamp(r["window_end"], UTC) for r in reports]
         by_block = {r["block"]: datetime.fromtimestamp(r["window_end"], UTC) for r in reports}
         # A line only joins consecutive windows: drawn across unreported ones it would invent scores.
-        xs: list = []
-        ys: list = []
+        xs: list[Any] = []
+        ys: list[float] = []
         for i, r in enumerate(reports):
             if i and r["window_id"] - reports[i - 1]["window_id"] > 1:
                 xs.append(t[i])
@@ -41,7 +44,7 @@ def timeline_png(timeline: dict) -> bytes:
         ax.step(t, [r["reset_threshold"] for r in reports], where="post", color="#27ae60", ls="--", lw=1,
                 label="reset threshold")
 
-        def when(marker: dict) -> datetime:
+        def when(marker: dict[str, Any]) -> Any:  # a datetime (see t)
             # A trip or recovery happens at a report (its window end) or, by hand, after the last one before it.
             earlier = [b for b in by_block if b <= marker["block"]]
             return by_block[max(earlier)] if earlier else t[0]
@@ -79,6 +82,10 @@ def render_html(report: AuditReport) -> str:
     rows = "".join(
         f"<tr><td>{e(n)}</td><td>{t.passed}</td><td class='{'bad' if t.failed else ''}'>{t.failed}</td>"
         f"<td>{t.skipped}</td><td>{e(t.note or CHECKS.get(n, ''))}</td></tr>" for n, t in report.checks.items())
+    blocks = f"blocks {s.get('from_block')}..{s.get('to_block')}"
+    windows = f"windows {s.get('first_window_id')}..{s.get('last_window_id')}"
+    check_head = "<tr><th>check</th><th>passed</th><th>failed</th><th>skipped</th><th>what</th></tr>"
+    finding_head = "<tr><th>severity</th><th>check</th><th>window</th><th>block</th><th>tx</th><th>finding</th></tr>"
     findings = "".join(
         f"<tr class='{f.severity}'><td>{e(f.severity)}</td><td>{e(f.check)}</td><td>{f.window_id or ''}</td>"
         f"<td>{f.block or ''}</td><td><code>{e(f.tx or '')}</code></td><td>{e(f.message)}</td></tr>"
@@ -89,12 +96,12 @@ def render_html(report: AuditReport) -> str:
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}}.bad{{color:#c0392b;font-weight:bold}}
 tr.discrepancy{{background:#fdecea}}tr.notice{{background:#f4f6f8}}h1 span{{color:{color}}}</style></head><body>
 <h1>Sentinel audit: <span>{verdict}</span></h1>
-<p>Breaker <code>{e(str(s.get('breaker')))}</code> on chain {s.get('chain_id')}, blocks {s.get('from_block')}..{s.get('to_block')};
-{s.get('reports', 0)} reports (windows {s.get('first_window_id')}..{s.get('last_window_id')}), {s.get('trips', 0)} trips,
+<p>Breaker <code>{e(str(s.get('breaker')))}</code> on chain {s.get('chain_id')}, {blocks};
+{s.get('reports', 0)} reports ({windows}), {s.get('trips', 0)} trips,
 {s.get('recoveries', 0)} recoveries; tripped now: {s.get('tripped_now')}.</p>
 <img alt="risk timeline" src="data:image/png;base64,{png}">
-<h2>Checks</h2><table><tr><th>check</th><th>passed</th><th>failed</th><th>skipped</th><th>what</th></tr>{rows}</table>
-<h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>window</th><th>block</th><th>tx</th><th>finding</th></tr>{findings}</table>
+<h2>Checks</h2><table>{check_head}{rows}</table>
+<h2>Findings</h2><table>{finding_head}{findings}</table>
 </body></html>
 """
 

@@ -196,8 +196,9 @@ class _Machine:
     # -- configuration ---------------------------------------------------------------
     def params_changed(self, e: ChainEvent) -> None:
         a = e.args
-        params = replace(self.s.params, trip_threshold=int(a["tripThreshold"]), reset_threshold=int(a["resetThreshold"]),
-                         trip_after=int(a["tripAfter"]), reset_after=int(a["resetAfter"]),
+        params = replace(self.s.params, trip_threshold=int(a["tripThreshold"]),
+                         reset_threshold=int(a["resetThreshold"]), trip_after=int(a["tripAfter"]),
+                         reset_after=int(a["resetAfter"]),
                          cooldown=int(a["cooldown"]), max_age=int(a["maxAge"]))
         self.s = replace(self.s, params=params)
         self.out.param_changes.append((e, params))
@@ -311,10 +312,8 @@ def compare_final(replayed: Snapshot, onchain: Snapshot) -> list[Finding]:
     pairs.append(("attesters", sorted(x.lower() for x in replayed.attesters),
                   sorted(x.lower() for x in onchain.attesters)))
     for name, mine, theirs in pairs:
-        if isinstance(mine, str) and isinstance(theirs, str):
-            equal = _same(mine, theirs)
-        else:
-            equal = mine == theirs
+        equal = _same(mine, theirs) if isinstance(mine, str) and isinstance(theirs, str) else mine == theirs
         if not equal:
-            found.append(discrepancy("final-state", f"{name}: replay of the events gives {mine}, the contract holds {theirs}"))
+            found.append(discrepancy("final-state",
+                                     f"{name}: replay of the events gives {mine}, the contract holds {theirs}"))
     return found

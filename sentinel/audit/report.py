@@ -38,10 +38,10 @@ def render_text(report: AuditReport, max_findings: int = 200) -> str:
     """The human report: summary, checks table, findings table, verdict."""
     s = report.summary
     out = [
-        f"audit of breaker {s.get('breaker')} on chain {s.get('chain_id')} ({s.get('rpc_url')}), "
-        f"blocks {s.get('from_block')}..{s.get('to_block')}",
-        f"{s.get('reports', 0)} report(s), windows {s.get('first_window_id')}..{s.get('last_window_id')}, "
-        f"{s.get('trips', 0)} trip(s), {s.get('recoveries', 0)} recovery(ies), tripped now: {s.get('tripped_now')}",
+        (f"audit of breaker {s.get('breaker')} on chain {s.get('chain_id')} ({s.get('rpc_url')}), "
+         f"blocks {s.get('from_block')}..{s.get('to_block')}"),
+        (f"{s.get('reports', 0)} report(s), windows {s.get('first_window_id')}..{s.get('last_window_id')}, "
+         f"{s.get('trips', 0)} trip(s), {s.get('recoveries', 0)} recovery(ies), tripped now: {s.get('tripped_now')}"),
         "",
     ]
     rows = []

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sentinel.errors import AuditDataError, SentinelError
+
+if TYPE_CHECKING:
+    from sentinel.data.validate import MarketData
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Archive:
     """One validated raw-data file, indexed by row end time (unix seconds)."""
 
     path: Path
-    market: object
+    market: MarketData
     times: np.ndarray
     row_of: dict[int, int]
 
@@ -53,7 +57,8 @@ def locate(archives: list[Archive], end_unix: int, size: int) -> tuple[Archive, 
 
 def raw_window(archive: Archive, end_row: int, size: int) -> np.ndarray:
     """The window's rows as read (float64), exactly what the prover hashed, shape (size, 4)."""
-    return archive.market.features()[end_row - size + 1 : end_row + 1]
+    rows: np.ndarray = archive.market.features()[end_row - size + 1 : end_row + 1]
+    return rows
 
 
 def float_scores(onnx: Path, windows: np.ndarray) -> np.ndarray:

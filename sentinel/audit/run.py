@@ -23,9 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.audit import checks
-from sentinel.audit.artifacts import ArtifactSet, compile_breaker, immutable_values, load_set, mask_immutables, render_verifier
+from sentinel.audit.artifacts import (
+    ArtifactSet,
+    compile_breaker,
+    immutable_values,
+    load_set,
+    mask_immutables,
+    render_verifier,
+)
 from sentinel.audit.calldata import CalldataError, SubmitCall, decode_submit
-from sentinel.audit.findings import AuditReport, discrepancy, notice
+from sentinel.audit.findings import AuditReport, Finding, discrepancy, notice
 from sentinel.audit.replay import ZERO, ReportContext, Snapshot, compare_final, replay
 
 #: progress(step, detail)
@@ -51,7 +58,7 @@ class AuditRequest:
 
 
 #: Re-rendering a verifier and compiling the breaker take seconds; one process (tests, bench) audits many runs.
-_RENDER_CACHE: dict[tuple[str, ...], tuple[bytes, list]] = {}
+_RENDER_CACHE: dict[tuple[str, ...], tuple[bytes | None, list[Finding]]] = {}
 _BREAKER_CACHE: dict[tuple[str, int], Any] = {}
 
 
@@ -86,8 +93,8 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     sets = _load_sets(req.artifacts, say)
     hashes, render = report.tally("artifact-hashes"), report.tally("verifier-render")
     for art in sets:
-        hashes.record(not any(f.check == "artifact-hashes" for f in art.findings))
-        render.record(not any(f.check == "verifier-render" for f in art.findings))
+        hashes.record(ok=not any(f.check == "artifact-hashes" for f in art.findings))
+        render.record(ok=not any(f.check == "verifier-render" for f in art.findings))
         report.add(*art.findings)
     bkey = (sha256_file(req.breaker_source), req.breaker_optimizer_runs)
     if bkey not in _BREAKER_CACHE:
@@ -106,7 +113,7 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     tally = report.tally("breaker-code")
     same_code = mask_immutables(code, reference.immutables) == reference.runtime
     expected_immutables = {chain_id, int.from_bytes(eip712.domain_separator(chain_id, breaker), "big")}
-    tally.record(same_code and expected_immutables <= immutable_values(code, reference.immutables))
+    tally.record(ok=same_code and expected_immutables <= immutable_values(code, reference.immutables))
     if not same_code:
         report.add(discrepancy("breaker-code", f"deployed code at {breaker} is not the published "
                                                f"{req.breaker_source.name} (compiled with {reference.compiler})"))
@@ -128,7 +135,7 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     sm.passed = max(0, result.events_checked - sm.failed)
     report.add(*result.findings)
     final = compare_final(result.final, onchain)
-    report.tally("final-state").record(not final)
+    report.tally("final-state").record(ok=not final)
     report.add(*final)
 
     # 4. verifiers the breaker used: each must be a published model's
@@ -142,20 +149,20 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     vtally = report.tally("verifier-code")
     for address, block in active_from.items():
         deployed = reader.code(address, block)
-        art = by_runtime.get(deployed)
-        verifier_set[address] = art
-        vtally.record(art is not None)
-        if art is None:
+        matched = by_runtime.get(deployed)
+        verifier_set[address] = matched
+        vtally.record(ok=matched is not None)
+        if matched is None:
             accepted = sum(1 for c in result.reports if c.verifier.lower() == address)
             report.add(discrepancy(
                 "verifier-code", f"verifier {address} (active from block {block}) matches no artifact set: a verifier "
-                                 f"for a different model; its {accepted} report(s) cannot be checked against a published "
-                                 "model", block=block))
+                                 f"for a different model; its {accepted} report(s) cannot be checked against a "
+                                 "published model", block=block))
     for e in result.verifier_changes:
         if e.args["previous"] != ZERO:
-            art = verifier_set.get(e.args["verifier"].lower())
+            upgraded = verifier_set.get(e.args["verifier"].lower())
             report.add(notice("verifier-change", f"verifier upgraded through the timelock to {e.args['verifier']}"
-                                                 + (f" (model {art.root})" if art else "")
+                                                 + (f" (model {upgraded.root})" if upgraded is not None else "")
                                                  + "; later reports are checked against it", block=e.block, tx=e.tx))
     constructor_tx = next((e.tx for e in result.verifier_changes if e.args["previous"] == ZERO), None)
     for e in events:
@@ -180,37 +187,38 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
         try:
             call = decode_submit(tx["input"])
         except CalldataError as exc:
-            ctally.record(False)
-            report.add(discrepancy("calldata", f"cannot decode a submit call: {exc}", window_id=int(ctx.event.args["windowId"]),
-                                   block=ctx.event.block, tx=ctx.event.tx))
+            ctally.record(ok=False)
+            report.add(discrepancy("calldata", f"cannot decode a submit call: {exc}",
+                                   window_id=int(ctx.event.args["windowId"]), block=ctx.event.block, tx=ctx.event.tx))
             continue
         calls[i] = call
         found = checks.check_call(ctx, call, tx["to"], breaker)
-        ctally.record(not found)
+        ctally.record(ok=not found)
         report.add(*found)
         found = checks.check_signatures(ctx, call, chain_id, breaker)
-        stally.record(not found)
+        stally.record(ok=not found)
         report.add(*found)
-        art = verifier_set.get(ctx.verifier.lower())
-        if art is None:
+        active = verifier_set.get(ctx.verifier.lower())
+        if active is None:
             wtally.skipped += 1
             continue
-        found = checks.check_window_id(ctx.event, art.cadence)
-        wtally.record(not found)
+        found = checks.check_window_id(ctx.event, active.cadence)
+        wtally.record(ok=not found)
         report.add(*found)
-        tasks.append((ctx, ProofTask(call.proof, call.instances, art.settings, art.vk, art.srs)))
+        tasks.append((ctx, ProofTask(call.proof, call.instances, active.settings, active.vk, active.srs)))
     report.seconds["calldata"] = time.perf_counter() - t
 
     t = time.perf_counter()
     workers = resolve_workers(req.workers)
     if len(tasks) < req.parallel_min_reports:
         workers = 1
-    say("proofs", f"verifying {len(tasks)} proof(s) off-chain with EZKL ({workers} process{'es' if workers > 1 else ''})")
+    processes = f"{workers} process{'es' if workers > 1 else ''}"
+    say("proofs", f"verifying {len(tasks)} proof(s) off-chain with EZKL ({processes})")
     ok = verify_all([task for _, task in tasks], workers)
     ptally = report.tally("proofs")
     ptally.skipped = len(contexts) - len(tasks)
     for (ctx, _), good in zip(tasks, ok, strict=True):
-        ptally.record(good)
+        ptally.record(ok=good)
         if not good:
             report.add(discrepancy("proofs", "EZKL rejects the proof with the vk of the verifier active at this block",
                                    window_id=int(ctx.event.args["windowId"]), block=ctx.event.block, tx=ctx.event.tx))
@@ -233,7 +241,8 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
         "rpc_url": req.rpc_url, "chain_id": chain_id, "breaker": breaker, "from_block": req.from_block,
         "to_block": head, "events": len(events), "reports": len(contexts),
         "first_window_id": min(ids) if ids else None, "last_window_id": max(ids) if ids else None,
-        "missing_windows": checks.missing_windows(ids), "trips": len(result.trips), "recoveries": len(result.recoveries),
+        "missing_windows": checks.missing_windows(ids), "trips": len(result.trips),
+        "recoveries": len(result.recoveries),
         "verifiers": {a: (str(s.root) if s else None) for a, s in verifier_set.items()},
         "artifact_sets": [s.summary() for s in sets], "tripped_now": onchain.state.tripped,
         "proof_workers": workers, "data": [str(p) for p in req.data], **gap_stats,
@@ -274,7 +283,7 @@ def _check_rows(req: AuditRequest, report: AuditReport, contexts: list[ReportCon
         archive, row = where
         raw = raw_window(archive, row, art.window)
         good = circuit_input_hash(art.compiled, raw) == int(e.args["inputHash"])
-        htally.record(good)
+        htally.record(ok=good)
         if not good:
             report.add(discrepancy("input-hash", f"Poseidon hash of rows {row - art.window + 2}..{row + 1} of "
                                                  f"{archive.path.name} differs from the proven input hash",
@@ -288,7 +297,7 @@ def _check_rows(req: AuditRequest, report: AuditReport, contexts: list[ReportCon
         for (ctx, _, proven), flt in zip(items, scores, strict=True):
             gap = abs(proven - float(flt))
             worst = max(worst, gap)
-            gtally.record(gap <= req.score_tolerance)
+            gtally.record(ok=gap <= req.score_tolerance)
             if gap > req.score_tolerance:
                 e = ctx.event
                 report.add(discrepancy("score-gap", f"proven score {proven:.4f} vs float model {flt:.4f} from the "

@@ -77,7 +77,7 @@ def market_csv_bytes(data: MarketData | pd.DataFrame) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows(zip(*(cells[c] for c in columns)))
+    writer.writerows(zip(*(cells[c] for c in columns), strict=True))
     return out.getvalue().encode("utf-8")
 
 

@@ -312,7 +312,7 @@ def _simulate(
 
 
 def _round_sig(values: np.ndarray, level: float, digits: int = 7) -> np.ndarray:
-    decimals = max(0, digits - 1 - int(math.floor(math.log10(level))))
+    decimals = max(0, digits - 1 - math.floor(math.log10(level)))
     return np.round(values, decimals)
 
 
@@ -361,7 +361,7 @@ def generate(
 
     state = _State(math.log(profile.price), 0.0, 0.0, profile.return_vol**2, 0.0)
     parts: list[dict[str, np.ndarray]] = []
-    for episode, (family_idx, seq) in enumerate(zip(plan, episode_seqs)):
+    for episode, (family_idx, seq) in enumerate(zip(plan, episode_seqs, strict=True)):
         family = chosen[int(family_idx)]
         rng = np.random.default_rng(seq)
         overlay = _Overlay.healthy(int(rng.integers(120, 261)))

@@ -8,7 +8,7 @@ so the message can also say how many other problems there are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +61,8 @@ class MarketData:
 
     def timestamps_unix(self) -> np.ndarray:
         """Row timestamps as integer Unix seconds (floored), shape (n,)."""
-        return np.floor(epoch_seconds(self.frame[schema.TIMESTAMP])).astype(np.int64)
+        seconds: np.ndarray = np.floor(epoch_seconds(self.frame[schema.TIMESTAMP]))
+        return seconds.astype(np.int64)
 
 
 @dataclass
@@ -78,7 +79,7 @@ class _Findings:
         self.problems: list[_Problem] = []
         self.count = 0
 
-    def add(self, mask: np.ndarray, column: str | None, describe) -> None:  # noqa: ANN001
+    def add(self, mask: np.ndarray, column: str | None, describe: Callable[[int], str]) -> None:
         idx = np.flatnonzero(mask)
         if idx.size:
             self.count += int(idx.size)
@@ -108,6 +109,10 @@ def _numeric(values: pd.Series, column: str, findings: _Findings) -> np.ndarray:
     findings.add(unparsable, column, lambda i: f"not a number: '{text.iat[i]}'")
     findings.add(np.isinf(parsed), column, lambda i: f"infinite value '{text.iat[i]}' is not allowed")
     return parsed
+
+
+def _positive(values: np.ndarray, column: str, findings: _Findings) -> None:
+    findings.add(np.isfinite(values) & (values <= 0), column, lambda i: f"{column} must be > 0, got {values[i]:g}")
 
 
 def parse_market_table(
@@ -156,14 +161,11 @@ def parse_market_table(
     findings.add(bad_ts, schema.TIMESTAMP, lambda i: f"not an ISO-8601 timestamp: '{ts_text.iat[i]}'")
     out[schema.TIMESTAMP] = ts
 
+    numeric: dict[str, np.ndarray] = {}
     for column in schema.FEATURES:
         values = _numeric(table[column], column, findings)
-        findings.add(
-            np.isfinite(values) & (values <= 0),
-            column,
-            lambda i, v=values, c=column: f"{c} must be > 0, got {v[i]:g}",
-        )
-        out[column] = values
+        _positive(values, column, findings)
+        out[column] = numeric[column] = values
 
     if schema.ALERT_TRIGGERED in table.columns:
         flag = table[schema.ALERT_TRIGGERED].str.strip().str.lower()
@@ -177,7 +179,7 @@ def parse_market_table(
 
     truth_present = [c for c in schema.TRUTH_COLUMNS if c in table.columns]
     if truth_present and len(truth_present) != len(schema.TRUTH_COLUMNS):
-        missing = [c for c in schema.TRUTH_COLUMNS if c not in table.columns][0]
+        missing = next(c for c in schema.TRUTH_COLUMNS if c not in table.columns)
         raise DataValidationError(
             path, "ground-truth columns must come together (episode, family, phase, crash_onset)",
             column=missing,
@@ -241,9 +243,9 @@ def parse_market_table(
                 ),
             )
 
-    blr = out[schema.BLR]
-    buy = out[schema.BUY_VOLUME]
-    sell = out[schema.SELL_VOLUME]
+    blr = numeric[schema.BLR]
+    buy = numeric[schema.BUY_VOLUME]
+    sell = numeric[schema.SELL_VOLUME]
     with np.errstate(divide="ignore", invalid="ignore"):
         implied = buy / sell
         off = np.abs(blr - implied) > config.blr_abs_tolerance + config.blr_rel_tolerance * np.abs(implied)

@@ -16,7 +16,7 @@ are tuned (where they have a threshold) on the same validation episodes.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -75,7 +75,8 @@ def summary_features(x: np.ndarray) -> np.ndarray:
     t = (t - t.mean()) / np.sum((t - t.mean()) ** 2)
 
     def slope(v: np.ndarray) -> np.ndarray:
-        return v @ t
+        per_window: np.ndarray = v @ t
+        return per_window
 
     returns = np.diff(log_price, axis=1)
     return np.column_stack([
@@ -95,7 +96,7 @@ class LogisticWindow:
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-        self._pipeline = None
+        self._pipeline: Any = None  # a fitted sklearn Pipeline (sklearn is untyped)
 
     def fit(self, train: LabeledWindows) -> None:
         from sklearn.linear_model import LogisticRegression
@@ -113,7 +114,8 @@ class LogisticWindow:
             from sentinel.errors import ModelError
 
             raise ModelError("logistic baseline used before fit()")
-        return self._pipeline.predict_proba(summary_features(x))[:, 1]
+        positive: np.ndarray = self._pipeline.predict_proba(summary_features(x))[:, 1]
+        return positive
 
 
 class OrderImbalance:
@@ -133,7 +135,8 @@ class OrderImbalance:
         flow = np.diff(x[:, :, BUY], axis=1) - np.diff(x[:, :, SELL], axis=1)
         depth = 0.5 * (x[:, :, BUY] + x[:, :, SELL]).mean(1)
         ofi = flow.sum(1) / depth
-        return 1.0 / (1.0 + np.exp(np.clip(4.0 * ofi, -50, 50)))
+        risk: np.ndarray = 1.0 / (1.0 + np.exp(np.clip(4.0 * ofi, -50, 50)))
+        return risk
 
 
 def baselines(seed: int) -> list[Detector]:

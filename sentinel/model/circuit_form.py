@@ -97,12 +97,12 @@ class CircuitForm:
 
 def pooling_of(model: Any) -> tuple[tuple[int, int], ...]:
     """``((rows, pool), ...)`` of a Sentinel model, read from its cropping and pooling layers."""
-    segments = []
+    segments: list[tuple[int, int]] = []
     for layer in model.layers:
         if layer.name.startswith("rows_"):
             start, end = (int(v) for v in layer.name.split("_")[1:3])
             index = len(segments)
-            pool_layer = next((l for l in model.layers if l.name == f"pool_{index}"), None)
+            pool_layer = next((other for other in model.layers if other.name == f"pool_{index}"), None)
             pool = int(pool_layer.pool_size[0]) if pool_layer is not None else 1
             segments.append((end - start, pool))
     if not segments:
@@ -188,8 +188,8 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes: list = []
-    inits: list = []
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
 
     def const(name: str, value: Any, dtype: Any = np.float32) -> str:
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
@@ -215,7 +215,8 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
     # EZKL charges a Slice of the input its whole size (200 rows), a gather of constant rows nothing.
     step_sums = []
     for t, (start, end, weight) in enumerate(form.steps_rows):
-        picked = node("Gather", [window_name, const(f"rows{t}_idx", np.arange(start, end), np.int64)], f"rows{t}", axis=1)
+        picked = node("Gather", [window_name, const(f"rows{t}_idx", np.arange(start, end), np.int64)], f"rows{t}",
+                      axis=1)
         total = node("ReduceSum", [picked, const(f"rows{t}_axis", [1], np.int64)],
                      f"sum{t}", keepdims=1)  # (1, 1, F)
         if weight != 1:
@@ -297,7 +298,8 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
         b2 = pad(node("Reshape", [b, column], f"{name}_b"), 1, 0, f"{name}_bp")
         return node("Add", [a2, b2], name)
 
-    h = c = None
+    h: str | None = None
+    c: str | None = None
     for t in range(1, form.steps + 1):
         features = scale_and_clip(node("Sub", [step_sums[t], relative_ref], f"centred{t}"), n_features, f"features{t}")
         x_t = node("Add", [pad(node("Reshape", [features, flat], f"x{t}_flat"), 0, n_inputs - n_features, f"x{t}_pad"),
@@ -319,6 +321,8 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
             c = node("Reshape", [node("Einsum", [gates, pair(c, g, f"values{t}")], f"c{t}_sum",
                                       equation="jk,jk->j"), const(f"c{t}_shape", [1, u], np.int64)], f"c{t}")
         h = node("Mul", [o, squash(c, f"tanh_c{t}")], f"h{t}")
+    if h is None:
+        raise ModelError(f"circuit form with {form.steps} LSTM steps: the model needs at least one")
     # Node names predate hard activations ("half_logit", "risk_tanh"); kept so exports stay byte-identical.
     scaled_logit = node("Add", [node("MatMul", [h, const("dense_kernel", form.dense_kernel * logit_scale)], "logit_mm"),
                                 const("dense_bias", form.dense_bias.reshape(1, -1) * logit_scale)], "half_logit")
@@ -332,4 +336,5 @@ def circuit_onnx(form: CircuitForm, window_name: str = "window", opset: int = 13
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="sentinel",
                               ir_version=8)  # what opset 13 needs; onnxruntime and tract read it
     onnx.checker.check_model(model)
-    return model.SerializeToString(deterministic=True)
+    encoded: bytes = model.SerializeToString(deterministic=True)
+    return encoded

@@ -62,8 +62,8 @@ def split_episodes(
             holdout.extend(int(e) for e in eps)
             continue
         eps = rng.permutation(eps)
-        n_val = int(round(val_fraction * len(eps)))
-        n_test = int(round(test_fraction * len(eps)))
+        n_val = round(val_fraction * len(eps))
+        n_test = round(test_fraction * len(eps))
         val.extend(int(e) for e in eps[:n_val])
         test.extend(int(e) for e in eps[n_val : n_val + n_test])
         train.extend(int(e) for e in eps[n_val + n_test :])

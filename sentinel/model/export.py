@@ -121,7 +121,8 @@ def canonical_onnx(payload: bytes) -> bytes:
     del graph.value_info[:]
     graph.name = "sentinel_risk"
     graph.doc_string = ""  # names the traced function, which differs per trace
-    return model.SerializeToString(deterministic=True)
+    encoded: bytes = model.SerializeToString(deterministic=True)
+    return encoded
 
 
 def onnx_scores(onnx: bytes | Path, x: np.ndarray) -> np.ndarray:

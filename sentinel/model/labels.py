@@ -45,8 +45,8 @@ def row_labels(data: MarketData, horizon: int) -> np.ndarray:
     frame = data.frame
     phase = frame[schema.PHASE].to_numpy()
     episode = frame[schema.EPISODE].to_numpy()
-    labels = (phase == schema.CRASH).astype(np.int8)
-    for onset in np.flatnonzero(frame[schema.CRASH_ONSET].to_numpy() == 1):
+    labels: np.ndarray = (phase == schema.CRASH).astype(np.int8)
+    for onset in np.flatnonzero(frame[schema.CRASH_ONSET].to_numpy() == 1).tolist():
         lo = max(0, onset - horizon)
         rows = np.arange(lo, onset)
         labels[rows[episode[rows] == episode[onset]]] = 1

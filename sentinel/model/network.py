@@ -47,12 +47,18 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeAlias
 
 import numpy as np
 
 
-def _keras():  # noqa: ANN202
+#: A ``keras.Model`` (keras ships no type information).
+KerasModel: TypeAlias = Any
+
+
+def _keras() -> Any:
+    """The keras module (untyped), imported with TensorFlow's backend and its C++ log quietened."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -111,16 +117,17 @@ def feature_scales(std: list[float], price_ref: float, grid: float = 0.0) -> lis
 
 
 @functools.cache
-def window_features_layer():  # noqa: ANN201
+def window_features_layer() -> type[Any]:
     """The ``WindowFeatures`` layer class (defined lazily: keras is a heavy import)."""
-    keras = _keras()
+    _keras()  # sets keras' environment before its first import
+    import keras
 
     @keras.saving.register_keras_serializable(package="sentinel")
     class WindowFeatures(keras.layers.Layer):
         """Fixed, linear feature transform on pooled steps (see module doc)."""
 
         def __init__(self, mean: list[float], std: list[float], price_ref: float, clip: float = 0.0,
-                     scale_grid: float = 0.0, baseline: bool = False, **kwargs: Any) -> None:
+                     scale_grid: float = 0.0, *, baseline: bool = False, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.mean = [float(v) for v in mean]
             self.std = [float(v) for v in std]
@@ -131,7 +138,7 @@ def window_features_layer():  # noqa: ANN201
             # False: models from before that change, every step an LSTM step.
             self.baseline = bool(baseline)
 
-        def call(self, x):  # noqa: ANN001, ANN201
+        def call(self, x: Any) -> Any:
             ops = keras.ops
             # Reference per feature: the BLR's training mean; the first step for volumes and price.
             first = x[:, 0:1, :] * ops.convert_to_tensor(list(FROM_FIRST_STEP), dtype=x.dtype)
@@ -163,9 +170,10 @@ BOUND_SHARES = {"kernel": 0.5, "recurrent": 0.35, "bias": 0.15}
 
 
 @functools.cache
-def bound_constraints():  # noqa: ANN201
+def bound_constraints() -> tuple[type[Any], type[Any]]:
     """``(L1ColumnBound, AbsBound)`` Keras constraint classes (defined lazily)."""
-    keras = _keras()
+    _keras()
+    import keras
 
     def as_bound(bound: float | list[float]) -> float | list[float]:
         """One bound for every column/entry, or one each (kept as a list: it is saved in the config)."""
@@ -178,7 +186,7 @@ def bound_constraints():  # noqa: ANN201
         def __init__(self, bound: float | list[float]) -> None:
             self.bound = as_bound(bound)
 
-        def __call__(self, w):  # noqa: ANN001, ANN204
+        def __call__(self, w: Any) -> Any:
             ops = keras.ops
             norms = ops.sum(ops.abs(w), axis=0, keepdims=True)
             bound = ops.convert_to_tensor(self.bound, dtype=w.dtype)
@@ -194,7 +202,7 @@ def bound_constraints():  # noqa: ANN201
         def __init__(self, bound: float | list[float]) -> None:
             self.bound = as_bound(bound)
 
-        def __call__(self, w):  # noqa: ANN001, ANN204
+        def __call__(self, w: Any) -> Any:
             bound = keras.ops.convert_to_tensor(self.bound, dtype=w.dtype)
             return keras.ops.clip(w, -bound, bound)
 
@@ -226,7 +234,10 @@ def activation_bound(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray
     per_column = feature_clip * np.abs(kernel).sum(axis=0) + np.abs(recurrent).sum(axis=0) + np.abs(bias)
     units = recurrent.shape[0]
     i_max, f_max, g_max, o_max = (per_column[k * units:(k + 1) * units] for k in range(4))  # Keras order i, f, g, o
-    sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+
+    def sigmoid(v: np.ndarray) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(-v)))
+
     cell = np.zeros(units)
     for _ in range(steps):  # |c_t| <= f_max |c_{t-1}| + i_max * g_max, per unit
         cell = sigmoid(f_max) * cell + sigmoid(i_max) * np.tanh(g_max)
@@ -237,7 +248,7 @@ def activation_bound(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray
             "max": max(gate / 2, candidate, cell_max, output / 2)}
 
 
-def model_activation_bound(model: Any, feature_clip: float) -> dict[str, float]:
+def model_activation_bound(model: KerasModel, feature_clip: float) -> dict[str, float]:
     """:func:`activation_bound` of a built Sentinel model (its ``lstm`` and ``risk`` layers)."""
     kernel, recurrent, bias = (np.asarray(w) for w in model.get_layer("lstm").get_weights())
     dense_kernel, dense_bias = (np.asarray(w) for w in model.get_layer("risk").get_weights())
@@ -248,7 +259,7 @@ def model_activation_bound(model: Any, feature_clip: float) -> dict[str, float]:
 def build_model(
     pooling: tuple[tuple[int, int], ...], units: int, mean: np.ndarray, std: np.ndarray, price_ref: float, seed: int,
     clip: float = 0.0, preactivation_bound: float = 0.0, output_bound: float = 0.0, activations: str = "smooth",
-):  # noqa: ANN201
+) -> KerasModel:
     """A Keras model, input (batch, window, 4), output (batch, 1); window = sum of pooling rows.
 
     The first pooled step is the baseline (see the module doc): ``pooling``
@@ -264,7 +275,7 @@ def build_model(
     """
     keras = _keras()
     window = sum(rows for rows, _ in pooling)
-    WindowFeatures = window_features_layer()
+    window_features = window_features_layer()
     inputs = keras.Input((window, 4), name="window")
     steps = []
     start = 0
@@ -276,27 +287,28 @@ def build_model(
         start += rows
     n_steps = sum(rows // pool for rows, pool in pooling)
     if n_steps < 2:
-        raise ValueError(f"pooling {pooling} gives {n_steps} step; the model needs a baseline step and at least one more")
+        raise ValueError(
+            f"pooling {pooling} gives {n_steps} step; the model needs a baseline step and at least one more")
     x = steps[0] if len(steps) == 1 else keras.layers.Concatenate(axis=1, name="steps")(steps)
-    x = WindowFeatures(list(mean), list(std), price_ref, clip, scale_grid(pooling), baseline=True, name="features")(x)
+    x = window_features(list(mean), list(std), price_ref, clip, scale_grid(pooling), baseline=True, name="features")(x)
     constraints: dict[str, Any] = {}
     dense_constraints: dict[str, Any] = {}
     if preactivation_bound > 0:
         if not clip > 0:
             raise ValueError("preactivation_bound needs feature_clip > 0 (unclipped features are unbounded)")
-        L1ColumnBound, AbsBound = bound_constraints()
+        l1_column_bound, abs_bound = bound_constraints()
         b, share = preactivation_bound, BOUND_SHARES
         # Per gate column, Keras order i, f, g, o: the candidate g gets CANDIDATE_SHARE of the bound.
         column = np.repeat([1.0, 1.0, CANDIDATE_SHARE, 1.0], units) * b
         constraints = {
-            "kernel_constraint": L1ColumnBound((column * share["kernel"] / clip).tolist()),
-            "recurrent_constraint": L1ColumnBound((column * share["recurrent"]).tolist()),
-            "bias_constraint": AbsBound((column * share["bias"]).tolist()),
+            "kernel_constraint": l1_column_bound((column * share["kernel"] / clip).tolist()),
+            "recurrent_constraint": l1_column_bound((column * share["recurrent"]).tolist()),
+            "bias_constraint": abs_bound((column * share["bias"]).tolist()),
         }
         out = output_bound if output_bound > 0 else b
         dense_constraints = {
-            "kernel_constraint": L1ColumnBound(out * (1.0 - share["bias"])),
-            "bias_constraint": AbsBound(out * share["bias"]),
+            "kernel_constraint": l1_column_bound(out * (1.0 - share["bias"])),
+            "bias_constraint": abs_bound(out * share["bias"]),
         }
     gate, candidate = ACTIVATIONS[activations]
     x = keras.layers.LSTM(
@@ -318,7 +330,7 @@ def build_model(
     return keras.Model(inputs, outputs, name="sentinel_risk")
 
 
-def hard_from_smooth(smooth, hard) -> None:  # noqa: ANN001
+def hard_from_smooth(smooth: KerasModel, hard: KerasModel) -> None:
     """Start ``hard`` (``activations="hard"``) from the trained ``smooth`` model of the same shape.
 
     Each activation is replaced by its tangent at 0: the input, recurrent and
@@ -335,12 +347,12 @@ def hard_from_smooth(smooth, hard) -> None:  # noqa: ANN001
     hard.get_layer("risk").set_weights(smooth.get_layer("risk").get_weights())
 
 
-def score_layer(model):  # noqa: ANN001, ANN201
+def score_layer(model: KerasModel) -> Any:
     """``model``'s :class:`RiskScore` layer (a hard model's), or None (a smooth model ends in a sigmoid)."""
     return next((layer for layer in model.layers if layer.name == SCORE_LAYER), None)
 
 
-def logit_model(model):  # noqa: ANN001, ANN201
+def logit_model(model: KerasModel) -> KerasModel | None:
     """The part of ``model`` up to its logit (sharing weights), or None if it ends in a sigmoid."""
     keras = _keras()
     if score_layer(model) is None:
@@ -349,9 +361,10 @@ def logit_model(model):  # noqa: ANN001, ANN201
 
 
 @functools.cache
-def risk_score_layer():  # noqa: ANN201
+def risk_score_layer() -> type[Any]:
     """The ``RiskScore`` Keras layer class (defined lazily)."""
-    keras = _keras()
+    _keras()
+    import keras
 
     @keras.saving.register_keras_serializable(package="sentinel")
     class RiskScore(keras.layers.Layer):
@@ -361,7 +374,7 @@ def risk_score_layer():  # noqa: ANN201
             super().__init__(**kwargs)
             self.span = float(span)
 
-        def call(self, x):  # noqa: ANN001, ANN201
+        def call(self, x: Any) -> Any:
             return keras.ops.clip(0.5 + x / (2.0 * self.span), 0.0, 1.0)
 
         def get_config(self) -> dict[str, Any]:
@@ -370,7 +383,7 @@ def risk_score_layer():  # noqa: ANN201
     return RiskScore
 
 
-def load_model(path):  # noqa: ANN001, ANN201
+def load_model(path: Path) -> KerasModel:
     """Load a saved model (registers the custom layer first)."""
     keras = _keras()
     window_features_layer()

@@ -16,19 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sentinel.artifacts import ArtifactLayout, atomic_path, atomic_write_text, read_json_artifact, sha256_file
-from sentinel.config import SentinelConfig
+from sentinel.config import ModelConfig, SentinelConfig
 from sentinel.data.io import read_market_csv, write_market_csv
 from sentinel.data.synthetic import generate
 from sentinel.data.validate import MarketData
 from sentinel.data.windows import cut_windows, resolve_window
 from sentinel.errors import ModelError
 from sentinel.model.baselines import baselines
-from sentinel.model.dataset import Split, episode_traces, labeled_windows, split_episodes
+from sentinel.model.dataset import LabeledWindows, Split, episode_traces, labeled_windows, split_episodes
 from sentinel.model.evaluate import EvalSettings, compare, eval_sets, evaluate_detector
-from sentinel.model.export import export_onnx
-from sentinel.model.network import SCORE_SPAN, model_activation_bound
+from sentinel.model.export import ExportResult, export_onnx
+from sentinel.model.network import SCORE_SPAN, KerasModel, model_activation_bound
 from sentinel.model.policy import TripPolicy
 
 CARD_VERSION = 1
@@ -84,7 +85,7 @@ def _split(data: TrainingData, config: SentinelConfig) -> Split:
     return split_episodes(data.market, c.seed, c.holdout_family or None, c.val_fraction, c.test_fraction)
 
 
-def _evaluate(data: TrainingData, split: Split, model: Any, config: SentinelConfig) -> dict[str, Any]:
+def _evaluate(data: TrainingData, split: Split, model: KerasModel, config: SentinelConfig) -> dict[str, Any]:
     from sentinel.model.train import KerasDetector
 
     settings = _settings(config)
@@ -104,7 +105,7 @@ def _evaluate(data: TrainingData, split: Split, model: Any, config: SentinelConf
     }
 
 
-def _risk_plot(data: TrainingData, split: Split, model: Any, policy: TripPolicy, config: SentinelConfig,
+def _risk_plot(data: TrainingData, split: Split, model: KerasModel, policy: TripPolicy, config: SentinelConfig,
                out: Path) -> None:
     from sentinel.data import schema
     from sentinel.model.labels import row_labels
@@ -113,7 +114,7 @@ def _risk_plot(data: TrainingData, split: Split, model: Any, policy: TripPolicy,
 
     c = config.model
     frame = data.market.frame.drop_duplicates(schema.EPISODE)
-    family_of = dict(zip(frame[schema.EPISODE], frame[schema.FAMILY]))
+    family_of = dict(zip(frame[schema.EPISODE], frame[schema.FAMILY], strict=True))
     chosen: list[int] = []
     for family in schema.FAMILIES:  # one test episode per family, then one held-out episode
         chosen.extend([e for e in split.test if family_of[e] == family][:1])
@@ -127,13 +128,14 @@ def _risk_plot(data: TrainingData, split: Split, model: Any, policy: TripPolicy,
               + (f"; the {split.holdout_family} episode is from the held-out family" if split.holdout else ""))
 
 
-def _architecture(c: Any, warm_started: bool) -> str:
+def _architecture(c: ModelConfig, *, warm_started: bool) -> str:
     """The model card's one-line architecture of model config ``c``."""
     head = f"AveragePooling({c.pooling}) -> WindowFeatures(clip {c.feature_clip:g}; first step as baseline) -> "
     if c.activations == "smooth":
         return head + f"LSTM({c.units}, unroll) -> Dense(1, sigmoid)"
+    warm = "; fine-tuned from the smooth model" if warm_started else ""
     return (head + f"LSTM({c.units}, hard_sigmoid/hard_tanh, unroll) -> Dense(1) -> "
-            f"clip(1/2 + logit/{2 * SCORE_SPAN:g}, 0, 1)" + ("; fine-tuned from the smooth model" if warm_started else ""))
+            f"clip(1/2 + logit/{2 * SCORE_SPAN:g}, 0, 1)" + warm)
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,8 @@ def run_training(
         "training": {
             "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
             "train_windows": result.train_windows, "val_windows": result.val_windows,
-            "positive_fraction": result.positive_fraction, "class_weight": {str(k): v for k, v in result.class_weight.items()},
+            "positive_fraction": result.positive_fraction,
+            "class_weight": {str(k): v for k, v in result.class_weight.items()},
             # The smooth model a hard one started from: its own epochs, best epoch and validation loss.
             "warm_start": result.warm_start,
         },
@@ -221,12 +224,10 @@ def config_from_card(card: dict[str, Any], config: SentinelConfig) -> SentinelCo
     """``config`` with the model section the card was trained with."""
     from dataclasses import replace
 
-    from sentinel.config import ModelConfig
-
     return replace(config, model=ModelConfig(**card["config"]))
 
 
-def load_trained_model(layout: ArtifactLayout) -> Any:
+def load_trained_model(layout: ArtifactLayout) -> KerasModel:
     """The saved Keras model."""
     from sentinel.model.network import load_model
 
@@ -235,7 +236,7 @@ def load_trained_model(layout: ArtifactLayout) -> Any:
     return load_model(layout.keras_model)
 
 
-def card_test_windows(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None):  # noqa: ANN201
+def card_test_windows(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None) -> LabeledWindows:
     """The held-out test windows (``LabeledWindows``) of the split the saved model was trained with."""
     card = load_card(layout)
     config = config_from_card(card, config)
@@ -258,7 +259,7 @@ def run_evaluation(layout: ArtifactLayout, config: SentinelConfig, data_path: Pa
     return _evaluate(data, _split(data, config), model, config)
 
 
-def run_export(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None):  # noqa: ANN201
+def run_export(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None) -> ExportResult:
     """Re-export the saved model to ONNX with parity over the card's test windows; updates the card."""
     card = load_card(layout)
     test = card_test_windows(layout, config, data_path)
@@ -269,7 +270,8 @@ def run_export(layout: ArtifactLayout, config: SentinelConfig, data_path: Path |
     return result
 
 
-def score_windows(layout: ArtifactLayout, config: SentinelConfig, market: MarketData, specs: list[str]) -> list[dict[str, Any]]:
+def score_windows(layout: ArtifactLayout, config: SentinelConfig, market: MarketData,
+                  specs: list[str]) -> list[dict[str, Any]]:
     """Float-model scores (no proof) of the windows named by ``specs``."""
     from sentinel.model.train import KerasDetector
 
@@ -279,11 +281,11 @@ def score_windows(layout: ArtifactLayout, config: SentinelConfig, market: Market
     ends = np.array([resolve_window(market, spec, window) for spec in specs], dtype=np.int64)
     windows = cut_windows(market, window, ends)
     scores = KerasDetector(load_trained_model(layout)).score(windows.x)
-    ts = market.frame["timestamp"]
+    ts = pd.DatetimeIndex(market.frame["timestamp"])
     return [
         {
-            "window": spec, "end_row": int(end) + 1, "window_end": ts.iat[int(end)].isoformat(),
+            "window": spec, "end_row": int(end) + 1, "window_end": ts[int(end)].isoformat(),
             "score": float(s), "above_trip_threshold": bool(s >= policy["trip_threshold"]),
         }
-        for spec, end, s in zip(specs, ends, scores)
+        for spec, end, s in zip(specs, ends, scores, strict=True)
     ]

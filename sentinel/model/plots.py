@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from sentinel.artifacts import atomic_path
 from sentinel.model.policy import EpisodeTrace, TripPolicy, trip_steps
 
 
-def _pyplot():  # noqa: ANN202
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +50,7 @@ def plot_risk(traces: Sequence[EpisodeTrace], labels: Sequence[np.ndarray], poli
     plt = _pyplot()
     n = max(1, len(traces))
     fig, axes = plt.subplots(n, 1, figsize=(12, 2.3 * n), constrained_layout=True, squeeze=False)
-    for ax, tr, y in zip(axes[:, 0], traces, labels):
+    for ax, tr, y in zip(axes[:, 0], traces, labels, strict=False):  # no traces still draws one empty axis
         x = tr.rows - tr.rows[0]
         ax.fill_between(x, 0, 1, where=y > 0, color="#f2c14e", alpha=0.35, lw=0, step="mid",
                         label=f"label: crash within {horizon} rows or ongoing")

@@ -74,8 +74,8 @@ class EpisodeTrace:
     healthy_rows: int  #: scored rows in healthy/dip/spike phases
     family: str
     onset: int | None = None  #: crash onset row, if the episode has a crash
-    bottom: int | None = None
-    end: int | None = None
+    bottom: int | None = None  #: set exactly when ``onset`` is
+    end: int | None = None  #: set exactly when ``onset`` is
     price_before: float | None = None  #: mid price on the row before onset
     prices: np.ndarray | None = None  #: mid price at each scored row
 
@@ -118,6 +118,8 @@ def evaluate_policy(traces: Sequence[EpisodeTrace], policy: TripPolicy, horizon:
         if tr.onset is None:
             false_trips += len(trips)
             continue
+        if tr.bottom is None or tr.end is None:
+            raise ModelError(f"{tr.family} episode trace: a crash onset needs its bottom and end rows")
         events += 1
         tally = families.setdefault(tr.family, [0, 0])
         tally[1] += 1

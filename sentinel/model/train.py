@@ -19,6 +19,7 @@ from sentinel.config import ModelConfig, parse_pooling
 from sentinel.data.validate import MarketData
 from sentinel.errors import ModelError
 from sentinel.model.dataset import LabeledWindows, Split, labeled_windows
+from sentinel.model.network import KerasModel
 
 #: progress(stage, epoch, total_epochs, logs) after every epoch; stage is the activations being
 #: trained ("smooth", "hard"; a warm-started hard model reports a smooth stage first).
@@ -43,9 +44,10 @@ def fit_normalisation(train: LabeledWindows) -> Normalisation:
     std = x[:, :3].std(0)
     if np.any(std <= 0):
         raise ModelError("a feature is constant over the training rows; cannot standardise it")
+    mean = x[:, :3].mean(0)
     return Normalisation(
-        mean=tuple(float(v) for v in x[:, :3].mean(0)),
-        std=tuple(float(v) for v in std),
+        mean=(float(mean[0]), float(mean[1]), float(mean[2])),
+        std=(float(std[0]), float(std[1]), float(std[2])),
         price_ref=float(np.median(x[:, 3])),
     )
 
@@ -54,7 +56,7 @@ def fit_normalisation(train: LabeledWindows) -> Normalisation:
 class TrainResult:
     """A trained model and how it got there."""
 
-    model: Any  #: keras.Model
+    model: KerasModel
     normalisation: Normalisation
     history: dict[str, list[float]]
     epochs_run: int
@@ -85,7 +87,7 @@ def deterministic_tensorflow(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _fit(model: Any, train: LabeledWindows, val: LabeledWindows, cfg: ModelConfig, learning_rate: float,
+def _fit(model: KerasModel, train: LabeledWindows, val: LabeledWindows, cfg: ModelConfig, learning_rate: float,
          class_weight: dict[int, float], stage: str,
          progress: Progress | None) -> tuple[dict[str, list[float]], float]:
     """Fit ``model`` with the recipe (early stopping, best weights, LR halving); its history and seconds."""
@@ -96,7 +98,7 @@ def _fit(model: Any, train: LabeledWindows, val: LabeledWindows, cfg: ModelConfi
     # A model that ends in a hard score trains on its logit (the score's flat ends have no gradient).
     logits = logit_model(model)
     from_logits = logits is not None
-    trained = logits if from_logits else model
+    trained = model if logits is None else logits
     trained.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.BinaryCrossentropy(from_logits=from_logits),
@@ -147,14 +149,14 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
     train = labeled_windows(data, split.train, cfg.window, cfg.horizon)
     val = labeled_windows(data, split.val, cfg.window, cfg.horizon)
     positives = float(train.y.mean())
-    if positives == 0 or positives == 1:
+    if positives in {0, 1}:
         raise ModelError("training windows are all one class; generate more (or different) episodes")
     norm = fit_normalisation(train)
     # Balanced weights: positives are rare (a few percent of windows).
     class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
     pooling = parse_pooling(cfg.pooling, cfg.window)
 
-    def build(activations: str):  # noqa: ANN202
+    def build(activations: str) -> KerasModel:
         # The weight bound sizes a smooth model's lookup table; a hard model has none to size.
         bounded = activations == "smooth"
         return build_model(pooling, cfg.units, np.array(norm.mean), np.array(norm.std), norm.price_ref, cfg.seed,
@@ -197,7 +199,7 @@ class KerasDetector:
     name = "lstm"
     tuned = True
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: KerasModel) -> None:
         self.model = model
 
     def fit(self, train: LabeledWindows) -> None:

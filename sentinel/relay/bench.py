@@ -24,7 +24,7 @@ from sentinel.config import SentinelConfig, load_config
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
 
 
@@ -73,8 +73,8 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
             replay_seconds = time.time() - started
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
-                counts = relay.queue.counts()
-                if counts["new"] + counts["proving"] + counts["proved"] + counts["submitted"] == 0:
+                queued = relay.queue.counts()
+                if queued["new"] + queued["proving"] + queued["proved"] + queued["submitted"] == 0:
                     break
                 time.sleep(0.5)
             stop.set()
@@ -87,7 +87,7 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
     latencies = [w.confirmed_at - replayed.appended_at[w.end_unix] for w in confirmed
                  if w.end_unix in replayed.appended_at and w.confirmed_at]
     prove = [w.prove_seconds for w in confirmed if w.prove_seconds]
-    span = max((w.confirmed_at for w in confirmed), default=started) - started
+    span = max((w.confirmed_at for w in confirmed if w.confirmed_at is not None), default=started) - started
     counts: dict[str, int] = {}
     for w in windows:
         counts[w.state] = counts.get(w.state, 0) + 1

@@ -28,7 +28,7 @@ class Fees:
 
 def bump(value: int, percent: float) -> int:
     """``value`` raised by ``percent`` rounded up, and by at least 1 wei (so a replacement is never equal)."""
-    thousandths = int(round(percent * 1000))
+    thousandths = round(percent * 1000)
     return value + max(1, -(-value * thousandths // 100_000))
 
 

@@ -220,7 +220,7 @@ class Queue:
                 raise RelayError(f"window {window_id} is not in the queue")
             if target not in TRANSITIONS[row["state"]]:
                 raise IllegalTransition(window_id, row["state"], target)
-            self._set(db, window_id, target, count_attempt, fields)
+            self._set(db, window_id, target, fields, count_attempt=count_attempt)
         return self.get(window_id)
 
     def update(self, window_id: int, *, count_attempt: bool = False, **fields: Any) -> None:
@@ -229,16 +229,17 @@ class Queue:
         if unknown:
             raise RelayError(f"unknown window field(s): {', '.join(sorted(unknown))}")
         with self._write() as db:
-            self._set(db, window_id, None, count_attempt, fields)
+            self._set(db, window_id, None, fields, count_attempt=count_attempt)
 
-    def _set(self, db: sqlite3.Connection, window_id: int, state: str | None, count_attempt: bool,
-             fields: dict[str, Any]) -> None:
+    def _set(self, db: sqlite3.Connection, window_id: int, state: str | None, fields: dict[str, Any], *,
+             count_attempt: bool) -> None:
         values = dict(fields, updated_at=self.clock())
         if state is not None:
             values["state"] = state
         sets = ", ".join(f"{k} = ?" for k in values)
         if count_attempt:
             sets += ", attempts = attempts + 1"
+        # Safe to interpolate: column names come from _WINDOW_FIELDS (callers check); values are bound.
         db.execute(f"UPDATE windows SET {sets} WHERE window_id = ?", (*values.values(), window_id))  # noqa: S608
 
     def record_tx(self, window_id: int, tx: TxRow, *, from_state: str) -> None:
@@ -261,7 +262,7 @@ class Queue:
                                       "block_hash": None}
             if from_state == "proved":
                 fields["submitted_at"] = tx.created_at
-            self._set(db, window_id, "submitted", False, fields)
+            self._set(db, window_id, "submitted", fields, count_attempt=False)
 
     def get(self, window_id: int) -> WindowRow:
         row = self.db.execute("SELECT * FROM windows WHERE window_id = ?", (window_id,)).fetchone()
@@ -272,7 +273,7 @@ class Queue:
     def windows(self, *states: str) -> list[WindowRow]:
         """Windows in any of ``states`` (all when none given), oldest id first."""
         if states:
-            marks = ",".join("?" * len(states))
+            marks = ",".join("?" * len(states))  # only placeholders are interpolated; the states are bound
             rows = self.db.execute(f"SELECT * FROM windows WHERE state IN ({marks}) ORDER BY window_id",  # noqa: S608
                                    states).fetchall()
         else:

@@ -81,7 +81,7 @@ def replay(src: Path, dst: Path, *, rows_per_second: float, first: int = 1, last
     def warp(unix: float) -> None:
         if chain_rpc is None:
             return
-        target = int(math.floor(unix)) + 1
+        target = math.floor(unix) + 1
         if target > anvil.chain_time(chain_rpc):
             result.warped_to = anvil.warp(chain_rpc, target)
 
@@ -103,7 +103,7 @@ def replay(src: Path, dst: Path, *, rows_per_second: float, first: int = 1, last
         warp(unix)
         _append(dst, line + "\n")
         result.rows += 1
-        result.appended_at[int(math.floor(unix))] = time.time()
+        result.appended_at[math.floor(unix)] = time.time()
         if on_row is not None:
             on_row(index, unix)
     return result

@@ -53,7 +53,7 @@ class StatusServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] == "/metrics":
                     body, status, kind = outer.metrics.render(), 200, "text/plain; version=0.0.4"
                 elif self.path.split("?")[0] == "/healthz":

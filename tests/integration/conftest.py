@@ -38,7 +38,7 @@ fidelity_tolerance = 0.02
 
 
 @pytest.fixture(scope="session")
-def tiny_project(tmp_path_factory) -> Path:  # noqa: ANN001
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project root with a trained tiny model, built once per test run through the library."""
     from sentinel.model.pipeline import run_training
 
@@ -59,7 +59,7 @@ def tiny_circuit(tiny_project: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_feed(tmp_path_factory) -> Path:  # noqa: ANN001
+def tiny_feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A short validated feed to prove windows from."""
     from sentinel.data.io import write_market_csv
     from sentinel.data.synthetic import generate
@@ -81,7 +81,7 @@ def tiny_bundle(tiny_circuit: Path, tiny_feed: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def other_model_circuit(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: ANN001
+def other_model_circuit(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another model's project with its circuit built: the tiny model with its output bias shifted."""
     import hashlib
 

@@ -11,7 +11,7 @@ high scores (or the guardian trips it) and governance recovers it.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path) 
 
 
 @pytest.fixture(scope="module")
-def node(run_windows: dict[str, list[ProofBundle]], tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def node(run_windows: dict[str, list[ProofBundle]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     genesis = run_windows["tiny"][0].window_end_unix - 600
     port = anvil.free_port()
     process = anvil.spawn(port, 31337, log=tmp_path_factory.mktemp("anvil-audit") / "anvil.log", timestamp=genesis)
@@ -102,7 +102,7 @@ class Run:
         if unix > anvil.chain_time(self.node):
             anvil.warp(self.node, unix)
 
-    def submit(self, bundle: ProofBundle, keys: list[Key] = (A2, A3)) -> None:  # type: ignore[assignment]
+    def submit(self, bundle: ProofBundle, keys: Sequence[Key] = (A2, A3)) -> None:
         self.warp_to(bundle.window_end_unix + 30)
         signed = sign_message(message_for(bundle), list(keys), self.chain.chain_id, self.breaker.address)
         submit_signed(self.chain, self.breaker, bundle, signed, GOV, quorum=2)
@@ -120,7 +120,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 def deployed(node: str, run_windows: dict[str, list[ProofBundle]], tiny_circuit: Path, other_model_circuit: Path,
-             tmp_path_factory) -> Run:  # noqa: ANN001
+             tmp_path_factory: pytest.TempPathFactory) -> Run:
     tiny = run_windows["tiny"]
     trip = round(min(b.score for b in tiny[WINDOWS - 3 :]) - 0.005, 4)
     trip = min(max(trip, 0.5), 1.0)  # the contract's bounds; below 0.5 the guardian trips instead

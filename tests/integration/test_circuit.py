@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_build_writes_a_complete_manifest(tiny_circuit):
     assert manifest["self_check"]["verified"] is True and 0.0 <= manifest["self_check"]["score"] <= 1.0
 
 
-def _two_gate_circuit(work, equation_three_operand: bool):  # noqa: ANN001, ANN202
+def _two_gate_circuit(work, equation_three_operand: bool):
     """A small hashed-input circuit whose output is sum_k tanh(x.W1)_k * sigmoid(x.W2)_k * w3_k.
 
     Written either as EZKL 23.0.5's three-operand Einsum (laid out with constraints its own
@@ -85,7 +86,8 @@ def test_build_self_check_catches_a_circuit_whose_proofs_cannot_verify(tmp_path,
     compiled, pk, vk, settings, srs = _two_gate_circuit(tmp_path, three_operand)
     window = np.array([[0.3, -0.2, 0.5, 0.1]])
     if three_operand:
-        with pytest.raises(CircuitError, match="self-check: the circuit's own proof of the test window does not verify"):
+        with pytest.raises(CircuitError,
+                           match="self-check: the circuit's own proof of the test window does not verify"):
             self_check(tmp_path, compiled, pk, vk, settings, srs, window, "test window")
     else:
         check = self_check(tmp_path, compiled, pk, vk, settings, srs, window, "test window")
@@ -112,7 +114,7 @@ def test_bundle_verifies_and_decodes(tiny_circuit, tiny_bundle, run_cli):
     assert [(b["bundle"], b["valid"]) for b in result["bundles"]] == [(str(tiny_bundle), True)]
 
 
-def _tampered(src, tmp_path, edit):  # noqa: ANN001, ANN202
+def _tampered(src, tmp_path, edit):
     bundle = json.loads(src.read_text())
     edit(bundle)
     path = tmp_path / "tampered.json"
@@ -121,7 +123,7 @@ def _tampered(src, tmp_path, edit):  # noqa: ANN001, ANN202
 
 
 def test_flipped_proof_byte_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
-    def flip(b):  # noqa: ANN001, ANN202
+    def flip(b):
         proof = b["ezkl_proof"]
         proof["proof"][100] ^= 0x01
         proof["hex_proof"] = "0x" + bytes(proof["proof"]).hex()
@@ -141,7 +143,7 @@ def test_raw_byte_flip_in_bundle_fails(tiny_circuit, tiny_bundle, run_cli, tmp_p
 
 
 def test_tampered_score_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
-    def lower(b):  # noqa: ANN001, ANN202
+    def lower(b):
         b["score"] = 0.0 if b["score"] > 0.5 else 1.0
 
     code, _, err = run_cli("--root", tiny_circuit, "verify", _tampered(tiny_bundle, tmp_path, lower))
@@ -149,7 +151,7 @@ def test_tampered_score_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
 
 
 def test_bundle_for_another_vk_fails(tiny_circuit, tiny_bundle, run_cli, tmp_path):
-    def other(b):  # noqa: ANN001, ANN202
+    def other(b):
         b["model"]["vk_sha256"] = "0" * 64
 
     code, _, err = run_cli("--root", tiny_circuit, "verify", _tampered(tiny_bundle, tmp_path, other))
@@ -161,7 +163,7 @@ def test_verify_without_a_circuit_cannot_run(tiny_bundle, run_cli, tmp_path):
     assert code == 2 and "no circuit" in err
 
 
-def _prove_edited_row(root, feed, run_cli, tmp_path, back: int, edit):  # noqa: ANN001, ANN202
+def _prove_edited_row(root, feed, run_cli, tmp_path, back: int, edit):
     """Prove the latest window of ``feed`` with ``edit(header, cells)`` applied to the row ``back`` lines
     from the end; asserts nothing was written and returns (exit code, stderr, row number)."""
     lines = feed.read_text().splitlines()
@@ -178,7 +180,7 @@ def _prove_edited_row(root, feed, run_cli, tmp_path, back: int, edit):  # noqa: 
 
 
 def test_prove_refuses_a_window_that_fails_validation(tiny_circuit, tiny_feed, run_cli, tmp_path):
-    def nan_sell_volume(header, cells):  # noqa: ANN001, ANN202
+    def nan_sell_volume(header, cells):
         cells[header.index("sell_volume")] = "NaN"
 
     code, err, row = _prove_edited_row(tiny_circuit, tiny_feed, run_cli, tmp_path, 3, nan_sell_volume)
@@ -191,7 +193,7 @@ def test_prove_refuses_a_value_outside_the_circuits_input_range(tiny_circuit, ti
     settings = json.loads(ArtifactLayout(tiny_circuit).circuit_settings.read_text())["run_args"]
     limit = settings["decomp_base"] ** settings["decomp_legs"] / 2 ** settings["input_scale"]
 
-    def huge_volumes(header, cells):  # noqa: ANN001, ANN202
+    def huge_volumes(header, cells):
         buy, sell = header.index("buy_volume"), header.index("sell_volume")
         ratio = float(cells[buy]) / float(cells[sell])  # keep blr = buy / sell, so the row stays valid
         cells[buy], cells[sell] = f"{limit * 1.5:.1f}", f"{limit * 1.5 / ratio:.1f}"
@@ -212,5 +214,5 @@ def test_prove_cli_json_and_missing_proving_key_regenerates(tiny_circuit, tiny_f
     assert (copy / "circuits" / "pk.key").exists()  # regenerated; the vk matched the manifest
     assert run_cli("--root", copy, "verify", result["bundle"])[0] == 0
     config = load_config(copy, env={})
-    assert result["window_id"] == window_id(json.loads(open(result["bundle"]).read())["window_end_unix"],
-                                            config.circuit.cadence_seconds)
+    window_end = json.loads(Path(result["bundle"]).read_text())["window_end_unix"]
+    assert result["window_id"] == window_id(window_end, config.circuit.cadence_seconds)

@@ -42,7 +42,7 @@ from sentinel.chain.encoding import (
     score_wad,
     to_wad,
 )
-from sentinel.chain.keys import demo_key
+from sentinel.chain.keys import Key, demo_key
 from sentinel.config import load_config
 from sentinel.errors import ContractRevert
 from sentinel.zk.instances import BN254_R
@@ -108,8 +108,8 @@ class Env:
         return replace(base, **changes)
 
     def submit(self, bundle: ProofBundle, message: AttestationMessage | None = None, *,
-               keys: list | None = None, chain_id: int | None = None, breaker: str | None = None,
-               quorum: int | None = None, submitter: Any = GOV, signed: SignedAttestation | None = None):  # noqa: ANN201
+               keys: list[Key] | None = None, chain_id: int | None = None, breaker: str | None = None,
+               quorum: int | None = None, submitter: Any = GOV, signed: SignedAttestation | None = None):
         message = message or self.message(bundle)
         signed = signed or sign_message(message, ATTESTERS if keys is None else keys,
                                         chain_id or self.chain.chain_id, breaker or self.breaker.address)
@@ -124,7 +124,7 @@ class Env:
 
 
 @pytest.fixture(scope="session")
-def node(scored_bundles: dict[str, ProofBundle], tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def node(scored_bundles: dict[str, ProofBundle], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real Anvil for the session, on a free port, genesis just after the proven windows."""
     genesis = max(b.window_end_unix for b in scored_bundles.values()) + 60
     port = anvil.free_port()
@@ -135,7 +135,7 @@ def node(scored_bundles: dict[str, ProofBundle], tmp_path_factory) -> Iterator[s
 
 @pytest.fixture(scope="session")
 def deployed(node: str, tiny_circuit: Path, scored_bundles: dict[str, ProofBundle],
-             tmp_path_factory) -> Env:  # noqa: ANN001
+             tmp_path_factory: pytest.TempPathFactory) -> Env:
     """Verifier, breaker, token and vault deployed with thresholds between the two real scores."""
     high, low = scored_bundles["high"].score, scored_bundles["low"].score
     trip = round(high - 0.01, 4)
@@ -163,7 +163,7 @@ def env(deployed: Env) -> Iterator[Env]:
     assert deployed.chain.rpc("evm_revert", [snapshot]) is True
 
 
-def reverts(name: str, call, *args: Any, **kwargs: Any) -> ContractRevert:  # noqa: ANN001
+def reverts(name: str, call, *args: Any, **kwargs: Any) -> ContractRevert:
     """Run ``call`` and require a revert with the custom error ``name``."""
     with pytest.raises(ContractRevert) as info:
         call(*args, **kwargs)
@@ -475,7 +475,10 @@ def test_governance_can_recover_at_once(env: Env):
 
 def test_vault_blocks_outflows_while_tripped_and_reopens_after_recovery(env: Env):
     unit = 10**18
-    user = lambda fn, what="vault": env.chain.transact(fn, USER, what)  # noqa: E731
+
+    def user(fn: Any, what: str = "vault") -> Any:
+        return env.chain.transact(fn, USER, what)
+
     user(env.token.functions.approve(env.vault.address, 1000 * unit))
     user(env.vault.functions.deposit(500 * unit))
     user(env.vault.functions.borrow(100 * unit))
@@ -616,7 +619,7 @@ def test_cli_chain_up_refuses_a_taken_port(run_cli, tmp_path: Path):
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        code, out, err = run_cli("--root", tmp_path, "chain", "up", "--port", port)
+        code, _, err = run_cli("--root", tmp_path, "chain", "up", "--port", port)
     assert code == 1
     assert err.strip() == (f"error: port {port} is already in use (stop what listens there, or pick another "
                            "with SENTINEL_CHAIN__PORT or --port)")

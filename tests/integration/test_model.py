@@ -23,7 +23,8 @@ def test_training_writes_every_artifact(tiny_project):
     card = json.loads(layout.model_card.read_text())
     assert card["config"]["units"] == 4
     # The default hard model starts from a smooth one trained first: both stages ran.
-    assert card["config"]["activations"] == "hard" and "fine-tuned from the smooth model" in card["model"]["architecture"]
+    assert card["config"]["activations"] == "hard"
+    assert "fine-tuned from the smooth model" in card["model"]["architecture"]
     assert card["training"]["warm_start"]["epochs_run"] >= 1 and card["training"]["epochs_run"] >= 1
     assert card["model"]["activation_bound"] is None  # no lookup table to size
     assert card["export"]["parity_max_abs_diff"] <= 1e-5
@@ -31,7 +32,7 @@ def test_training_writes_every_artifact(tiny_project):
     assert not {"Loop", "Scan"} & set(card["export"]["op_types"])
     assert set(card["evaluation"]["detectors"]) == DETECTORS
     for result in card["evaluation"]["detectors"].values():
-        assert KEYS <= set(result["test"]) and KEYS <= set(result["holdout_family"])
+        assert set(result["test"]) >= KEYS and set(result["holdout_family"]) >= KEYS
     assert card["data"]["sha256"] and card["versions"]["tensorflow"] == "2.21.0"
     policy = card["trip_policy"]
     assert 0 <= policy["reset_threshold"] <= policy["trip_threshold"] <= 1
@@ -131,7 +132,7 @@ def test_weight_constraints_enforce_the_activation_bound(output_bound):
         constraints = (cell.kernel_constraint, getattr(cell, "recurrent_constraint", None), cell.bias_constraint)
         proposed = [rng.normal(0.0, 5.0, w.shape).astype(np.float32) for w in layer.get_weights()]
         kept = [np.asarray(c(w)) if c is not None else w
-                for c, w in zip([c for c in constraints if c is not None], proposed)]
+                for c, w in zip([c for c in constraints if c is not None], proposed, strict=False)]
         layer.set_weights(kept)
     reached = model_activation_bound(model, clip)
     assert reached["gate"] <= bound * (1 + 1e-5)
@@ -144,7 +145,7 @@ def test_weight_constraints_enforce_the_activation_bound(output_bound):
     assert reached["output"] > 0.9 * (output_bound or bound)
 
 
-def _random_sentinel_model(pooling=((40, 40), (8, 4), (2, 2)), units=5, clip=4.0, seed=3,  # noqa: ANN001, ANN202
+def _random_sentinel_model(pooling=((40, 40), (8, 4), (2, 2)), units=5, clip=4.0, seed=3,
                            activations="smooth"):
     """A Sentinel model with random (not trained) weights and realistic feature constants."""
     from sentinel.model.network import build_model
@@ -170,8 +171,9 @@ def _market_windows(n: int, seed: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("pooling,activations", [(((40, 40), (8, 4), (2, 2)), "smooth"), (((30, 10), (20, 5)), "smooth"),
-                                                 (((40, 40), (8, 4), (2, 2)), "hard")])
+@pytest.mark.parametrize(("pooling", "activations"), [
+    (((40, 40), (8, 4), (2, 2)), "smooth"), (((30, 10), (20, 5)), "smooth"), (((40, 40), (8, 4), (2, 2)), "hard"),
+])
 def test_circuit_form_computes_the_keras_model(pooling, activations):
     """The rewritten graph (integer pooling, fused gates, paired cell update) is the same function."""
     from sentinel.model.export import onnx_bytes, onnx_scores, op_types
@@ -209,7 +211,7 @@ def test_hard_model_saves_loads_and_needs_no_lookup_table(tmp_path):
     assert sorted(map(tuple, doc["required_range_checks"])) == [(-1, 1), (0, 15999)]
 
 
-def _smooth_logit(model, x):  # noqa: ANN001, ANN202
+def _smooth_logit(model, x):
     """The smooth model's sigmoid input: its score through the inverse sigmoid."""
     p = np.asarray(model.predict(x, verbose=0), np.float64)[:, 0]
     return np.log(p / (1.0 - p))
@@ -229,7 +231,9 @@ def test_a_hard_model_starts_as_the_smooth_models_tangent(gain_ok, monkeypatch):
     network.hard_from_smooth(smooth, hard)
     x = _market_windows(32, seed=2)
     smooth_logit = _smooth_logit(smooth, x)
-    hard_logit = np.asarray(network.logit_model(hard).predict(x, verbose=0), np.float64)[:, 0]
+    hard_logits = network.logit_model(hard)
+    assert hard_logits is not None
+    hard_logit = np.asarray(hard_logits.predict(x, verbose=0), np.float64)[:, 0]
     assert np.ptp(smooth_logit) > 0.01  # the windows move the logit
     error = np.max(np.abs(smooth_logit - hard_logit))
     # Tangents agree to third order: with the gain the logits differ by ~0.06 % of their spread, without it ~0.5 %.
@@ -241,11 +245,11 @@ def test_circuit_form_refuses_activations_it_cannot_rewrite():
 
     model = _random_sentinel_model()
     model.get_layer("lstm").cell.activation = _keras_activation("relu")
-    with pytest.raises(ModelError, match="activations .*'relu'"):
+    with pytest.raises(ModelError, match=r"activations .*'relu'"):
         circuit_form(model)
 
 
-def _keras_activation(name: str):  # noqa: ANN202
+def _keras_activation(name: str):
     import keras
 
     return keras.activations.get(name)
@@ -265,5 +269,5 @@ def test_circuit_form_refuses_a_model_without_a_baseline_step():
 
     model = _random_sentinel_model()
     model.get_layer("features").baseline = False  # as saved when the LSTM ran over the baseline step too
-    with pytest.raises(ModelError, match="baseline.*retrain"):
+    with pytest.raises(ModelError, match=r"baseline.*retrain"):
         circuit_form(model)

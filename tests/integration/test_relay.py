@@ -12,6 +12,7 @@ twice, and every queued window ends confirmed, rejected or skipped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -44,7 +45,7 @@ SLICE = 120  # feed rows reserved for each test
 
 
 @pytest.fixture(scope="module")
-def long_feed(tmp_path_factory) -> list[str]:  # noqa: ANN001
+def long_feed(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Canonical lines (header first) of a feed long enough for every test's slice."""
     from sentinel.data.io import market_csv_bytes
     from sentinel.data.synthetic import generate
@@ -55,7 +56,7 @@ def long_feed(tmp_path_factory) -> list[str]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def project(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: ANN001
+def project(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project root on the tiny circuit (linked, never written) with its own proofs/ and .sentinel/."""
     root = tmp_path_factory.mktemp("relay-project")
     for part in ("circuits", "models"):
@@ -65,7 +66,7 @@ def project(tiny_circuit: Path, tmp_path_factory) -> Path:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def node(long_feed: list[str], tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def node(long_feed: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from sentinel.relay.replay import row_unix
 
     port = anvil.free_port()
@@ -105,7 +106,7 @@ class World:
             src.write_text("\n".join(self.lines) + "\n")
         replay(src, self.feed, rows_per_second=rate, first=first, last=last, prefill=prefill, chain_rpc=self.url)
 
-    def start(self, rpc: str | None = None, **env: str) -> subprocess.Popen:
+    def start(self, rpc: str | None = None, **env: str) -> subprocess.Popen[bytes]:
         """``sentinel relay run`` as a subprocess (stderr to a log file)."""
         port = anvil.free_port()
         self.metrics_port = port
@@ -140,7 +141,7 @@ class World:
             db.close()
 
     def wait(self, what: str, condition: Callable[[], Any], timeout: float = 60.0, *, mine: bool = False,
-             process: subprocess.Popen | None = None) -> Any:
+             process: subprocess.Popen[bytes] | None = None) -> Any:
         """Poll ``condition`` until truthy (mining a block per poll if asked); fail with the relay's log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -161,7 +162,7 @@ class World:
         except (OSError, AttributeError):
             return ""
 
-    def stop(self, process: subprocess.Popen, timeout: float = 30.0) -> int:
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
         """SIGTERM and wait: the relay finishes its step and exits 0."""
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -197,14 +198,14 @@ class World:
         return windows
 
 
-_slices = iter(range(0, 10_000))
+_slices = iter(range(10_000))
 
 
 @pytest.fixture
 def world(node: str, deployment: Deployment, project: Path, long_feed: list[str], tmp_path: Path) -> Iterator[World]:
     snapshot = anvil.rpc(node, "evm_snapshot", [])
     k = next(_slices)
-    lines = [long_feed[0]] + long_feed[1 + k * SLICE: 1 + (k + 1) * SLICE]
+    lines = [long_feed[0], *long_feed[1 + k * SLICE:1 + (k + 1) * SLICE]]
     yield World(node, project, deployment, lines, tmp_path / "feed" / "market_depth.csv", tmp_path / "queue.sqlite",
                 tmp_path)
     anvil.rpc(node, "evm_setAutomine", [True])
@@ -385,7 +386,7 @@ def test_a_stuck_transaction_under_a_high_base_fee_gets_bumped_and_mined(world: 
     world.check_books()
     sent = world.txs()
     assert len(sent) >= 2 and len({t["nonce"] for t in sent}) == 1  # replacements share the nonce
-    for old, new in zip(sent, sent[1:], strict=False):
+    for old, new in itertools.pairwise(sent):
         assert new["max_fee"] * 1000 >= old["max_fee"] * 1125
         assert new["max_priority_fee"] * 1000 >= old["max_priority_fee"] * 1125
     assert sent[-1]["max_fee"] >= high

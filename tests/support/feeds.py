@@ -55,7 +55,7 @@ def btc_like_rows(
     seconds = np.arange(rows) * cadence + jitter + 0.8
     out = [["timestamp", "blr", "buy_volume", "sell_volume", "mid_price", "alert_triggered"]]
     for i in range(rows):
-        ts = t0 + np.timedelta64(int(round(seconds[i] * 1000)), "ms")
+        ts = t0 + np.timedelta64(round(seconds[i] * 1000), "ms")
         b = buy[i] / sell[i]
         out.append([
             np.datetime_as_string(ts, unit="ms") + "Z",

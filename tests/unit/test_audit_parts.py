@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -12,7 +13,7 @@ from sentinel.audit.findings import AuditReport, discrepancy, notice
 from sentinel.audit.replay import ChainEvent, Params, ReportContext
 from sentinel.audit.report import render_text
 from sentinel.chain.encoding import AttestationMessage, score_wad
-from sentinel.chain.keys import demo_key
+from sentinel.chain.keys import Key, demo_key
 from sentinel.zk.layout import SCORE_INDEX
 
 BREAKER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -39,7 +40,7 @@ def _ctx(call: SubmitCall, attesters: list[str], quorum: int = 2, score: int | N
     return ReportContext(event, frozenset(a.lower() for a in attesters), quorum, "0x1", 10, Params(), False)
 
 
-def _signed(keys: list, call: SubmitCall, chain_id: int = 31337) -> SubmitCall:
+def _signed(keys: list[Key], call: SubmitCall, chain_id: int = 31337) -> SubmitCall:
     from sentinel.chain import eip712
 
     message = AttestationMessage(call.window_id, call.window_end, call.input_hash)
@@ -64,8 +65,7 @@ def test_signatures_against_the_set_at_that_block():
     assert a.address in stranger.message
     (few,) = checks.check_signatures(_ctx(call, [a.address, b.address], quorum=3), call, 31337, BREAKER)
     assert "quorum" in few.message
-    reversed_call = SubmitCall(*[getattr(call, f) for f in ("proof", "instances", "window_id", "window_end",
-                                                              "input_hash")], call.signatures[::-1])
+    reversed_call = replace(call, signatures=call.signatures[::-1])
     (order,) = checks.check_signatures(_ctx(call, [a.address, b.address]), reversed_call, 31337, BREAKER)
     assert "ascending" in order.message
     other_chain = _signed([a, b], CALL, chain_id=1)
@@ -80,7 +80,8 @@ def test_window_id_is_derived_from_the_end_time():
 
 def test_gaps_are_notices_with_their_ranges():
     found = checks.gap_findings([5, 1, 2, 9, 6])
-    assert [f.message for f in found] == ["windows 3..4 never reported (2 windows)", "windows 7..8 never reported (2 windows)"]
+    assert [f.message for f in found] == ["windows 3..4 never reported (2 windows)",
+                                          "windows 7..8 never reported (2 windows)"]
     assert all(f.severity == "notice" for f in found)
     assert checks.gap_findings([1, 2, 3]) == []
     assert checks.missing_windows([1, 4, 10]) == 7
@@ -90,7 +91,7 @@ def test_gaps_are_notices_with_their_ranges():
 
 def test_exit_code_is_one_only_for_discrepancies():
     report = AuditReport()
-    report.tally("proofs").record(True)
+    report.tally("proofs").record(ok=True)
     report.add(notice("gaps", "window 3 never reported"))
     assert report.exit_code == 0
     assert "CLEAN: 0 discrepancy(ies), 1 notice(s)" in render_text(report)

@@ -35,7 +35,7 @@ class Log:
         self.time += seconds
         return f"0x{next(self._tx):064x}"
 
-    def emit(self, name: str, tx: str, **args) -> ChainEvent:  # noqa: ANN003
+    def emit(self, name: str, tx: str, **args) -> ChainEvent:
         e = ChainEvent(name, self.block, len(self.events), tx, self.time, args)
         self.events.append(e)
         return e

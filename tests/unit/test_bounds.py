@@ -8,13 +8,16 @@ import pytest
 from sentinel.model.network import activation_bound
 from sentinel.zk.build import RESERVED_ROWS, size_lookup_tables, table_columns
 
+Weights = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-def _lstm(rng: np.random.Generator, features: int = 4, units: int = 3):  # noqa: ANN202
+
+def _lstm(rng: np.random.Generator, features: int = 4, units: int = 3) -> Weights:
     return (rng.normal(size=(features, 4 * units)), rng.normal(size=(units, 4 * units)), rng.normal(size=4 * units),
             rng.normal(size=(units, 1)), rng.normal(size=1))
 
 
-def _table_inputs(kernel, recurrent, bias, dense_kernel, dense_bias, x):  # noqa: ANN001, ANN202
+def _table_inputs(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray, dense_kernel: np.ndarray,
+                  dense_bias: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Every lookup-table input of an LSTM + Dense run over x (steps, features), in float64.
 
     The circuit computes sigmoid(v) as (1 + tanh(v / 2)) / 2 with one tanh table: the sigmoid gates and
@@ -105,6 +108,6 @@ def test_feature_scales_sit_on_the_circuit_forms_grid() -> None:
     on_grid = feature_scales(std, price_ref, grid)
     steps = [s / grid for s in on_grid]
     assert all(abs(k - round(k)) < 1e-9 and round(k) >= 1 for k in steps)
-    assert all(abs(a - b) <= grid / 2 + 1e-15 for a, b in zip(on_grid, exact))
+    assert all(abs(a - b) <= grid / 2 + 1e-15 for a, b in zip(on_grid, exact, strict=True))
     with pytest.raises(ValueError, match="finite and positive"):
         feature_scales([0.0, 1.0, 1.0], price_ref, grid)

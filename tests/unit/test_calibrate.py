@@ -14,7 +14,7 @@ from tests.support.feeds import btc_like_rows, write_rows
 
 
 @pytest.fixture
-def btc_like(tmp_path):  # noqa: ANN201
+def btc_like(tmp_path):
     """A market far from the seed: price ~64k, depth ~3 units, healthy BLR ~0.7."""
     path = tmp_path / "real.csv"
     write_rows(path, btc_like_rows(rows=3000, seed=5))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,7 +68,7 @@ def test_submit_args_sort_signers_and_cut_to_quorum(tmp_path: Path):
     signers = [eip712.recover(s, 31337, BREAKER, MESSAGE) for s in ordered]
     assert [int(a, 16) for a in signers] == sorted(int(a, 16) for a in signers)
     bundle = read_bundle(_bundle(tmp_path))
-    proof, instances, message, signatures = submit_args(bundle, attestation, quorum=2)
+    proof, _, message, signatures = submit_args(bundle, attestation, quorum=2)
     assert signatures == ordered[:2] and message == MESSAGE.as_tuple() and proof == bytes(range(64))
     path = tmp_path / "a.json"
     path.write_text(json.dumps(attestation.to_dict()))
@@ -88,7 +88,7 @@ def test_submit_args_sort_signers_and_cut_to_quorum(tmp_path: Path):
     (1, 18, 5**18),  # 1e18 / 2^18, exact
     (BN254_R // 2, 10, (1 << 128) * WAD >> 10),  # clamped far outside [0, 1]
 ])
-def test_score_wad(felt, scale, expected):  # noqa: ANN001
+def test_score_wad(felt, scale, expected):
     assert score_wad(felt, scale) == expected
 
 
@@ -118,7 +118,7 @@ def test_little_endian_felts():
 
 # --- revert decoding -----------------------------------------------------------------------
 
-ABI = [
+ABI: list[dict[str, Any]] = [
     {"type": "error", "name": "WindowNotNewer",
      "inputs": [{"name": "windowId", "type": "uint64"}, {"name": "lastWindowId", "type": "uint64"}]},
     {"type": "error", "name": "NotAttester", "inputs": [{"name": "signer", "type": "address"}]},
@@ -127,9 +127,9 @@ ABI = [
 ]
 
 
-def _encoded(signature: str, types: list[str], values: list) -> bytes:  # noqa: ANN001
-    from eth_abi import encode
-    from eth_utils import keccak
+def _encoded(signature: str, types: list[str], values: list[Any]) -> bytes:
+    from eth_abi.abi import encode
+    from eth_utils.crypto import keccak
 
     return keccak(signature.encode())[:4] + encode(types, values)
 
@@ -158,8 +158,8 @@ def test_builtin_unknown_and_empty_reverts():
 # --- bundles -------------------------------------------------------------------------------
 
 
-def _bundle(tmp_path: Path, **changes) -> Path:  # noqa: ANN003
-    doc = {
+def _bundle(tmp_path: Path, **changes) -> Path:
+    doc: dict[str, Any] = {
         "window_id": MESSAGE.window_id, "window_end_unix": MESSAGE.window_end, "score": 0.5, "score_scale": 10,
         "input_hash": f"0x{MESSAGE.input_hash:064x}",
         "model": {"vk_sha256": "ab" * 32, "verifier_runtime_sha256": "cd" * 32},
@@ -196,7 +196,7 @@ def test_bundle_reads_instances_little_endian(tmp_path: Path):
     ({"score_scale": 40}, "score_scale"),
     ({"model": {}}, "model.vk_sha256"),
 ])
-def test_bad_bundle_names_the_field(tmp_path: Path, changes, field):  # noqa: ANN001
+def test_bad_bundle_names_the_field(tmp_path: Path, changes, field):
     path = _bundle(tmp_path, **changes)
     with pytest.raises(ArtifactFieldError) as info:
         read_bundle(path)
@@ -232,10 +232,10 @@ def test_keys_from_env_and_keyfile(tmp_path: Path):
     assert role_key("submitter", 1, env=env).address == demo_key(6).address
     keyfile = tmp_path / "attesters.keys"
     keyfile.write_text("# attesters\n" + "\n".join(secrets) + "\n")
-    os.chmod(keyfile, 0o644)
+    keyfile.chmod(0o644)
     with pytest.raises(SigningKeyError, match="readable by others"):
         attester_keys(1, str(keyfile), env={})
-    os.chmod(keyfile, 0o600)
+    keyfile.chmod(0o600)
     assert len(attester_keys(1, str(keyfile), env={})) == 2
 
 
@@ -254,9 +254,9 @@ def test_chain_config_defaults_env_and_bounds(tmp_path: Path):
     assert config.chain.port == 8545 and config.chain.trip_threshold == 0.0  # 0 = the model card's
     config = load_config(tmp_path, env={"SENTINEL_CHAIN__QUORUM": "3", "SENTINEL_CHAIN__PORT": "9545"})
     assert (config.chain.quorum, config.chain.port) == (3, 9545)
-    with pytest.raises(ConfigError, match="chain.trip_threshold"):
+    with pytest.raises(ConfigError, match=r"chain.trip_threshold"):
         load_config(tmp_path, {"chain.trip_threshold": 1.5}, env={})
-    with pytest.raises(ConfigError, match="chain.rpc_url"):
+    with pytest.raises(ConfigError, match=r"chain.rpc_url"):
         load_config(tmp_path, {"chain.rpc_url": "localhost:8545"}, env={})
 
 
@@ -269,7 +269,7 @@ def test_policy_comes_from_the_model_card_where_unset():
     assert (policy.trip_threshold, policy.reset_threshold, policy.trip_after, policy.reset_after) == (0.98, 0.49, 4, 10)
     assert policy.params()[:4] == (to_wad(0.98), to_wad(0.49), 4, 10)
     assert "trip_after" not in policy.source
-    with pytest.raises(ConfigError, match="chain.trip_threshold is unset"):
+    with pytest.raises(ConfigError, match=r"chain.trip_threshold is unset"):
         resolve_policy(config.chain, None)
 
 

@@ -15,7 +15,7 @@ from sentinel.model.policy import EpisodeTrace, TripPolicy, evaluate_policy, tri
 
 
 @pytest.fixture(scope="module")
-def market():  # noqa: ANN201
+def market():
     return generate(60, seed=21)
 
 
@@ -108,7 +108,7 @@ def test_trip_policy_needs_n_consecutive_and_hysteresis():
         TripPolicy(0.3, 0.8)
 
 
-def _trace(scores, onset=None, bottom=None, end=None, healthy=None):  # noqa: ANN001, ANN202
+def _trace(scores, onset=None, bottom=None, end=None, healthy=None):
     rows = np.arange(len(scores)) + 1000
     prices = np.linspace(100, 85, len(scores))
     return EpisodeTrace(
@@ -156,6 +156,7 @@ def test_tune_policy_respects_the_false_trip_budget():
     assert report.event_recall == 1.0
     loose, loose_report = tune_policy(traces, 30, budget_per_10k=1e9, trip_after=3, reset_after=5, reset_ratio=0.5)
     assert loose.trip_threshold <= policy.trip_threshold
+    assert loose_report.median_lead_rows is not None and report.median_lead_rows is not None
     assert loose_report.median_lead_rows >= report.median_lead_rows
 
 

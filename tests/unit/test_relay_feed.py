@@ -21,7 +21,7 @@ def lines() -> list[str]:
     return text.splitlines()
 
 
-def make(path: Path, **kw) -> Feed:  # noqa: ANN003
+def make(path: Path, **kw) -> Feed:
     return Feed(path, DataConfig(), 60.0, WINDOW, keep_rows=50, **kw)
 
 
@@ -44,7 +44,7 @@ def test_a_malformed_row_is_quarantined_and_later_rows_flow(tmp_path: Path, line
     path = tmp_path / "market_depth.csv"
     bad = lines[6].split(",")
     bad[1] = "oops"
-    path.write_text("\n".join(lines[:6] + [",".join(bad)] + lines[7:9] + ["1,2"]) + "\n")
+    path.write_text("\n".join([*lines[:6], ",".join(bad), *lines[7:9], "1,2"]) + "\n")
     feed = make(path)
     poll = feed.poll()
     assert [(b.line, b.column) for b in poll.bad] == [(7, "blr"), (10, None)]
@@ -59,7 +59,7 @@ def test_a_malformed_row_is_quarantined_and_later_rows_flow(tmp_path: Path, line
 
 def test_a_row_going_back_in_time_is_quarantined_against_the_last_good_row(tmp_path: Path, lines: list[str]):
     path = tmp_path / "market_depth.csv"
-    path.write_text("\n".join(lines[:5] + [lines[3]] + [lines[5]]) + "\n")
+    path.write_text("\n".join([*lines[:5], lines[3], lines[5]]) + "\n")
     poll = make(path).poll()
     assert [b.line for b in poll.bad] == [6] and poll.bad[0].column == "timestamp"
     assert [r.line for r in poll.rows] == [2, 3, 4, 5, 7]
@@ -83,7 +83,7 @@ def test_state_round_trip_resumes_without_rereading(tmp_path: Path, lines: list[
 
 def test_a_directory_of_files_is_one_feed_in_name_order(tmp_path: Path, lines: list[str]):
     (tmp_path / "a.csv").write_text("\n".join(lines[:4]) + "\n")
-    (tmp_path / "b.csv").write_text("\n".join([lines[0]] + lines[4:8]) + "\n")
+    (tmp_path / "b.csv").write_text("\n".join([lines[0], *lines[4:8]]) + "\n")
     poll = make(tmp_path).poll()
     assert len(poll.rows) == 7 and poll.bad == [] and len(poll.windows) == 3
 

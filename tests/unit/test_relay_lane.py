@@ -43,7 +43,7 @@ def test_initial_fees_leave_room_for_base_fee_rises_and_respect_the_cap():
     assert initial_fees(0, 0, 2.0, 10**12).max_priority_fee == 1
 
 
-@pytest.mark.parametrize("message, outcome", [
+@pytest.mark.parametrize(("message", "outcome"), [
     ("{'code': -32003, 'message': 'nonce too low'}", NONCE_USED),
     ("already known", KNOWN),
     ("replacement transaction underpriced", UNDERPRICED),

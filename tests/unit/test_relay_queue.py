@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sentinel.relay.queue import FINAL, STATES, TRANSITIONS, Queue, TxRow
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> Queue:
+def queue(tmp_path: Path) -> Iterator[Queue]:
     q = Queue(tmp_path / "q.sqlite", clock=lambda: 1000.0)
     yield q
     q.close()
@@ -41,7 +42,8 @@ def test_happy_path_transitions_and_attempts(queue: Queue):
     assert queue.get(7).tx_hash == "0xbb" and queue.get(7).attempts == 1
     assert [t.tx_hash for t in queue.txs(7)] == ["0xaa", "0xbb"]
     queue.transition(7, "confirmed", tripped=1, gas_used=883_000)
-    assert queue.last_confirmed().window_id == 7
+    last = queue.last_confirmed()
+    assert last is not None and last.window_id == 7
 
 
 @pytest.mark.parametrize("current", sorted(STATES))

@@ -12,7 +12,7 @@ from sentinel.data.synthetic import MarketProfile, generate
 from sentinel.errors import DataError
 
 
-def episodes_of(frame: pd.DataFrame):  # noqa: ANN201
+def episodes_of(frame: pd.DataFrame):
     return [ep for _, ep in frame.groupby(schema.EPISODE, sort=True)]
 
 
@@ -152,7 +152,7 @@ def test_families_filter_and_unknown_family():
         generate(3, seed=1, families=["meteor"])
 
 
-@pytest.mark.parametrize("kwargs,fragment", [
+@pytest.mark.parametrize(("kwargs", "fragment"), [
     ({"episodes": 0, "seed": 1}, "--episodes must be >= 1"),
     ({"episodes": 2, "seed": -1}, "--seed must be >= 0"),
     ({"episodes": 2, "seed": 1, "start": "not a time"}, "not an ISO-8601 timestamp"),

@@ -94,7 +94,7 @@ def test_infinite_value(tmp_path):
     expect(write(tmp_path, set_cell(rows(), 5, 4, "inf")), 5, "mid_price", "infinite value")
 
 
-@pytest.mark.parametrize("column,name", [(2, "buy_volume"), (3, "sell_volume"), (4, "mid_price")])
+@pytest.mark.parametrize(("column", "name"), [(2, "buy_volume"), (3, "sell_volume"), (4, "mid_price")])
 def test_non_positive_volume_or_price(tmp_path, column, name):
     expect(write(tmp_path, set_cell(rows(), 2, column, "0")), 2, name, "must be > 0")
 

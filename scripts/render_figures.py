@@ -20,9 +20,10 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,12 +106,12 @@ def headline(src: dict[str, Any]) -> list[Table]:
         ("the seed's LSTM(50), EZKL defaults, same run: one proof",
          f"{sec(seed['prove_seconds'])} ({ratio(src['bench']['ratios']['prove'])} slower)", bench),
         ("verifier runtime code", f"{n(chain['verifier_runtime_bytes'])} bytes (EIP-170 limit 24,576)", chain_file),
-        ("`submit` gas, verification included", f"{n(chain['submit_gas'])} (target {n(chain['submit_target_gas'])}: "
-         f"{target})", chain_file),
+        ("`submit` gas, verification included",
+         f"{n(chain['submit_gas'])} (target {n(chain['submit_target_gas'])}: {target})", chain_file),
         ("the verifier alone, in its own transaction", f"{n(chain['verifier_only_tx_gas'])} gas", chain_file),
         (f"audit of {n(audit['reports'])} reports (2^{audit['circuit_logrows']} circuit)",
-         f"{sec(audit['audit']['parallel']['seconds'])} in {audit['audit']['parallel']['workers']} processes, "
-         f"{sec(audit['audit']['serial']['seconds'])} in 1", audit_file),
+         (f"{sec(audit['audit']['parallel']['seconds'])} in {audit['audit']['parallel']['workers']} processes, "
+          f"{sec(audit['audit']['serial']['seconds'])} in 1"), audit_file),
     )
     return [Table(("figure", "value", "source (docs/)"), rows)]
 
@@ -139,16 +140,17 @@ def chain(src: dict[str, Any]) -> list[Table]:
         ("deploy `SentinelBreaker`", f"{n(dg['SentinelBreaker'])} gas"),
         ("deploy `DemoToken` / `GuardedVault`", f"{n(dg['DemoToken'])} / {n(dg['GuardedVault'])} gas"),
         ("runtime code: verifier / breaker / vault / token",
-         f"{n(rb['Halo2Verifier'])} / {n(rb['SentinelBreaker'])} / {n(rb['GuardedVault'])} / {n(rb['DemoToken'])} bytes"),
+         (f"{n(rb['Halo2Verifier'])} / {n(rb['SentinelBreaker'])} / {n(rb['GuardedVault'])} / "
+          f"{n(rb['DemoToken'])} bytes")),
         (f"`submit`, steady state ({c['signatures_sent']} signatures, verification included)",
          f"{n(c['submit_gas'])} gas"),
         ("`submit`, first report ever (writes the state slot from zero)", f"{n(c['submit_gas_first_report'])} gas"),
         ("the verifier alone, in its own transaction",
          f"{n(c['verifier_only_tx_gas'])} gas ({n(c['verifier_only_calldata_gas'])} of it calldata)"),
         ("breaker overhead (`submit` - verifier alone)", f"{n(c['breaker_overhead_gas'])} gas"),
-        ("`submit` calldata", f"{n(c['submit_calldata_bytes'])} bytes (proof {n(c['proof_bytes'])}) = "
-         f"{n(c['submit_calldata_gas'])} gas"),
-        ("target: `submit` <= " + n(c["submit_target_gas"]) + " gas", "met" if c["submit_within_target"] else "not met"),
+        ("`submit` calldata",
+         f"{n(c['submit_calldata_bytes'])} bytes (proof {n(c['proof_bytes'])}) = {n(c['submit_calldata_gas'])} gas"),
+        (f"target: `submit` <= {n(c['submit_target_gas'])} gas", "met" if c["submit_within_target"] else "not met"),
     )
     return [Table((f"`{Path(SOURCES['chain']).name}`", "figure"), rows)]
 
@@ -182,7 +184,8 @@ def audit(src: dict[str, Any]) -> list[Table]:
     a = src["audit"]
     runs = [a["audit"]["serial"], a["audit"]["parallel"]]
     rows = tuple(
-        (f"{r['workers']} process{'es' if r['workers'] > 1 else ''}", sec(r["seconds"]), sec(r["per_report_seconds"], 3),
+        (f"{r['workers']} process{'es' if r['workers'] > 1 else ''}", sec(r["seconds"]),
+         sec(r["per_report_seconds"], 3),
          *(sec(r["phases"][k]) for k in ("artifacts", "events", "replay", "calldata", "proofs")),
          f"{n(r['proofs_passed'])}, {'clean' if r['clean'] else 'NOT clean'}")
         for r in runs)
@@ -228,14 +231,14 @@ def evaluation(src: dict[str, Any]) -> list[Table]:
     facts = Table(("`models/model_card.json`", "value"), (
         ("training data", f"{n(data['episodes'])} episodes, {n(data['rows'])} rows"),
         ("split (episodes)", ", ".join(f"{k} {v}" for k, v in ev["split"].items() if isinstance(v, int))),
-        ("smooth stage: best / run epochs", f"{training['warm_start']['best_epoch']} / "
-         f"{training['warm_start']['epochs_run']}"),
+        ("smooth stage: best / run epochs",
+         f"{training['warm_start']['best_epoch']} / {training['warm_start']['epochs_run']}"),
         ("hard fine-tuning: best / run epochs", f"{training['best_epoch']} / {training['epochs_run']}"),
         ("trip (chosen on validation)", f"{policy['trip_after']} consecutive scores >= {policy['trip_threshold']:.3f}"),
         ("recover", f"{policy['reset_after']} consecutive scores <= {policy['reset_threshold']:.3f}"),
         ("false-trip budget", f"{ev['false_trip_budget_per_10k']:g} per 10,000 healthy rows"),
-        ("Keras vs onnxruntime, max difference", f"{export['parity_max_abs_diff']:.1e} over "
-         f"{n(export['parity_windows'])} test windows"),
+        ("Keras vs onnxruntime, max difference",
+         f"{export['parity_max_abs_diff']:.1e} over {n(export['parity_windows'])} test windows"),
     ), "card")
     return [test, hold, facts]
 
@@ -306,14 +309,14 @@ def _cells(line: str) -> str:
     return " | ".join(c.strip() for c in line.strip().strip("|").split("|")[1:]) or line.strip()
 
 
-def process(root: Path, write: bool) -> list[str]:
+def process(root: Path, *, write: bool) -> list[str]:
     """Render every figures block under root; return one message per out-of-date block (rewritten if write)."""
     sources = load_sources(root)
     files = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
-    for rel in REQUIRED:
+    for rel, names in REQUIRED.items():
         if not (root / rel).is_file():
-            raise FiguresError(f"{rel}: missing (it must hold the {', '.join(REQUIRED[rel])} table)")
-    problems = []
+            raise FiguresError(f"{rel}: missing (it must hold the {', '.join(names)} table)")
+    problems: list[str] = []
     for path in files:
         rel = path.relative_to(root).as_posix()
         text = path.read_text()
@@ -329,8 +332,9 @@ def process(root: Path, write: bool) -> list[str]:
             committed = lines[first:end]
             if committed == rendered:
                 continue
-            i = next((k for k, (a, b) in enumerate(zip(committed, rendered)) if a != b), min(len(committed),
-                                                                                                len(rendered)))
+            # committed and rendered may differ in length: compare the common part, else the first extra row
+            i = next((k for k, (a, b) in enumerate(zip(committed, rendered, strict=False)) if a != b),
+                     min(len(committed), len(rendered)))
             figure = labels[i] if i < len(labels) else "rows after the table"
             got = _cells(committed[i]) if i < len(committed) else "(missing)"
             want = _cells(rendered[i]) if i < len(rendered) else "(no such row)"

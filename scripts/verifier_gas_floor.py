@@ -62,8 +62,8 @@ def write_onnx(kind: str, path: Path) -> tuple[int, ...]:
 def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
     import numpy as np
 
-    from sentinel.toolchain.solc import compile_files
     from sentinel.errors import CircuitError
+    from sentinel.toolchain.solc import compile_files
     from sentinel.zk import ezkl_api
     from sentinel.zk.build import check_verifier_source
 

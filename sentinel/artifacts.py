@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -207,16 +208,19 @@ class ArtifactLayout:
             d.mkdir(parents=True, exist_ok=True)
 
 
-def read_json_artifact(path: Path, what: str, make: str, error: type[Exception]) -> dict:
-    """Load a JSON artifact; a missing one raises ``error`` saying to run ``make``."""
+def read_json_artifact(path: Path, what: str, make: str, error: type[Exception]) -> dict[str, Any]:
+    """Load a JSON artifact (an object); a missing one raises ``error`` saying to run ``make``."""
     import json
 
     if not path.exists():
         raise error(f"{path}: no {what}; run `{make}` first")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{path}: unreadable {what}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise error(f"{path}: unreadable {what}: a JSON {type(doc).__name__}, not an object")
+    return doc
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -248,8 +252,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, target)
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        tmp.replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -116,7 +116,8 @@ class CircuitConfig:
         2, "EZKL range-check legs: each leg adds rows to every rescale and ReLU (the hard model fits 2^14 with 2, "
         "not 3); 4096^3 takes inputs up to 67.1 million (docs/circuit-sweep.md 11)"
     )
-    scales: str = _f("10", "comma-separated scales calibration may pick from ('' = EZKL's default range); measured in docs/circuit-sweep.md")
+    scales: str = _f("10", "comma-separated scales calibration may pick from ('' = EZKL's default range); "
+                           "measured in docs/circuit-sweep.md")
     max_logrows: int = _f(0, "cap on logrows in calibration (0 = no cap)")
     lookup_columns: int = _f(
         1, "max columns for the tanh lookup table: 2 lets a table over 16k entries fit 2^14 rows when the "
@@ -144,7 +145,8 @@ class ChainConfig:
     cooldown_seconds: int = _f(3600, "minimum seconds between a trip and a recovery by scores (60 s .. 7 days)")
     max_age_seconds: int = _f(1800, "a window ending longer ago than this is stale (60 s .. 1 day)")
     quorum: int = _f(2, "attester signatures required on each window (k of n)")
-    attester_keyfile: str = _f("", "attester private keys, one a line ('' = env SENTINEL_ATTESTER_KEYS, else demo keys)")
+    attester_keyfile: str = _f(
+        "", "attester private keys, one a line ('' = env SENTINEL_ATTESTER_KEYS, else demo keys)")
     attesters: str = _f("", "comma-separated attester addresses to register ('' = those of the attester keys)")
     guardian: str = _f("", "guardian address, may trip by hand ('' = Anvil dev account 1, demo only)")
     timelock_seconds: int = _f(86400, "delay from proposing to executing a verifier (model) change (1 h .. 30 days)")
@@ -373,7 +375,8 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError(f"model.output_bound must be <= model.preactivation_bound (it only tightens it): "
                           f"{model.output_bound:g} > {model.preactivation_bound:g}")
     if model.preactivation_bound > 0 and model.feature_clip == 0:
-        raise ConfigError("model.feature_clip must be > 0 while model.preactivation_bound is set (unclipped features are unbounded)")
+        raise ConfigError("model.feature_clip must be > 0 while model.preactivation_bound is set "
+                          "(unclipped features are unbounded)")
     if model.horizon < 0:
         raise ConfigError("model.horizon must be >= 0")
     if not 0 < model.reset_ratio <= 1:
@@ -387,7 +390,8 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("circuit.check_mode must be safe or unsafe")
     if (circuit.num_inner_cols < 1 or circuit.calibration_windows < 1 or circuit.fidelity_windows < 1
             or circuit.lookup_columns < 1):
-        raise ConfigError("circuit.num_inner_cols, calibration_windows, fidelity_windows and lookup_columns must be >= 1")
+        raise ConfigError(
+            "circuit.num_inner_cols, calibration_windows, fidelity_windows and lookup_columns must be >= 1")
     if circuit.decomp_base < 2 or circuit.decomp_legs < 1:
         raise ConfigError("circuit.decomp_base must be >= 2 and circuit.decomp_legs >= 1")
     if circuit.cadence_seconds <= 0:

@@ -37,7 +37,7 @@ EXIT_CODES = "Exit codes: 0 done; 1 error (one line on stderr says what went wro
 class App:
     """Per-invocation state shared by every command."""
 
-    root: Path = Path(".")
+    root: Path = Path()
     verbose: bool = False
     #: ``--set`` values: dotted setting name -> raw value (the "flag" layer of the configuration).
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +105,8 @@ def verdict(ok: str, negative: str, *negative_errors: type[SentinelError]) -> Ca
 
     def mark(command: click.Command) -> click.Command:
         callback = command.callback
-        assert callback is not None  # a click command always has one; this is a programming check
+        if callback is None:  # a programming error: @verdict goes above a @click.command with a function
+            raise TypeError(f"@verdict: command {command.name!r} has no callback")
 
         @functools.wraps(callback)
         def run(*args: Any, **kwargs: Any) -> Any:

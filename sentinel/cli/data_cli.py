@@ -30,7 +30,8 @@ def data() -> None:
 @click.option("--families", multiple=True, help=_FAMILY_HELP)
 @click.option("--like", "like", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Real market_depth.csv whose healthy statistics the scenarios should match.")
-@click.option("--start", default=None, help="Timestamp of the first row (ISO-8601, UTC).  [default: 2025-01-01T00:00:00Z]")
+@click.option("--start", default=None,
+              help="Timestamp of the first row (ISO-8601, UTC).  [default: 2025-01-01T00:00:00Z]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def generate(app: App, out: Path | None, episodes: int, seed: int, families: tuple[str, ...],
@@ -63,8 +64,8 @@ def generate(app: App, out: Path | None, episodes: int, seed: int, families: tup
 @click.pass_obj
 def validate(app: App, file: Path, cadence: float | None, as_json: bool) -> None:
     """Check FILE against the market-depth schema; a bad file is named by its first bad row and column."""
-    from sentinel.data.pipeline import summarize
     from sentinel.data.io import read_market_csv
+    from sentinel.data.pipeline import summarize
 
     summary = summarize(read_market_csv(file, app.config(**{"data.cadence_seconds": cadence}).data))
     if as_json:

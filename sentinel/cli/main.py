@@ -47,7 +47,7 @@ def _settings(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
+    default=Path(),
     show_default=True,
     help="Project directory (data/, models/, circuits/, sentinel.toml).",
 )

@@ -12,14 +12,15 @@ from sentinel.cli.common import App, emit_json, feed_option
 _DATA_HELP = "Labelled scenarios CSV  [default: regenerate the card's/config's seeded scenarios]"
 
 
-def _fmt(value: Any, spec: str = ".2f") -> str:
+def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
 def _table(evaluation: dict[str, Any]) -> list[str]:
     lines = []
+    family = evaluation["split"]["holdout_family"]
     for part, title in (("test", "held-out test episodes"),
-                        ("holdout_family", f"held-out family ({evaluation['split']['holdout_family']}), never trained on")):
+                        ("holdout_family", f"held-out family ({family}), never trained on")):
         if part not in next(iter(evaluation["detectors"].values())):
             continue
         lines.append(f"{title}:")
@@ -48,7 +49,8 @@ def _table(evaluation: dict[str, Any]) -> list[str]:
 @click.option("--units", type=int, default=None, help="LSTM units  [default: model.units]")
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
 @click.pass_obj
-def train(app: App, data_path: Path | None, seed: int | None, epochs: int | None, units: int | None, as_json: bool) -> None:
+def train(app: App, data_path: Path | None, seed: int | None, epochs: int | None, units: int | None,
+          as_json: bool) -> None:
     """Train the LSTM, evaluate it beside the baselines, export ONNX with parity, write the card and plots."""
     from sentinel.model.pipeline import run_training
 

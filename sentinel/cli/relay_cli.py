@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sentinel.cli.common import App, emit_json, feed_option
+
+if TYPE_CHECKING:
+    from sentinel.config import SentinelConfig
+    from sentinel.relay.daemon import Relay
 
 
 def _overrides(data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
@@ -30,7 +34,7 @@ def relay() -> None:
 
 
 def _start(app: App, data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
-           metrics_port: int | None, confirmations: int | None) -> tuple[Any, Any]:
+           metrics_port: int | None, confirmations: int | None) -> tuple[Relay, SentinelConfig]:
     from sentinel.relay.daemon import Relay
 
     config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations))
@@ -123,8 +127,8 @@ def status_cmd(app: App, db: Path | None, show_all: bool, as_json: bool) -> None
         emit_json(report)
         return
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
-    click.echo(f"{report['db']}: {report['total']} windows ({counts or 'none'}); "
-               f"{'every window accounted for' if report['all_accounted'] else str(report['unfinished']) + ' in progress'}")
+    accounted = "every window accounted for" if report["all_accounted"] else f"{report['unfinished']} in progress"
+    click.echo(f"{report['db']}: {report['total']} windows ({counts or 'none'}); {accounted}")
     for w in report["windows"]:
         extra = w["tx_hash"] or ""
         if w["state"] in ("skipped", "rejected", "failed"):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from sentinel.cli.common import App, emit_json, feed_option, progress, verdict, warn
 
+if TYPE_CHECKING:
+    from sentinel.config import SentinelConfig
+    from sentinel.zk.build import BuildResult
 
-def build(app: App, config: Any, srs: Path | None = None, force: bool = False) -> Any:
+
+def build(app: App, config: SentinelConfig, srs: Path | None = None, force: bool = False) -> BuildResult:
     """Build the circuit (or confirm it is up to date); warns on stderr when the SRS is test-only."""
     from sentinel.zk.build import build_circuit
 
@@ -108,7 +112,7 @@ def prove(app: App, windows: tuple[str, ...], prove_all: bool, first: str | None
 def newest_bundle(app: App) -> Path:
     """The newest proof bundle for the current circuit, or a CircuitError naming `sentinel prove`."""
     from sentinel.errors import CircuitError
-    from sentinel.zk.prove import load_manifest
+    from sentinel.zk.manifest import load_manifest
 
     proofs = app.layout.proofs_dir
     if not app.layout.circuit_manifest.exists():
@@ -215,8 +219,8 @@ def bench(app: App, data_path: Path | None, windows: int, against: str | None, s
     d = result["default"]
     click.echo(f"default: logrows {d['logrows']}, prove median {d['prove_seconds_median']:.2f} s, "
                f"p95 {d['prove_seconds_p95']:.2f} s over {d['windows']} windows, peak RSS "
-               f"{d['peak_rss_bytes_proving'] / 1e9:.2f} GB, pk {d['pk_bytes'] / 1e6:.0f} MB, proof {d['proof_bytes']} B, "
-               f"fidelity {d['fidelity_max_abs_error']:.4f}")
+               f"{d['peak_rss_bytes_proving'] / 1e9:.2f} GB, pk {d['pk_bytes'] / 1e6:.0f} MB, "
+               f"proof {d['proof_bytes']} B, fidelity {d['fidelity_max_abs_error']:.4f}")
     if "seed" in result:
         s = result["seed"]
         click.echo(f"seed ({s['settings']} settings: input {s['input_visibility']}, {s['check_mode']}): "

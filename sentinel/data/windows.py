@@ -28,7 +28,7 @@ def window_id(end_unix: int, cadence_seconds: float) -> int:
     against its own rows and the auditor against every Report event: all of
     them call this function, so changing the rule here changes it everywhere.
     """
-    return int(round(end_unix / cadence_seconds))
+    return round(end_unix / cadence_seconds)
 
 
 @dataclass(frozen=True)

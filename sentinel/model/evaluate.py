@@ -108,7 +108,8 @@ def compare(results: dict[str, dict[str, Any]], model: str, budget: float) -> di
                 continue
             theirs = res[part]
             if theirs["false_trips_per_10k"] > max(budget, ours["false_trips_per_10k"]):
-                lines.append(f"{name}: over the false-trip rate ({theirs['false_trips_per_10k']:.2f}/10k), not comparable")
+                lines.append(
+                    f"{name}: over the false-trip rate ({theirs['false_trips_per_10k']:.2f}/10k), not comparable")
                 continue
             our_lead = ours["median_lead_rows"] if ours["median_lead_rows"] is not None else -1
             their_lead = theirs["median_lead_rows"] if theirs["median_lead_rows"] is not None else -1

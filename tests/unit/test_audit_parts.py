@@ -21,7 +21,7 @@ CALL = SubmitCall(b"\x01" * 200, (123, 539), 28930159, 1735689540, 123, (b"\x02"
 
 
 def test_calldata_roundtrip_and_refusals():
-    from eth_abi import encode
+    from eth_abi.abi import encode
 
     data = submit_selector() + encode(SUBMIT_TYPES, [CALL.proof, list(CALL.instances),
                                                      (CALL.window_id, CALL.window_end, CALL.input_hash),

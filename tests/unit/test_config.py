@@ -34,7 +34,7 @@ def test_config_file_from_env(tmp_path):
         load_config(tmp_path, env={"SENTINEL_CONFIG": str(tmp_path / "missing.toml")})
 
 
-@pytest.mark.parametrize("toml,fragment", [
+@pytest.mark.parametrize(("toml", "fragment"), [
     ("[data]\ncadence = 3\n", "unknown setting 'data.cadence'"),
     ("[nope]\nx = 1\n", "unknown section 'nope'"),
     ("[data]\ncadence_seconds = 'fast'\n", "could not convert string to float"),
@@ -43,13 +43,15 @@ def test_config_file_from_env(tmp_path):
     ("[model]\nfeature_clip = 0.0\n", "model.feature_clip must be > 0 while model.preactivation_bound is set"),
     ("[model]\npreactivation_bound = -1.0\n", "must be >= 0"),
     ("[model]\noutput_bound = 20.0\n", r"model.output_bound must be <= model.preactivation_bound .*: 20 > 15"),
-    ("[model]\npreactivation_bound = 0.0\noutput_bound = 5.0\n", "model.output_bound must be 0 while model.preactivation_bound is 0"),
+    ("[model]\npreactivation_bound = 0.0\noutput_bound = 5.0\n",
+     "model.output_bound must be 0 while model.preactivation_bound is 0"),
     ("[model]\nactivations = \"relu\"\n", "model.activations must be 'smooth' or 'hard', not 'relu'"),
     ("[model]\nactivations = \"hard\"\nfinetune_learning_rate = 0.0\n",
      "model.preactivation_bound must be 0 for a hard model trained from scratch"),
     ("[model]\nfinetune_learning_rate = -0.001\n", "model.finetune_learning_rate must be >= 0"),
     ("[circuit]\nlookup_columns = 0\n", "lookup_columns must be >= 1"),
-    ("[model]\npooling = '50:50'\n", r"model.pooling '50:50' gives 1 step; steps must be at least 2 \(the first is the baseline\)"),
+    ("[model]\npooling = '50:50'\n",
+     r"model.pooling '50:50' gives 1 step; steps must be at least 2 \(the first is the baseline\)"),
 ])
 def test_bad_config_is_named(tmp_path, toml, fragment):
     (tmp_path / "sentinel.toml").write_text(toml)
@@ -98,7 +100,7 @@ def test_env_over_file_is_recorded_as_env(tmp_path):
     assert resolved.sources["data.cadence_seconds"] == Source("env", "SENTINEL_DATA__CADENCE_SECONDS")
 
 
-@pytest.mark.parametrize("raw,fragment", [(True, "not a number: True"), ("3.5", "invalid literal for int")])
+@pytest.mark.parametrize(("raw", "fragment"), [(True, "not a number: True"), ("3.5", "invalid literal for int")])
 def test_an_integer_setting_refuses_booleans_and_fractions(tmp_path, raw, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_config(tmp_path, {"model.units": raw}, env={})
@@ -119,4 +121,6 @@ def test_the_default_feed_is_a_provable_committed_sample():
     market = read_market_csv(ArtifactLayout(root).feed(DataConfig().feed), config.data)
     assert len(market) >= config.model.window
     circuit = config.circuit
-    InputRange(circuit.decomp_base, circuit.decomp_legs, max(parse_scales(circuit.scales))).check(market.features(), 0)
+    scales = parse_scales(circuit.scales)
+    assert scales, "the default circuit names its scales"
+    InputRange(circuit.decomp_base, circuit.decomp_legs, max(scales)).check(market.features(), 0)

@@ -7,14 +7,16 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load():  # noqa: ANN202
+def _load() -> ModuleType:
     spec = importlib.util.spec_from_file_location("render_figures", ROOT / "scripts" / "render_figures.py")
+    assert spec is not None and spec.loader is not None  # a .py path always gets a spec with a loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)

@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from sentinel.model.backend import prepare_environment
+
 #: Modules whose first import runs with native stderr captured and filtered.
 NOISY_IMPORTS = ("tensorflow",)
 
@@ -35,7 +37,8 @@ CHATTY_LOGGERS = ("tensorflow",)
 
 _NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.+-]+:\d+\] .*"  # absl record: I0000 00:00:1795769037.71 4326 port.cc:153] ...
+    # an absl record: I0000 00:00:1795769037.71 4326 port.cc:153] ...
+    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.+-]+:\d+\] .*"
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] [\w/.+-]+:\d+\] .*"  # TF's older format
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)$"
 )
@@ -109,17 +112,17 @@ def quiet_native_logs(verbose: bool, names: Sequence[str] = NOISY_IMPORTS) -> No
     """Set up, before any of ``names`` is imported, how much native chatter reaches stderr.
 
     Quiet (the default): TensorFlow's C++ log level 2 (errors only, unless the
-    environment sets one), the chatty Python loggers at ERROR, and the first
-    import of each of ``names`` filtered. Verbose: TensorFlow logs everything.
+    environment sets one; :func:`sentinel.model.backend.prepare_environment`),
+    the chatty Python loggers at ERROR, and the first import of each of
+    ``names`` filtered. Verbose: TensorFlow logs everything.
     Idempotent; a module already imported is left as it is.
     """
+    prepare_environment(verbose=verbose)
     if verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietFinder)]
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     pending = [n for n in names if n not in sys.modules]

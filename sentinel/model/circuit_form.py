@@ -158,9 +158,10 @@ def circuit_form(model: Any) -> CircuitForm:
 
 def activation_family(model: Any) -> tuple[str, float]:
     """``("smooth", 0)`` or ``("hard", span)`` (:data:`sentinel.model.network.ACTIVATIONS`), read from the layers."""
-    import keras
-
+    from sentinel.model.backend import import_keras
     from sentinel.model.network import ACTIVATIONS, score_layer
+
+    keras = import_keras()
 
     lstm, risk = model.get_layer("lstm"), model.get_layer("risk")
     names = tuple(str(keras.activations.serialize(fn))

@@ -62,10 +62,10 @@ def onnx_bytes(model: Any, window: int, features: int = 4, opset: int = 13) -> b
 
         return circuit_onnx(circuit_form(model), INPUT_NAME, opset)
     import logging
-    import os
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from sentinel.model.backend import import_tensorflow
+
+    tf = import_tensorflow()
     import tf2onnx
 
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines are not ours to show

@@ -52,20 +52,10 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
+from sentinel.model.backend import import_keras
 
 #: A ``keras.Model`` (keras ships no type information).
 KerasModel: TypeAlias = Any
-
-
-def _keras() -> Any:
-    """The keras module (untyped), imported with TensorFlow's backend and its C++ log quietened."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-
-    return keras
 
 
 #: The circuit form (:mod:`sentinel.model.circuit_form`) applies a feature's
@@ -119,11 +109,11 @@ def feature_scales(std: list[float], price_ref: float, grid: float = 0.0) -> lis
 @functools.cache
 def window_features_layer() -> type[Any]:
     """The ``WindowFeatures`` layer class (defined lazily: keras is a heavy import)."""
-    _keras()  # sets keras' environment before its first import
-    import keras
+    keras = import_keras()
+    layer: Any = keras.layers.Layer  # a base class must be a name for mypy; keras is untyped
 
     @keras.saving.register_keras_serializable(package="sentinel")
-    class WindowFeatures(keras.layers.Layer):
+    class WindowFeatures(layer):
         """Fixed, linear feature transform on pooled steps (see module doc)."""
 
         def __init__(self, mean: list[float], std: list[float], price_ref: float, clip: float = 0.0,
@@ -172,15 +162,15 @@ BOUND_SHARES = {"kernel": 0.5, "recurrent": 0.35, "bias": 0.15}
 @functools.cache
 def bound_constraints() -> tuple[type[Any], type[Any]]:
     """``(L1ColumnBound, AbsBound)`` Keras constraint classes (defined lazily)."""
-    _keras()
-    import keras
+    keras = import_keras()
+    constraint: Any = keras.constraints.Constraint  # a base class must be a name for mypy; keras is untyped
 
     def as_bound(bound: float | list[float]) -> float | list[float]:
         """One bound for every column/entry, or one each (kept as a list: it is saved in the config)."""
         return [float(b) for b in bound] if isinstance(bound, (list, tuple)) else float(bound)
 
     @keras.saving.register_keras_serializable(package="sentinel")
-    class L1ColumnBound(keras.constraints.Constraint):
+    class L1ColumnBound(constraint):
         """Scale each column down so its L1 norm is at most ``bound`` (one number, or one per column)."""
 
         def __init__(self, bound: float | list[float]) -> None:
@@ -196,7 +186,7 @@ def bound_constraints() -> tuple[type[Any], type[Any]]:
             return {"bound": self.bound}
 
     @keras.saving.register_keras_serializable(package="sentinel")
-    class AbsBound(keras.constraints.Constraint):
+    class AbsBound(constraint):
         """Clip every entry to +-``bound`` (one number, or one per entry)."""
 
         def __init__(self, bound: float | list[float]) -> None:
@@ -273,7 +263,7 @@ def build_model(
     ``activations`` (:data:`ACTIVATIONS`): ``"hard"`` ends in a ``Dense(1)``
     logit and a ``score`` layer (:data:`SCORE_SPAN`) instead of a sigmoid.
     """
-    keras = _keras()
+    keras = import_keras()
     window = sum(rows for rows, _ in pooling)
     window_features = window_features_layer()
     inputs = keras.Input((window, 4), name="window")
@@ -354,7 +344,7 @@ def score_layer(model: KerasModel) -> Any:
 
 def logit_model(model: KerasModel) -> KerasModel | None:
     """The part of ``model`` up to its logit (sharing weights), or None if it ends in a sigmoid."""
-    keras = _keras()
+    keras = import_keras()
     if score_layer(model) is None:
         return None
     return keras.Model(model.inputs, model.get_layer("risk").output, name="sentinel_logit")
@@ -363,11 +353,11 @@ def logit_model(model: KerasModel) -> KerasModel | None:
 @functools.cache
 def risk_score_layer() -> type[Any]:
     """The ``RiskScore`` Keras layer class (defined lazily)."""
-    _keras()
-    import keras
+    keras = import_keras()
+    layer: Any = keras.layers.Layer  # a base class must be a name for mypy; keras is untyped
 
     @keras.saving.register_keras_serializable(package="sentinel")
-    class RiskScore(keras.layers.Layer):
+    class RiskScore(layer):
         """``clip(1/2 + logit / (2 * span), 0, 1)``: a hard sigmoid of the logit."""
 
         def __init__(self, span: float, **kwargs: Any) -> None:
@@ -385,7 +375,7 @@ def risk_score_layer() -> type[Any]:
 
 def load_model(path: Path) -> KerasModel:
     """Load a saved model (registers the custom layer first)."""
-    keras = _keras()
+    keras = import_keras()
     window_features_layer()
     bound_constraints()
     risk_score_layer()

@@ -77,12 +77,9 @@ def deterministic_tensorflow(seed: int) -> None:
     TensorFlow's shuffling and op scheduling take no per-call seed, so this is
     the one place Sentinel sets global seeds, right before training.
     """
-    import os
+    from sentinel.model.backend import import_keras, import_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
+    keras, tf = import_keras(), import_tensorflow()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -91,9 +88,10 @@ def _fit(model: KerasModel, train: LabeledWindows, val: LabeledWindows, cfg: Mod
          class_weight: dict[int, float], stage: str,
          progress: Progress | None) -> tuple[dict[str, list[float]], float]:
     """Fit ``model`` with the recipe (early stopping, best weights, LR halving); its history and seconds."""
-    import keras
-
+    from sentinel.model.backend import import_keras
     from sentinel.model.network import logit_model
+
+    keras = import_keras()
 
     # A model that ends in a hard score trains on its logit (the score's flat ends have no gradient).
     logits = logit_model(model)
@@ -105,7 +103,9 @@ def _fit(model: KerasModel, train: LabeledWindows, val: LabeledWindows, cfg: Mod
         metrics=[keras.metrics.AUC(curve="PR", name="pr_auc", from_logits=from_logits)],
     )
 
-    class _Report(keras.callbacks.Callback):
+    callback: Any = keras.callbacks.Callback  # a base class must be a name for mypy; keras is untyped
+
+    class _Report(callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             if progress is not None:
                 progress(stage, epoch + 1, cfg.epochs, {k: float(v) for k, v in (logs or {}).items()})

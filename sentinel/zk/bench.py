@@ -13,7 +13,6 @@ seed ran it (input public, UNSAFE), or Sentinel's (input hashed, SAFE).
 from __future__ import annotations
 
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -78,10 +77,10 @@ def bench_default(layout: ArtifactLayout, data: Path, windows: int = 10) -> dict
 
 def seed_onnx(path: Path, seed: int = 0) -> None:
     """The seed's architecture: 50 x 4 -> LSTM(50, unrolled) -> Dense(1, sigmoid), untrained."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
+    from sentinel.model.backend import import_keras
     from sentinel.model.export import onnx_bytes
+
+    keras = import_keras()
 
     inputs = keras.Input((50, 4))
     x = keras.layers.LSTM(50, unroll=True, kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
@@ -171,7 +170,7 @@ def bench_seed(layout: ArtifactLayout, window: np.ndarray, mode: str = "ezkl-def
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise CircuitError(f"seed bench failed: {last}")
-        result = json.loads(done.stdout)
+        result: dict[str, Any] = json.loads(done.stdout)  # seed_child prints one JSON object
     result["peak_rss_bytes"] = done.peak_rss_bytes
     result["memory_cap_bytes"] = cap
     return result

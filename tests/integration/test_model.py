@@ -96,7 +96,9 @@ def test_score_cli(tiny_project, run_cli, tmp_path):
 
 
 def test_export_refuses_a_graph_with_a_loop(tmp_path):
-    import keras
+    from sentinel.model.backend import import_keras
+
+    keras = import_keras()
 
     inputs = keras.Input((50, 4))
     outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.LSTM(2, unroll=False)(inputs))
@@ -250,9 +252,9 @@ def test_circuit_form_refuses_activations_it_cannot_rewrite():
 
 
 def _keras_activation(name: str):
-    import keras
+    from sentinel.model.backend import import_keras
 
-    return keras.activations.get(name)
+    return import_keras().activations.get(name)
 
 
 def test_circuit_form_refuses_a_model_off_the_scale_grid():

@@ -4,6 +4,7 @@ the npm toolchain is a leaf, and every third-party package imported is declared 
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import sys
 import tomllib
@@ -62,7 +63,7 @@ def find_cycle(graph: dict[str, dict[str, set[str]]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, {})):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return [*stack[stack.index(nxt):], nxt]
             if nxt not in state and (cycle := visit(nxt)) is not None:
                 return cycle
         stack.pop()
@@ -81,7 +82,8 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path: Path):
         (src / package).mkdir(parents=True)
         (src / package / "__init__.py").write_text("")
     (src / "errors.py").write_text("")
-    (src / "a" / "m.py").write_text("from . import n\nfrom sentinel import errors\n\n\ndef f():\n    from sentinel.b.x import y\n")
+    (src / "a" / "m.py").write_text(
+        "from . import n\nfrom sentinel import errors\n\n\ndef f():\n    from sentinel.b.x import y\n")
     (src / "b" / "x.py").write_text("from ..a import m\n")
     graph = package_graph(src)
     assert graph["a"] == {"errors": {"sentinel/a/m.py"}, "b": {"sentinel/a/m.py"}}
@@ -96,12 +98,23 @@ def test_stage_packages_import_each_other_without_a_cycle():
     assert {"data", "model", "zk", "chain", "relay", "audit", "toolchain"} <= set(graph)
     assert "chain" in graph["relay"] and "zk" in graph["chain"]  # the graph sees real imports
     cycle = find_cycle(graph)
-    assert cycle is None, "import cycle between sentinel packages: " + " -> ".join(cycle or []) + "; via " + "; ".join(
-        f"{a} -> {b}: {', '.join(sorted(graph[a][b]))}" for a, b in zip(cycle or [], (cycle or [])[1:]))
+    assert cycle is None, "import cycle between sentinel packages: " + " -> ".join(cycle) + "; via " + "; ".join(
+        f"{a} -> {b}: {', '.join(sorted(graph[a][b]))}" for a, b in itertools.pairwise(cycle))
 
 
 def test_the_npm_toolchain_is_a_leaf():
     assert set(package_graph()["toolchain"]) <= {"errors", "config"}
+
+
+def test_tensorflow_and_keras_are_imported_only_through_the_model_backend():
+    """Both read their environment (log level, Keras backend) at first import; sentinel.model.backend sets it."""
+    direct = sorted(
+        path.relative_to(ROOT).as_posix()
+        for folder in ("sentinel", "scripts", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        if any(module.split(".")[0] in {"tensorflow", "keras"} for module in imported_modules(path))
+    )
+    assert direct == ["sentinel/model/backend.py"]
 
 
 # --- declared dependencies ---------------------------------------------------------------------

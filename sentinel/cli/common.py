@@ -25,6 +25,8 @@ import click
 from sentinel.config import DataConfig
 
 if TYPE_CHECKING:
+    from click.decorators import FC
+
     from sentinel.artifacts import ArtifactLayout
     from sentinel.config import ResolvedConfig, SentinelConfig
     from sentinel.errors import SentinelError
@@ -124,7 +126,7 @@ def verdict(ok: str, negative: str, *negative_errors: type[SentinelError]) -> Ca
 _DEFAULT_FEED = DataConfig().feed
 
 
-def feed_option(help: str, *, dir_okay: bool = False) -> Callable[[Any], Any]:  # noqa: A002 - click's name
-    """``--data FILE``, defaulting to the ``data.feed`` setting (shown in --help)."""
+def feed_option(text: str, *, dir_okay: bool = False) -> Callable[[FC], FC]:
+    """``--data FILE``, defaulting to the ``data.feed`` setting (shown in --help); ``text`` is its help."""
     return click.option("--data", "data_path", type=click.Path(dir_okay=dir_okay, path_type=Path), default=None,
-                        help=f"{help}  [default: the data.feed setting, {_DEFAULT_FEED}]")
+                        help=f"{text}  [default: the data.feed setting, {_DEFAULT_FEED}]")

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from sentinel.errors import ModelError
-from sentinel.model.network import FROM_FIRST_STEP, SCALE_BITS
+from sentinel.model.network import FROM_FIRST_STEP, SCALE_BITS, KerasModel
 
 #: Bits each division step takes; exact at fixed-point scales >= this.
 DIVISION_STEP_BITS = 10
@@ -95,7 +95,7 @@ class CircuitForm:
         return len(self.steps_rows) - 1
 
 
-def pooling_of(model: Any) -> tuple[tuple[int, int], ...]:
+def pooling_of(model: KerasModel) -> tuple[tuple[int, int], ...]:
     """``((rows, pool), ...)`` of a Sentinel model, read from its cropping and pooling layers."""
     segments: list[tuple[int, int]] = []
     for layer in model.layers:
@@ -110,7 +110,7 @@ def pooling_of(model: Any) -> tuple[tuple[int, int], ...]:
     return tuple(segments)
 
 
-def circuit_form(model: Any) -> CircuitForm:
+def circuit_form(model: KerasModel) -> CircuitForm:
     """The constants of ``model``'s circuit form (a model built by :func:`sentinel.model.network.build_model`)."""
     from sentinel.model.network import feature_scales
 
@@ -156,7 +156,7 @@ def circuit_form(model: Any) -> CircuitForm:
     )
 
 
-def activation_family(model: Any) -> tuple[str, float]:
+def activation_family(model: KerasModel) -> tuple[str, float]:
     """``("smooth", 0)`` or ``("hard", span)`` (:data:`sentinel.model.network.ACTIVATIONS`), read from the layers."""
     from sentinel.model.backend import import_keras
     from sentinel.model.network import ACTIVATIONS, score_layer

@@ -22,6 +22,7 @@ import numpy as np
 
 from sentinel.artifacts import atomic_write_bytes
 from sentinel.errors import ModelError
+from sentinel.model.network import KerasModel
 
 #: float32 noise: pooled sums of volumes reach ~1e5 and are summed in a different order than Keras does.
 PARITY_TOLERANCE = 5e-5
@@ -44,13 +45,13 @@ class ExportResult:
                 "parity_windows": self.parity_windows, "parity_max_abs_diff": self.parity_max_abs_diff}
 
 
-def is_sentinel_model(model: Any) -> bool:
+def is_sentinel_model(model: KerasModel) -> bool:
     """Whether ``model`` is Sentinel's risk model (pooling, ``features``, ``lstm``, ``risk``)."""
     names = {layer.name for layer in getattr(model, "layers", [])}
     return {"features", "lstm", "risk"} <= names
 
 
-def onnx_bytes(model: Any, window: int, features: int = 4, opset: int = 13) -> bytes:
+def onnx_bytes(model: KerasModel, window: int, features: int = 4, opset: int = 13) -> bytes:
     """Serialised ONNX of ``model`` for one window of shape (1, window, features).
 
     Sentinel's risk model is exported in its circuit form
@@ -148,7 +149,7 @@ def op_types(onnx: bytes) -> tuple[str, ...]:
     return tuple(sorted({node.op_type for node in model.graph.node}))
 
 
-def export_onnx(model: Any, window: int, path: Path, parity_x: np.ndarray, opset: int = 13,
+def export_onnx(model: KerasModel, window: int, path: Path, parity_x: np.ndarray, opset: int = 13,
                 tolerance: float = PARITY_TOLERANCE) -> ExportResult:
     """Export, check ops and parity, then write ``path`` atomically (nothing written on failure)."""
     payload = onnx_bytes(model, window, parity_x.shape[-1] if parity_x.ndim == 3 else 4, opset)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,13 @@ def seed_run_args(mode: str, config: SentinelConfig) -> Any:
 
 
 def seed_build_and_prove(config: SentinelConfig, window: np.ndarray, mode: str, work: Path,
-                         phase: Any = None) -> dict[str, Any]:
-    """Build the seed architecture in ``work`` and prove ``window`` (50 x 4) once; heavy: run it guarded."""
+                         phase: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Build the seed architecture in ``work`` and prove ``window`` (50 x 4) once; heavy: run it guarded.
+
+    ``phase(name)`` is called as each phase starts (the memory guard names the phase it stopped in).
+    """
     def enter(name: str) -> None:
-        if phase:
+        if phase is not None:
             phase(name)
 
     onnx, settings, compiled = work / "seed.onnx", work / "settings.json", work / "seed.compiled"

@@ -23,9 +23,13 @@ interface IHalo2Verifier {
 ///     attested proof can cause it: the proof and the attesters are the gate, not the caller);
 ///   - recover after `resetAfter` consecutive scores <= `resetThreshold` (hysteresis) once `cooldown`
 ///     seconds have passed since the trip, or by governance;
-///   - the guardian may trip by hand and can never un-trip.
-/// Verifier (model) upgrades go through a timelock: propose, wait `timelockDelay`, execute; cancel any time.
-/// The verifier is trusted code (pinned by governance through that timelock); it is called last among the checks.
+///   - the guardian may trip by hand (also turning an automatic trip into a manual one) and can never
+///     un-trip; a manual trip holds until governance recovers: reports never lift it (Compound's rule);
+///   - a score that decodes outside [0, 1] (beyond one part in a hundred of rounding) is refused: the
+///     model's output is a risk in [0, 1], so such a score means the score scale does not fit the circuit.
+/// Verifier (model) upgrades go through a timelock that pins code, not just an address: propose names the
+/// verifier's code hash, which must match then and again at execute. Parameter changes reset the streaks,
+/// as a verifier change does. The verifier is trusted code; it is called last among the checks.
 contract SentinelBreaker {
     // ---------------------------------------------------------------- types and constants
 
@@ -53,6 +57,7 @@ contract SentinelBreaker {
         uint16 highStreak;
         uint16 lowStreak;
         bool tripped;
+        bool manual; // tripped by the guardian or governance: only governance recovers
     }
 
     uint256 public constant BN254_R =
@@ -85,6 +90,8 @@ contract SentinelBreaker {
     uint256 public constant MAX_SCORE_SCALE = 18; // WAD conversion is exact up to 2^18
     /// @dev Scores beyond +-2^128 (far outside [0, 1]) are clamped before the WAD conversion.
     int256 internal constant SCORE_CLAMP = int256(uint256(1) << 128);
+    /// @dev Fixed-point rounding allowed around [0, 1] before a score counts as out of range.
+    int256 public constant SCORE_SLACK = 0.01e18;
 
     bytes32 internal constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
@@ -114,6 +121,7 @@ contract SentinelBreaker {
     address public pendingVerifier;
     uint8 public pendingScoreScale;
     uint64 public pendingVerifierEta;
+    bytes32 public pendingVerifierCodehash;
 
     // ---------------------------------------------------------------- errors
 
@@ -128,6 +136,8 @@ contract SentinelBreaker {
     error SignersNotAscending(uint256 index);
     error TooFewSignatures(uint256 got, uint256 required);
     error InvalidProof();
+    error ScoreOutOfRange(int256 score);
+    error VerifierCodeMismatch(address verifier, bytes32 expected, bytes32 actual);
     error NotGovernance();
     error NotPendingGovernance();
     error NotGuardian();
@@ -164,7 +174,7 @@ contract SentinelBreaker {
     event QuorumChanged(uint8 quorum);
     event AttesterAdded(address indexed attester);
     event AttesterRemoved(address indexed attester);
-    event VerifierChangeProposed(address indexed verifier, uint8 scoreScale, uint64 eta);
+    event VerifierChangeProposed(address indexed verifier, uint8 scoreScale, uint64 eta, bytes32 codehash);
     event VerifierChangeCancelled(address indexed verifier);
     event VerifierChanged(address indexed previous, address indexed verifier, uint8 scoreScale);
     event GovernanceTransferStarted(address indexed governance, address indexed pending);
@@ -235,6 +245,7 @@ contract SentinelBreaker {
         }
 
         int256 score = _scoreWad(instances[SCORE_INDEX], scoreScale);
+        if (score < -SCORE_SLACK || score > int256(WAD) + SCORE_SLACK) revert ScoreOutOfRange(score);
         s.lastWindowId = windowId;
         s.highStreak = score >= int256(uint256(p.tripThreshold)) ? _inc(s.highStreak) : 0;
         s.lowStreak = score <= int256(uint256(p.resetThreshold)) ? _inc(s.lowStreak) : 0;
@@ -245,7 +256,7 @@ contract SentinelBreaker {
                 s.lowStreak = 0;
                 emit Tripped(windowId, msg.sender, false);
             }
-        } else if (s.lowStreak >= p.resetAfter && block.timestamp >= uint256(s.trippedAt) + p.cooldown) {
+        } else if (!s.manual && s.lowStreak >= p.resetAfter && block.timestamp >= uint256(s.trippedAt) + p.cooldown) {
             s.tripped = false;
             s.trippedAt = 0;
             s.highStreak = 0;
@@ -288,12 +299,15 @@ contract SentinelBreaker {
     // ---------------------------------------------------------------- guardian and governance
 
     /// @notice Trip by hand. The guardian (or governance) can trip; nobody but governance can un-trip.
+    /// While the breaker is tripped by its reports, this makes the trip a manual one, which reports no
+    /// longer lift.
     function trip() external {
         if (msg.sender != guardian && msg.sender != governance) revert NotGuardian();
         State memory s = state;
-        if (s.tripped) revert AlreadyTripped();
+        if (s.manual) revert AlreadyTripped();
+        if (!s.tripped) s.trippedAt = uint64(block.timestamp);
         s.tripped = true;
-        s.trippedAt = uint64(block.timestamp);
+        s.manual = true;
         s.highStreak = 0;
         s.lowStreak = 0;
         state = s;
@@ -305,6 +319,7 @@ contract SentinelBreaker {
         State memory s = state;
         if (!s.tripped) revert NotTripped();
         s.tripped = false;
+        s.manual = false;
         s.trippedAt = 0;
         s.highStreak = 0;
         s.lowStreak = 0;
@@ -312,11 +327,14 @@ contract SentinelBreaker {
         emit Recovered(s.lastWindowId, msg.sender, true);
     }
 
-    /// @notice Change the state machine's parameters (each bounded; quorum unchanged).
+    /// @notice Change the state machine's parameters (each bounded; quorum unchanged); resets the streaks:
+    /// runs counted under other thresholds are not runs under these.
     function setParams(Params calldata p) external onlyGovernance {
         Params memory next = p;
         next.quorum = params.quorum;
         _setParams(next);
+        state.highStreak = 0;
+        state.lowStreak = 0;
     }
 
     function setQuorum(uint8 quorum) external onlyGovernance {
@@ -363,13 +381,17 @@ contract SentinelBreaker {
     }
 
     /// @notice Start the timelock for a new verifier (a new model); replaces any pending proposal.
-    function proposeVerifier(address verifier_, uint8 scoreScale_) external onlyGovernance {
+    /// @param codehash the `extcodehash` reviewers expect (the verifier rendered from the published vk):
+    /// checked now and again at execute, so the code reviewed during the delay is the code that runs.
+    function proposeVerifier(address verifier_, uint8 scoreScale_, bytes32 codehash) external onlyGovernance {
         _checkVerifier(verifier_, scoreScale_);
+        _checkCodehash(verifier_, codehash);
         uint64 eta = uint64(block.timestamp + timelockDelay);
         pendingVerifier = verifier_;
         pendingScoreScale = scoreScale_;
         pendingVerifierEta = eta;
-        emit VerifierChangeProposed(verifier_, scoreScale_, eta);
+        pendingVerifierCodehash = codehash;
+        emit VerifierChangeProposed(verifier_, scoreScale_, eta, codehash);
     }
 
     function cancelVerifier() external onlyGovernance {
@@ -384,6 +406,7 @@ contract SentinelBreaker {
         address pending = pendingVerifier;
         if (pending == address(0)) revert NoPendingVerifier();
         if (block.timestamp < pendingVerifierEta) revert TimelockNotElapsed(pendingVerifierEta, block.timestamp);
+        _checkCodehash(pending, pendingVerifierCodehash);
         uint8 scale = pendingScoreScale;
         _clearPending();
         _setVerifier(pending, scale);
@@ -476,6 +499,11 @@ contract SentinelBreaker {
         if (scoreScale_ > MAX_SCORE_SCALE) revert ParameterOutOfBounds("scoreScale");
     }
 
+    function _checkCodehash(address verifier_, bytes32 expected) internal view {
+        bytes32 actual = verifier_.codehash;
+        if (actual != expected) revert VerifierCodeMismatch(verifier_, expected, actual);
+    }
+
     function _setVerifier(address verifier_, uint8 scoreScale_) internal {
         _checkVerifier(verifier_, scoreScale_);
         emit VerifierChanged(address(verifier), verifier_, scoreScale_);
@@ -487,5 +515,6 @@ contract SentinelBreaker {
         pendingVerifier = address(0);
         pendingScoreScale = 0;
         pendingVerifierEta = 0;
+        pendingVerifierCodehash = bytes32(0);
     }
 }

@@ -175,6 +175,13 @@ def gov(env: Env, function: Any, key: Any = GOV) -> Any:
     return env.chain.transact(function, key, "governance call")
 
 
+def codehash(env: Env, address: str) -> bytes:
+    """``extcodehash`` of ``address``, computed from its code as read over RPC."""
+    from eth_utils.crypto import keccak
+
+    return keccak(bytes(env.chain.w3.eth.get_code(address)))
+
+
 # --- deployment -----------------------------------------------------------------------
 
 
@@ -336,6 +343,43 @@ def test_wrong_instance_count_reverts(env: Env):
     reverts("InstanceCountMismatch", env.submit, replace(bundle, instances=(*bundle.instances, 0)))
 
 
+def test_a_manual_trip_is_not_lifted_by_reports(env: Env):
+    """Security #18.3: two calm reports after the cooldown recovered a guardian's trip."""
+    gov(env, env.breaker.functions.trip(), GUARDIAN)
+    env.increase_time(COOLDOWN + 1)
+    for _ in range(RESET_AFTER + 1):
+        assert env.submit(env.bundles["low"]).tripped is True
+    assert env.state()["tripped"] is True
+    receipt = gov(env, env.breaker.functions.recover())
+    assert [(n, a["byGovernance"]) for n, a in report_events(env.breaker, receipt)] == [("Recovered", True)]
+
+
+def test_the_guardian_can_make_an_automatic_trip_manual(env: Env):
+    """Security #18.3: the guardian could not re-arm while the breaker was tripped by reports."""
+    for _ in range(TRIP_AFTER):
+        env.submit(env.bundles["high"])
+    assert env.state()["tripped"] is True
+    receipt = gov(env, env.breaker.functions.trip(), GUARDIAN)
+    assert [(n, a["byGuardian"]) for n, a in report_events(env.breaker, receipt)] == [("Tripped", True)]
+    reverts("AlreadyTripped", gov, env, env.breaker.functions.trip(), GUARDIAN)
+    env.increase_time(COOLDOWN + 1)
+    for _ in range(RESET_AFTER + 1):
+        assert env.submit(env.bundles["low"]).tripped is True
+
+
+def test_new_parameters_start_new_streaks(env: Env):
+    """Security #18.6: a streak counted under the old parameters carried over a setParams."""
+    state = env.state()
+    same = (to_wad(state["trip_threshold"]), to_wad(state["reset_threshold"]), TRIP_AFTER, RESET_AFTER,
+            COOLDOWN, MAX_AGE, 2)
+    for _ in range(TRIP_AFTER - 1):
+        env.submit(env.bundles["high"])
+    assert env.state()["high_streak"] == TRIP_AFTER - 1
+    gov(env, env.breaker.functions.setParams(same))
+    assert env.state()["high_streak"] == 0
+    assert env.submit(env.bundles["high"]).tripped is False
+
+
 def test_guardian_cannot_untrip(env: Env):
     receipt = gov(env, env.breaker.functions.trip(), GUARDIAN)
     assert [(n, a["byGuardian"]) for n, a in report_events(env.breaker, receipt)] == [("Tripped", True)]
@@ -377,10 +421,11 @@ def test_verifier_change_goes_through_the_timelock(env: Env, other_model_bundle:
     deployed = env.chain.deploy(new_verifier, [], GOV)
     scale = manifest["instances"]["score_scale"]
     reverts("NoPendingVerifier", gov, env, env.breaker.functions.executeVerifier())
-    reverts("NotGovernance", gov, env, env.breaker.functions.proposeVerifier(deployed.address, scale), GUARDIAN)
-    receipt = gov(env, env.breaker.functions.proposeVerifier(deployed.address, scale))
+    code = codehash(env, deployed.address)
+    reverts("NotGovernance", gov, env, env.breaker.functions.proposeVerifier(deployed.address, scale, code), GUARDIAN)
+    receipt = gov(env, env.breaker.functions.proposeVerifier(deployed.address, scale, code))
     (proposed,) = env.breaker.events.VerifierChangeProposed().process_receipt(receipt)
-    assert proposed["args"]["eta"] == env.now() + TIMELOCK
+    assert proposed["args"]["eta"] == env.now() + TIMELOCK and proposed["args"]["codehash"] == code
     error = reverts("TimelockNotElapsed", gov, env, env.breaker.functions.executeVerifier())
     assert error.args_["eta"] == proposed["args"]["eta"]
     env.increase_time(TIMELOCK // 2)
@@ -395,11 +440,44 @@ def test_verifier_change_goes_through_the_timelock(env: Env, other_model_bundle:
 
 
 def test_a_cancelled_verifier_change_cannot_execute(env: Env, other_model_bundle: ProofBundle):
-    gov(env, env.breaker.functions.proposeVerifier(env.deployment.address("Halo2Verifier"), 10))
+    verifier = env.deployment.address("Halo2Verifier")
+    gov(env, env.breaker.functions.proposeVerifier(verifier, 10, codehash(env, verifier)))
     gov(env, env.breaker.functions.cancelVerifier())
     env.increase_time(TIMELOCK + 1)
     reverts("NoPendingVerifier", gov, env, env.breaker.functions.executeVerifier())
-    reverts("NotAContract", gov, env, env.breaker.functions.proposeVerifier(STRANGER.address, 10))
+    reverts("NotAContract", gov, env, env.breaker.functions.proposeVerifier(STRANGER.address, 10, b"\0" * 32))
+
+
+def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bundle: ProofBundle):
+    """Security #18.4: code swapped in at the proposed address during the delay never executes."""
+    verifier = env.deployment.address("Halo2Verifier")
+    scale = env.state()["score_scale"]
+    error = reverts("VerifierCodeMismatch", gov, env,
+                    env.breaker.functions.proposeVerifier(verifier, scale, b"\x01" * 32))
+    assert error.args_["actual"] == codehash(env, verifier)
+    gov(env, env.breaker.functions.proposeVerifier(verifier, scale, codehash(env, verifier)))
+    # What a metamorphic or upgradeable verifier does: other code at the same address (here, the
+    # other model's verifier, which accepts that model's proofs).
+    from sentinel.chain.deploy import verifier_contract
+
+    other, _ = verifier_contract(ArtifactLayout(other_model_bundle.path.parents[1]))
+    swapped = env.chain.deploy(other, [], GOV)
+    env.chain.rpc("anvil_setCode", [verifier, env.chain.w3.eth.get_code(swapped.address).to_0x_hex()])
+    env.increase_time(TIMELOCK + 1)
+    error = reverts("VerifierCodeMismatch", gov, env, env.breaker.functions.executeVerifier())
+    assert error.args_["actual"] == codehash(env, swapped.address) != error.args_["expected"]
+
+
+def test_a_score_scale_that_does_not_fit_the_circuit_halts_instead_of_tripping(env: Env):
+    """Security #18.4: the same verifier re-proposed with scale 0 made every ordinary window trip."""
+    verifier = env.deployment.address("Halo2Verifier")
+    gov(env, env.breaker.functions.proposeVerifier(verifier, 0, codehash(env, verifier)))
+    env.increase_time(TIMELOCK + 1)
+    gov(env, env.breaker.functions.executeVerifier())
+    high = env.bundles["high"]  # its felt is >= 2^(scale-1): at scale 0 the score reads as hundreds
+    error = reverts("ScoreOutOfRange", env.submit, high)
+    assert error.args_["score"] == high.score_felt * 10**18
+    assert env.state()["tripped"] is False
 
 
 def test_attester_set_changes_are_governed_and_logged(env: Env):

@@ -60,6 +60,7 @@ class State:
     high_streak: int = 0
     low_streak: int = 0
     tripped: bool = False
+    manual: bool = False  #: tripped by the guardian or governance: only governance recovers
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class _Machine:
             if high >= p.trip_after:
                 nxt = replace(nxt, tripped=True, tripped_at=e.timestamp, low_streak=0)
                 expect = "Tripped"
-        elif low >= p.reset_after and e.timestamp >= s.tripped_at + p.cooldown:
+        elif not s.manual and low >= p.reset_after and e.timestamp >= s.tripped_at + p.cooldown:
             nxt = State(last_window_id=wid)
             expect = "Recovered"
         emitted = [x for x in self.auto if x.tx == e.tx]
@@ -174,11 +175,14 @@ class _Machine:
         s, by = self.s.state, e.args["by"]
         if not (_same(by, self.s.guardian) or _same(by, self.s.governance)):
             self.bad(e, f"manual trip by {by}, who is neither guardian nor governance")
-        if s.tripped:
-            self.bad(e, "manual trip while already tripped")
+        if s.manual:
+            self.bad(e, "manual trip while already tripped by hand")
         if int(e.args["windowId"]) != s.last_window_id:
             self.bad(e, f"manual trip names window {e.args['windowId']}, the last report was {s.last_window_id}")
-        self.s = replace(self.s, state=replace(s, tripped=True, tripped_at=e.timestamp, high_streak=0, low_streak=0))
+        # A manual trip over an automatic one keeps the time of the first trip.
+        tripped_at = s.tripped_at if s.tripped else e.timestamp
+        self.s = replace(self.s, state=replace(s, tripped=True, manual=True, tripped_at=tripped_at,
+                                               high_streak=0, low_streak=0))
         self.out.trips.append(e)
 
     def recovered(self, e: ChainEvent) -> None:
@@ -200,7 +204,8 @@ class _Machine:
                          reset_threshold=int(a["resetThreshold"]), trip_after=int(a["tripAfter"]),
                          reset_after=int(a["resetAfter"]),
                          cooldown=int(a["cooldown"]), max_age=int(a["maxAge"]))
-        self.s = replace(self.s, params=params)
+        # New parameters start new streaks (the constructor's ParamsChanged finds them at zero anyway).
+        self.s = replace(self.s, params=params, state=replace(self.s.state, high_streak=0, low_streak=0))
         self.out.param_changes.append((e, params))
 
     def quorum_changed(self, e: ChainEvent) -> None:

@@ -174,3 +174,46 @@ def test_compare_final_names_each_difference():
     b = Snapshot(state=State(5, 0, 2, 0, False), params=a.params, verifier=V1, attesters=(B, A))
     (only,) = compare_final(a, b)
     assert "state.high_streak" in only.message
+
+
+def test_a_manual_trip_holds_through_calm_reports_until_governance_recovers():
+    log = Log(reset_after=2, cooldown=60)
+    log.report(0.1, False)
+    log.emit("Tripped", log.tx(), windowId=log.window, by=GUARD, byGuardian=True)
+    for _ in range(4):
+        log.report(0.1, True)  # past the cooldown, past reset_after: still tripped
+    log.emit("Recovered", log.tx(), windowId=log.window, by=GOV, byGovernance=True)
+    assert findings(log) == []
+    # A contract that let reports lift the manual trip is caught.
+    lifted = Log(reset_after=2, cooldown=60)
+    lifted.report(0.1, False)
+    lifted.emit("Tripped", lifted.tx(), windowId=lifted.window, by=GUARD, byGuardian=True)
+    lifted.report(0.1, True)
+    lifted.report(0.1, False, auto="Recovered")
+    assert any("replayed state machine says none" in m for m in findings(lifted))
+
+
+def test_the_guardian_can_make_an_automatic_trip_manual():
+    log = Log(reset_after=2, cooldown=60)
+    for _ in range(2):
+        log.report(0.95, False)
+    log.report(0.95, True, auto="Tripped")
+    log.emit("Tripped", log.tx(), windowId=log.window, by=GUARD, byGuardian=True)
+    for _ in range(3):
+        log.report(0.1, True)
+    result = replay(log.events)
+    assert result.findings == []
+    assert result.final.state.manual is True and result.final.state.tripped is True
+    log.emit("Tripped", log.tx(), windowId=log.window, by=GUARD, byGuardian=True)
+    assert any("already tripped by hand" in m for m in findings(log))
+
+
+def test_new_parameters_start_new_streaks():
+    log = Log()
+    log.report(0.95, False)
+    log.report(0.95, False)
+    log.emit("ParamsChanged", log.tx(), tripThreshold=TRIP, resetThreshold=RESET, tripAfter=3, resetAfter=2,
+             cooldown=600, maxAge=1800)
+    log.report(0.95, False)  # the third high score in a row, but the first under the new parameters
+    assert findings(log) == []
+    assert replay(log.events).final.state.high_streak == 1

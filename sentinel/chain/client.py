@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: What a refused connection suggests.
 NODE_HINT = "is the node running? `sentinel chain up` starts a local one"
+#: HTTP timeout of one JSON-RPC request.
+REQUEST_TIMEOUT_SECONDS = 60
 
 
 @contextmanager
@@ -78,7 +80,7 @@ class Chain:
         from web3 import Web3
 
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS}))
         self.gas_headroom = gas_headroom
         self.receipt_timeout = receipt_timeout
         self._abis: list[list[dict[str, Any]]] = list(abis)
@@ -91,6 +93,13 @@ class Chain:
         """Decode reverts of this ABI's custom errors too."""
         self._abis.append(abi)
         self._errors = error_table(self._abis)
+
+    def stop_retrying(self) -> None:
+        """Send every later request once, for a caller with a backoff of its own (web3 retries failed reads)."""
+        from web3 import Web3
+
+        self.w3.provider = Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS},
+                                             exception_retry_configuration=None)
 
     def decode(self, data: bytes | str | None) -> DecodedRevert:
         """Name and arguments of revert data."""

@@ -49,7 +49,8 @@ class ArtifactSet:
         return str(self.root)
 
     def path(self, artifact: str) -> Path:
-        return self.root / self.manifest["artifacts"][artifact]["path"]
+        relative: str = self.manifest["artifacts"][artifact]["path"]
+        return self.root / relative
 
     @property
     def vk(self) -> Path:
@@ -81,19 +82,23 @@ class ArtifactSet:
 
     @property
     def instances(self) -> dict[str, Any]:
-        return self.manifest["instances"]
+        layout: dict[str, Any] = self.manifest["instances"]
+        return layout
 
     @property
     def vk_sha256(self) -> str:
-        return self.manifest["artifacts"]["vk"]["sha256"]
+        sha: str = self.manifest["artifacts"]["vk"]["sha256"]
+        return sha
 
     @property
     def runtime_sha256(self) -> str | None:
         return hashlib.sha256(self.runtime).hexdigest() if self.runtime is not None else None
 
     def summary(self) -> dict[str, Any]:
-        return {"root": str(self.root), "vk_sha256": self.vk_sha256, "onnx_sha256": self.manifest["artifacts"]["onnx"]["sha256"],
-                "verifier_runtime_sha256": self.runtime_sha256, "srs_test_only": self.manifest["srs"].get("warning") is not None}
+        return {"root": str(self.root), "vk_sha256": self.vk_sha256,
+                "onnx_sha256": self.manifest["artifacts"]["onnx"]["sha256"],
+                "verifier_runtime_sha256": self.runtime_sha256,
+                "srs_test_only": self.manifest["srs"].get("warning") is not None}
 
 
 def resolve_root(directory: Path) -> Path:
@@ -143,7 +148,8 @@ def hash_chain(art: ArtifactSet) -> list[Finding]:
                                                         f"sha256 ({name})"))
     srs_sha = art.manifest["srs"].get("sha256")
     if srs_sha and sha256_file(art.srs) != srs_sha:
-        found.append(discrepancy("artifact-hashes", f"{art.name}: SRS {art.srs.name} differs from the manifest's sha256"))
+        found.append(discrepancy("artifact-hashes",
+                                 f"{art.name}: SRS {art.srs.name} differs from the manifest's sha256"))
     return found
 
 
@@ -154,7 +160,8 @@ def render_verifier(art: ArtifactSet) -> list[Finding]:
 
     runs = DEFAULT_VERIFIER_RUNS
     published: dict[str, Any] | None = None
-    artifact_path = art.root / art.manifest["artifacts"].get("verifier_artifact", {}).get("path", "circuits/Halo2Verifier.json")
+    artifact_entry = art.manifest["artifacts"].get("verifier_artifact", {})
+    artifact_path = art.root / artifact_entry.get("path", "circuits/Halo2Verifier.json")
     if artifact_path.is_file():
         try:
             published = json.loads(artifact_path.read_text(encoding="utf-8"))
@@ -164,18 +171,21 @@ def render_verifier(art: ArtifactSet) -> list[Finding]:
     try:
         with tempfile.TemporaryDirectory(prefix="sentinel-audit-verifier-") as tmp:
             sol = Path(tmp) / "Halo2Verifier.sol"
-            complaint = ezkl_api.render_evm_verifier(art.vk, art.settings, sol, Path(tmp) / "Halo2Verifier.abi", art.srs)
+            abi = Path(tmp) / "Halo2Verifier.abi"
+            complaint = ezkl_api.render_evm_verifier(art.vk, art.settings, sol, abi, art.srs)
             check_verifier_source(sol, complaint)
             compiled = compile_files([sol], optimizer_runs=runs)
     except SentinelError as exc:
         raise AuditArtifactsError(art.vk, f"cannot re-render the verifier from this vk: {exc}") from exc
-    art.runtime = compiled["Halo2Verifier"].runtime
+    runtime = compiled["Halo2Verifier"].runtime
+    art.runtime = runtime
+    runtime_sha = hashlib.sha256(runtime).hexdigest()
     found = []
-    if art.runtime_sha256 != art.manifest.get("verifier_runtime_sha256"):
+    if runtime_sha != art.manifest.get("verifier_runtime_sha256"):
         found.append(discrepancy("verifier-render", f"{art.name}: the vk renders a verifier whose runtime sha256 "
-                                                    f"{art.runtime_sha256[:12]} is not the manifest's "
+                                                    f"{runtime_sha[:12]} is not the manifest's "
                                                     f"{str(art.manifest.get('verifier_runtime_sha256'))[:12]}"))
-    if published is not None and published.get("deployedBytecode", "").removeprefix("0x") != art.runtime.hex():
+    if published is not None and published.get("deployedBytecode", "").removeprefix("0x") != runtime.hex():
         found.append(discrepancy("verifier-render", f"{art.name}: published Halo2Verifier.json runtime code is not "
                                                     "what the vk renders"))
     return found

@@ -30,14 +30,14 @@ class SubmitCall:
 
 def submit_selector() -> bytes:
     """The 4-byte selector of ``submit``."""
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     return keccak(text=SUBMIT_SIGNATURE)[:4]
 
 
 def decode_submit(data: bytes) -> SubmitCall:
     """Arguments of a ``submit`` call; CalldataError if ``data`` is another call or malformed."""
-    from eth_abi import decode
+    from eth_abi.abi import decode
     from eth_abi.exceptions import DecodingError
 
     data = bytes(data)

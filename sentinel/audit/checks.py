@@ -7,6 +7,7 @@ force at that block.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,7 +30,8 @@ def check_call(ctx: ReportContext, call: SubmitCall, tx_to: str | None, breaker:
     found = []
     if tx_to is None or tx_to.lower() != breaker.lower():
         found.append(discrepancy("calldata", f"transaction is addressed to {tx_to}, not the breaker", **_where(e)))
-    if (call.window_id, call.window_end, call.input_hash) != (int(a["windowId"]), int(a["windowEnd"]), int(a["inputHash"])):
+    attested = (int(a["windowId"]), int(a["windowEnd"]), int(a["inputHash"]))
+    if (call.window_id, call.window_end, call.input_hash) != attested:
         found.append(discrepancy("calldata", "attestation in the calldata differs from the Report event", **_where(e)))
     if len(call.instances) != NUM_INSTANCES:
         found.append(discrepancy("calldata", f"{len(call.instances)} instances, the breaker takes {NUM_INSTANCES}",
@@ -59,14 +61,14 @@ def check_signatures(ctx: ReportContext, call: SubmitCall, chain_id: int, breake
     for i, sig in enumerate(call.signatures):
         try:
             signers.append(eip712.recover(sig, chain_id, breaker, message))
-        except Exception as exc:  # eth-account raises several types for malformed signatures
+        except Exception as exc:  # noqa: BLE001 - eth-account/eth-keys raise several types for malformed signatures
             return [discrepancy("signatures", f"signature {i} does not recover: {type(exc).__name__}", **_where(e))]
     found = []
     strangers = [s for s in signers if s.lower() not in ctx.attesters]
     if strangers:
         found.append(discrepancy("signatures", f"signed by {', '.join(strangers)}, not attester(s) at block {e.block}",
                                  **_where(e)))
-    if any(int(b, 16) <= int(a, 16) for a, b in zip(signers, signers[1:], strict=False)):
+    if any(int(b, 16) <= int(a, 16) for a, b in itertools.pairwise(signers)):
         found.append(discrepancy("signatures", "signers are not distinct and ascending", **_where(e)))
     if len(signers) < ctx.quorum:
         found.append(discrepancy("signatures", f"{len(signers)} signature(s), quorum at block {e.block} was "
@@ -75,7 +77,10 @@ def check_signatures(ctx: ReportContext, call: SubmitCall, chain_id: int, breake
 
 
 def check_window_id(e: ChainEvent, cadence: float) -> list[Finding]:
-    """``windowId`` is the id of the window ending at ``windowEnd``: ids are derivable from raw rows, gaps mean something."""
+    """``windowId`` is the id of the window ending at ``windowEnd``.
+
+    Ids are derivable from raw rows, so gaps mean something.
+    """
     from sentinel.data.windows import window_id
 
     wid, end = int(e.args["windowId"]), int(e.args["windowEnd"])
@@ -88,8 +93,8 @@ def check_window_id(e: ChainEvent, cadence: float) -> list[Finding]:
 
 def gap_findings(window_ids: Iterable[int], listed: int = 20) -> list[Finding]:
     """One notice per run of window ids nobody reported between the first and the last report (at most ``listed``)."""
-    ids = sorted(set(int(w) for w in window_ids))
-    gaps = [(a + 1, b - 1) for a, b in zip(ids, ids[1:], strict=False) if b - a > 1]
+    ids = sorted({int(w) for w in window_ids})
+    gaps = [(a + 1, b - 1) for a, b in itertools.pairwise(ids) if b - a > 1]
     found = []
     for lo, hi in gaps[:listed]:
         count = hi - lo + 1
@@ -103,5 +108,5 @@ def gap_findings(window_ids: Iterable[int], listed: int = 20) -> list[Finding]:
 
 def missing_windows(window_ids: Iterable[int]) -> int:
     """How many ids between the lowest and highest reported one were never reported."""
-    ids = sorted(set(int(w) for w in window_ids))
+    ids = sorted({int(w) for w in window_ids})
     return (ids[-1] - ids[0] + 1 - len(ids)) if ids else 0

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,14 @@ class ProofTask:
     srs: Path
 
 
-def proof_document(proof: bytes, instances: Sequence[int]) -> dict:
+class ProofDocument(TypedDict):
+    """The part of EZKL's proof JSON that ``verify`` reads."""
+
+    proof: list[int]
+    instances: list[list[str]]
+
+
+def proof_document(proof: bytes, instances: Sequence[int]) -> ProofDocument:
     """The minimal EZKL proof JSON: proof bytes and one list of little-endian hex felts."""
     from sentinel.zk.instances import felt_to_hex
 

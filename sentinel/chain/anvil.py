@@ -10,6 +10,7 @@ commands start fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text
-from sentinel.toolchain.node import anvil
 from sentinel.errors import ChainError, ChainUnavailable, PortInUse
+from sentinel.toolchain.node import anvil
 
 HOST = "127.0.0.1"
 
@@ -32,9 +33,10 @@ HOST = "127.0.0.1"
 def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
     """One JSON-RPC call; transport and RPC errors become ChainUnavailable / ChainError."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - callers pass http:// RPC URLs
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked by config
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - callers pass http:// RPC URLs
             reply = json.loads(response.read())
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -60,7 +62,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str, deadline_seconds: float, process: subprocess.Popen | None = None,
+def wait_ready(url: str, deadline_seconds: float, process: subprocess.Popen[bytes] | None = None,
                log: Path | None = None) -> int:
     """Poll ``eth_chainId`` until it answers; returns the chain id. Fails early if the process died."""
     deadline = time.monotonic() + deadline_seconds
@@ -97,7 +99,7 @@ def anvil_command(port: int, chain_id: int, *, timestamp: int | None = None, sta
 
 
 def spawn(port: int, chain_id: int, *, log: Path, timestamp: int | None = None, state: Path | None = None,
-          deadline_seconds: float = 30.0) -> subprocess.Popen:
+          deadline_seconds: float = 30.0) -> subprocess.Popen[bytes]:
     """Start Anvil in its own session and wait until it answers; refuses a taken port."""
     if port_in_use(port):
         raise PortInUse(port)
@@ -134,10 +136,8 @@ def stop_process(pid: int, grace_seconds: float = 10.0) -> bool:
         if not _alive(pid):
             return True
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return True
 
 

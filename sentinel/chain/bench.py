@@ -49,6 +49,8 @@ def bench_chain(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Pat
     ``submit_gas`` is a steady-state report; ``submit_gas_first_report`` the first one ever (it also
     initialises the breaker's state slot).
     """
+    from eth_typing import HexStr
+
     path = bundle_path or latest_bundle(layout)
     bundle = read_bundle(path)
     port = anvil.free_port()
@@ -72,7 +74,7 @@ def bench_chain(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Pat
             verifier = contract(chain, deployment, "Halo2Verifier")
             alone = chain.transact(verifier.functions.verifyProof(bundle.proof, list(bundle.instances)), submitter,
                                    "verifier alone")
-            submit_input = bytes(chain.w3.eth.get_transaction(result.tx_hash)["input"])
+            submit_input = bytes(chain.w3.eth.get_transaction(HexStr(result.tx_hash))["input"])
             verify_input = bytes(chain.w3.eth.get_transaction(alone["transactionHash"])["input"])
             try:
                 hardfork = chain.rpc("anvil_nodeInfo", []).get("hardFork")

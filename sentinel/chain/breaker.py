@@ -31,7 +31,7 @@ from sentinel.errors import ArtifactFieldError, ChainError, SigningKeyError
 
 BREAKER = "SentinelBreaker"
 VAULT = "GuardedVault"
-TOKEN = "DemoToken"
+TOKEN = "DemoToken"  # noqa: S105 - a contract name, not a credential
 
 
 def connect(deployment: Deployment, config: SentinelConfig, rpc: str | None = None) -> Chain:

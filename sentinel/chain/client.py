@@ -12,15 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.chain.keys import Key
 from sentinel.chain.revert import DecodedRevert, decode_revert, error_table
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert
 from sentinel.toolchain.solc import CompiledContract
 
+if TYPE_CHECKING:
+    from web3.types import BlockIdentifier
+
 #: What a refused connection suggests.
 NODE_HINT = "is the node running? `sentinel chain up` starts a local one"
+#: HTTP timeout of one JSON-RPC request.
+REQUEST_TIMEOUT_SECONDS = 60
 
 
 @contextmanager
@@ -41,6 +46,7 @@ def web3_errors(what: str, rpc_url: str, *, tx_hash: str | None = None,
     from requests.exceptions import RequestException
     from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
+    other: tuple[type[Exception], ...] = (Web3Exception, *refusals)
     try:
         yield
     except ContractLogicError as exc:
@@ -51,7 +57,7 @@ def web3_errors(what: str, rpc_url: str, *, tx_hash: str | None = None,
         raise ChainError(f"{what}: no receipt{within} (tx {tx_hash})") from exc
     except RequestException as exc:
         raise ChainUnavailable(rpc_url, f"{what}: {type(exc).__name__}", hint=NODE_HINT) from exc
-    except (Web3Exception, *refusals) as exc:
+    except other as exc:
         raise ChainError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
@@ -74,7 +80,7 @@ class Chain:
         from web3 import Web3
 
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS}))
         self.gas_headroom = gas_headroom
         self.receipt_timeout = receipt_timeout
         self._abis: list[list[dict[str, Any]]] = list(abis)
@@ -87,6 +93,13 @@ class Chain:
         """Decode reverts of this ABI's custom errors too."""
         self._abis.append(abi)
         self._errors = error_table(self._abis)
+
+    def stop_retrying(self) -> None:
+        """Send every later request once, for a caller with a backoff of its own (web3 retries failed reads)."""
+        from web3 import Web3
+
+        self.w3.provider = Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS},
+                                             exception_retry_configuration=None)
 
     def decode(self, data: bytes | str | None) -> DecodedRevert:
         """Name and arguments of revert data."""
@@ -149,14 +162,16 @@ class Chain:
         with self._seam("eth_getCode"):
             return bytes(self.w3.eth.get_code(self.w3.to_checksum_address(address)))
 
-    def block(self, number: int | str = "latest") -> Any:
+    def block(self, number: BlockIdentifier = "latest") -> Any:
         with self._seam("eth_getBlockByNumber"):
             return self.w3.eth.get_block(number)
 
     def rpc(self, method: str, params: list[Any]) -> Any:
         """A raw JSON-RPC call (Anvil's evm_* helpers in tests and the bench)."""
+        from web3.types import RPCEndpoint
+
         with self._seam(method):
-            response = self.w3.provider.make_request(method, params)
+            response = self.w3.provider.make_request(RPCEndpoint(method), params)
         if "error" in response:
             raise ChainError(f"{method} failed: {response['error'].get('message')}")
         return response["result"]

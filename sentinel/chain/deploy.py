@@ -13,15 +13,15 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact
 from sentinel.chain.client import Chain, Deployed
 from sentinel.chain.encoding import MAX_SCORE_SCALE, read_json, to_wad
 from sentinel.chain.keys import Key, attester_keys, role_key
-from sentinel.toolchain.solc import CompiledContract, compile_files
 from sentinel.config import ChainConfig, SentinelConfig
 from sentinel.errors import ArtifactFieldError, ChainError, CircuitError, ConfigError
+from sentinel.toolchain.solc import CompiledContract, compile_files
 from sentinel.zk.layout import InstanceLayout
 from sentinel.zk.manifest import load_manifest
 
@@ -129,6 +129,19 @@ def resolve_roles(config: ChainConfig, chain_id: int) -> Roles:
     return Roles(deployer, guardian, attesters, role_key("vault_user", chain_id).address)
 
 
+class ContractRecord(TypedDict):
+    """One deployed contract as ``deployments.json`` records it."""
+
+    address: str
+    tx_hash: str
+    block: int
+    gas_used: int
+    creation_sha256: str
+    runtime_sha256: str
+    runtime_bytes: int
+    abi: list[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Deployment:
     """What ``deployments.json`` records."""
@@ -146,7 +159,7 @@ class Deployment:
     score_scale: int
     policy: dict[str, Any]
     circuit: dict[str, Any]
-    contracts: dict[str, dict[str, Any]]
+    contracts: dict[str, ContractRecord]
     compiler: str
     version: int = DEPLOYMENTS_VERSION
 
@@ -200,7 +213,7 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
     token = chain.contract(results["DemoToken"].address, compiled["DemoToken"].abi)
     chain.transact(token.functions.mint(roles.vault_user, DEMO_MINT), roles.deployer, "minting demo tokens")
 
-    contracts: dict[str, dict[str, Any]] = {}
+    contracts: dict[str, ContractRecord] = {}
     for name, d in results.items():
         source = verifier if name == "Halo2Verifier" else compiled[name]
         code = chain.code(d.address)
@@ -210,7 +223,7 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
             "runtime_sha256": hashlib.sha256(code).hexdigest(), "runtime_bytes": len(code),
             "abi": source.abi,
         }
-    deployment = Deployment(
+    return Deployment(
         chain_id=chain.chain_id, rpc_url=url, block=results["Halo2Verifier"].block,
         deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), deployer=roles.deployer.address,
         governance=roles.deployer.address, guardian=roles.guardian, attesters=roles.attesters,
@@ -221,7 +234,6 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
                  "srs_test_only": manifest["srs"]["warning"] is not None},
         contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
     )
-    return deployment
 
 
 def load_deployment(layout: ArtifactLayout) -> Deployment:

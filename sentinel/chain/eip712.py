@@ -44,14 +44,14 @@ def typed_data(chain_id: int, breaker: str, message: AttestationMessage) -> dict
 
 
 def _keccak(data: bytes) -> bytes:
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     return keccak(data)
 
 
 def domain_separator(chain_id: int, breaker: str) -> bytes:
     """keccak256(abi.encode(DOMAIN_TYPEHASH, name hash, version hash, chainId, breaker))."""
-    from eth_abi import encode
+    from eth_abi.abi import encode
 
     return _keccak(encode(
         ["bytes32", "bytes32", "bytes32", "uint256", "address"],
@@ -62,7 +62,7 @@ def domain_separator(chain_id: int, breaker: str) -> bytes:
 
 def struct_hash(message: AttestationMessage) -> bytes:
     """keccak256(abi.encode(ATTESTATION_TYPEHASH, windowId, windowEnd, inputHash))."""
-    from eth_abi import encode
+    from eth_abi.abi import encode
 
     return _keccak(encode(["bytes32", "uint64", "uint64", "uint256"],
                           [_keccak(ATTESTATION_TYPE.encode()), *message.as_tuple()]))
@@ -86,5 +86,6 @@ def recover(signature: bytes, chain_id: int, breaker: str, message: AttestationM
     from eth_account import Account
     from eth_account.messages import encode_typed_data
 
-    return Account.recover_message(encode_typed_data(full_message=typed_data(chain_id, breaker, message)),
-                                   signature=signature)
+    # Account's methods are untyped (eth-utils' combomethod); recover_message returns the checksummed address.
+    return str(Account.recover_message(encode_typed_data(full_message=typed_data(chain_id, breaker, message)),
+                                       signature=signature))

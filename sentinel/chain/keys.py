@@ -20,8 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sentinel.errors import SigningKeyError
+
+if TYPE_CHECKING:
+    from eth_typing import ChecksumAddress
 
 #: Anvil's default mnemonic (public; the accounts it derives are dev accounts only).
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -38,7 +42,7 @@ ATTESTERS_ENV = "SENTINEL_ATTESTER_KEYS"
 class Key:
     """A private key with its address; printing it shows only the address and origin."""
 
-    address: str
+    address: ChecksumAddress
     secret: str
     origin: str  #: "env NAME", "keyfile PATH" or "demo account N"
 

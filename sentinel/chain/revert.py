@@ -20,7 +20,7 @@ _BUILTIN = {
 
 def _type(entry: dict[str, Any]) -> str:
     """Canonical ABI type of an input (tuples spelled out)."""
-    kind = entry["type"]
+    kind: str = entry["type"]
     if kind.startswith("tuple"):
         return "(" + ",".join(_type(c) for c in entry["components"]) + ")" + kind[len("tuple"):]
     return kind
@@ -39,7 +39,7 @@ class DecodedRevert:
 
 def error_table(abis: Iterable[list[dict[str, Any]]]) -> dict[bytes, tuple[str, list[str], list[str]]]:
     """selector -> (name, types, argument names) for every custom error in ``abis``."""
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     table = dict(_BUILTIN)
     for abi in abis:
@@ -75,14 +75,14 @@ def decode_revert(data: bytes | str | None, table: dict[bytes, tuple[str, list[s
     if spec is None:
         return DecodedRevert("UnknownRevert", {"data": "0x" + bytes(data).hex()})
     name, types, names = spec
-    from eth_abi import decode
+    from eth_abi.abi import decode
     from eth_abi.exceptions import DecodingError
 
     try:
         values = decode(types, bytes(data[4:]))
     except (DecodingError, ValueError, OverflowError):
         return DecodedRevert(name, {"data": "0x" + bytes(data[4:]).hex()})
-    from eth_utils import to_checksum_address
+    from eth_utils.address import to_checksum_address
 
     args = {n: to_checksum_address(v) if t == "address" else _plain(v)
             for n, t, v in zip(names, types, values, strict=True)}

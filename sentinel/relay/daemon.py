@@ -35,8 +35,8 @@ from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.feed import Feed
-from sentinel.relay.lane import NONCE_USED, UNDERPRICED, Fees, Lane, replacement_fees
-from sentinel.relay.queue import FINAL, Queue, TxRow
+from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees
+from sentinel.relay.queue import FINAL, Queue, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
 log = logging.getLogger("sentinel.relay")
@@ -89,7 +89,7 @@ def newest_first(pending: list[int], floor: int, stage: str) -> tuple[int | None
     newest = ordered[-1]
     skipped = [(wid, f"newer window {newest} {stage} (newest first)") for wid in ordered[:-1]]
     if newest <= floor:
-        return None, skipped + [(newest, f"not newer than window {floor}, already proved or sent")]
+        return None, [*skipped, (newest, f"not newer than window {floor}, already proved or sent")]
     return newest, skipped
 
 
@@ -118,7 +118,7 @@ class Relay:
         self.metrics = metrics or RelayMetrics()
         self.chain: Any = None
         self.breaker: Any = None
-        self.lane: Lane | None = None
+        self._lane: Lane | None = None
         self.prover: Any = None
         self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))
         self.ready = False
@@ -126,6 +126,13 @@ class Relay:
         self.last_pass_at: float | None = None
         self.tripped: bool | None = None
         self._resume()
+
+    @property
+    def lane(self) -> Lane:
+        """The signer lane, set up by :meth:`connect`."""
+        if self._lane is None:
+            raise RelayError("no signer lane before the relay has connected to the node")
+        return self._lane
 
     # -- start-up -----------------------------------------------------------------------
     def _resume(self) -> None:
@@ -146,13 +153,13 @@ class Relay:
 
         chain = connect(self.deployment, self.config, self.rpc)
         # The relay has its own backoff; web3's silent retries would only hide an outage for seconds.
-        chain.w3.provider.exception_retry_configuration = None
+        chain.stop_retrying()
         self.key = role_key("relay", chain.chain_id)
         self.attesters = attester_keys(chain.chain_id, self.config.chain.attester_keyfile)
         if self.key.demo:
             log.warning("event=demo_key %s", kv(address=self.key.address, origin=self.key.origin))
         self.breaker = contract(chain, self.deployment, BREAKER)
-        self.lane = Lane(chain, self.key, multiplier=self.rc.base_fee_multiplier,
+        self._lane = Lane(chain, self.key, multiplier=self.rc.base_fee_multiplier,
                          priority_gwei=self.rc.priority_fee_gwei, cap_gwei=self.rc.max_fee_gwei,
                          bump_percent=self.rc.fee_bump_percent)
         self.chain = chain
@@ -293,12 +300,14 @@ class Relay:
             return
         now = int(head["timestamp"])
         if newest.end_unix < now - self.max_age:
-            self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, max age {self.max_age} s "
-                                      "(checked before sending)")
+            self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, "
+                                      f"max age {self.max_age} s (checked before sending)")
             return
         if newest.end_unix > now + FUTURE_SKEW:
             log.info("event=waiting_for_chain_time %s", kv(window=wid, window_end=newest.end_unix, chain_time=now))
             return
+        if newest.bundle is None:
+            raise RelayError(f"window {wid} is proved but the queue holds no bundle path for it")
         bundle = read_bundle(Path(newest.bundle))
         signed = sign_attestation(bundle, self.attesters, self.chain.chain_id, self.breaker.address)
         args = submit_args(bundle, signed, self.deployment.quorum)
@@ -324,7 +333,7 @@ class Relay:
         self._broadcast(result, wid, tx.raw_tx, tx.tx_hash)
         result.submitted.append(wid)
 
-    def _revert(self, result: PassResult, window: Any, exc: ContractRevert) -> None:
+    def _revert(self, result: PassResult, window: WindowRow, exc: ContractRevert) -> None:
         """A decoded revert before sending: final for stale/already-reported windows, else retried then failed."""
         wid = window.window_id
         if exc.error in FINAL_REVERTS:
@@ -350,18 +359,14 @@ class Relay:
         for window in self.queue.windows("submitted"):
             self._reconcile_one(result, window, head)
 
-    def _reconcile_one(self, result: PassResult, window: Any, head: Any) -> None:
+    def _reconcile_one(self, result: PassResult, window: WindowRow, head: Any) -> None:
         wid = window.window_id
         txs = self.queue.txs(wid)
-        receipt, mined = None, None
         for tx in reversed(txs):
             receipt = self.lane.receipt(tx.tx_hash)
             if receipt is not None:
-                mined = tx
-                break
-        if receipt is not None:
-            self._mined(result, window, mined, receipt, head)
-            return
+                self._mined(result, window, tx, receipt, head)
+                return
         if window.block_number is not None:
             log.warning("event=reorg %s block=%s: receipt gone, sending the same transaction again",
                         kv(window=wid, tx=window.tx_hash), window.block_number)
@@ -386,7 +391,7 @@ class Relay:
         if self.clock() - newest.created_at > self.rc.stuck_seconds:
             self._bump(window, newest)
 
-    def _bump(self, window: Any, old: TxRow) -> None:
+    def _bump(self, window: WindowRow, old: TxRow) -> None:
         """Replace a stuck transaction: same nonce, same call, both fees up >= fee_bump_percent."""
         market = self.lane.market_fees()
         fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), market, self.rc.fee_bump_percent)
@@ -394,7 +399,7 @@ class Relay:
             log.error("event=fee_cap %s max_fee=%d cap=%d: not bumping further", kv(window=window.window_id,
                       tx=old.tx_hash), fees.max_fee, self.lane.cap)
             return
-        from eth_account.typed_transactions import TypedTransaction
+        from eth_account.typed_transactions.typed_transaction import TypedTransaction
         from hexbytes import HexBytes
 
         decoded = TypedTransaction.from_bytes(HexBytes(old.raw_tx)).as_dict()
@@ -409,7 +414,7 @@ class Relay:
                     old.tx_hash, fees.max_fee, fees.max_priority_fee)
         self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
 
-    def _nonce_taken(self, result: PassResult, window: Any, ours: set[str]) -> None:
+    def _nonce_taken(self, result: PassResult, window: WindowRow, ours: set[str]) -> None:
         """Our nonce was used by a transaction that is not ours: sign the window anew (unless it is on chain)."""
         wid = window.window_id
         reports = self.breaker.events.Report().get_logs(from_block=self.deployment.block,
@@ -427,11 +432,12 @@ class Relay:
             return
         # counted, so a key shared with another sender cannot make the relay re-sign forever
         self.queue.transition(wid, "proved", count_attempt=True, tx_hash=None, nonce=None, block_number=None,
-                              block_hash=None, last_error=f"nonce {window.nonce} was used by another transaction; none of ours mined")
+                              block_hash=None,
+                              last_error=f"nonce {window.nonce} was used by another transaction; none of ours mined")
         log.warning("event=nonce_taken %s: signing the window again with a fresh nonce",
                     kv(window=wid, tx=window.tx_hash, nonce=window.nonce, attempt=window.attempts))
 
-    def _mined(self, result: PassResult, window: Any, tx: TxRow, receipt: Any, head: Any) -> None:
+    def _mined(self, result: PassResult, window: WindowRow, tx: TxRow, receipt: Any, head: Any) -> None:
         from sentinel.chain.breaker import report_events
 
         wid = window.window_id
@@ -511,13 +517,14 @@ def status(queue: Queue, limit: int = 50) -> dict[str, Any]:
     """``relay status``: counts per state, every window accounted for, recent windows, quarantined rows."""
     windows = queue.windows()
     open_states = [w for w in windows if w.state not in FINAL]
+    last = queue.last_confirmed()
     return {
         "db": str(queue.path),
         "counts": queue.counts(),
         "total": len(windows),
         "unfinished": len(open_states),
         "all_accounted": not open_states,
-        "last_confirmed": (queue.last_confirmed().to_dict() if queue.last_confirmed() else None),
+        "last_confirmed": last.to_dict() if last else None,
         "windows": [w.to_dict() for w in windows[-limit:]] if limit else [w.to_dict() for w in windows],
         "transactions": len(queue.all_txs()),
         "quarantined": queue.quarantined(),
@@ -531,7 +538,7 @@ class Backoff:
         self.initial = initial
         self.maximum = maximum
         self.failures = 0
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311 - jitter for retry waits, not cryptography
 
     def next(self) -> float:
         """The wait after one more failure: uniform in [cap/2, cap], cap doubling up to ``maximum``."""

@@ -218,7 +218,7 @@ class Feed:
         result.rows.append(row)
         n = len(self.rows)
         if n >= self.window and self.rows[n - self.window].segment == row.segment:
-            end_unix = int(math.floor(row.unix))
+            end_unix = math.floor(row.unix)
             result.windows.append(FeedWindow(windows.window_id(end_unix, self.cadence), end_unix, row.source, row.line))
 
     # -- windows ----------------------------------------------------------------------
@@ -228,7 +228,7 @@ class Feed:
 
         rows = list(self.rows)
         for i in range(len(rows) - 1, self.window - 2, -1):
-            if windows.window_id(int(math.floor(rows[i].unix)), self.cadence) == window_id:
+            if windows.window_id(math.floor(rows[i].unix), self.cadence) == window_id:
                 cut = rows[i - self.window + 1: i + 1]
                 if cut[0].segment != cut[-1].segment:
                     return None

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.errors import CircuitError, RelayError
 
+if TYPE_CHECKING:
+    from sentinel.config import SentinelConfig
+    from sentinel.data.validate import MarketData
+    from sentinel.zk.prove import ProveResult
 
-def _worker(conn: Any, root: str, config: dict[str, Any]) -> None:
+
+def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
     """Child process: load the Prover once, then prove (market, end_row) requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -45,15 +51,16 @@ def _worker(conn: Any, root: str, config: dict[str, Any]) -> None:
             conn.send(("error", str(exc)))
 
 
-def _flat(config: Any) -> dict[str, Any]:
+def _flat(config: SentinelConfig) -> dict[str, Any]:
     """The resolved config as dotted overrides, so the child resolves exactly the same settings."""
-    return {f"{section}.{name}": value for section, fields in config.to_dict().items() for name, value in fields.items()}
+    return {f"{section}.{name}": value
+            for section, fields in config.to_dict().items() for name, value in fields.items()}
 
 
 class ProverProcess:
     """A warm prover in a child process with ``Prover.prove_end_row``'s interface."""
 
-    def __init__(self, root: Path, config: Any, start_timeout: float = 600.0) -> None:
+    def __init__(self, root: Path, config: SentinelConfig, start_timeout: float = 600.0) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sockets
         self._conn, child = context.Pipe()
         self.process = context.Process(target=_worker, args=(child, str(root), _flat(config)),
@@ -71,22 +78,24 @@ class ProverProcess:
         while waited < timeout:
             if self._conn.poll(0.25):  # waits without the GIL: the status server keeps answering
                 try:
-                    return self._conn.recv()
+                    message: tuple[str, Any] = self._conn.recv()  # (kind, payload), as _worker sends it
                 except EOFError:
                     break
+                return message
             waited += 0.25
             if not self.process.is_alive() and not self._conn.poll(0):
                 break
         raise RelayError(f"{what}: the prover process {'died' if not self.process.is_alive() else 'timed out'}"
                          f" (exit code {self.process.exitcode})")
 
-    def prove_end_row(self, market: Any, end: int, timeout: float = 3600.0) -> Any:
+    def prove_end_row(self, market: MarketData, end: int, timeout: float = 3600.0) -> ProveResult:
         """Prove the window of ``market`` ending at row ``end`` in the child; returns its ProveResult."""
         self._conn.send((market, end))
         kind, payload = self._receive(timeout, "proving")
         if kind != "ok":
             raise CircuitError(payload)
-        return payload
+        result: ProveResult = payload
+        return result
 
     def close(self) -> None:
         self._conn.close()

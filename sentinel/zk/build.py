@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,8 +32,11 @@ from sentinel.artifacts import ArtifactLayout, atomic_write_text, sha256_file
 from sentinel.config import CircuitConfig, SentinelConfig, parse_scales
 from sentinel.errors import CircuitError
 from sentinel.zk import ezkl_api
-from sentinel.zk.layout import InstanceLayout, instance_layout
+from sentinel.zk.layout import instance_layout
 from sentinel.zk.manifest import load_manifest
+
+if TYPE_CHECKING:
+    from sentinel.model.dataset import LabeledWindows
 
 MANIFEST_VERSION = 1
 TEST_SRS_WARNING = (
@@ -81,14 +84,15 @@ def _up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
     return manifest
 
 
-def sample_windows(test: Any, n: int, seed: int) -> np.ndarray:
+def sample_windows(test: LabeledWindows, n: int, seed: int) -> np.ndarray:
     """``n`` of the labelled ``test`` windows, half from crashes when there are enough, in row order."""
     rng = np.random.default_rng(seed)
     pos = np.flatnonzero(test.y > 0)
     neg = np.flatnonzero(test.y == 0)
     k = min(n // 2, len(pos))
     pick = np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, min(n - k, len(neg)), replace=False)])
-    return test.x[np.sort(pick)]
+    chosen: np.ndarray = test.x[np.sort(pick)]
+    return chosen
 
 
 def stress_windows(base: np.ndarray) -> np.ndarray:
@@ -147,7 +151,8 @@ def self_check(workdir: Path, compiled: Path, pk: Path, vk: Path, settings: Path
     """
     from sentinel.zk.witness import witness_score
 
-    data, witness, proof = workdir / "self-check.json", workdir / "self-check.witness.json", workdir / "self-check.proof.json"
+    data, witness = workdir / "self-check.json", workdir / "self-check.witness.json"
+    proof = workdir / "self-check.proof.json"
     data.write_text(json.dumps(input_json(window[None])))
     start = time.perf_counter()
     score = witness_score(ezkl_api.gen_witness(data, compiled, witness))
@@ -194,20 +199,23 @@ def size_lookup_tables(run_args: dict[str, Any], num_rows: int, bound: float, ma
 
 def table_columns(run_args: dict[str, Any]) -> int:
     """Columns the lookup table spans at the settings' logrows."""
-    low, high = run_args["lookup_range"]
-    return math.ceil((high - low + 1) / (2 ** int(run_args["logrows"]) - RESERVED_ROWS))
+    lookup: list[int] = run_args["lookup_range"]
+    low, high = lookup
+    rows: int = 2 ** int(run_args["logrows"]) - RESERVED_ROWS
+    return math.ceil((high - low + 1) / rows)
 
 
 def build_circuit(
     layout: ArtifactLayout,
     config: SentinelConfig,
     srs: Path | None = None,
+    *,
     force: bool = False,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build (or confirm up to date) every circuit artifact under ``circuits/``."""
-    from sentinel.toolchain.solc import compile_files
     from sentinel.model.pipeline import card_test_windows, load_card
+    from sentinel.toolchain.solc import compile_files
 
     say = progress or (lambda step, detail: None)
     circuit = config.circuit
@@ -254,9 +262,9 @@ def build_circuit(
             calibrated["run_args"] = size_lookup_tables(calibrated["run_args"], calibrated["num_rows"], bound,
                                                         circuit.lookup_columns)
             settings.write_text(json.dumps(calibrated))
-            say("tables", f"lookup table from the proven bound {bound:.2f}: "
-                          f"range {calibrated['run_args']['lookup_range']}, 2^{calibrated['run_args']['logrows']} rows, "
-                          f"{table_columns(calibrated['run_args'])} column(s)")
+            sized = calibrated["run_args"]
+            say("tables", f"lookup table from the proven bound {bound:.2f}: range {sized['lookup_range']}, "
+                          f"2^{sized['logrows']} rows, {table_columns(sized)} column(s)")
         seconds["calibrate"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -264,7 +272,8 @@ def build_circuit(
         ezkl_api.compile_circuit(onnx, compiled, settings)
         seconds["compile"] = time.perf_counter() - t
         settings_doc = json.loads(settings.read_text())
-        logrows = int(settings_doc["run_args"]["logrows"])
+        run_args = settings_doc["run_args"]
+        logrows = int(run_args["logrows"])
         layout_info = instance_layout(settings_doc)
 
         t = time.perf_counter()
@@ -352,10 +361,10 @@ def build_circuit(
                 "warning": TEST_SRS_WARNING if srs is None else None},
         "circuit": {
             "logrows": logrows, "num_rows": settings_doc.get("num_rows"),
-            "input_scale": settings_doc["run_args"]["input_scale"], "param_scale": settings_doc["run_args"]["param_scale"],
-            "num_inner_cols": settings_doc["run_args"]["num_inner_cols"],
-            "lookup_range": settings_doc["run_args"]["lookup_range"], "check_mode": settings_doc["run_args"]["check_mode"],
-            "lookup_table_columns": table_columns(settings_doc["run_args"]),
+            "input_scale": run_args["input_scale"], "param_scale": run_args["param_scale"],
+            "num_inner_cols": run_args["num_inner_cols"],
+            "lookup_range": run_args["lookup_range"], "check_mode": run_args["check_mode"],
+            "lookup_table_columns": table_columns(run_args),
             "activation_bound": bound,
             "visibility": {"input": circuit.input_visibility, "params": circuit.param_visibility,
                            "output": circuit.output_visibility},
@@ -388,5 +397,3 @@ def check_verifier_source(sol: Path, complaint: str | None) -> None:
     if complaint is not None and "svm" not in complaint and "solc" not in complaint.lower():
         raise CircuitError(f"EZKL create_evm_verifier failed for another reason than fetching solc: {complaint}")
 
-
-__all__ = ["BuildResult", "InstanceLayout", "build_circuit", "input_json", "TEST_SRS_WARNING"]

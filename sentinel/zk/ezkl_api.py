@@ -13,12 +13,19 @@ import asyncio
 import inspect
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sentinel.errors import CircuitError
 
 
-def _ezkl():  # noqa: ANN202
+def _ezkl() -> ModuleType:
+    """The ``ezkl`` module, its loggers quietened.
+
+    Typed as a plain module: EZKL's stub declares ``PyRunArgs`` without its
+    attributes, and its functions return ``Any`` anyway; :func:`call` is where
+    results are checked.
+    """
     import logging
 
     import ezkl
@@ -115,13 +122,17 @@ def gen_witness(data: Path, compiled: Path, witness: Path) -> dict[str, Any]:
 
     call("gen_witness", _ezkl().gen_witness, str(data), str(compiled), str(witness))
     try:
-        return json.loads(Path(witness).read_text())
+        doc = json.loads(Path(witness).read_text())
     except (OSError, ValueError) as exc:
         raise CircuitError(f"EZKL gen_witness wrote no readable witness: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise CircuitError(f"EZKL gen_witness wrote no readable witness: {witness} holds no JSON object")
+    return doc
 
 
-def prove(witness: Path, compiled: Path, pk: Path, proof: Path, srs: Path) -> dict[str, Any]:
-    return call("prove", _ezkl().prove, str(witness), str(compiled), str(pk), str(proof), str(srs))
+def prove(witness: Path, compiled: Path, pk: Path, proof: Path, srs: Path) -> None:
+    """Prove ``witness``; the proof is written to ``proof``."""
+    call("prove", _ezkl().prove, str(witness), str(compiled), str(pk), str(proof), str(srs))
 
 
 def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> bool:

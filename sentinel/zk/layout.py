@@ -50,7 +50,8 @@ class InstanceLayout:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["description"] = (
-            f"instances[0][{self.input_hash_index}] = Poseidon hash of the quantised window (scale {self.input_scale}); "
+            f"instances[0][{self.input_hash_index}] = Poseidon hash of the quantised window "
+            f"(scale {self.input_scale}); "
             f"instances[0][{self.score_index}] = risk score felt, score = felt / 2^{self.score_scale}"
         )
         return out

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text, sha256_file
 from sentinel.config import SentinelConfig
@@ -99,7 +100,7 @@ class InputRange:
 
     @property
     def limit(self) -> float:
-        return self.base**self.legs / 2**self.scale
+        return float(self.base**self.legs) / 2.0**self.scale
 
     def check(self, raw: np.ndarray, first_row: int) -> None:
         """Refuse ``raw`` (a window's rows, the first being 0-based data row ``first_row``) if a value is too large."""
@@ -157,7 +158,7 @@ class Prover:
         self.input_range.check(raw, end - self.window + 1)
         end_unix = int(windows.end_times[0])
         wid = window_id(end_unix, self.cadence)
-        window_end = market.frame["timestamp"].iat[end].isoformat()
+        window_end = pd.DatetimeIndex(market.frame["timestamp"])[end].isoformat()
         with tempfile.TemporaryDirectory(prefix="sentinel-prove-") as tmp:
             work = Path(tmp)
             data, witness_path, proof_path = work / "input.json", work / "witness.json", work / "proof.json"

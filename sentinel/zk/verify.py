@@ -10,9 +10,9 @@ Checks, in order, and stops at the first failure with its reason:
 5. the embedded EZKL proof carries the same instances and proof bytes;
 6. EZKL verifies the proof with the vk and SRS.
 
-``VerifyOutcome.valid`` is False for any of these (exit 1); problems that stop
-verification from running at all (no manifest, missing vk or SRS) raise a
-``CircuitError`` with exit code 2.
+``VerifyOutcome.valid`` is False for any of these (the CLI exits 1); problems
+that stop verification from running at all (no manifest, missing vk or SRS)
+raise :class:`VerificationUnavailable`, a ``CircuitError`` (the CLI exits 2).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from sentinel.artifacts import ArtifactLayout, sha256_file
 from sentinel.errors import CircuitError, SentinelError
 from sentinel.zk import ezkl_api
-from sentinel.zk.instances import fixed_to_float, felt_from_hex
+from sentinel.zk.instances import felt_from_hex, fixed_to_float
 from sentinel.zk.layout import InstanceLayout
 from sentinel.zk.manifest import load_manifest, srs_path
 
@@ -34,9 +34,7 @@ _REQUIRED = ("window_id", "window_end", "score", "input_hash", "instances", "mod
 
 
 class VerificationUnavailable(CircuitError):
-    """Verification could not run (exit 2), as opposed to an invalid proof (exit 1)."""
-
-    exit_code = 2
+    """Verification could not run, as opposed to an invalid proof (an outcome, not an error)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,8 @@ class VerifyOutcome:
 
 def _invalid(path: Path, reason: str, bundle: dict[str, Any] | None = None) -> VerifyOutcome:
     b = bundle or {}
-    return VerifyOutcome(path, False, reason, b.get("window_id"), b.get("score"), b.get("input_hash"))
+    return VerifyOutcome(path, valid=False, reason=reason, window_id=b.get("window_id"), score=b.get("score"),
+                         input_hash=b.get("input_hash"))
 
 
 def verify_bundle(layout: ArtifactLayout, path: Path) -> VerifyOutcome:
@@ -112,7 +111,8 @@ def verify_bundle(layout: ArtifactLayout, path: Path) -> VerifyOutcome:
 
     # 5. embedded proof agrees
     proof = bundle["ezkl_proof"]
-    if not isinstance(proof, dict) or [str(f) for f in (proof.get("instances") or [[]])[0]] != [str(f) for f in instances]:
+    proven = [str(f) for f in (proof.get("instances") or [[]])[0]] if isinstance(proof, dict) else None
+    if proven != [str(f) for f in instances]:
         return _invalid(path, "embedded EZKL proof carries other instances than the bundle", bundle)
     proof_bytes = proof.get("proof")
     hex_proof = str(proof.get("hex_proof", ""))
@@ -129,5 +129,5 @@ def verify_bundle(layout: ArtifactLayout, path: Path) -> VerifyOutcome:
         ok = ezkl_api.verify(proof_path, settings, vk, srs)
     if not ok:
         return _invalid(path, "EZKL rejected the proof", bundle)
-    return VerifyOutcome(path, True, "proof verifies; score and input hash match its instances",
-                         bundle["window_id"], bundle["score"], bundle["input_hash"])
+    return VerifyOutcome(path, valid=True, reason="proof verifies; score and input hash match its instances",
+                         window_id=bundle["window_id"], score=bundle["score"], input_hash=bundle["input_hash"])

@@ -121,10 +121,10 @@ class BreakerReader:
         def call(fn: Any) -> Any:
             return self._io("eth_call", lambda: fn.call(block_identifier=block))
 
-        last, tripped_at, high, low, tripped = call(f.state())
+        last, tripped_at, high, low, tripped, manual = call(f.state())
         params = Params(*[int(x) for x in call(f.params())])
         return Snapshot(
-            state=State(int(last), int(tripped_at), int(high), int(low), bool(tripped)),
+            state=State(int(last), int(tripped_at), int(high), int(low), bool(tripped), bool(manual)),
             params=params, verifier=call(f.verifier()), score_scale=int(call(f.scoreScale())),
             attesters=tuple(call(f.attesters())), governance=call(f.governance()),
             pending_governance=call(f.pendingGovernance()), guardian=call(f.guardian()),

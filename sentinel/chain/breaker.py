@@ -196,11 +196,12 @@ def submit_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: P
 
 def breaker_state(chain: Chain, breaker: Any) -> dict[str, Any]:
     """Everything an operator looks at: tripped, streaks, last window, policy, verifier, attesters."""
-    last, tripped_at, high, low, tripped = chain.call(breaker.functions.state(), "reading state")
+    last, tripped_at, high, low, tripped, manual = chain.call(breaker.functions.state(), "reading state")
     params = chain.call(breaker.functions.params(), "reading params")
     trip_t, reset_t, trip_after, reset_after, cooldown, max_age, quorum = params
     return {
-        "tripped": bool(tripped), "tripped_at": int(tripped_at) or None, "last_window_id": int(last),
+        "tripped": bool(tripped), "manual_trip": bool(manual), "tripped_at": int(tripped_at) or None,
+        "last_window_id": int(last),
         "high_streak": int(high), "low_streak": int(low),
         "trip_threshold": from_wad(trip_t), "reset_threshold": from_wad(reset_t),
         "trip_after": int(trip_after), "reset_after": int(reset_after),

@@ -162,6 +162,12 @@ class Chain:
         with self._seam("eth_getCode"):
             return bytes(self.w3.eth.get_code(self.w3.to_checksum_address(address)))
 
+    def codehash(self, address: str) -> bytes:
+        """``extcodehash`` of ``address`` (keccak-256 of its runtime code): what the verifier timelock pins."""
+        from eth_utils.crypto import keccak
+
+        return keccak(self.code(address))
+
     def block(self, number: BlockIdentifier = "latest") -> Any:
         with self._seam("eth_getBlockByNumber"):
             return self.w3.eth.get_block(number)

@@ -91,10 +91,16 @@ def chain_status(app: App, rpc: str | None, as_json: bool) -> None:
     _print_state(dep)
 
 
+def _trip_state(breaker: dict[str, Any]) -> str:
+    if not breaker["tripped"]:
+        return "armed, not tripped"
+    return "TRIPPED by hand (only governance recovers)" if breaker.get("manual_trip") else "TRIPPED"
+
+
 def _print_state(dep: dict[str, Any]) -> None:
     b, v = dep["breaker"], dep["vault"]
     click.echo(f"breaker {dep['breaker_address']} on chain {dep['chain_id']} (block {dep['block']}): "
-               f"{'TRIPPED' if b['tripped'] else 'armed, not tripped'}; last window {b['last_window_id']}, "
+               f"{_trip_state(b)}; last window {b['last_window_id']}, "
                f"high streak {b['high_streak']}/{b['trip_after']} (>= {b['trip_threshold']:.4f}), "
                f"low streak {b['low_streak']}/{b['reset_after']} (<= {b['reset_threshold']:.4f})")
     click.echo(f"vault {dep['vault_address']}: {'OPEN' if v['open'] else 'CLOSED (withdrawals and borrows stopped)'}; "

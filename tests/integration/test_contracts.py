@@ -176,10 +176,7 @@ def gov(env: Env, function: Any, key: Any = GOV) -> Any:
 
 
 def codehash(env: Env, address: str) -> bytes:
-    """``extcodehash`` of ``address``, computed from its code as read over RPC."""
-    from eth_utils.crypto import keccak
-
-    return keccak(bytes(env.chain.w3.eth.get_code(address)))
+    return env.chain.codehash(address)
 
 
 # --- deployment -----------------------------------------------------------------------
@@ -454,7 +451,7 @@ def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bu
     scale = env.state()["score_scale"]
     error = reverts("VerifierCodeMismatch", gov, env,
                     env.breaker.functions.proposeVerifier(verifier, scale, b"\x01" * 32))
-    assert error.args_["actual"] == codehash(env, verifier)
+    assert error.args_["actual"] == "0x" + codehash(env, verifier).hex()
     gov(env, env.breaker.functions.proposeVerifier(verifier, scale, codehash(env, verifier)))
     # What a metamorphic or upgradeable verifier does: other code at the same address (here, the
     # other model's verifier, which accepts that model's proofs).
@@ -462,10 +459,11 @@ def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bu
 
     other, _ = verifier_contract(ArtifactLayout(other_model_bundle.path.parents[1]))
     swapped = env.chain.deploy(other, [], GOV)
-    env.chain.rpc("anvil_setCode", [verifier, env.chain.w3.eth.get_code(swapped.address).to_0x_hex()])
+    swapped_code = env.chain.code(swapped.address)
+    env.chain.rpc("anvil_setCode", [verifier, "0x" + swapped_code.hex()])
     env.increase_time(TIMELOCK + 1)
     error = reverts("VerifierCodeMismatch", gov, env, env.breaker.functions.executeVerifier())
-    assert error.args_["actual"] == codehash(env, swapped.address) != error.args_["expected"]
+    assert error.args_["actual"] == "0x" + codehash(env, swapped.address).hex() != error.args_["expected"]
 
 
 def test_a_score_scale_that_does_not_fit_the_circuit_halts_instead_of_tripping(env: Env):

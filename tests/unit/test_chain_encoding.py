@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -295,14 +296,16 @@ def test_chain_status_without_a_chain(run_cli, tmp_path: Path):
 # --- attest and submit checks that need no chain -------------------------------------------------
 
 
-def _deployment(root: Path, attesters: list[str], quorum: int = 2) -> None:
-    from sentinel.chain.deploy import Deployment
+def _deployment(root: Path, attesters: Sequence[str], quorum: int = 2) -> None:
+    from sentinel.chain.deploy import ContractRecord, Deployment
 
-    contracts = {name: {"address": addr, "abi": []} for name, addr in
+    contracts = {name: ContractRecord(address=addr, tx_hash="0x" + "00" * 32, block=1, gas_used=0,
+                                      creation_sha256="", runtime_sha256="", runtime_bytes=0, abi=[])
+                 for name, addr in
                  [("SentinelBreaker", BREAKER), ("GuardedVault", "0x" + "22" * 20), ("DemoToken", "0x" + "33" * 20),
                   ("Halo2Verifier", "0x" + "44" * 20)]}
     deployment = Deployment(chain_id=31337, rpc_url="http://127.0.0.1:1", block=1, deployed_at="", deployer="",
-                            governance="", guardian="", attesters=attesters, quorum=quorum, timelock_seconds=3600,
+                            governance="", guardian="", attesters=list(attesters), quorum=quorum, timelock_seconds=3600,
                             score_scale=10, policy={}, circuit={}, contracts=contracts, compiler="")
     (root / ".sentinel").mkdir(exist_ok=True)
     (root / ".sentinel" / "deployments.json").write_text(json.dumps(deployment.to_dict()))

@@ -11,17 +11,23 @@ interface IHalo2Verifier {
 ///
 /// A report is accepted only when (cheapest checks first):
 ///   1. it carries exactly NUM_INSTANCES public instances, each below the BN254 scalar modulus;
-///   2. the attested window id is strictly greater than the last accepted one (no replay, no reordering);
+///   2. the attested window id is the one its end gives at the cadence of the model in force
+///      (windowId == windowEnd / cadence, rounded down), and it is strictly greater than the last accepted
+///      window's id at that cadence (no replay, no reordering; ids follow time, so none can be pushed ahead);
 ///   3. the attested window end is at most `maxAge` old and at most FUTURE_SKEW ahead of the block;
 ///   4. the proven input hash (instances[INPUT_HASH_INDEX]) equals the attested input hash;
 ///   5. at least `quorum` distinct registered attesters signed the EIP-712 `Attestation`
 ///      (domain: name, version, chainId, verifyingContract = this breaker), signers in ascending order;
 ///   6. the pinned Halo2 verifier accepts the proof for these instances.
 /// The score instance is a signed fixed-point felt (felt > R/2 is negative) at `scoreScale`;
-/// it is converted to WAD (1e18 = a risk of 1.0) and fed to the state machine:
-///   - trip after `tripAfter` consecutive accepted scores >= `tripThreshold` (anyone holding a valid,
+/// it is converted to WAD (1e18 = a risk of 1.0) and fed to the state machine, whose streaks are runs of
+/// consecutive *windows*, not of accepted reports: a report whose window does not immediately follow the
+/// last accepted one starts both streaks afresh from itself (the windows in between count neither high nor
+/// calm). So no trip and no recovery is reached without reporting every window of its run, and choosing
+/// which windows to submit can never build one;
+///   - trip after `tripAfter` consecutive windows scoring >= `tripThreshold` (anyone holding a valid,
 ///     attested proof can cause it: the proof and the attesters are the gate, not the caller);
-///   - recover after `resetAfter` consecutive scores <= `resetThreshold` (hysteresis) once `cooldown`
+///   - recover after `resetAfter` consecutive windows scoring <= `resetThreshold` (hysteresis) once `cooldown`
 ///     seconds have passed since the trip, or by governance;
 ///   - the guardian may trip by hand (also turning an automatic trip into a manual one) and can never
 ///     un-trip; a manual trip holds until governance recovers: reports never lift it (Compound's rule);
@@ -52,7 +58,8 @@ contract SentinelBreaker {
 
     /// @dev Packed into one slot: read and written once per report.
     struct State {
-        uint64 lastWindowId;
+        uint64 lastWindowId; // at the cadence in force when it was accepted
+        uint64 lastWindowEnd; // 0 before the first report
         uint64 trippedAt; // 0 while not tripped
         uint16 highStreak;
         uint16 lowStreak;
@@ -88,6 +95,7 @@ contract SentinelBreaker {
     uint256 public constant MIN_TIMELOCK = 1 hours;
     uint256 public constant MAX_TIMELOCK = 30 days;
     uint256 public constant MAX_SCORE_SCALE = 18; // WAD conversion is exact up to 2^18
+    uint256 public constant MAX_CADENCE = 1 days;
     /// @dev Scores beyond +-2^128 (far outside [0, 1]) are clamped before the WAD conversion.
     int256 internal constant SCORE_CLAMP = int256(uint256(1) << 128);
     /// @dev Fixed-point rounding allowed around [0, 1] before a score counts as out of range.
@@ -108,6 +116,8 @@ contract SentinelBreaker {
 
     IHalo2Verifier public verifier;
     uint8 public scoreScale;
+    /// @notice Seconds between the model's rows: window ids are window ends divided by it.
+    uint32 public cadence;
     Params public params;
     State public state;
 
@@ -120,6 +130,7 @@ contract SentinelBreaker {
 
     address public pendingVerifier;
     uint8 public pendingScoreScale;
+    uint32 public pendingCadence;
     uint64 public pendingVerifierEta;
     bytes32 public pendingVerifierCodehash;
 
@@ -128,6 +139,7 @@ contract SentinelBreaker {
     error InstanceCountMismatch(uint256 got, uint256 expected);
     error InstanceNotInField(uint256 index);
     error WindowNotNewer(uint64 windowId, uint64 lastWindowId);
+    error WindowIdMismatch(uint64 windowId, uint64 expected);
     error StaleWindow(uint64 windowEnd, uint256 oldestAccepted);
     error WindowInFuture(uint64 windowEnd, uint256 latestAccepted);
     error InputHashMismatch(uint256 proven, uint256 attested);
@@ -174,9 +186,11 @@ contract SentinelBreaker {
     event QuorumChanged(uint8 quorum);
     event AttesterAdded(address indexed attester);
     event AttesterRemoved(address indexed attester);
-    event VerifierChangeProposed(address indexed verifier, uint8 scoreScale, uint64 eta, bytes32 codehash);
+    event VerifierChangeProposed(
+        address indexed verifier, uint8 scoreScale, uint32 cadence, uint64 eta, bytes32 codehash
+    );
     event VerifierChangeCancelled(address indexed verifier);
-    event VerifierChanged(address indexed previous, address indexed verifier, uint8 scoreScale);
+    event VerifierChanged(address indexed previous, address indexed verifier, uint8 scoreScale, uint32 cadence);
     event GovernanceTransferStarted(address indexed governance, address indexed pending);
     event GovernanceChanged(address indexed previous, address indexed governance);
     event GuardianChanged(address indexed previous, address indexed guardian);
@@ -191,6 +205,7 @@ contract SentinelBreaker {
     constructor(
         address verifier_,
         uint8 scoreScale_,
+        uint32 cadence_,
         Params memory params_,
         address[] memory attesters_,
         address governance_,
@@ -206,7 +221,7 @@ contract SentinelBreaker {
         guardian = guardian_;
         emit GovernanceChanged(address(0), governance_);
         emit GuardianChanged(address(0), guardian_);
-        _setVerifier(verifier_, scoreScale_);
+        _setVerifier(verifier_, scoreScale_, cadence_);
         for (uint256 i = 0; i < attesters_.length; ++i) _addAttester(attesters_[i]);
         _setParams(params_);
         _setQuorum(params_.quorum);
@@ -228,8 +243,12 @@ contract SentinelBreaker {
         State memory s = state;
         Params memory p = params;
         uint64 windowId = attestation.windowId;
-        if (windowId <= s.lastWindowId) revert WindowNotNewer(windowId, s.lastWindowId);
         uint64 windowEnd = attestation.windowEnd;
+        uint64 c = cadence;
+        if (windowId != windowEnd / c) revert WindowIdMismatch(windowId, windowEnd / c);
+        // The last window's id at the cadence in force (a verifier change may have changed the cadence).
+        uint64 lastId = s.lastWindowEnd / c;
+        if (s.lastWindowEnd != 0 && windowId <= lastId) revert WindowNotNewer(windowId, lastId);
         if (uint256(windowEnd) + p.maxAge < block.timestamp) {
             revert StaleWindow(windowEnd, block.timestamp - p.maxAge);
         }
@@ -246,7 +265,14 @@ contract SentinelBreaker {
 
         int256 score = _scoreWad(instances[SCORE_INDEX], scoreScale);
         if (score < -SCORE_SLACK || score > int256(WAD) + SCORE_SLACK) revert ScoreOutOfRange(score);
+        if (s.lastWindowEnd == 0 || windowId != lastId + 1) {
+            // A gap: the windows in between were not reported, so they count neither high nor calm and no
+            // run spans them. Skipping windows can end a run, never build one.
+            s.highStreak = 0;
+            s.lowStreak = 0;
+        }
         s.lastWindowId = windowId;
+        s.lastWindowEnd = windowEnd;
         s.highStreak = score >= int256(uint256(p.tripThreshold)) ? _inc(s.highStreak) : 0;
         s.lowStreak = score <= int256(uint256(p.resetThreshold)) ? _inc(s.lowStreak) : 0;
         if (!s.tripped) {
@@ -383,15 +409,19 @@ contract SentinelBreaker {
     /// @notice Start the timelock for a new verifier (a new model); replaces any pending proposal.
     /// @param codehash the `extcodehash` reviewers expect (the verifier rendered from the published vk):
     /// checked now and again at execute, so the code reviewed during the delay is the code that runs.
-    function proposeVerifier(address verifier_, uint8 scoreScale_, bytes32 codehash) external onlyGovernance {
-        _checkVerifier(verifier_, scoreScale_);
+    function proposeVerifier(address verifier_, uint8 scoreScale_, uint32 cadence_, bytes32 codehash)
+        external
+        onlyGovernance
+    {
+        _checkVerifier(verifier_, scoreScale_, cadence_);
         _checkCodehash(verifier_, codehash);
         uint64 eta = uint64(block.timestamp + timelockDelay);
         pendingVerifier = verifier_;
         pendingScoreScale = scoreScale_;
+        pendingCadence = cadence_;
         pendingVerifierEta = eta;
         pendingVerifierCodehash = codehash;
-        emit VerifierChangeProposed(verifier_, scoreScale_, eta, codehash);
+        emit VerifierChangeProposed(verifier_, scoreScale_, cadence_, eta, codehash);
     }
 
     function cancelVerifier() external onlyGovernance {
@@ -408,8 +438,9 @@ contract SentinelBreaker {
         if (block.timestamp < pendingVerifierEta) revert TimelockNotElapsed(pendingVerifierEta, block.timestamp);
         _checkCodehash(pending, pendingVerifierCodehash);
         uint8 scale = pendingScoreScale;
+        uint32 nextCadence = pendingCadence;
         _clearPending();
-        _setVerifier(pending, scale);
+        _setVerifier(pending, scale, nextCadence);
         // Scores of the old model and the new one are not one series.
         state.highStreak = 0;
         state.lowStreak = 0;
@@ -493,10 +524,11 @@ contract SentinelBreaker {
         emit AttesterAdded(attester);
     }
 
-    function _checkVerifier(address verifier_, uint8 scoreScale_) internal view {
+    function _checkVerifier(address verifier_, uint8 scoreScale_, uint32 cadence_) internal view {
         if (verifier_ == address(0)) revert ZeroAddress();
         if (verifier_.code.length == 0) revert NotAContract(verifier_);
         if (scoreScale_ > MAX_SCORE_SCALE) revert ParameterOutOfBounds("scoreScale");
+        if (cadence_ == 0 || cadence_ > MAX_CADENCE) revert ParameterOutOfBounds("cadence");
     }
 
     function _checkCodehash(address verifier_, bytes32 expected) internal view {
@@ -504,16 +536,18 @@ contract SentinelBreaker {
         if (actual != expected) revert VerifierCodeMismatch(verifier_, expected, actual);
     }
 
-    function _setVerifier(address verifier_, uint8 scoreScale_) internal {
-        _checkVerifier(verifier_, scoreScale_);
-        emit VerifierChanged(address(verifier), verifier_, scoreScale_);
+    function _setVerifier(address verifier_, uint8 scoreScale_, uint32 cadence_) internal {
+        _checkVerifier(verifier_, scoreScale_, cadence_);
+        emit VerifierChanged(address(verifier), verifier_, scoreScale_, cadence_);
         verifier = IHalo2Verifier(verifier_);
         scoreScale = scoreScale_;
+        cadence = cadence_;
     }
 
     function _clearPending() internal {
         pendingVerifier = address(0);
         pendingScoreScale = 0;
+        pendingCadence = 0;
         pendingVerifierEta = 0;
         pendingVerifierCodehash = bytes32(0);
     }

@@ -121,11 +121,12 @@ class BreakerReader:
         def call(fn: Any) -> Any:
             return self._io("eth_call", lambda: fn.call(block_identifier=block))
 
-        last, tripped_at, high, low, tripped, manual = call(f.state())
+        last, last_end, tripped_at, high, low, tripped, manual = call(f.state())
         params = Params(*[int(x) for x in call(f.params())])
         return Snapshot(
-            state=State(int(last), int(tripped_at), int(high), int(low), bool(tripped), bool(manual)),
+            state=State(int(last), int(last_end), int(tripped_at), int(high), int(low), bool(tripped), bool(manual)),
             params=params, verifier=call(f.verifier()), score_scale=int(call(f.scoreScale())),
+            cadence=int(call(f.cadence())), pending_cadence=int(call(f.pendingCadence())),
             attesters=tuple(call(f.attesters())), governance=call(f.governance()),
             pending_governance=call(f.pendingGovernance()), guardian=call(f.guardian()),
             pending_verifier=call(f.pendingVerifier()), pending_score_scale=int(call(f.pendingScoreScale())),

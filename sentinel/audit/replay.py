@@ -56,6 +56,7 @@ class State:
     """``SentinelBreaker.State``."""
 
     last_window_id: int = 0
+    last_window_end: int = 0  #: 0 before the first report
     tripped_at: int = 0
     high_streak: int = 0
     low_streak: int = 0
@@ -71,12 +72,14 @@ class Snapshot:
     params: Params = field(default_factory=Params)
     verifier: str = ZERO
     score_scale: int = 0
+    cadence: int = 0  #: seconds between the model's rows: window id = window end // cadence
     attesters: tuple[str, ...] = ()
     governance: str = ZERO
     pending_governance: str = ZERO
     guardian: str = ZERO
     pending_verifier: str = ZERO
     pending_score_scale: int = 0
+    pending_cadence: int = 0
     pending_verifier_eta: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,22 +138,29 @@ class _Machine:
         s, p = self.s.state, self.s.params
         a = e.args
         wid, end, score = int(a["windowId"]), int(a["windowEnd"]), int(a["score"])
-        if wid <= s.last_window_id:
-            self.bad(e, f"report for window {wid} accepted after window {s.last_window_id} (ids must increase)")
+        c = self.s.cadence
+        if c and wid != end // c:
+            self.bad(e, f"window id {wid} accepted for a window ending at {end}: the cadence {c} s gives {end // c}")
+        last_id = s.last_window_end // c if c else s.last_window_id  # the last window's id at today's cadence
+        if s.last_window_end and wid <= last_id:
+            self.bad(e, f"report for window {wid} accepted after window {last_id} (ids must increase)")
+        # Streaks are runs of consecutive windows: after a gap both start again from this report.
+        follows = s.last_window_end != 0 and wid == last_id + 1
+        run_high, run_low = (s.high_streak, s.low_streak) if follows else (0, 0)
         if end + p.max_age < e.timestamp:
             self.bad(e, f"stale window accepted: ended {end}, block time {e.timestamp}, max age {p.max_age} s")
         if end > e.timestamp + FUTURE_SKEW:
             self.bad(e, f"window from the future accepted: ends {end}, block time {e.timestamp}")
-        high = _inc(s.high_streak) if score >= p.trip_threshold else 0
-        low = _inc(s.low_streak) if score <= p.reset_threshold else 0
-        nxt = replace(s, last_window_id=wid, high_streak=high, low_streak=low)
+        high = _inc(run_high) if score >= p.trip_threshold else 0
+        low = _inc(run_low) if score <= p.reset_threshold else 0
+        nxt = replace(s, last_window_id=wid, last_window_end=end, high_streak=high, low_streak=low)
         expect: str | None = None
         if not s.tripped:
             if high >= p.trip_after:
                 nxt = replace(nxt, tripped=True, tripped_at=e.timestamp, low_streak=0)
                 expect = "Tripped"
         elif not s.manual and low >= p.reset_after and e.timestamp >= s.tripped_at + p.cooldown:
-            nxt = State(last_window_id=wid)
+            nxt = State(last_window_id=wid, last_window_end=end)
             expect = "Recovered"
         emitted = [x for x in self.auto if x.tx == e.tx]
         self.auto = [x for x in self.auto if x.tx != e.tx]
@@ -194,7 +204,7 @@ class _Machine:
             self.bad(e, f"governance recovery by {by}, who is not governance ({self.s.governance})")
         if not s.tripped:
             self.bad(e, "governance recovery while not tripped")
-        self.s = replace(self.s, state=State(last_window_id=s.last_window_id))
+        self.s = replace(self.s, state=State(last_window_id=s.last_window_id, last_window_end=s.last_window_end))
         self.out.recoveries.append(e)
 
     # -- configuration ---------------------------------------------------------------
@@ -235,12 +245,13 @@ class _Machine:
 
     def verifier_proposed(self, e: ChainEvent) -> None:
         self.s = replace(self.s, pending_verifier=e.args["verifier"], pending_score_scale=int(e.args["scoreScale"]),
-                         pending_verifier_eta=int(e.args["eta"]))
+                         pending_cadence=int(e.args["cadence"]), pending_verifier_eta=int(e.args["eta"]))
 
     def verifier_cancelled(self, e: ChainEvent) -> None:
         if not _same(e.args["verifier"], self.s.pending_verifier):
             self.bad(e, f"cancelled verifier {e.args['verifier']} was not the pending one")
-        self.s = replace(self.s, pending_verifier=ZERO, pending_score_scale=0, pending_verifier_eta=0)
+        self.s = replace(self.s, pending_verifier=ZERO, pending_score_scale=0, pending_cadence=0,
+                         pending_verifier_eta=0)
 
     def verifier_changed(self, e: ChainEvent) -> None:
         a = e.args
@@ -248,13 +259,15 @@ class _Machine:
             self.bad(e, f"verifier change from {a['previous']}, but the active verifier was {self.s.verifier}")
         constructing = _same(a["previous"], ZERO)
         if not constructing:
-            if not _same(a["verifier"], self.s.pending_verifier) or int(a["scoreScale"]) != self.s.pending_score_scale:
+            if (not _same(a["verifier"], self.s.pending_verifier) or int(a["scoreScale"]) != self.s.pending_score_scale
+                    or int(a["cadence"]) != self.s.pending_cadence):
                 self.bad(e, f"verifier changed to {a['verifier']} without that proposal pending")
             elif e.timestamp < self.s.pending_verifier_eta:
                 self.bad(e, f"verifier changed at {e.timestamp}, before its timelock eta {self.s.pending_verifier_eta}")
         state = self.s.state if constructing else replace(self.s.state, high_streak=0, low_streak=0)
-        self.s = replace(self.s, verifier=a["verifier"], score_scale=int(a["scoreScale"]), state=state,
-                         pending_verifier=ZERO, pending_score_scale=0, pending_verifier_eta=0)
+        self.s = replace(self.s, verifier=a["verifier"], score_scale=int(a["scoreScale"]), cadence=int(a["cadence"]),
+                         state=state, pending_verifier=ZERO, pending_score_scale=0, pending_cadence=0,
+                         pending_verifier_eta=0)
         self.out.verifier_changes.append(e)
 
     def governance_started(self, e: ChainEvent) -> None:

@@ -196,12 +196,12 @@ def submit_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: P
 
 def breaker_state(chain: Chain, breaker: Any) -> dict[str, Any]:
     """Everything an operator looks at: tripped, streaks, last window, policy, verifier, attesters."""
-    last, tripped_at, high, low, tripped, manual = chain.call(breaker.functions.state(), "reading state")
+    last, last_end, tripped_at, high, low, tripped, manual = chain.call(breaker.functions.state(), "reading state")
     params = chain.call(breaker.functions.params(), "reading params")
     trip_t, reset_t, trip_after, reset_after, cooldown, max_age, quorum = params
     return {
         "tripped": bool(tripped), "manual_trip": bool(manual), "tripped_at": int(tripped_at) or None,
-        "last_window_id": int(last),
+        "last_window_id": int(last), "last_window_end": int(last_end) or None,
         "high_streak": int(high), "low_streak": int(low),
         "trip_threshold": from_wad(trip_t), "reset_threshold": from_wad(reset_t),
         "trip_after": int(trip_after), "reset_after": int(reset_after),
@@ -209,6 +209,7 @@ def breaker_state(chain: Chain, breaker: Any) -> dict[str, Any]:
         "attesters": list(chain.call(breaker.functions.attesters(), "attesters")),
         "verifier": chain.call(breaker.functions.verifier(), "verifier"),
         "score_scale": int(chain.call(breaker.functions.scoreScale(), "scoreScale")),
+        "cadence_seconds": int(chain.call(breaker.functions.cadence(), "cadence")),
         "pending_verifier": chain.call(breaker.functions.pendingVerifier(), "pendingVerifier"),
         "pending_verifier_eta": int(chain.call(breaker.functions.pendingVerifierEta(), "pendingVerifierEta")) or None,
         "governance": chain.call(breaker.functions.governance(), "governance"),

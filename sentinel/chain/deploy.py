@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
 from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact
@@ -194,6 +195,7 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
                   receipt_timeout=config.chain.receipt_timeout_seconds)
     roles = resolve_roles(config.chain, chain.chain_id)
     scale = int(manifest["instances"]["score_scale"])
+    cadence = breaker_cadence(manifest, layout.circuit_manifest)
 
     results: dict[str, Deployed] = {}
     say("deploy", f"Halo2Verifier ({len(verifier.runtime)} bytes of runtime code) on chain {chain.chain_id}")
@@ -205,7 +207,7 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
                   f"reset <= {policy.reset_threshold:.4f} x{policy.reset_after}, quorum {policy.quorum} of "
                   f"{len(roles.attesters)}")
     results["SentinelBreaker"] = chain.deploy(compiled["SentinelBreaker"], [
-        results["Halo2Verifier"].address, scale, policy.params(), roles.attesters, roles.deployer.address,
+        results["Halo2Verifier"].address, scale, cadence, policy.params(), roles.attesters, roles.deployer.address,
         roles.guardian, config.chain.timelock_seconds], roles.deployer)
     results["DemoToken"] = chain.deploy(compiled["DemoToken"], ["Sentinel Demo USD", "sUSD"], roles.deployer)
     results["GuardedVault"] = chain.deploy(compiled["GuardedVault"], [
@@ -234,6 +236,15 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
                  "srs_test_only": manifest["srs"]["warning"] is not None},
         contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
     )
+
+
+def breaker_cadence(manifest: dict[str, Any], where: Path) -> int:
+    """The model's cadence in whole seconds, as the breaker derives window ids from window ends with it."""
+    cadence = float(manifest["cadence_seconds"])
+    if not cadence.is_integer() or not 1 <= cadence <= 86_400:
+        raise ChainError(f"{where}: cadence_seconds {cadence:g} must be a whole number of seconds in 1..86400 "
+                         "(the breaker computes window ids as window end // cadence)")
+    return int(cadence)
 
 
 def load_deployment(layout: ArtifactLayout) -> Deployment:

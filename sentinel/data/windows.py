@@ -9,6 +9,7 @@ different scenarios.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,14 +22,17 @@ from sentinel.errors import DataError
 def window_id(end_unix: int, cadence_seconds: float) -> int:
     """The id of the window ending at Unix second ``end_unix``: the one rule everything uses.
 
-    ``round(end_unix / cadence_seconds)``, so consecutive windows of a feed
-    have consecutive ids, anyone can derive an id from raw rows, and a gap
-    in reported ids is a window nobody reported. The prover stamps it on a
-    proof bundle, the relay on the windows it queues, an attester checks it
-    against its own rows and the auditor against every Report event: all of
-    them call this function, so changing the rule here changes it everywhere.
+    ``floor(end_unix / cadence_seconds)``: the breaker computes the same
+    (``windowEnd / cadence`` in integer arithmetic) and refuses any other id,
+    so consecutive windows of a feed have consecutive ids, anyone can derive
+    an id from raw rows, and a gap in reported ids is a window nobody
+    reported. Rounding down, not to nearest: Python's ``round`` rounds halves
+    to even, which gave two windows of a feed stamped at hh:mm:30 one id.
+    The prover stamps it on a proof bundle, the relay on the windows it
+    queues, an attester checks it against its own rows and the auditor
+    against every Report event: all of them call this function.
     """
-    return round(end_unix / cadence_seconds)
+    return math.floor(end_unix / cadence_seconds)
 
 
 @dataclass(frozen=True)

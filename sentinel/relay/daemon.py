@@ -1,4 +1,8 @@
-"""The relay daemon: one pass = read the feed, reconcile transactions, prove the newest window, submit.
+"""The relay daemon: one pass = read the feed, reconcile transactions, prove the next window, submit.
+
+Windows go on chain in order, oldest still reportable first: the breaker's
+streaks are runs of consecutive windows, so a skipped window that could have
+been reported would end a run (see :func:`next_in_order`).
 
 ``sentinel relay once`` runs one pass; ``sentinel relay run`` runs passes until
 SIGTERM/SIGINT, pausing ``interval_seconds`` when idle and backing off with
@@ -7,7 +11,7 @@ jitter while the RPC is down. All progress lives in the queue
 included) and the next process resumes:
 
 - ``proving`` at start-up means the proof was interrupted: back to ``new``
-  (attempt counted) and the newest-first rule decides again;
+  (attempt counted) and the in-order rule decides again;
 - ``submitted`` windows are reconciled from the chain: a stored transaction's
   receipt, else the stored raw bytes are broadcast again (never a new
   signature for a nonce already used), else, if another transaction took the
@@ -42,7 +46,7 @@ from sentinel.relay.server import RelayMetrics
 log = logging.getLogger("sentinel.relay")
 
 #: Reverts that mean the breaker will never take this window: final, not retried.
-FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow"})
+FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow", "WindowIdMismatch"})
 #: The breaker's FUTURE_SKEW: a window may end at most this far after the block time.
 FUTURE_SKEW = 300
 
@@ -75,22 +79,29 @@ class PassResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def newest_first(pending: list[int], floor: int, stage: str) -> tuple[int | None, list[tuple[int, str]]]:
-    """Pick the newest of ``pending`` window ids; every other one is skipped, with the reason.
+def next_in_order(pending: dict[int, int], floor: int, oldest_end: int, stage: str
+                  ) -> tuple[int | None, list[tuple[int, str]]]:
+    """Pick the oldest of ``pending`` (window id -> window end) that can still be reported; skip the rest.
 
-    The breaker takes only increasing ids, so once a newer window is on its
-    way an older one can never be reported: it is recorded as skipped rather
-    than proved or sent late. A window not newer than ``floor`` (the newest
-    already proved, sent or confirmed) is skipped as well.
+    The breaker's streaks are runs of consecutive windows (a report that does
+    not follow the last accepted window starts them again), so the relay
+    reports windows in order: skipping one that could still be reported would
+    end a run in progress. Skipped, each with its reason: windows not newer
+    than ``floor`` (the newest already proved, sent or confirmed: the breaker
+    takes only newer ids) and windows ending before ``oldest_end`` (past the
+    breaker's max age: nobody can report them any more). Newer windows wait
+    their turn.
     """
-    if not pending:
-        return None, []
-    ordered = sorted(pending)
-    newest = ordered[-1]
-    skipped = [(wid, f"newer window {newest} {stage} (newest first)") for wid in ordered[:-1]]
-    if newest <= floor:
-        return None, [*skipped, (newest, f"not newer than window {floor}, already proved or sent")]
-    return newest, skipped
+    skipped: list[tuple[int, str]] = []
+    for wid in sorted(pending):
+        if wid <= floor:
+            skipped.append((wid, f"not newer than window {floor}, already {stage} or sent"))
+        elif pending[wid] < oldest_end:
+            end = pending[wid]
+            skipped.append((wid, f"too old to report: ends {end}, the breaker takes ends from {oldest_end}"))
+        else:
+            return wid, skipped
+    return None, skipped
 
 
 class Relay:
@@ -136,7 +147,7 @@ class Relay:
 
     # -- start-up -----------------------------------------------------------------------
     def _resume(self) -> None:
-        """A window left in ``proving`` was interrupted (crash, kill): prove it again if still the newest."""
+        """A window left in ``proving`` was interrupted (crash, kill): prove it again if still reportable."""
         for w in self.queue.windows("proving"):
             self.queue.transition(w.window_id, "new", last_error="interrupted while proving; retried")
             log.warning("event=resume_proving %s", kv(window=w.window_id, attempt=w.attempts))
@@ -231,25 +242,21 @@ class Relay:
         return max(ids) if ids else -1
 
     def prove_next(self, result: PassResult, head: Any) -> None:
-        """Prove the newest new window; older new ones are skipped (the breaker only takes newer ids)."""
+        """Prove the oldest new window that can still be reported (windows go on chain in order)."""
         pending = {w.window_id: w for w in self.queue.windows("new")}
-        chosen, skips = newest_first(list(pending), self._floor(), "pending")
+        now = int(head["timestamp"])
+        chosen, skips = next_in_order({wid: w.end_unix for wid, w in pending.items()}, self._floor(),
+                                      now - self.max_age, "proved")
         for wid, reason in skips:
             self._skip(result, wid, reason)
         if chosen is None:
             return
-        newest = pending[chosen]
-        now = int(head["timestamp"])
-        if newest.end_unix < now - self.max_age:
-            self._skip(result, newest.window_id, f"stale before proving: ends {newest.end_unix}, chain time {now}, "
-                                                 f"max age {self.max_age} s")
-            return
-        market = self.feed.market_for(newest.window_id)
+        market = self.feed.market_for(chosen)
         if market is None:
-            self._skip(result, newest.window_id, "its rows are no longer held by the feed")
+            self._skip(result, chosen, "its rows are no longer held by the feed")
             return
         self.load_prover()
-        w = self.queue.transition(newest.window_id, "proving", count_attempt=True)
+        w = self.queue.transition(chosen, "proving", count_attempt=True)
         log.info("event=proving %s", kv(window=w.window_id, attempt=w.attempts))
         try:
             proved = self.prover.prove_end_row(market, len(market) - 1)
@@ -279,7 +286,7 @@ class Relay:
         return int(self.chain.call(self.breaker.functions.state(), "reading state")[0])
 
     def submit_next(self, result: PassResult, head: Any) -> None:
-        """Attest and send the newest proved window, if no transaction of ours is still unmined."""
+        """Attest and send the oldest proved window, if no transaction of ours is still unmined."""
         from sentinel.chain.breaker import sign_attestation
         from sentinel.chain.encoding import read_bundle, submit_args
 
@@ -287,7 +294,9 @@ class Relay:
             return  # one unmined transaction at a time: the lane stays in nonce order
         proved = {w.window_id: w for w in self.queue.windows("proved")}
         in_flight = [w.window_id for w in self.queue.windows("submitted", "confirmed")]
-        chosen, skips = newest_first(list(proved), max(in_flight, default=-1), "proved")
+        now = int(head["timestamp"])
+        chosen, skips = next_in_order({wid: w.end_unix for wid, w in proved.items()}, max(in_flight, default=-1),
+                                      now - self.max_age, "submitted")
         for wid, reason in skips:
             self._skip(result, wid, reason)
         if chosen is None:
@@ -298,7 +307,6 @@ class Relay:
         if wid <= last:
             self._reject(result, wid, f"WindowNotNewer: the breaker's last window is {last} (checked before sending)")
             return
-        now = int(head["timestamp"])
         if newest.end_unix < now - self.max_age:
             self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, "
                                       f"max age {self.max_age} s (checked before sending)")

@@ -235,7 +235,8 @@ def test_verifier_upgrade_through_the_timelock_is_followed(run: Run):
     new_verifier, manifest = verifier_contract(ArtifactLayout(run.other))
     deployed = run.chain.deploy(new_verifier, [], GOV)
     code = run.chain.codehash(deployed.address)
-    run.gov(run.breaker.functions.proposeVerifier(deployed.address, manifest["instances"]["score_scale"], code))
+    run.gov(run.breaker.functions.proposeVerifier(deployed.address, manifest["instances"]["score_scale"],
+                                                  int(manifest["cadence_seconds"]), code))
     run.warp_to(anvil.chain_time(run.node) + TIMELOCK + 1)
     run.gov(run.breaker.functions.executeVerifier())
     other = run.windows["other"]

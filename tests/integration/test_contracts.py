@@ -52,6 +52,7 @@ pytestmark = pytest.mark.integration
 GOV, GUARDIAN, USER, STRANGER = demo_key(0), demo_key(1), demo_key(5), demo_key(7)
 ATTESTERS = [demo_key(i) for i in (2, 3, 4)]
 TRIP_AFTER, RESET_AFTER, COOLDOWN, MAX_AGE, TIMELOCK = 3, 2, 600, 1800, 3600
+CADENCE = 60  # the tiny circuit's, as the session's circuit is built with the default config
 
 
 # --- session fixtures ---------------------------------------------------------------------
@@ -96,15 +97,26 @@ class Env:
     vault: Any
     token: Any
     bundles: dict[str, ProofBundle]
-    next_window: int = 1000
+    window: int = 0  #: the last window id handed out
 
     def now(self) -> int:
         return int(self.chain.block()["timestamp"])
 
-    def message(self, bundle: ProofBundle, **changes: int) -> AttestationMessage:
-        """A fresh attestation message for the next window id, bound to ``bundle``'s input hash."""
-        self.next_window += 1
-        base = AttestationMessage(self.next_window, self.now() - 30, bundle.input_hash)
+    def message(self, bundle: ProofBundle, *, skip: int = 0, window_end: int | None = None,
+                **changes: int) -> AttestationMessage:
+        """An attestation of the window after the last one handed out (``skip`` more after it), bound to
+        ``bundle``'s input hash, its id derived from its end as the breaker does; the chain's clock is moved
+        to the window's end when it lies ahead. A window too old to report is replaced by a recent one."""
+        if window_end is None:
+            now = self.now()
+            wid = self.window + 1 + skip
+            if wid * CADENCE + 30 < now - MAX_AGE + 60:
+                wid = (now - 60) // CADENCE
+            window_end = wid * CADENCE + 30
+            if window_end > now:
+                self.increase_time(window_end - now)
+        self.window = max(self.window, window_end // CADENCE)
+        base = AttestationMessage(window_end // CADENCE, window_end, bundle.input_hash)
         return replace(base, **changes)
 
     def submit(self, bundle: ProofBundle, message: AttestationMessage | None = None, *,
@@ -261,7 +273,39 @@ def test_replayed_window_id_reverts(env: Env):
     env.submit(bundle, message)
     error = reverts("WindowNotNewer", env.submit, bundle, message)
     assert error.args_ == {"windowId": message.window_id, "lastWindowId": message.window_id}
-    reverts("WindowNotNewer", env.submit, bundle, replace(message, window_id=message.window_id - 1))
+    error = reverts("WindowNotNewer", env.submit, bundle, env.message(bundle, window_end=message.window_end - CADENCE))
+    assert error.args_ == {"windowId": message.window_id - 1, "lastWindowId": message.window_id}
+
+
+def test_a_window_id_is_its_end_over_the_cadence(env: Env):
+    """Security #18.2: an attested id of 2^64-1 was accepted, and every later report reverted for good."""
+    bundle = env.bundles["low"]
+    message = env.message(bundle)
+    error = reverts("WindowIdMismatch", env.submit, bundle, replace(message, window_id=2**64 - 1))
+    assert error.args_ == {"windowId": 2**64 - 1, "expected": message.window_end // CADENCE}
+    reverts("WindowIdMismatch", env.submit, bundle, replace(message, window_id=message.window_id + 1))
+    assert env.submit(bundle, message).window_id == message.window_end // CADENCE  # reporting goes on
+    assert env.submit(bundle).window_id == message.window_id + 1
+
+
+def test_a_model_with_another_cadence_keeps_reporting(env: Env):
+    """Security #18.2: after an upgrade to another cadence, ids fell below the last one and reporting halted."""
+    bundle = env.bundles["low"]
+    last = env.submit(bundle)
+    verifier = env.deployment.address("Halo2Verifier")
+    gov(env, env.breaker.functions.proposeVerifier(verifier, env.state()["score_scale"], 5 * CADENCE,
+                                                   codehash(env, verifier)))
+    env.increase_time(TIMELOCK + 1)
+    receipt = gov(env, env.breaker.functions.executeVerifier())
+    (changed,) = env.breaker.events.VerifierChanged().process_receipt(receipt)
+    assert changed["args"]["cadence"] == 5 * CADENCE and env.state()["cadence_seconds"] == 5 * CADENCE
+    end = env.now() - 30
+    assert end // (5 * CADENCE) < last.window_id  # an id at the new cadence is far below the old ids
+    result = env.submit(bundle, AttestationMessage(end // (5 * CADENCE), end, bundle.input_hash))
+    assert result.window_id == end // (5 * CADENCE)
+    same_window = end - end % (5 * CADENCE)
+    reverts("WindowNotNewer", env.submit, bundle, AttestationMessage(end // (5 * CADENCE), same_window,
+                                                                     bundle.input_hash))
 
 
 def test_stale_window_reverts(env: Env):
@@ -419,8 +463,9 @@ def test_verifier_change_goes_through_the_timelock(env: Env, other_model_bundle:
     scale = manifest["instances"]["score_scale"]
     reverts("NoPendingVerifier", gov, env, env.breaker.functions.executeVerifier())
     code = codehash(env, deployed.address)
-    reverts("NotGovernance", gov, env, env.breaker.functions.proposeVerifier(deployed.address, scale, code), GUARDIAN)
-    receipt = gov(env, env.breaker.functions.proposeVerifier(deployed.address, scale, code))
+    propose = env.breaker.functions.proposeVerifier(deployed.address, scale, CADENCE, code)
+    reverts("NotGovernance", gov, env, propose, GUARDIAN)
+    receipt = gov(env, env.breaker.functions.proposeVerifier(deployed.address, scale, CADENCE, code))
     (proposed,) = env.breaker.events.VerifierChangeProposed().process_receipt(receipt)
     assert proposed["args"]["eta"] == env.now() + TIMELOCK and proposed["args"]["codehash"] == code
     error = reverts("TimelockNotElapsed", gov, env, env.breaker.functions.executeVerifier())
@@ -438,11 +483,11 @@ def test_verifier_change_goes_through_the_timelock(env: Env, other_model_bundle:
 
 def test_a_cancelled_verifier_change_cannot_execute(env: Env, other_model_bundle: ProofBundle):
     verifier = env.deployment.address("Halo2Verifier")
-    gov(env, env.breaker.functions.proposeVerifier(verifier, 10, codehash(env, verifier)))
+    gov(env, env.breaker.functions.proposeVerifier(verifier, 10, CADENCE, codehash(env, verifier)))
     gov(env, env.breaker.functions.cancelVerifier())
     env.increase_time(TIMELOCK + 1)
     reverts("NoPendingVerifier", gov, env, env.breaker.functions.executeVerifier())
-    reverts("NotAContract", gov, env, env.breaker.functions.proposeVerifier(STRANGER.address, 10, b"\0" * 32))
+    reverts("NotAContract", gov, env, env.breaker.functions.proposeVerifier(STRANGER.address, 10, CADENCE, b"\0" * 32))
 
 
 def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bundle: ProofBundle):
@@ -450,9 +495,9 @@ def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bu
     verifier = env.deployment.address("Halo2Verifier")
     scale = env.state()["score_scale"]
     error = reverts("VerifierCodeMismatch", gov, env,
-                    env.breaker.functions.proposeVerifier(verifier, scale, b"\x01" * 32))
+                    env.breaker.functions.proposeVerifier(verifier, scale, CADENCE, b"\x01" * 32))
     assert error.args_["actual"] == "0x" + codehash(env, verifier).hex()
-    gov(env, env.breaker.functions.proposeVerifier(verifier, scale, codehash(env, verifier)))
+    gov(env, env.breaker.functions.proposeVerifier(verifier, scale, CADENCE, codehash(env, verifier)))
     # What a metamorphic or upgradeable verifier does: other code at the same address (here, the
     # other model's verifier, which accepts that model's proofs).
     from sentinel.chain.deploy import verifier_contract
@@ -469,7 +514,7 @@ def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bu
 def test_a_score_scale_that_does_not_fit_the_circuit_halts_instead_of_tripping(env: Env):
     """Security #18.4: the same verifier re-proposed with scale 0 made every ordinary window trip."""
     verifier = env.deployment.address("Halo2Verifier")
-    gov(env, env.breaker.functions.proposeVerifier(verifier, 0, codehash(env, verifier)))
+    gov(env, env.breaker.functions.proposeVerifier(verifier, 0, CADENCE, codehash(env, verifier)))
     env.increase_time(TIMELOCK + 1)
     gov(env, env.breaker.functions.executeVerifier())
     high = env.bundles["high"]  # its felt is >= 2^(scale-1): at scale 0 the score reads as hundreds
@@ -522,6 +567,35 @@ def test_trips_after_n_consecutive_high_scores_only(env: Env):
     assert tripped == {"windowId": final.window_id, "by": STRANGER.address, "byGuardian": False}
     state = env.state()
     assert state["tripped"] is True and state["tripped_at"] == env.now()
+
+
+def test_cherry_picked_windows_do_not_trip_the_breaker(env: Env):
+    """Security #18.1: of six windows high, high, low, low, low, high, reporting only the highs tripped it."""
+    high, low = env.bundles["high"], env.bundles["low"]
+    assert env.submit(high).tripped is False
+    assert env.submit(high).tripped is False
+    picked = env.submit(high, env.message(high, skip=3))  # the three calm windows in between left out
+    assert picked.tripped is False and picked.events == ["Report"]
+    state = env.state()
+    assert state["high_streak"] == 1 and state["tripped"] is False
+    # Six such windows reported in full (after a gap, so they start a run of their own) do not trip it either.
+    assert env.submit(high, env.message(high, skip=1)).tripped is False
+    for bundle in (high, low, low, low, high):
+        assert env.submit(bundle).tripped is False
+    assert env.state()["high_streak"] == 1
+
+
+def test_calm_windows_far_apart_do_not_recover_the_breaker(env: Env):
+    """Security #18.1: two calm windows 18 windows apart recovered it while the windows between were high."""
+    high, low = env.bundles["high"], env.bundles["low"]
+    for _ in range(TRIP_AFTER):
+        env.submit(high)
+    env.increase_time(COOLDOWN)
+    assert env.submit(low).tripped is True
+    assert env.submit(low, env.message(low, skip=17)).tripped is True  # 17 windows skipped: a new run of 1
+    assert env.state()["low_streak"] == 1
+    recovered = env.submit(low)  # the next window: two calm windows in a row
+    assert recovered.tripped is False and recovered.events == ["Recovered", "Report"]
 
 
 def test_recovery_needs_m_low_scores_and_the_cooldown(env: Env):

@@ -9,6 +9,7 @@ from sentinel.audit.replay import ZERO, ChainEvent, Params, Snapshot, State, com
 WAD = 10**18
 GOV, GUARD, A, B, C, V1, V2 = (f"0x{i:040x}" for i in range(1, 8))
 TRIP, RESET = int(0.9 * WAD), int(0.4 * WAD)
+CADENCE = 60
 
 
 class Log:
@@ -18,12 +19,12 @@ class Log:
         self.events: list[ChainEvent] = []
         self.block = 0
         self.time = 1_000_000
-        self.window = 100
         self._tx = itertools.count()
         tx = self.tx()
+        self.window = self.time // CADENCE - 1  # each report is the next window, ending 30 s into its minute
         self.emit("GovernanceChanged", tx, previous=ZERO, governance=GOV)
         self.emit("GuardianChanged", tx, previous=ZERO, guardian=GUARD)
-        self.emit("VerifierChanged", tx, previous=ZERO, verifier=V1, scoreScale=10)
+        self.emit("VerifierChanged", tx, previous=ZERO, verifier=V1, scoreScale=10, cadence=CADENCE)
         for who in (A, B, C):
             self.emit("AttesterAdded", tx, attester=who)
         self.emit("ParamsChanged", tx, tripThreshold=TRIP, resetThreshold=RESET, tripAfter=trip_after,
@@ -47,7 +48,8 @@ class Log:
             self.emit("Tripped", tx, windowId=self.window, by=GOV, byGuardian=False)
         elif auto == "Recovered":
             self.emit("Recovered", tx, windowId=self.window, by=GOV, byGovernance=False)
-        self.emit("Report", tx, windowId=self.window, windowEnd=self.time - 30, inputHash=1, score=int(score * WAD),
+        self.emit("Report", tx, windowId=self.window, windowEnd=self.window * CADENCE + 30, inputHash=1,
+                  score=int(score * WAD),
                   submitter=GOV, tripped=tripped)
 
 
@@ -71,7 +73,7 @@ def test_trip_after_n_consecutive_high_scores_and_recovery_after_m_low_plus_cool
     result = replay(log.events)
     assert result.findings == []
     assert len(result.trips) == 1 and len(result.recoveries) == 1
-    assert result.final.state == State(last_window_id=log.window)
+    assert result.final.state == State(last_window_id=log.window, last_window_end=log.window * CADENCE + 30)
 
 
 def test_hysteresis_a_score_between_thresholds_breaks_the_low_streak():
@@ -123,23 +125,24 @@ def test_window_ids_must_increase():
 
 def test_verifier_change_needs_a_pending_proposal_past_its_eta_and_resets_streaks():
     log = Log()
+    log.emit("VerifierChangeProposed", log.tx(), verifier=V2, scoreScale=12, cadence=CADENCE, eta=log.time + 3600)
+    log.time += 3600 - 60  # two reports (60 s each) and the change land just past the eta
+    log.window = log.time // CADENCE
     log.report(0.95, False)
     log.report(0.95, False)
-    tx = log.tx()
-    log.emit("VerifierChangeProposed", tx, verifier=V2, scoreScale=12, eta=log.time + 3600)
-    log.emit("VerifierChanged", log.tx(seconds=3600), previous=V1, verifier=V2, scoreScale=12)
-    log.report(0.95, False)  # streak restarted by the change: no trip on this third high score
+    log.emit("VerifierChanged", log.tx(seconds=0), previous=V1, verifier=V2, scoreScale=12, cadence=CADENCE)
+    log.report(0.95, False)  # the next window, but the change restarted the streak: no trip on this third high
     result = replay(log.events)
     assert result.findings == []
     assert result.final.verifier == V2 and result.final.score_scale == 12
     assert result.reports[-1].verifier == V2 and result.reports[0].verifier == V1
 
     early = Log()
-    early.emit("VerifierChangeProposed", early.tx(), verifier=V2, scoreScale=10, eta=early.time + 3600)
-    early.emit("VerifierChanged", early.tx(seconds=60), previous=V1, verifier=V2, scoreScale=10)
+    early.emit("VerifierChangeProposed", early.tx(), verifier=V2, scoreScale=10, cadence=CADENCE, eta=early.time + 3600)
+    early.emit("VerifierChanged", early.tx(seconds=60), previous=V1, verifier=V2, scoreScale=10, cadence=CADENCE)
     assert any("before its timelock eta" in m for m in findings(early))
     unproposed = Log()
-    unproposed.emit("VerifierChanged", unproposed.tx(), previous=V1, verifier=V2, scoreScale=10)
+    unproposed.emit("VerifierChanged", unproposed.tx(), previous=V1, verifier=V2, scoreScale=10, cadence=CADENCE)
     assert any("without that proposal pending" in m for m in findings(unproposed))
 
 
@@ -168,10 +171,10 @@ def test_stale_report_is_a_discrepancy():
 
 
 def test_compare_final_names_each_difference():
-    a = Snapshot(state=State(5, 0, 1, 0, False), params=Params(TRIP, RESET, 3, 2, 600, 1800, 2), verifier=V1,
+    a = Snapshot(state=State(5, 330, 0, 1, 0, False), params=Params(TRIP, RESET, 3, 2, 600, 1800, 2), verifier=V1,
                  attesters=(A, B))
     assert compare_final(a, a) == []
-    b = Snapshot(state=State(5, 0, 2, 0, False), params=a.params, verifier=V1, attesters=(B, A))
+    b = Snapshot(state=State(5, 330, 0, 2, 0, False), params=a.params, verifier=V1, attesters=(B, A))
     (only,) = compare_final(a, b)
     assert "state.high_streak" in only.message
 
@@ -217,3 +220,26 @@ def test_new_parameters_start_new_streaks():
     log.report(0.95, False)  # the third high score in a row, but the first under the new parameters
     assert findings(log) == []
     assert replay(log.events).final.state.high_streak == 1
+
+
+def test_streaks_are_runs_of_consecutive_windows_a_gap_starts_them_again():
+    log = Log()
+    log.report(0.95, False)
+    log.report(0.95, False)
+    log.report(0.95, False, window=log.window + 4)  # three high reports, but windows were skipped: no trip
+    result = replay(log.events)
+    assert result.findings == [] and result.final.state.high_streak == 1
+    cherry = Log()  # a contract that tripped on cherry-picked windows is caught
+    cherry.report(0.95, False)
+    cherry.report(0.95, False)
+    cherry.report(0.95, True, auto="Tripped", window=cherry.window + 4)
+    assert any("contract emitted Tripped" in m for m in findings(cherry))
+
+
+def test_a_window_id_that_is_not_its_end_over_the_cadence_is_a_discrepancy():
+    log = Log()
+    tx = log.tx()
+    log.window += 1
+    log.emit("Report", tx, windowId=log.window + 1000, windowEnd=log.window * CADENCE + 30, inputHash=1, score=0,
+             submitter=GOV, tripped=False)
+    assert any("the cadence 60 s gives" in m for m in findings(log))

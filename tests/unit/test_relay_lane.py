@@ -64,13 +64,16 @@ def test_backoff_doubles_with_jitter_up_to_the_cap():
     assert backoff.next() <= 1.0
 
 
-def test_newest_first_skips_every_older_window_with_a_reason():
-    from sentinel.relay.daemon import newest_first
+def test_windows_go_on_chain_in_order_oldest_reportable_first():
+    from sentinel.relay.daemon import next_in_order
 
-    assert newest_first([], -1, "pending") == (None, [])
-    chosen, skipped = newest_first([12, 10, 11], -1, "pending")
+    assert next_in_order({}, -1, 0, "proved") == (None, [])
+    ends = {10: 600, 11: 660, 12: 720}
+    assert next_in_order(ends, -1, 0, "proved") == (10, [])  # newer windows wait their turn
+    chosen, skipped = next_in_order(ends, 10, 0, "proved")  # 10 already proved
+    assert chosen == 11 and skipped == [(10, "not newer than window 10, already proved or sent")]
+    chosen, skipped = next_in_order(ends, -1, 700, "proved")  # 10 and 11 are past the breaker's max age
     assert chosen == 12 and [w for w, _ in skipped] == [10, 11]
-    assert all("newer window 12 pending" in reason for _, reason in skipped)
-    chosen, skipped = newest_first([9], 9, "proved")  # not newer than one already in flight
-    assert chosen is None and skipped == [(9, "not newer than window 9, already proved or sent")]
-    assert newest_first([15], 9, "proved") == (15, [])
+    assert all("too old to report" in reason for _, reason in skipped)
+    expected = (None, [(9, "not newer than window 9, already submitted or sent")])
+    assert next_in_order({9: 540}, 9, 0, "submitted") == expected

@@ -83,17 +83,19 @@ queue="$out/relay/queue.sqlite"
 rm -rf "$out/relay" && mkdir -p "$out/relay"
 metrics_port=${SENTINEL_RELAY__METRICS_PORT:-9464}
 
-step "14. the relay daemon follows the feed: newest window first, proved, attested, submitted, confirmed"
+step "14. the relay daemon follows the feed: every window in order, proved, attested, submitted, confirmed"
 # Anvil mines only when asked, so one confirmation (the inclusion block) here; the default is 2.
 sentinel relay run --data "$feed" --db "$queue" --metrics-port "$metrics_port" --confirmations 1 \
   2> "$out/relay.log" &
 relay_pid=$!
 trap 'kill -TERM $relay_pid 2>/dev/null; wait $relay_pid 2>/dev/null; sentinel chain down >/dev/null 2>&1 || true' EXIT
-# The demo compresses time: 1 row (a minute of market time) every ~3 s, and the local chain's clock follows
-# each row (--chain-clock). A live feed needs no warping. The replay starts 36 rows before onset, with a
-# window's worth of earlier rows written at once, and stops 5 rows after the price bottom.
-sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset - 36)):$((bottom + 5))" --prefill 50 \
-  --rows-per-second 0.3 --chain-clock
+# The demo compresses time: 1 row (a minute of market time) every 5 s, and the local chain's clock follows
+# each row (--chain-clock). A live feed needs no warping. The breaker counts runs of consecutive windows, so
+# the relay reports every window in order; a row every 5 s is about what one proof and one transaction
+# take here, so it keeps up. The replay starts 20 rows before onset, with a window's worth of earlier rows
+# written at once, and stops 5 rows after the price bottom.
+sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset - 20)):$((bottom + 5))" --prefill 50 \
+  --rows-per-second 0.2 --chain-clock
 feed_lines=$(wc -l < "$feed")
 for _ in $(seq 1 120); do  # wait (deadline 4 min) until the last row's window is queued and every window is final
   if sentinel relay status --db "$queue" --json | python3 -c 'import json, sys

@@ -10,6 +10,7 @@ CHECKS = {
     "verifier-render": "verifier re-rendered from the vk (EZKL) and compiled (npm solc) = published one",
     "breaker-code": "deployed breaker = the published source (immutables masked) with this chain's domain",
     "verifier-code": "each verifier the breaker used = one re-rendered from an artifact set (eth_getCode)",
+    "model-settings": "score scale and cadence the breaker was given with each verifier = that model's manifest",
     "state-machine": "breaker events replayed: streaks, trips, recoveries, params, attesters, timelock",
     "final-state": "replayed state = the contract's state now",
     "calldata": "submit calldata decoded; equals its Report event; score instance decodes to the event's",

@@ -158,6 +158,20 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
                 "verifier-code", f"verifier {address} (active from block {block}) matches no artifact set: a verifier "
                                  f"for a different model; its {accepted} report(s) cannot be checked against a "
                                  "published model", block=block))
+    # The breaker decodes scores at the scale and derives window ids at the cadence it was given with the
+    # verifier; neither can be read from the verifier's code, so each must be the matched model's.
+    stally = report.tally("model-settings")
+    for e in result.verifier_changes:
+        model = verifier_set.get(e.args["verifier"].lower())
+        if model is None:
+            continue
+        wanted = {"scoreScale": int(model.manifest["instances"]["score_scale"]),
+                  "cadence": int(float(model.manifest["cadence_seconds"]))}
+        wrong = [f"{k} {e.args[k]} (the model's is {v})" for k, v in wanted.items() if int(e.args[k]) != v]
+        stally.record(ok=not wrong)
+        if wrong:
+            report.add(discrepancy("model-settings", f"verifier {e.args['verifier']} was set with "
+                                   + " and ".join(wrong) + f" (model {model.root})", block=e.block, tx=e.tx))
     for e in result.verifier_changes:
         if e.args["previous"] != ZERO:
             upgraded = verifier_set.get(e.args["verifier"].lower())

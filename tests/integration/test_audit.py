@@ -255,3 +255,18 @@ def test_verifier_upgrade_through_the_timelock_is_followed(run: Run):
     # Without the new model's artifacts the same history is not auditable: exactly that is reported.
     partial = run.audit(artifacts=(run.tiny,))
     assert [f.check for f in partial.discrepancies] == ["verifier-code"]
+
+
+def test_a_verifier_set_with_another_score_scale_than_its_model_is_found(run: Run):
+    """The breaker cannot read a circuit's scale from its verifier: the auditor checks it against the manifest."""
+    manifest_scale = int(run.chain.call(run.breaker.functions.scoreScale(), "scoreScale"))
+    code = run.chain.codehash(run.verifier)
+    run.gov(run.breaker.functions.proposeVerifier(run.verifier, manifest_scale + 2, 60, code))
+    run.warp_to(anvil.chain_time(run.node) + TIMELOCK + 1)
+    run.gov(run.breaker.functions.executeVerifier())
+    report = run.audit()
+    assert report.exit_code == 1
+    (finding,) = report.discrepancies
+    assert finding.check == "model-settings"
+    assert f"scoreScale {manifest_scale + 2} (the model's is {manifest_scale})" in finding.message
+    assert (report.checks["model-settings"].passed, report.checks["model-settings"].failed) == (1, 1)

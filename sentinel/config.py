@@ -181,6 +181,8 @@ class RelayConfig:
     backoff_initial_seconds: float = _f(1.0, "first wait after an RPC failure (doubles, with jitter)")
     backoff_max_seconds: float = _f(30.0, "longest wait between RPC retries")
     keep_rows: int = _f(400, "good feed rows held in memory (and in the queue) to cut windows from")
+    future_skew_seconds: float = _f(300.0, "a feed row dated more than this after the wall clock (or the chain's "
+                                           "latest block time, if later) is quarantined (the breaker's FUTURE_SKEW)")
     metrics_host: str = _f("127.0.0.1", "address of /healthz and /metrics")
     metrics_port: int = _f(9464, "port of /healthz and /metrics (0 = off)")
 
@@ -428,6 +430,8 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("relay.fee_bump_percent must be >= 12.5 (nodes refuse smaller replacements)")
     if relay.base_fee_multiplier < 1 or relay.priority_fee_gwei < 0 or relay.max_fee_gwei <= 0:
         raise ConfigError("relay.base_fee_multiplier must be >= 1, priority_fee_gwei >= 0, max_fee_gwei > 0")
+    if relay.future_skew_seconds < 0:
+        raise ConfigError("relay.future_skew_seconds must be >= 0")
     if relay.interval_seconds <= 0 or relay.stuck_seconds <= 0:
         raise ConfigError("relay.interval_seconds and relay.stuck_seconds must be > 0")
     if not 0 < relay.backoff_initial_seconds <= relay.backoff_max_seconds:

@@ -114,7 +114,8 @@ class Relay:
         self.data_path = Path(data) if data else layout.feed(config.data.feed)
         self.queue = Queue(Path(db or self.rc.db or layout.relay_db), clock=clock)
         self.feed = Feed(self.data_path, config.data, self.cadence, self.window, self.rc.keep_rows,
-                         state=self.queue.get_meta("feed"))
+                         state=self.queue.get_meta("feed"), clock=self._feed_clock,
+                         future_skew=self.rc.future_skew_seconds)
         self.metrics = metrics or RelayMetrics()
         self.chain: Any = None
         self.breaker: Any = None
@@ -133,6 +134,12 @@ class Relay:
         if self._lane is None:
             raise RelayError("no signer lane before the relay has connected to the node")
         return self._lane
+
+    def _feed_clock(self) -> float:
+        """Reference time for feed rows: the wall clock, or the newest block time seen if that is later (a dev
+        chain moved ahead); never the chain's alone, since an idle node's latest block can be hours old."""
+        seen = self._lane.last_block_time if self._lane is not None else None
+        return max(float(self.clock()), float(seen or 0))
 
     # -- start-up -----------------------------------------------------------------------
     def _resume(self) -> None:

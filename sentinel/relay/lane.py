@@ -88,6 +88,7 @@ class Lane:
         self.priority_gwei = priority_gwei
         self.cap = int(cap_gwei * GWEI)
         self.bump_percent = bump_percent
+        self.last_block_time: int | None = None  #: timestamp of the newest block :meth:`head` returned
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with web3_errors(what, self.chain.rpc_url):
@@ -164,7 +165,10 @@ class Lane:
         return True
 
     def head(self) -> Any:
-        return self._call("eth_getBlockByNumber", self.w3.eth.get_block, "latest")
+        """The latest block (its time is remembered in :attr:`last_block_time`)."""
+        block = self._call("eth_getBlockByNumber", self.w3.eth.get_block, "latest")
+        self.last_block_time = int(block["timestamp"])
+        return block
 
     def canonical(self, number: int, block_hash: str) -> bool:
         """True if ``block_hash`` is still the chain's block at ``number`` (no reorg since)."""

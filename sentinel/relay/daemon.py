@@ -35,7 +35,7 @@ from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.feed import Feed
-from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees
+from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.queue import FINAL, Queue, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
@@ -168,7 +168,7 @@ class Relay:
         self.breaker = contract(chain, self.deployment, BREAKER)
         self._lane = Lane(chain, self.key, multiplier=self.rc.base_fee_multiplier,
                          priority_gwei=self.rc.priority_fee_gwei, cap_gwei=self.rc.max_fee_gwei,
-                         bump_percent=self.rc.fee_bump_percent)
+                         bump_percent=self.rc.fee_bump_percent, priority_cap_gwei=self.rc.max_priority_fee_gwei)
         self.chain = chain
         log.info("event=connected %s", kv(rpc=chain.rpc_url, chain=chain.chain_id, signer=self.key.address,
                                            breaker=self.breaker.address))
@@ -402,9 +402,10 @@ class Relay:
         """Replace a stuck transaction: same nonce, same call, both fees up >= fee_bump_percent."""
         market = self.lane.market_fees()
         fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), market, self.rc.fee_bump_percent)
-        if fees.max_fee > self.lane.cap:
-            log.error("event=fee_cap %s max_fee=%d cap=%d: not bumping further", kv(window=window.window_id,
-                      tx=old.tx_hash), fees.max_fee, self.lane.cap)
+        if not within_caps(fees, self.lane.cap, self.lane.priority_cap):
+            log.error("event=fee_cap %s max_fee=%d cap=%d priority_fee=%d priority_cap=%d: not bumping further",
+                      kv(window=window.window_id, tx=old.tx_hash), fees.max_fee, self.lane.cap, fees.max_priority_fee,
+                      self.lane.priority_cap)
             return
         from eth_account.typed_transactions.typed_transaction import TypedTransaction
         from hexbytes import HexBytes

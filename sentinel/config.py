@@ -174,13 +174,19 @@ class RelayConfig:
     confirmations: int = _f(2, "blocks (the inclusion block counts as 1) before a report counts as confirmed")
     stuck_seconds: float = _f(30.0, "a transaction not mined after this long gets its fees bumped")
     fee_bump_percent: float = _f(12.5, "bump on both fee fields when replacing a stuck transaction (>= 12.5)")
-    base_fee_multiplier: float = _f(2.0, "maxFeePerGas = this x the node's next base fee + the priority fee")
+    base_fee_multiplier: float = _f(2.0, "maxFeePerGas = this x the node's next base fee + the priority fee, and "
+                                         "never above this x the latest block's base fee + the priority fee (a "
+                                         "next base fee beyond that is refused as absurd; >= 1.125)")
     priority_fee_gwei: float = _f(0.0, "maxPriorityFeePerGas in gwei (0 = the node's eth_feeHistory / suggestion)")
+    max_priority_fee_gwei: float = _f(3.0, "never tip more than this maxPriorityFeePerGas (gwei), whatever the node "
+                                           "suggests; fee bumps stop here too")
     max_fee_gwei: float = _f(1000.0, "never bid more than this maxFeePerGas (gwei)")
     max_attempts: int = _f(3, "proving or non-final revert attempts per window before it is failed")
     backoff_initial_seconds: float = _f(1.0, "first wait after an RPC failure (doubles, with jitter)")
     backoff_max_seconds: float = _f(30.0, "longest wait between RPC retries")
     keep_rows: int = _f(400, "good feed rows held in memory (and in the queue) to cut windows from")
+    future_skew_seconds: float = _f(300.0, "a feed row dated more than this after the wall clock (or the chain's "
+                                           "latest block time, if later) is quarantined (the breaker's FUTURE_SKEW)")
     metrics_host: str = _f("127.0.0.1", "address of /healthz and /metrics")
     metrics_port: int = _f(9464, "port of /healthz and /metrics (0 = off)")
 
@@ -426,8 +432,15 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("relay.confirmations, relay.max_attempts and relay.keep_rows must be >= 1")
     if relay.fee_bump_percent < 12.5:
         raise ConfigError("relay.fee_bump_percent must be >= 12.5 (nodes refuse smaller replacements)")
-    if relay.base_fee_multiplier < 1 or relay.priority_fee_gwei < 0 or relay.max_fee_gwei <= 0:
-        raise ConfigError("relay.base_fee_multiplier must be >= 1, priority_fee_gwei >= 0, max_fee_gwei > 0")
+    if relay.base_fee_multiplier < 1.125 or relay.priority_fee_gwei < 0 or relay.max_fee_gwei <= 0:
+        raise ConfigError("relay.base_fee_multiplier must be >= 1.125 (a block may raise the base fee by 12.5 %), "
+                          "priority_fee_gwei >= 0, max_fee_gwei > 0")
+    if not 0 < relay.max_priority_fee_gwei <= relay.max_fee_gwei:
+        raise ConfigError("relay.max_priority_fee_gwei must be > 0 and <= relay.max_fee_gwei")
+    if relay.priority_fee_gwei > relay.max_priority_fee_gwei:
+        raise ConfigError("relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei")
+    if relay.future_skew_seconds < 0:
+        raise ConfigError("relay.future_skew_seconds must be >= 0")
     if relay.interval_seconds <= 0 or relay.stuck_seconds <= 0:
         raise ConfigError("relay.interval_seconds and relay.stuck_seconds must be > 0")
     if not 0 < relay.backoff_initial_seconds <= relay.backoff_max_seconds:

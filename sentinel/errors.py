@@ -216,3 +216,17 @@ class FeedError(RelayError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}", hint=hint)
+
+
+class FeeRefused(RelayError):
+    """The node's fee suggestion is beyond what any honest node can answer: the relay does not bid on it."""
+
+    def __init__(self, next_base_fee: int, latest_base_fee: int, multiplier: float) -> None:
+        self.next_base_fee = next_base_fee
+        self.latest_base_fee = latest_base_fee
+        self.multiplier = multiplier
+        super().__init__(
+            f"refusing to bid: the node's next base fee ({next_base_fee / 10**9:g} gwei, eth_feeHistory) is more "
+            f"than {multiplier:g} x the latest block's base fee ({latest_base_fee / 10**9:g} gwei), and one block "
+            f"can raise it by 12.5 % at most",
+            hint="a lying or broken RPC endpoint? the window stays queued and is tried again on the next pass")

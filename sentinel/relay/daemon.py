@@ -39,7 +39,7 @@ from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.feed import Feed
-from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees
+from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.queue import FINAL, Queue, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
@@ -125,7 +125,8 @@ class Relay:
         self.data_path = Path(data) if data else layout.feed(config.data.feed)
         self.queue = Queue(Path(db or self.rc.db or layout.relay_db), clock=clock)
         self.feed = Feed(self.data_path, config.data, self.cadence, self.window, self.rc.keep_rows,
-                         state=self.queue.get_meta("feed"))
+                         state=self.queue.get_meta("feed"), clock=self._feed_clock,
+                         future_skew=self.rc.future_skew_seconds)
         self.metrics = metrics or RelayMetrics()
         self.chain: Any = None
         self.breaker: Any = None
@@ -144,6 +145,12 @@ class Relay:
         if self._lane is None:
             raise RelayError("no signer lane before the relay has connected to the node")
         return self._lane
+
+    def _feed_clock(self) -> float:
+        """Reference time for feed rows: the wall clock, or the newest block time seen if that is later (a dev
+        chain moved ahead); never the chain's alone, since an idle node's latest block can be hours old."""
+        seen = self._lane.last_block_time if self._lane is not None else None
+        return max(float(self.clock()), float(seen or 0))
 
     # -- start-up -----------------------------------------------------------------------
     def _resume(self) -> None:
@@ -172,7 +179,7 @@ class Relay:
         self.breaker = contract(chain, self.deployment, BREAKER)
         self._lane = Lane(chain, self.key, multiplier=self.rc.base_fee_multiplier,
                          priority_gwei=self.rc.priority_fee_gwei, cap_gwei=self.rc.max_fee_gwei,
-                         bump_percent=self.rc.fee_bump_percent)
+                         bump_percent=self.rc.fee_bump_percent, priority_cap_gwei=self.rc.max_priority_fee_gwei)
         self.chain = chain
         log.info("event=connected %s", kv(rpc=chain.rpc_url, chain=chain.chain_id, signer=self.key.address,
                                            breaker=self.breaker.address))
@@ -403,9 +410,10 @@ class Relay:
         """Replace a stuck transaction: same nonce, same call, both fees up >= fee_bump_percent."""
         market = self.lane.market_fees()
         fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), market, self.rc.fee_bump_percent)
-        if fees.max_fee > self.lane.cap:
-            log.error("event=fee_cap %s max_fee=%d cap=%d: not bumping further", kv(window=window.window_id,
-                      tx=old.tx_hash), fees.max_fee, self.lane.cap)
+        if not within_caps(fees, self.lane.cap, self.lane.priority_cap):
+            log.error("event=fee_cap %s max_fee=%d cap=%d priority_fee=%d priority_cap=%d: not bumping further",
+                      kv(window=window.window_id, tx=old.tx_hash), fees.max_fee, self.lane.cap, fees.max_priority_fee,
+                      self.lane.priority_cap)
             return
         from eth_account.typed_transactions.typed_transaction import TypedTransaction
         from hexbytes import HexBytes

@@ -11,6 +11,15 @@ quarantined one) starts a new segment: a window is cut only from rows of one
 segment, and it is validated once more, as a whole and gap check included,
 before it is proven.
 
+A row dated more than ``future_skew`` seconds after the reference clock (read
+once per poll) is quarantined too: otherwise one row stamped years ahead
+would become the last good row and every later honest row would fail the
+increasing-timestamps check. A held row that is beyond the limit (a state
+saved by an older version, or a clock that went back) is dropped and reported
+as quarantined, so it cannot stay the reference either. A row ahead of the
+clock but within the skew is accepted; the honest rows it can push out are at
+most ``future_skew / cadence``.
+
 The feed's cursor (bytes read per file) and the last ``keep_rows`` good rows
 are plain JSON that the daemon stores in the queue in the same transaction as
 the windows they produced, so a restart resumes exactly where it stopped.
@@ -23,12 +32,15 @@ import dataclasses
 import io
 import logging
 import math
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sentinel.config import DataConfig
+from sentinel.config import DataConfig, RelayConfig
 from sentinel.data import schema, windows
 from sentinel.errors import DataValidationError, FeedError
 
@@ -81,16 +93,28 @@ class Poll:
     gaps: int = 0
 
 
+def utc_text(unix: float) -> str:
+    """Unix seconds as an ISO-8601 UTC time (for messages)."""
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Feed:
-    """Tails one CSV file or every ``*.csv`` in a directory (in name order, as rotated files)."""
+    """Tails one CSV file or every ``*.csv`` in a directory (in name order, as rotated files).
+
+    ``clock`` gives the reference time in Unix seconds (read once per poll);
+    a row dated more than ``future_skew`` seconds after it is quarantined.
+    """
 
     def __init__(self, path: Path, data: DataConfig, cadence: float, window: int, keep_rows: int = 400,
-                 state: dict[str, Any] | None = None) -> None:
+                 state: dict[str, Any] | None = None, *, clock: Callable[[], float] = time.time,
+                 future_skew: float = RelayConfig.future_skew_seconds) -> None:
         self.path = Path(path)
         self.data = data
         self.cadence = float(cadence)
         self.window = int(window)
         self.keep = max(int(keep_rows), self.window)
+        self.clock = clock
+        self.future_skew = float(future_skew)
         # Row-by-row checks without the gap rule: a gap is not a bad row, it starts a new segment.
         self._row_config = dataclasses.replace(data, cadence_seconds=self.cadence, max_gap_factor=1e12)
         self._window_config = dataclasses.replace(data, cadence_seconds=self.cadence)
@@ -120,13 +144,35 @@ class Feed:
 
     def poll(self) -> Poll:
         """Read every complete new line of every source; validate, quarantine, cut windows."""
+        # Read before anything changes: a clock that raises (an RPC behind it) leaves the feed as it was.
+        now = float(self.clock())
+        limit = now + self.future_skew
         result = Poll()
+        self._drop_future(limit, now, result)
         for source in self.sources():
-            self._poll_file(source, result)
+            self._poll_file(source, result, limit, now)
         return result
 
+    def _future_problem(self, unix: float, now: float) -> str:
+        return (f"dated {utc_text(unix)}, {unix - now:.0f} s after the reference clock ({utc_text(now)}): more than "
+                f"the {self.future_skew:g} s future skew (a clock or time-zone error?); later rows are not checked "
+                f"against it")
+
+    def _drop_future(self, limit: float, now: float, result: Poll) -> None:
+        """Held rows dated beyond ``limit`` (restored from an older state) stop being the reference."""
+        dropped = False
+        while self.rows and self.rows[-1].unix > limit:
+            row = self.rows.pop()
+            dropped = True
+            log.warning("event=feed_reference_dropped source=%s line=%d: a held row is dated beyond the future skew",
+                        row.source, row.line)
+            result.bad.append(BadRow(row.source, row.line, schema.TIMESTAMP, self._future_problem(row.unix, now),
+                                     ",".join(row.cells)))
+        if dropped and self.rows:  # the next row continues the last held row's segment if it follows it in time
+            self.segment = self.rows[-1].segment
+
     # -- reading ----------------------------------------------------------------------
-    def _poll_file(self, source: Path, result: Poll) -> None:
+    def _poll_file(self, source: Path, result: Poll, limit: float, now: float) -> None:
         key = str(source)
         cursor = self.files.setdefault(key, {"offset": 0, "line": 0, "header": None})
         try:
@@ -173,14 +219,16 @@ class Feed:
                 continue
             pick = [header.index(c) for c in schema.REQUIRED_COLUMNS]
             pending.append((line_no, text, [cells[i] for i in pick]))
-        self._accept(key, pending, result)
+        self._accept(key, pending, result, limit, now)
         result.bad.sort(key=lambda b: (b.source, b.line))  # report in file order, whichever check found them
 
     def _bad(self, result: Poll, bad: BadRow) -> None:
         result.bad.append(bad)
 
-    def _accept(self, key: str, pending: list[tuple[int, str, list[str]]], result: Poll) -> None:
-        """Validate ``pending`` rows against the last good one; keep the good, quarantine the bad."""
+    def _accept(self, key: str, pending: list[tuple[int, str, list[str]]], result: Poll, limit: float,
+                now: float) -> None:
+        """Validate ``pending`` rows against the last good one; keep the good, quarantine the bad (a row dated
+        after ``limit`` included), so that only a good row ever becomes the reference for the next."""
         from sentinel.data.validate import epoch_seconds, parse_market_table
 
         start = 0
@@ -201,10 +249,18 @@ class Feed:
                         break
                     end = start + index  # rows before the first bad one may hold their own problems: recheck
                     continue
-                times = epoch_seconds(market.frame[schema.TIMESTAMP])[len(prev):]
-                for (line_no, _, cells), unix in zip(batch, times, strict=True):
-                    self._append(FeedRow(key, line_no, tuple(cells), float(unix), self.segment), result)
-                start = end
+                times = [float(t) for t in epoch_seconds(market.frame[schema.TIMESTAMP])[len(prev):]]
+                ahead = next((i for i, unix in enumerate(times) if unix > limit), None)
+                for (line_no, _, cells), unix in zip(batch[:ahead], times[:ahead], strict=True):
+                    self._append(FeedRow(key, line_no, tuple(cells), unix, self.segment), result)
+                if ahead is None:
+                    start = end
+                    break
+                # The rows after it were only checked against it: they are checked again, against the last good row.
+                line_no, text, _ = batch[ahead]
+                self._bad(result, BadRow(key, line_no, schema.TIMESTAMP, self._future_problem(times[ahead], now),
+                                         text))
+                start += ahead + 1
                 break
 
     def _append(self, row: FeedRow, result: Poll) -> None:

@@ -2,20 +2,23 @@
 
 Pure fee arithmetic (:func:`bump`, :func:`initial_fees`, :func:`replacement_fees`)
 stays apart from :class:`Lane`, the JSON-RPC side: pending-aware nonces,
-EIP-1559 fees from ``eth_feeHistory``, signing, broadcasting with the node's
+EIP-1559 fees from ``eth_feeHistory`` (bounded: see :func:`initial_fees`), signing, broadcasting with the node's
 answer classified (sent / already known / nonce used / underpriced), receipts
 and the canonical-chain check that catches a reorg.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sentinel.chain.client import web3_errors
-from sentinel.errors import ChainError, ChainUnavailable
+from sentinel.errors import ChainError, ChainUnavailable, FeeRefused
 
 GWEI = 10**9
+
+log = logging.getLogger("sentinel.relay")
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,27 @@ def bump(value: int, percent: float) -> int:
     return value + max(1, -(-value * thousandths // 100_000))
 
 
-def initial_fees(next_base_fee: int, priority: int, multiplier: float, cap: int) -> Fees:
-    """maxFee = multiplier x the next block's base fee + priority (room for base fee rises), capped."""
-    priority = max(1, int(priority))
-    max_fee = int(next_base_fee * multiplier) + priority
+def initial_fees(next_base_fee: int, priority: int, multiplier: float, cap: int, *, priority_cap: int,
+                 latest_base_fee: int) -> Fees:
+    """maxFee = multiplier x the next block's base fee + priority (room for base fee rises), bounded.
+
+    The tip is at most ``priority_cap``; maxFee at most ``multiplier`` x the
+    latest block's base fee + the tip, and at most ``cap``. A next base fee
+    above ``multiplier`` x the latest block's is refused (:class:`FeeRefused`):
+    EIP-1559 lets one block raise the base fee by 12.5 % at most, so only a
+    lying or broken node answers that.
+    """
+    priority = min(max(1, int(priority)), priority_cap)
+    ceiling = int(max(latest_base_fee, 1) * multiplier)
+    if next_base_fee > ceiling:
+        raise FeeRefused(next_base_fee, latest_base_fee, multiplier)
+    max_fee = min(int(next_base_fee * multiplier), ceiling) + priority
     return Fees(min(max_fee, cap), min(priority, cap))
+
+
+def within_caps(fees: Fees, cap: int, priority_cap: int) -> bool:
+    """True if neither fee field is above its cap (a replacement that is not stays unsent)."""
+    return fees.max_fee <= cap and fees.max_priority_fee <= priority_cap
 
 
 def replacement_fees(old: Fees, market: Fees, percent: float) -> Fees:
@@ -79,7 +98,7 @@ class Lane:
     """JSON-RPC side of the signer lane, on a :class:`~sentinel.chain.client.Chain`."""
 
     def __init__(self, chain: Any, key: Any, *, multiplier: float, priority_gwei: float, cap_gwei: float,
-                 bump_percent: float) -> None:
+                 bump_percent: float, priority_cap_gwei: float) -> None:
         self.chain = chain
         self.w3 = chain.w3
         self.key = key
@@ -87,14 +106,18 @@ class Lane:
         self.multiplier = multiplier
         self.priority_gwei = priority_gwei
         self.cap = int(cap_gwei * GWEI)
+        self.priority_cap = int(priority_cap_gwei * GWEI)
         self.bump_percent = bump_percent
+        self.last_block_time: int | None = None  #: timestamp of the newest block :meth:`head` returned
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with web3_errors(what, self.chain.rpc_url):
             return fn(*args, **kwargs)
 
     def market_fees(self) -> Fees:
-        """Fees the node suggests now: next block's base fee from eth_feeHistory, priority from its rewards."""
+        """Fees the node suggests now, bounded (:func:`initial_fees`): next block's base fee from eth_feeHistory,
+        checked against the latest block's; priority from its rewards, at most the priority cap."""
+        latest_base = int(self.head().get("baseFeePerGas", 0))
         history = self._call("eth_feeHistory", self.w3.eth.fee_history, 10, "latest", [50])
         next_base = int(history["baseFeePerGas"][-1])
         if self.priority_gwei > 0:
@@ -104,7 +127,11 @@ class Lane:
             priority = rewards[len(rewards) // 2] if rewards and rewards[len(rewards) // 2] > 0 else 0
             if priority == 0:
                 priority = int(self._call("eth_maxPriorityFeePerGas", lambda: self.w3.eth.max_priority_fee))
-        return initial_fees(next_base, priority, self.multiplier, self.cap)
+            if priority > self.priority_cap:
+                log.warning("event=priority_fee_capped suggested=%d cap=%d: tipping the cap, not the node's suggestion",
+                            priority, self.priority_cap)
+        return initial_fees(next_base, priority, self.multiplier, self.cap, priority_cap=self.priority_cap,
+                            latest_base_fee=latest_base)
 
     def nonces(self) -> tuple[int, int]:
         """(mined, pending) transaction counts of the lane's address."""
@@ -164,7 +191,10 @@ class Lane:
         return True
 
     def head(self) -> Any:
-        return self._call("eth_getBlockByNumber", self.w3.eth.get_block, "latest")
+        """The latest block (its time is remembered in :attr:`last_block_time`)."""
+        block = self._call("eth_getBlockByNumber", self.w3.eth.get_block, "latest")
+        self.last_block_time = int(block["timestamp"])
+        return block
 
     def canonical(self, number: int, block_hash: str) -> bool:
         """True if ``block_hash`` is still the chain's block at ``number`` (no reorg since)."""

@@ -52,6 +52,10 @@ def test_config_file_from_env(tmp_path):
     ("[circuit]\nlookup_columns = 0\n", "lookup_columns must be >= 1"),
     ("[model]\npooling = '50:50'\n",
      r"model.pooling '50:50' gives 1 step; steps must be at least 2 \(the first is the baseline\)"),
+    ("[relay]\nbase_fee_multiplier = 1.0\n", r"relay.base_fee_multiplier must be >= 1.125"),
+    ("[relay]\nmax_priority_fee_gwei = 0.0\n", "relay.max_priority_fee_gwei must be > 0"),
+    ("[relay]\npriority_fee_gwei = 5.0\n", "relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei"),
+    ("[relay]\nfuture_skew_seconds = -1.0\n", "relay.future_skew_seconds must be >= 0"),
 ])
 def test_bad_config_is_named(tmp_path, toml, fragment):
     (tmp_path / "sentinel.toml").write_text(toml)

@@ -289,6 +289,12 @@ class Relay:
         result.rejected.append(window_id)
         log.warning("event=rejected %s reason=%r", kv(window=window_id), reason)
 
+    def _signing_policy(self) -> tuple[int, set[str]]:
+        """The breaker's quorum and registered attesters *now* (read every time: governance may change them)."""
+        params = self.chain.call(self.breaker.functions.params(), "reading params")
+        attesters = self.chain.call(self.breaker.functions.attesters(), "reading attesters")
+        return int(params[-1]), {str(a).lower() for a in attesters}
+
     def _last_on_chain(self) -> int:
         return int(self.chain.call(self.breaker.functions.state(), "reading state")[0])
 
@@ -324,8 +330,15 @@ class Relay:
         if newest.bundle is None:
             raise RelayError(f"window {wid} is proved but the queue holds no bundle path for it")
         bundle = read_bundle(Path(newest.bundle))
-        signed = sign_attestation(bundle, self.attesters, self.chain.chain_id, self.breaker.address)
-        args = submit_args(bundle, signed, self.deployment.quorum)
+        quorum, registered = self._signing_policy()
+        keys = [k for k in self.attesters if k.address.lower() in registered]
+        if len(keys) < quorum:
+            # The window stays proved: governance may register keys or lower the quorum meanwhile.
+            log.warning("event=attester_shortfall %s have=%d quorum=%d", kv(window=wid), len(keys), quorum)
+            result.errors.append(f"window {wid}: {len(keys)} registered attester key(s), the breaker wants {quorum}")
+            return
+        signed = sign_attestation(bundle, keys, self.chain.chain_id, self.breaker.address)
+        args = submit_args(bundle, signed, quorum)
         function = self.breaker.functions.submit(*args)
         try:
             with self.chain._seam(f"estimating submit of window {wid}"):  # decodes custom errors
@@ -396,6 +409,14 @@ class Relay:
             self._nonce_taken(result, window, {t.tx_hash for t in txs})
             return
         newest = txs[-1]
+        final = self._would_revert(window, newest)
+        if final is not None:
+            # Someone reported this window first (a copy of our calldata, say) or it went stale: sending,
+            # re-sending or bumping it now only pays for a revert. Replace what the node still holds.
+            if self.lane.known(newest.tx_hash):
+                self._cancel(window, newest)
+            self._reject(result, wid, f"{final}: dropped unmined, before it could revert on chain (simulated)")
+            return
         if not self.lane.known(newest.tx_hash):
             self.metrics.rebroadcasts.inc()
             log.info("event=rebroadcast %s", kv(window=wid, tx=newest.tx_hash, nonce=newest.nonce,
@@ -405,6 +426,34 @@ class Relay:
             return
         if self.clock() - newest.created_at > self.rc.stuck_seconds:
             self._bump(window, newest)
+
+    def _would_revert(self, window: WindowRow, tx: TxRow) -> str | None:
+        """Simulate ``tx``'s call now: the final revert it would hit (already reported, stale), else None."""
+        from eth_account.typed_transactions.typed_transaction import TypedTransaction
+        from hexbytes import HexBytes
+
+        decoded = TypedTransaction.from_bytes(HexBytes(tx.raw_tx)).as_dict()
+        call = {"from": self.key.address, "to": decoded["to"], "data": decoded["data"]}
+        try:
+            with self.chain._seam(f"simulating the submit of window {window.window_id}"):
+                self.chain.w3.eth.call(call)
+        except ContractRevert as exc:
+            if exc.error in FINAL_REVERTS:
+                return f"{exc.error}({', '.join(f'{k}={v}' for k, v in exc.args_.items())})"
+        return None
+
+    def _cancel(self, window: WindowRow, old: TxRow) -> None:
+        """Replace our pending ``old`` by a plain self-transfer at its nonce (21,000 gas instead of a revert)."""
+        fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), self.lane.market_fees(),
+                                self.rc.fee_bump_percent)
+        if not within_caps(fees, self.lane.cap, self.lane.priority_cap):
+            log.error("event=fee_cap %s: cannot outbid the pending transaction to cancel it",
+                      kv(window=window.window_id, tx=old.tx_hash))
+            return
+        tx = self.lane.sign({"to": self.key.address, "data": b"", "value": 0}, old.nonce, fees, 21_000)
+        log.warning("event=cancel %s replaces=%s", kv(window=window.window_id, tx=tx.tx_hash, nonce=old.nonce),
+                    old.tx_hash)
+        self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
 
     def _bump(self, window: WindowRow, old: TxRow) -> None:
         """Replace a stuck transaction: same nonce, same call, both fees up >= fee_bump_percent."""

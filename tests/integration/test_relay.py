@@ -416,3 +416,75 @@ def test_a_reorg_that_drops_the_report_is_followed_by_the_same_transaction(world
     world.check_books()
     sent = world.txs()
     assert [t["tx_hash"] for t in sent] == [mined["tx_hash"]]  # the same signed bytes, never a new signature
+
+
+def test_the_relay_follows_a_quorum_change_on_chain(world: World):
+    """Security #18.8: after setQuorum(3) the relay kept sending 2 signatures and every window failed."""
+    world.append(1, 50)
+    relay = world.start()
+    try:
+        world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
+        config = load_config(world.root, env={})
+        chain = connect(world.deployment, config, world.url)
+        breaker = contract(chain, world.deployment, BREAKER)
+        chain.transact(breaker.functions.setQuorum(3), demo_key(0), "setQuorum")
+        world.append(51, 53, rate=20)
+        world.wait("every window after the quorum change settled", settled(world, 54), 90, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    windows = world.check_books()
+    assert not [w for w in windows if w["state"] in ("failed", "rejected")]
+    receipt_logs = breaker.events.QuorumChanged().get_logs(from_block=world.deployment.block)
+    change_block = max(int(e["blockNumber"]) for e in receipt_logs)
+    later = breaker.events.Report().get_logs(from_block=change_block)
+    assert later, "no report after the quorum change"
+    for event in later:  # each was accepted with 3 signatures: the contract refuses fewer
+        tx = chain.w3.eth.get_transaction(event["transactionHash"])
+        _, args = breaker.decode_function_input(tx["input"])
+        assert len(args["signatures"]) == 3
+
+
+def test_a_copied_report_does_not_make_the_relay_pay_for_a_revert(world: World):
+    """Security #18.11: a copy of the relay's calldata landed first, then the relay sent its own: a revert."""
+    from web3 import Web3
+
+    world.rpc("evm_setAutomine", [False])
+    world.append(1, 50)
+    relay = world.start()
+    try:
+        world.wait("a pending submit", lambda: any(w["state"] == "submitted" for w in world.windows()), 60,
+                   process=relay)
+        ours = world.txs()[0]
+        w3 = Web3(Web3.HTTPProvider(world.url))
+        pending = w3.eth.get_transaction(ours["tx_hash"])
+        # A copier lifts the calldata from the mempool and outbids it; ours leaves the node's pool meanwhile
+        # (evicted, or the node restarted), so the relay will want to send it again.
+        world.rpc("anvil_dropTransaction", [ours["tx_hash"]])
+        copier = demo_key(7)
+        copy = w3.eth.account.sign_transaction({
+            "to": pending["to"], "data": pending["input"], "value": 0, "gas": pending["gas"], "chainId": 31337,
+            "nonce": w3.eth.get_transaction_count(copier.address),
+            "maxFeePerGas": ours["max_fee"] * 2, "maxPriorityFeePerGas": ours["max_priority_fee"] * 2,
+        }, copier.secret)
+        w3.eth.send_raw_transaction(copy.raw_transaction)
+        world.rpc("evm_mine")
+        world.wait("the window dropped as already reported",
+                   lambda: any(w["state"] == "rejected" for w in world.windows()), 60, mine=True, process=relay)
+        for _ in range(3):
+            world.rpc("evm_mine")
+    finally:
+        world.stop(relay)
+    windows = world.check_books()
+    (rejected,) = [w for w in windows if w["state"] == "rejected"]
+    assert "WindowNotNewer" in rejected["reason"] and "simulated" in rejected["reason"]
+    for tx in world.txs():  # none of the relay's transactions was mined (so none reverted and cost gas)
+        assert _receipt(w3, tx["tx_hash"]) is None
+
+
+def _receipt(w3: Any, tx_hash: str) -> Any:
+    from web3.exceptions import TransactionNotFound
+
+    try:
+        return w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        return None

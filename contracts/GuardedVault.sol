@@ -8,14 +8,20 @@ interface IERC20 {
 
 interface IBreaker {
     function tripped() external view returns (bool);
+    function armed() external view returns (bool);
+    function lastWindowId() external view returns (uint64);
 }
 
 /// @title GuardedVault
 /// @notice An example protocol that honours a SentinelBreaker: deposit an ERC-20, borrow against it up to
 /// LTV_PERCENT, repay, withdraw. Withdrawals and borrows (the outflows) revert with `BreakerTripped` while
 /// the breaker is tripped and resume when it recovers; deposits and repayments (inflows) always work.
+/// While the breaker is armed (one more high window trips it) outflows are throttled: at most
+/// ARMED_OUTFLOW_BPS of the vault's cash per reported window, so a withdrawal that front-runs the tripping
+/// report (its score is public in the mempool) cannot drain the vault.
 contract GuardedVault {
     uint256 public constant LTV_PERCENT = 50;
+    uint256 public constant ARMED_OUTFLOW_BPS = 1_000; // 10 % of the cash per window while armed
 
     IERC20 public immutable asset;
     IBreaker public immutable breaker;
@@ -24,8 +30,12 @@ contract GuardedVault {
     mapping(address => uint256) public debt;
     uint256 public totalDeposits;
     uint256 public totalDebt;
+    /// @notice The breaker window the armed-state outflow count belongs to, and the count.
+    uint64 public throttleWindow;
+    uint256 public throttleOutflow;
 
     error BreakerTripped();
+    error OutflowThrottled(uint256 allowed, uint256 requested);
     error ZeroAmount();
     error InsufficientDeposit(uint256 available, uint256 requested);
     error InsufficientLiquidity(uint256 available, uint256 requested);
@@ -64,6 +74,7 @@ contract GuardedVault {
         if (amount > free) revert InsufficientDeposit(free, amount);
         uint256 cash = totalDeposits - totalDebt;
         if (amount > cash) revert InsufficientLiquidity(cash, amount);
+        _throttle(amount, cash);
         deposits[msg.sender] -= amount;
         totalDeposits -= amount;
         _push(msg.sender, amount);
@@ -76,6 +87,7 @@ contract GuardedVault {
         if (amount > limit) revert ExceedsBorrowLimit(limit, amount);
         uint256 cash = totalDeposits - totalDebt;
         if (amount > cash) revert InsufficientLiquidity(cash, amount);
+        _throttle(amount, cash);
         debt[msg.sender] += amount;
         totalDebt += amount;
         _push(msg.sender, amount);
@@ -109,6 +121,26 @@ contract GuardedVault {
     /// @notice Whether outflows are open (the breaker is not tripped).
     function open() external view returns (bool) {
         return !breaker.tripped();
+    }
+
+    /// @notice Whether outflows are throttled (the breaker is armed).
+    function throttled() external view returns (bool) {
+        return breaker.armed();
+    }
+
+    /// @dev While armed: outflows within one breaker window add up to at most ARMED_OUTFLOW_BPS of the cash the
+    /// vault held when the window's first outflow came (cash now + what already left in this window).
+    function _throttle(uint256 amount, uint256 cash) internal {
+        if (!breaker.armed()) return;
+        uint64 window = breaker.lastWindowId();
+        if (window != throttleWindow) {
+            throttleWindow = window;
+            throttleOutflow = 0;
+        }
+        uint256 used = throttleOutflow + amount;
+        uint256 allowed = ((cash + throttleOutflow) * ARMED_OUTFLOW_BPS) / 10_000;
+        if (used > allowed) revert OutflowThrottled(allowed > throttleOutflow ? allowed - throttleOutflow : 0, amount);
+        throttleOutflow = used;
     }
 
     function _pull(address from, uint256 amount) internal {

@@ -298,6 +298,24 @@ contract SentinelBreaker {
         return state.tripped;
     }
 
+    /// @notice Whether one more high window would trip the breaker: a run of `tripAfter - 1` high windows that
+    /// the next window can still extend (it can still be reported). The tripping report may sit in a public
+    /// mempool where anyone reads its score, so guarded protocols throttle outflows while armed: a withdrawal
+    /// that outbids the report cannot take everything. Never armed with `tripAfter == 1` (no warning exists).
+    function armed() external view returns (bool) {
+        State memory s = state;
+        Params memory p = params;
+        if (s.tripped || s.highStreak == 0 || uint256(s.highStreak) + 1 < p.tripAfter) return false;
+        uint256 c = cadence;
+        // The window after the last one ends before (lastId + 2) * c and can be reported until maxAge after.
+        return block.timestamp <= (uint256(s.lastWindowEnd) / c + 2) * c + p.maxAge;
+    }
+
+    /// @notice The id of the last accepted window (at the cadence in force when it was accepted).
+    function lastWindowId() external view returns (uint64) {
+        return state.lastWindowId;
+    }
+
     /// @notice The EIP-712 domain separator (recomputed if the chain id changed since deployment).
     function domainSeparator() public view returns (bytes32) {
         return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();

@@ -221,6 +221,7 @@ def vault_state(chain: Chain, vault: Any, token: Any, account: str) -> dict[str,
     """The vault's openness and ``account``'s position (token units, 18 decimals)."""
     return {
         "open": bool(chain.call(vault.functions.open(), "open")),
+        "throttled": bool(chain.call(vault.functions.throttled(), "throttled")),
         "total_deposits": chain.call(vault.functions.totalDeposits(), "totalDeposits") / 1e18,
         "total_debt": chain.call(vault.functions.totalDebt(), "totalDebt") / 1e18,
         "account": account,

@@ -651,6 +651,48 @@ def test_vault_blocks_outflows_while_tripped_and_reopens_after_recovery(env: Env
     assert error.args_["requested"] == 600 * unit
 
 
+def test_an_armed_breaker_throttles_outflows_so_a_front_run_cannot_drain_the_vault(env: Env):
+    """Security #18.5: at tripAfter - 1 high windows, a whole-deposit withdraw outbid the tripping report."""
+    unit = 10**18
+
+    def user(fn: Any, what: str = "vault") -> Any:
+        return env.chain.transact(fn, USER, what)
+
+    def throttled() -> bool:
+        return bool(env.chain.call(env.vault.functions.throttled(), "throttled"))
+
+    user(env.token.functions.approve(env.vault.address, 1000 * unit))
+    user(env.vault.functions.deposit(500 * unit))
+    for _ in range(TRIP_AFTER - 1):
+        env.submit(env.bundles["high"])
+    assert throttled() and env.chain.call(env.breaker.functions.armed(), "armed") is True
+    # What a front-runner sends on reading the pending tripping report's score: the whole deposit.
+    error = reverts("OutflowThrottled", user, env.vault.functions.withdraw(500 * unit))
+    assert error.args_ == {"allowed": 50 * unit, "requested": 500 * unit}  # 10 % of the vault's cash
+    user(env.vault.functions.withdraw(30 * unit))
+    error = reverts("OutflowThrottled", user, env.vault.functions.borrow(30 * unit))  # borrows count too
+    assert error.args_["allowed"] == 20 * unit
+    assert env.submit(env.bundles["high"]).tripped is True
+    reverts("BreakerTripped", user, env.vault.functions.withdraw(10 * unit))
+
+
+def test_the_armed_state_ends_with_a_calm_window_or_when_the_run_can_no_longer_go_on(env: Env):
+    unit = 10**18
+    env.chain.transact(env.token.functions.approve(env.vault.address, 1000 * unit), USER, "approve")
+    env.chain.transact(env.vault.functions.deposit(500 * unit), USER, "deposit")
+    for _ in range(TRIP_AFTER - 1):
+        env.submit(env.bundles["high"])
+    assert env.chain.call(env.vault.functions.throttled(), "throttled") is True
+    env.submit(env.bundles["low"])
+    assert env.chain.call(env.vault.functions.throttled(), "throttled") is False
+    env.chain.transact(env.vault.functions.withdraw(200 * unit), USER, "withdraw")  # unthrottled again
+    for _ in range(TRIP_AFTER - 1):
+        env.submit(env.bundles["high"])
+    assert env.chain.call(env.vault.functions.throttled(), "throttled") is True
+    env.increase_time(MAX_AGE + 2 * CADENCE)  # the next window is past reporting: the run cannot go on
+    assert env.chain.call(env.vault.functions.throttled(), "throttled") is False
+
+
 def test_submit_sends_only_quorum_signatures(env: Env):
     bundle = env.bundles["low"]
     all_three = env.submit(bundle, quorum=3)

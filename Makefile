@@ -26,11 +26,10 @@ $(PY_STAMP): pyproject.toml
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
-	@echo ">> installing pinned npm tools (solc, anvil)"
-	@# Not `npm ci`: the lock holds only this platform's anvil binary (registries
-	@# here serve no other platform's), which `npm ci` rejects as out of sync.
-	@# `--no-save` installs exactly the locked versions and never rewrites the lock.
-	npm install --no-save --no-audit --no-fund --loglevel=error
+	@echo ">> installing pinned npm tools (solc, anvil, OpenZeppelin Contracts)"
+	@# `npm ci`: exactly the locked versions, never a rewrite of the lock (the lock lists
+	@# every platform's optional anvil binary; only this platform's is installed).
+	npm ci --no-audit --no-fund --loglevel=error
 	@node_modules/.bin/anvil --version >/dev/null
 	@touch $@
 

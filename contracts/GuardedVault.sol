@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.20;
 
-interface IERC20 {
-    function transfer(address to, uint256 amount) external returns (bool);
-    function transferFrom(address from, address to, uint256 amount) external returns (bool);
-}
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
 interface IBreaker {
     function tripped() external view returns (bool);
@@ -20,6 +18,8 @@ interface IBreaker {
 /// ARMED_OUTFLOW_BPS of the vault's cash per reported window, so a withdrawal that front-runs the tripping
 /// report (its score is public in the mempool) cannot drain the vault.
 contract GuardedVault {
+    using SafeERC20 for IERC20;
+
     uint256 public constant LTV_PERCENT = 50;
     uint256 public constant ARMED_OUTFLOW_BPS = 1_000; // 10 % of the cash per window while armed
 
@@ -41,7 +41,6 @@ contract GuardedVault {
     error InsufficientLiquidity(uint256 available, uint256 requested);
     error ExceedsBorrowLimit(uint256 limit, uint256 requested);
     error RepayExceedsDebt(uint256 owed, uint256 requested);
-    error TokenTransferFailed();
     error ZeroAddress();
 
     event Deposited(address indexed account, uint256 amount);
@@ -144,17 +143,10 @@ contract GuardedVault {
     }
 
     function _pull(address from, uint256 amount) internal {
-        _call(abi.encodeCall(IERC20.transferFrom, (from, address(this), amount)));
+        asset.safeTransferFrom(from, address(this), amount);
     }
 
     function _push(address to, uint256 amount) internal {
-        _call(abi.encodeCall(IERC20.transfer, (to, amount)));
-    }
-
-    /// @dev Accepts tokens that return true or nothing; anything else is a failure.
-    function _call(bytes memory data) internal {
-        (bool ok, bytes memory ret) = address(asset).call(data);
-        if (!ok || (ret.length != 0 && (ret.length != 32 || !abi.decode(ret, (bool))))) revert TokenTransferFailed();
-        if (address(asset).code.length == 0) revert TokenTransferFailed();
+        asset.safeTransfer(to, amount);
     }
 }

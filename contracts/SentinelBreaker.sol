@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.20;
 
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
 /// @notice The EZKL-generated Halo2 verifier: returns true or reverts with empty data.
 interface IHalo2Verifier {
     function verifyProof(bytes calldata proof, uint256[] calldata instances) external returns (bool);
@@ -36,7 +39,7 @@ interface IHalo2Verifier {
 /// Verifier (model) upgrades go through a timelock that pins code, not just an address: propose names the
 /// verifier's code hash, which must match then and again at execute. Parameter changes reset the streaks,
 /// as a verifier change does. The verifier is trusted code; it is called last among the checks.
-contract SentinelBreaker {
+contract SentinelBreaker is EIP712 {
     // ---------------------------------------------------------------- types and constants
 
     struct Attestation {
@@ -70,9 +73,6 @@ contract SentinelBreaker {
     uint256 public constant BN254_R =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
     uint256 internal constant HALF_R = BN254_R / 2;
-    /// @dev secp256k1n / 2: signatures with a larger s are malleable copies.
-    uint256 internal constant SECP256K1_HALF_N =
-        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     uint256 public constant NUM_INSTANCES = 2;
     uint256 public constant INPUT_HASH_INDEX = 0;
@@ -101,15 +101,9 @@ contract SentinelBreaker {
     /// @dev Fixed-point rounding allowed around [0, 1] before a score counts as out of range.
     int256 public constant SCORE_SLACK = 0.01e18;
 
-    bytes32 internal constant DOMAIN_TYPEHASH =
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 public constant ATTESTATION_TYPEHASH =
         keccak256("Attestation(uint64 windowId,uint64 windowEnd,uint256 inputHash)");
-    bytes32 internal constant NAME_HASH = keccak256("SentinelBreaker");
-    bytes32 internal constant VERSION_HASH = keccak256("1");
 
-    bytes32 internal immutable cachedDomainSeparator;
-    uint256 internal immutable cachedChainId;
     uint256 public immutable timelockDelay;
 
     // ---------------------------------------------------------------- storage
@@ -211,12 +205,10 @@ contract SentinelBreaker {
         address governance_,
         address guardian_,
         uint256 timelockDelay_
-    ) {
+    ) EIP712("SentinelBreaker", "1") {
         if (governance_ == address(0) || guardian_ == address(0)) revert ZeroAddress();
         if (timelockDelay_ < MIN_TIMELOCK || timelockDelay_ > MAX_TIMELOCK) revert ParameterOutOfBounds("timelockDelay");
         timelockDelay = timelockDelay_;
-        cachedChainId = block.chainid;
-        cachedDomainSeparator = _buildDomainSeparator();
         governance = governance_;
         guardian = guardian_;
         emit GovernanceChanged(address(0), governance_);
@@ -318,7 +310,7 @@ contract SentinelBreaker {
 
     /// @notice The EIP-712 domain separator (recomputed if the chain id changed since deployment).
     function domainSeparator() public view returns (bytes32) {
-        return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();
+        return _domainSeparatorV4();
     }
 
     /// @notice The EIP-712 digest attesters sign for `attestation`.
@@ -466,13 +458,9 @@ contract SentinelBreaker {
 
     // ---------------------------------------------------------------- internals
 
-    function _buildDomainSeparator() internal view returns (bytes32) {
-        return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
-    }
-
     function _attestationDigest(Attestation calldata a) internal view returns (bytes32) {
         bytes32 structHash = keccak256(abi.encode(ATTESTATION_TYPEHASH, a.windowId, a.windowEnd, a.inputHash));
-        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+        return _hashTypedDataV4(structHash);
     }
 
     /// @dev Signers must be registered, distinct (strictly ascending addresses) and at least `quorum`.
@@ -480,26 +468,13 @@ contract SentinelBreaker {
         if (signatures.length < quorum) revert TooFewSignatures(signatures.length, quorum);
         address previous = address(0);
         for (uint256 i = 0; i < signatures.length; ++i) {
-            address signer = _recover(digest, signatures[i], i);
+            // OpenZeppelin's ECDSA: 65-byte signatures only, low s (no malleable twins), no zero signer.
+            (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, signatures[i]);
+            if (failure != ECDSA.RecoverError.NoError) revert InvalidSignature(i);
             if (signer <= previous) revert SignersNotAscending(i);
             if (!isAttester[signer]) revert NotAttester(signer);
             previous = signer;
         }
-    }
-
-    function _recover(bytes32 digest, bytes calldata sig, uint256 index) internal pure returns (address signer) {
-        if (sig.length != 65) revert InvalidSignature(index);
-        bytes32 r;
-        bytes32 s;
-        uint8 v;
-        assembly {
-            r := calldataload(sig.offset)
-            s := calldataload(add(sig.offset, 0x20))
-            v := byte(0, calldataload(add(sig.offset, 0x40)))
-        }
-        if (uint256(s) > SECP256K1_HALF_N || (v != 27 && v != 28)) revert InvalidSignature(index);
-        signer = ecrecover(digest, v, r, s);
-        if (signer == address(0)) revert InvalidSignature(index);
     }
 
     /// @dev Signed fixed-point felt at `scale` -> WAD (exact for scale <= 18; clamped far outside [0, 1]).

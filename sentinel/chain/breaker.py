@@ -201,6 +201,7 @@ def breaker_state(chain: Chain, breaker: Any) -> dict[str, Any]:
     trip_t, reset_t, trip_after, reset_after, cooldown, max_age, quorum = params
     return {
         "tripped": bool(tripped), "manual_trip": bool(manual), "tripped_at": int(tripped_at) or None,
+        "armed": bool(chain.call(breaker.functions.armed(), "armed")),
         "last_window_id": int(last), "last_window_end": int(last_end) or None,
         "high_streak": int(high), "low_streak": int(low),
         "trip_threshold": from_wad(trip_t), "reset_threshold": from_wad(reset_t),

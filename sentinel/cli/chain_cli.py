@@ -93,7 +93,7 @@ def chain_status(app: App, rpc: str | None, as_json: bool) -> None:
 
 def _trip_state(breaker: dict[str, Any]) -> str:
     if not breaker["tripped"]:
-        return "armed, not tripped"
+        return "ARMED (one more high window trips it), not tripped" if breaker.get("armed") else "not tripped"
     return "TRIPPED by hand (only governance recovers)" if breaker.get("manual_trip") else "TRIPPED"
 
 

@@ -411,7 +411,16 @@ class Relay:
         newest = txs[-1]
         final = self._would_revert(window, newest)
         if final is not None:
-            # Someone reported this window first (a copy of our calldata, say) or it went stale: sending,
+            # Ours may have been mined since its receipt was looked up (that alone makes the simulation fail).
+            for tx in reversed(txs):
+                receipt = self.lane.receipt(tx.tx_hash)
+                if receipt is not None:
+                    self._mined(result, window, tx, receipt, head)
+                    return
+            if self._reported_by(wid) & {t.tx_hash for t in txs}:
+                log.info("event=report_seen %s: waiting for the receipt", kv(window=wid, tx=newest.tx_hash))
+                return
+            # Someone else reported this window first (a copy of our calldata, say) or it went stale: sending,
             # re-sending or bumping it now only pays for a revert. Replace what the node still holds.
             if self.lane.known(newest.tx_hash):
                 self._cancel(window, newest)
@@ -479,13 +488,18 @@ class Relay:
                     old.tx_hash, fees.max_fee, fees.max_priority_fee)
         self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
 
+    def _reported_by(self, window_id: int) -> set[str]:
+        """Hashes of the transactions whose Report event names ``window_id``."""
+        reports = self.breaker.events.Report().get_logs(from_block=self.deployment.block,
+                                                        argument_filters={"windowId": window_id})
+        return {"0x" + bytes(r["transactionHash"]).hex() for r in reports}
+
     def _nonce_taken(self, result: PassResult, window: WindowRow, ours: set[str]) -> None:
         """Our nonce was used by a transaction that is not ours: sign the window anew (unless it is on chain)."""
         wid = window.window_id
-        reports = self.breaker.events.Report().get_logs(from_block=self.deployment.block,
-                                                        argument_filters={"windowId": wid})
-        if reports:
-            tx = "0x" + bytes(reports[0]["transactionHash"]).hex()
+        reporters = self._reported_by(wid)
+        if reporters:
+            tx = next(iter(reporters))
             if tx in ours:  # ours after all: its receipt will be found on a later pass
                 log.info("event=report_seen %s: waiting for the receipt", kv(window=wid, tx=tx))
                 return

@@ -16,13 +16,23 @@ from typing import Any
 from sentinel.errors import ChainError
 from sentinel.toolchain.node import node, node_modules
 
+#: Imports (``@openzeppelin/contracts/...``) resolve inside the pinned node_modules only, never elsewhere.
 _COMPILE_JS = """
+const fs = require('fs');
+const path = require('path');
 const solc = require(process.argv[1]);
+const root = path.resolve(process.argv[2]);
+function findImports(name) {
+  const file = path.resolve(root, name);
+  if (!file.startsWith(root + path.sep)) return {error: 'import outside node_modules: ' + name};
+  try { return {contents: fs.readFileSync(file, 'utf8')}; }
+  catch (e) { return {error: 'import not found in node_modules (run make setup): ' + name}; }
+}
 let input = '';
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d) => { input += d; });
 process.stdin.on('end', () => {
-  const out = solc.compile(input);
+  const out = solc.compile(input, {import: findImports});
   process.stdout.write(JSON.stringify({version: solc.version(), output: JSON.parse(out)}));
 });
 """
@@ -44,7 +54,7 @@ def compile_standard_json(request: dict[str, Any], timeout: float = 600.0) -> tu
     """Run one standard-JSON compilation; returns (compiler version, output)."""
     try:
         done = subprocess.run(
-            [node(), "-e", _COMPILE_JS, str(node_modules() / "solc")],
+            [node(), "-e", _COMPILE_JS, str(node_modules() / "solc"), str(node_modules())],
             input=json.dumps(request), capture_output=True, text=True, timeout=timeout, check=False,
         )
     except subprocess.TimeoutExpired as exc:
@@ -91,10 +101,15 @@ def standard_json(sources: dict[str, str], optimizer_runs: int) -> dict[str, Any
 
 
 def compile_sources(sources: dict[str, str], *, optimizer_runs: int) -> dict[str, CompiledContract]:
-    """Compile ``{file name: source}`` (see :func:`standard_json`); returns contracts by name."""
+    """Compile ``{file name: source}`` (see :func:`standard_json`); returns the contracts of those files by name.
+
+    Imported files (OpenZeppelin's, from node_modules) are compiled with them but not returned.
+    """
     version, output = compile_standard_json(standard_json(sources, optimizer_runs))
     contracts: dict[str, CompiledContract] = {}
-    for file_contracts in output.get("contracts", {}).values():
+    for file_name, file_contracts in output.get("contracts", {}).items():
+        if file_name not in sources:
+            continue
         for name, c in file_contracts.items():
             refs = c["evm"]["deployedBytecode"].get("immutableReferences", {})
             contracts[name] = CompiledContract(

@@ -120,6 +120,19 @@ class World:
                  "--db", str(self.db), "--rpc", rpc or self.url, "--metrics-port", str(port)],
                 stdout=out, stderr=subprocess.STDOUT, env=environment)
 
+    def start_with_a_pending_submit(self, **env: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+        """Automine off, one window's rows, the relay started: returns it and its first, still pending tx."""
+        self.rpc("evm_setAutomine", [False])
+        self.append(1, 50)
+        relay = self.start(**env)
+        try:
+            self.wait("a pending submit", lambda: any(w["state"] == "submitted" for w in self.windows()), 60,
+                      process=relay)
+        except BaseException:
+            self.stop(relay)
+            raise
+        return relay, self.txs()[0]
+
     def windows(self) -> list[dict[str, Any]]:
         if not self.db.exists():
             return []
@@ -344,13 +357,8 @@ def test_sigkill_mid_proof_and_mid_submit_then_restart(world: World):
 def test_a_foreign_transaction_taking_the_relay_nonce_is_survived(world: World):
     from web3 import Web3
 
-    world.rpc("evm_setAutomine", [False])
-    world.append(1, 50)
-    relay = world.start()
+    relay, ours = world.start_with_a_pending_submit()
     try:
-        world.wait("a pending submit", lambda: any(w["state"] == "submitted" for w in world.windows()), 60,
-                   process=relay)
-        ours = world.txs()[0]
         w3 = Web3(Web3.HTTPProvider(world.url))
         foreign = w3.eth.account.sign_transaction({
             "to": RELAY_KEY.address, "value": 0, "gas": 21_000, "nonce": ours["nonce"], "chainId": 31337,
@@ -370,13 +378,8 @@ def test_a_foreign_transaction_taking_the_relay_nonce_is_survived(world: World):
 
 def test_a_stuck_transaction_under_a_high_base_fee_gets_bumped_and_mined(world: World):
     high = 200 * 10**9
-    world.rpc("evm_setAutomine", [False])
-    world.append(1, 50)
-    relay = world.start(stuck_seconds="2")
+    relay, first = world.start_with_a_pending_submit(stuck_seconds="2")
     try:
-        world.wait("a pending submit", lambda: any(w["state"] == "submitted" for w in world.windows()), 60,
-                   process=relay)
-        first = world.txs()[0]
         assert first["max_fee"] < high
 
         def mine_expensive() -> bool:
@@ -448,13 +451,8 @@ def test_a_copied_report_does_not_make_the_relay_pay_for_a_revert(world: World):
     """Security #18.11: a copy of the relay's calldata landed first, then the relay sent its own: a revert."""
     from web3 import Web3
 
-    world.rpc("evm_setAutomine", [False])
-    world.append(1, 50)
-    relay = world.start()
+    relay, ours = world.start_with_a_pending_submit()
     try:
-        world.wait("a pending submit", lambda: any(w["state"] == "submitted" for w in world.windows()), 60,
-                   process=relay)
-        ours = world.txs()[0]
         w3 = Web3(Web3.HTTPProvider(world.url))
         pending = w3.eth.get_transaction(ours["tx_hash"])
         # A copier lifts the calldata from the mempool and outbids it; ours leaves the node's pool meanwhile

@@ -114,6 +114,41 @@ class BreakerReader:
         tx = self._io("eth_getTransactionByHash", lambda: self.chain.w3.eth.get_transaction(cast("HexStr", tx_hash)))
         return {"to": tx["to"], "from": tx["from"], "input": bytes(tx["input"]), "block": int(tx["blockNumber"])}
 
+    def call_trace(self, tx_hash: str) -> dict[str, Any] | None:
+        """A transaction's call tree (``debug_traceTransaction``, built-in ``callTracer``); None if the node has none.
+
+        A node without the debug API or the tracer answers with an error the
+        auditor turns into a discrepancy for the reports that needed it; any
+        other refusal (pruned state, rate limits) means the audit cannot run.
+        """
+        from requests.exceptions import HTTPError
+        from web3.types import RPCEndpoint
+
+        provider = self.chain.w3.provider
+
+        def request() -> Any:
+            try:
+                return provider.make_request(RPCEndpoint("debug_traceTransaction"), [tx_hash, {"tracer": "callTracer"}])
+            except HTTPError as exc:  # some gateways answer an unknown method with HTTP 4xx and a JSON-RPC error
+                body = _json_body(exc)
+                if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                    return body
+                raise
+
+        response = self._io("debug_traceTransaction", request)
+        error = response.get("error")
+        if error is not None:
+            if isinstance(error, dict) and trace_refused(error):
+                return None
+            message = error.get("message") if isinstance(error, dict) else error
+            raise AuditChainUnavailable(self.chain.rpc_url, f"the node refused debug_traceTransaction for {tx_hash}: "
+                                                            f"{message}")
+        result = response.get("result")
+        if not isinstance(result, dict):
+            raise AuditChainUnavailable(self.chain.rpc_url, f"debug_traceTransaction for {tx_hash} returned no "
+                                                            "call tree", hint="use a node with the built-in callTracer")
+        return result
+
     def snapshot(self, block: BlockIdentifier = "latest") -> Snapshot:
         """The breaker's state, parameters, verifier, attesters and roles as of ``block``."""
         f = self.contract.functions
@@ -132,6 +167,27 @@ class BreakerReader:
             pending_verifier=call(f.pendingVerifier()), pending_score_scale=int(call(f.pendingScoreScale())),
             pending_verifier_eta=int(call(f.pendingVerifierEta())),
         )
+
+
+#: JSON-RPC codes for a method the node does not have (JSON-RPC 2.0; EIP-1474 "method not supported").
+_NO_METHOD_CODES = (-32601, -32004)
+#: How nodes and gateways word "no such method / tracer here" (geth, reth, Infura, Alchemy, Anvil).
+_NO_METHOD_WORDS = ("not found", "not supported", "unsupported", "does not exist", "not available", "not enabled",
+                    "unknown method", "method not allowed")
+
+
+def trace_refused(error: dict[str, Any]) -> bool:
+    """Whether a JSON-RPC error to ``debug_traceTransaction`` says the node has no such method or tracer."""
+    message = str(error.get("message", "")).lower()
+    about_the_method = any(w in message for w in ("method", "tracer", "debug_"))  # not "transaction not found"
+    return error.get("code") in _NO_METHOD_CODES or (about_the_method and any(w in message for w in _NO_METHOD_WORDS))
+
+
+def _json_body(exc: Any) -> Any:
+    try:
+        return exc.response.json()
+    except (AttributeError, ValueError):
+        return None
 
 
 def _abi_type(item: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ CHECKS = {
     "model-settings": "score scale and cadence the breaker was given with each verifier = that model's manifest",
     "state-machine": "breaker events replayed: streaks, trips, recoveries, params, attesters, timelock",
     "final-state": "replayed state = the contract's state now",
-    "calldata": "submit calldata decoded; equals its Report event; score instance decodes to the event's",
+    "calldata": "submit calldata (traced if forwarded) decoded; equals its Report event; score matches the event's",
     "signatures": "EIP-712 signatures: distinct registered attesters at that block, ascending, >= quorum",
     "window-id": "window id = the id the window end and the model's cadence give",
     "proofs": "proof verifies off-chain (EZKL) with the vk of the verifier active at that block",

@@ -6,7 +6,9 @@ calldata; its code, immutables masked, must be what is deployed); read every
 event of the breaker; replay its state machine from the events and compare
 with the contract's state; match each verifier the breaker ever used with an
 artifact set by runtime code; for every report decode the ``submit`` calldata
-and check it against the event, the signatures against the attester set and
+(the transaction's input, or for a report forwarded through another contract
+the breaker's ``submit`` call found in the transaction's call trace) and
+check it against the event, the signatures against the attester set and
 quorum *at that block*, the window id against its end time, and the proof
 off-chain with the vk of the verifier active at that block; with ``--data``,
 recompute input hashes and float scores from the archived rows. Nothing the
@@ -31,7 +33,7 @@ from sentinel.audit.artifacts import (
     mask_immutables,
     render_verifier,
 )
-from sentinel.audit.calldata import CalldataError, SubmitCall, decode_submit
+from sentinel.audit.calldata import CalldataError, SubmitCall, SubmitLocator
 from sentinel.audit.findings import AuditReport, Finding, discrepancy, notice
 from sentinel.audit.replay import ZERO, ReportContext, Snapshot, compare_final, replay
 
@@ -194,19 +196,20 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     calls: dict[int, SubmitCall] = {}
     tasks: list[tuple[ReportContext, ProofTask]] = []
     ctally, stally, wtally = report.tally("calldata"), report.tally("signatures"), report.tally("window-id")
+    locator, forwarded = SubmitLocator(reader, breaker), 0
     for i, ctx in enumerate(contexts):
         if i % 100 == 0 and i:
             say("reports", f"{i}/{len(contexts)} decoded")
-        tx = reader.transaction(ctx.event.tx)
         try:
-            call = decode_submit(tx["input"])
+            located = locator.locate(ctx.event)
         except CalldataError as exc:
             ctally.record(ok=False)
-            report.add(discrepancy("calldata", f"cannot decode a submit call: {exc}",
+            report.add(discrepancy("calldata", str(exc),
                                    window_id=int(ctx.event.args["windowId"]), block=ctx.event.block, tx=ctx.event.tx))
             continue
-        calls[i] = call
-        found = checks.check_call(ctx, call, tx["to"], breaker)
+        forwarded += located.via is not None
+        call = calls[i] = located.call
+        found = checks.check_call(ctx, call, located.to, breaker)
         ctally.record(ok=not found)
         report.add(*found)
         found = checks.check_signatures(ctx, call, chain_id, breaker)
@@ -220,6 +223,9 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
         wtally.record(ok=not found)
         report.add(*found)
         tasks.append((ctx, ProofTask(call.proof, call.instances, active.settings, active.vk, active.srs)))
+    if forwarded:
+        ctally.note = (f"{forwarded} report(s) forwarded through another contract: submit calls taken from the "
+                       "transaction trace")
     report.seconds["calldata"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -256,7 +262,7 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
         "to_block": head, "events": len(events), "reports": len(contexts),
         "first_window_id": min(ids) if ids else None, "last_window_id": max(ids) if ids else None,
         "missing_windows": checks.missing_windows(ids), "trips": len(result.trips),
-        "recoveries": len(result.recoveries),
+        "recoveries": len(result.recoveries), "forwarded_reports": forwarded,
         "verifiers": {a: (str(s.root) if s else None) for a, s in verifier_set.items()},
         "artifact_sets": [s.summary() for s in sets], "tripped_now": onchain.state.tripped,
         "proof_workers": workers, "data": [str(p) for p in req.data], **gap_stats,

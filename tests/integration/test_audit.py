@@ -10,9 +10,10 @@ high scores (or the guardian trips it) and governance recovers it.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,95 @@ def test_a_verifier_set_with_another_score_scale_than_its_model_is_found(run: Ru
     assert finding.check == "model-settings"
     assert f"scoreScale {manifest_scale + 2} (the model's is {manifest_scale})" in finding.message
     assert (report.checks["model-settings"].passed, report.checks["model-settings"].failed) == (1, 1)
+
+
+FORWARDER_SOURCE = Path(__file__).resolve().parents[1] / "contracts" / "Forwarder.sol"
+
+
+@contextlib.contextmanager
+def _node_without_tracer(node: str) -> Iterator[str]:
+    """An RPC in front of ``node`` that answers ``debug_*`` as a node without the debug API does (geth's words)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import requests
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = json.loads(body)
+            if request["method"].startswith("debug_"):
+                out = json.dumps({"jsonrpc": "2.0", "id": request["id"], "error": {
+                    "code": -32601, "message": f"the method {request['method']} does not exist/is not available"}})
+                data = out.encode()
+            else:
+                data = requests.post(node, data=body, headers={"Content-Type": "application/json"}, timeout=30).content
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_reports_forwarded_through_a_contract_are_decoded_from_the_trace_and_checked(run: Run):
+    """A wallet, multicall or 7702 account may call ``submit``: the breaker accepts it, the auditor must check it."""
+    from sentinel.chain.encoding import submit_args
+    from sentinel.toolchain.solc import compile_files
+
+    compiled = compile_files([FORWARDER_SOURCE], optimizer_runs=OPTIMIZER_RUNS)["Forwarder"]
+    forwarder = run.chain.contract(run.chain.deploy(compiled, [], GOV).address, compiled.abi)
+    tiny = run.windows["tiny"]
+
+    def submit_data(bundle: ProofBundle) -> bytes:
+        signed = sign_message(message_for(bundle), [A2, A3], run.chain.chain_id, run.breaker.address)
+        return bytes.fromhex(run.breaker.encode_abi("submit", args=submit_args(bundle, signed, 2))[2:])
+
+    def send(function: Any, last: ProofBundle) -> str:
+        run.warp_to(last.window_end_unix + 30)
+        receipt = run.chain.transact(function, GOV, "forwarding")
+        return "0x" + bytes(receipt["transactionHash"]).hex()
+
+    run.submit(tiny[0])  # direct, as the relay sends them
+    txs = {tiny[1].window_id: send(forwarder.functions.forward(run.breaker.address, submit_data(tiny[1])), tiny[1])}
+    # Two windows in one transaction, with a copy of the first between them that the breaker refuses.
+    batch = [submit_data(tiny[2]), submit_data(tiny[2]), submit_data(tiny[3])]
+    tx = send(forwarder.functions.forwardEach(run.breaker.address, batch, [False, True, False]), tiny[3])
+    txs |= {tiny[2].window_id: tx, tiny[3].window_id: tx}
+    # Forwarded twice: the breaker's submit is two calls deep.
+    inner = bytes.fromhex(forwarder.encode_abi("forward", args=[run.breaker.address, submit_data(tiny[4])])[2:])
+    txs[tiny[4].window_id] = send(forwarder.functions.forward(forwarder.address, inner), tiny[4])
+    assert breaker_state(run.chain, run.breaker)["last_window_id"] == tiny[4].window_id
+
+    report = run.audit()
+    assert report.exit_code == 0, report.discrepancies
+    assert report.findings == []
+    assert report.summary["reports"] == WINDOWS and report.summary["forwarded_reports"] == len(txs)
+    for check in ("calldata", "signatures", "window-id", "proofs"):
+        assert (report.checks[check].passed, report.checks[check].failed, report.checks[check].skipped) == \
+            (WINDOWS, 0, 0), check
+
+    # A node without the debug API cannot show the forwarded calls: each such report is a discrepancy, never a pass.
+    with _node_without_tracer(run.node) as url:
+        blind = replace(run, node=url).audit()
+    assert blind.exit_code == 1
+    assert sorted(_discrepancies(blind)) == sorted(("calldata", w) for w in txs)
+    for finding in blind.discrepancies:
+        assert finding.window_id is not None and finding.tx == txs[finding.window_id]
+        assert finding.tx in finding.message
+        assert "another contract" in finding.message and "tracing node" in finding.message
+    assert (blind.checks["proofs"].passed, blind.checks["proofs"].skipped) == (1, len(txs))
+    assert blind.checks["signatures"].passed == 1

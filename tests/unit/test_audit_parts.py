@@ -1,14 +1,24 @@
-"""Auditor parts that need no chain: calldata decoding, signature checks, gaps, reports and exit codes."""
+"""Auditor parts that need no chain: calldata (direct and from call traces), signatures, gaps, reports, exit codes."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from sentinel.audit import checks
-from sentinel.audit.calldata import SUBMIT_TYPES, CalldataError, SubmitCall, decode_submit, submit_selector
+from sentinel.audit.calldata import (
+    SUBMIT_TYPES,
+    CalldataError,
+    LocatedCall,
+    SubmitCall,
+    SubmitLocator,
+    TraceUnavailable,
+    decode_submit,
+    submit_selector,
+)
 from sentinel.audit.findings import AuditReport, discrepancy, notice
 from sentinel.audit.replay import ChainEvent, Params, ReportContext
 from sentinel.audit.report import render_text
@@ -108,3 +118,139 @@ def test_audit_cli_exits_2_when_the_rpc_is_unreachable(run_cli, tmp_path):
     code, _, err = run_cli("--root", tmp_path, "audit", "--rpc", "http://127.0.0.1:1", "--breaker", BREAKER)
     assert code == 2
     assert "manifest.json" in err and err.startswith("error: ")
+
+
+# -- reports forwarded through another contract: the submit call comes from the trace ---------------------------
+
+WALLET, FORWARDER, RELAYER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
+
+
+def _data(call: SubmitCall) -> str:
+    from eth_abi.abi import encode
+
+    args = [call.proof, list(call.instances), (call.window_id, call.window_end, call.input_hash), list(call.signatures)]
+    return "0x" + (submit_selector() + encode(SUBMIT_TYPES, args)).hex()
+
+
+def _frame(sender: str, to: str, data: str = "0x", kind: str = "CALL", calls: list[dict[str, Any]] | None = None,
+           error: str | None = None) -> dict[str, Any]:
+    """One callTracer frame, spelled as nodes return them."""
+    out: dict[str, Any] = {"type": kind, "from": sender, "to": to, "input": data, "gas": "0x0", "gasUsed": "0x0",
+                           "value": "0x0"}
+    if calls:
+        out["calls"] = calls
+    if error:
+        out["error"] = error
+    return out
+
+
+def _report(call: SubmitCall, submitter: str, tx: str = "0xf00") -> ChainEvent:
+    args = {"windowId": call.window_id, "windowEnd": call.window_end, "inputHash": call.input_hash,
+            "score": score_wad(call.instances[SCORE_INDEX], 10), "submitter": submitter, "tripped": False}
+    return ChainEvent("Report", 7, 0, tx, 1735689600, args)
+
+
+class FakeNode:
+    """The two reads SubmitLocator makes, from canned transactions and traces (None: a node without the tracer)."""
+
+    def __init__(self, txs: dict[str, dict[str, Any]], traces: dict[str, dict[str, Any] | None]) -> None:
+        self.txs, self.traces = txs, traces
+        self.reads: list[tuple[str, str]] = []
+
+    def transaction(self, tx_hash: str) -> dict[str, Any]:
+        self.reads.append(("tx", tx_hash))
+        return self.txs[tx_hash]
+
+    def call_trace(self, tx_hash: str) -> dict[str, Any] | None:
+        self.reads.append(("trace", tx_hash))
+        return self.traces[tx_hash]
+
+
+def _tx(to: str | None, data: str = "0x12345678") -> dict[str, Any]:
+    return {"to": to, "from": RELAYER, "input": bytes.fromhex(data[2:]), "block": 7}
+
+
+def test_a_direct_submit_is_decoded_from_the_transaction_without_a_trace():
+    node = FakeNode({"0xf00": _tx(BREAKER, _data(CALL))}, {})
+    located = SubmitLocator(node, BREAKER).locate(_report(CALL, RELAYER))
+    assert located == LocatedCall(CALL, BREAKER, None)
+    assert node.reads == [("tx", "0xf00")]
+    bad = FakeNode({"0xf00": _tx(BREAKER, "0xdeadbeef" + "00" * 64)}, {})
+    with pytest.raises(CalldataError, match="cannot decode a submit call: selector"):
+        SubmitLocator(bad, BREAKER).locate(_report(CALL, RELAYER))
+
+
+def test_a_forwarded_submit_is_found_however_deep_and_only_where_it_took_effect():
+    decoy = replace(CALL, proof=b"\x09" * 200)  # same attestation, another proof: must never be the one picked
+    breaker = BREAKER.lower()
+    trace = _frame(RELAYER, WALLET, "0x12345678", calls=[
+        _frame(WALLET, breaker, "0x4f1ef286", kind="STATICCALL"),  # a view of the breaker
+        _frame(WALLET, breaker, _data(decoy), kind="DELEGATECALL"),  # the breaker's code on the wallet's storage
+        _frame(WALLET, FORWARDER, "0xabcdef01", error="execution reverted", calls=[
+            _frame(FORWARDER, breaker, _data(decoy)),  # succeeded, but its caller reverted: undone
+        ]),
+        _frame(WALLET, breaker, _data(decoy), error="execution reverted"),
+        _frame(WALLET, FORWARDER, "0xabcdef01", calls=[_frame(FORWARDER, breaker, _data(CALL))]),
+    ])
+    node = FakeNode({"0xf00": _tx(WALLET)}, {"0xf00": trace})
+    located = SubmitLocator(node, BREAKER).locate(_report(CALL, FORWARDER))
+    assert located == LocatedCall(CALL, breaker, WALLET)
+
+    # With only the undone calls in the trace, nothing carries the Report: that is said, not passed.
+    trace["calls"] = trace["calls"][:4]
+    with pytest.raises(CalldataError, match=r"none of the 0 submit call\(s\)"):
+        SubmitLocator(FakeNode({"0xf00": _tx(WALLET)}, {"0xf00": trace}), BREAKER).locate(_report(CALL, FORWARDER))
+
+
+def test_two_windows_submitted_in_one_transaction_are_each_matched_to_their_own_call():
+    second = replace(CALL, window_id=CALL.window_id + 1, window_end=CALL.window_end + 60, input_hash=456,
+                     instances=(456, 700), proof=b"\x03" * 200)
+    breaker = BREAKER.lower()
+    trace = _frame(RELAYER, FORWARDER, "0xabcdef01", calls=[_frame(FORWARDER, breaker, _data(CALL)),
+                                                             _frame(FORWARDER, breaker, _data(second))])
+    node = FakeNode({"0xf00": _tx(FORWARDER)}, {"0xf00": trace})
+    locator = SubmitLocator(node, BREAKER)
+    assert locator.locate(_report(CALL, FORWARDER)).call == CALL
+    assert locator.locate(_report(second, FORWARDER)).call == second
+    assert node.reads == [("tx", "0xf00"), ("trace", "0xf00")]  # each read once for both reports
+    # A Report whose submitter is not the caller the trace shows is not matched to that call.
+    with pytest.raises(CalldataError, match="none of the 2"):
+        SubmitLocator(node, BREAKER).locate(_report(CALL, WALLET))
+
+
+def test_a_forwarded_report_on_a_node_without_a_trace_is_a_discrepancy_naming_the_transaction():
+    node = FakeNode({"0xf00": _tx(WALLET)}, {"0xf00": None})
+    with pytest.raises(TraceUnavailable) as info:
+        SubmitLocator(node, BREAKER).locate(_report(CALL, WALLET))
+    message = str(info.value)
+    assert "0xf00" in message and "another contract" in message and "tracing node" in message
+    assert isinstance(info.value, CalldataError)  # what run_audit records as a calldata discrepancy
+    with pytest.raises(CalldataError, match="malformed"):
+        SubmitLocator(FakeNode({"0xf00": _tx(WALLET)}, {"0xf00": {"calls": []}}), BREAKER).locate(
+            _report(CALL, WALLET))
+
+
+def test_a_tampered_forwarded_report_meets_the_same_checks_as_a_direct_one():
+    a, b, stranger = demo_key(2), demo_key(3), demo_key(5)
+    honest = _signed([a, b], CALL)
+    forged = _signed([a, stranger], replace(CALL, instances=(123, 540)))
+    breaker = BREAKER.lower()
+    for call, wrong in ((honest, []), (forged, ["calldata", "signatures"])):
+        trace = _frame(RELAYER, FORWARDER, "0xabcdef01", calls=[_frame(FORWARDER, breaker, _data(call))])
+        located = SubmitLocator(FakeNode({"0xf00": _tx(FORWARDER)}, {"0xf00": trace}), BREAKER).locate(
+            _report(honest, FORWARDER))
+        ctx = _ctx(honest, [a.address, b.address])
+        found = (checks.check_call(ctx, located.call, located.to, BREAKER)
+                 + checks.check_signatures(ctx, located.call, 31337, BREAKER))
+        assert [f.check for f in found] == wrong
+
+
+def test_which_trace_errors_mean_the_node_has_no_tracer():
+    from sentinel.audit.chainread import trace_refused
+
+    assert trace_refused({"code": -32601, "message": "Method not found"})  # Anvil without it, JSON-RPC 2.0
+    assert trace_refused({"code": -32000, "message": "the method debug_traceTransaction does not exist/is not "
+                                                     "available"})  # geth without the debug API, Infura
+    assert trace_refused({"code": -32000, "message": "tracer not found"})
+    assert not trace_refused({"code": -32000, "message": "transaction 0xf00 not found"})
+    assert not trace_refused({"code": -32000, "message": "required historical state unavailable (reexec=128)"})

@@ -456,7 +456,9 @@ def test_a_copied_report_does_not_make_the_relay_pay_for_a_revert(world: World):
         w3 = Web3(Web3.HTTPProvider(world.url))
         pending = w3.eth.get_transaction(ours["tx_hash"])
         # A copier lifts the calldata from the mempool and outbids it; ours leaves the node's pool meanwhile
-        # (evicted, or the node restarted), so the relay will want to send it again.
+        # (evicted, or the node restarted), so the relay will want to send it again. The relay is paused
+        # while this happens, so it cannot resend between the drop and the copy's block.
+        os.kill(relay.pid, signal.SIGSTOP)
         world.rpc("anvil_dropTransaction", [ours["tx_hash"]])
         copier = demo_key(7)
         copy = w3.eth.account.sign_transaction({
@@ -466,6 +468,7 @@ def test_a_copied_report_does_not_make_the_relay_pay_for_a_revert(world: World):
         }, copier.secret)
         w3.eth.send_raw_transaction(copy.raw_transaction)
         world.rpc("evm_mine")
+        os.kill(relay.pid, signal.SIGCONT)
         world.wait("the window dropped as already reported",
                    lambda: any(w["state"] == "rejected" for w in world.windows()), 60, mine=True, process=relay)
         for _ in range(3):

@@ -433,6 +433,13 @@ class Relay:
         newest = txs[-1]
         final = self._would_revert(window, newest)
         if final is not None:
+            if window.nonce is not None and self.lane.nonces()[0] > window.nonce:
+                # Our nonce was used after the receipt lookups above: likely by our own report, landing
+                # meanwhile (that is also why the simulation reverts). The next pass finds its receipt, or
+                # decides the nonce was taken; rejecting now would disown a report of ours on chain.
+                log.info("event=nonce_used_meanwhile %s: deciding on the next pass",
+                         kv(window=wid, tx=newest.tx_hash, nonce=window.nonce))
+                return
             # Someone reported this window first (a copy of our calldata, say) or it went stale: sending,
             # re-sending or bumping it now only pays for a revert. Replace what the node still holds.
             # (a private endpoint may hold ours unseen by the main node: replace it there too, to be sure)

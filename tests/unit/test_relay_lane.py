@@ -183,6 +183,8 @@ class FakeNode:
         self.sent: list[str] = []
         self.keeps_pool = True  # False: the node forgets transactions (evicted, restarted)
         self.reported = False  # True: the window was reported by someone else (the simulation reverts)
+        self.mined = 0  # transactions of the relay's address mined (its nonce)
+        self.lands_when_simulated = False  # True: ours is mined just before the next simulation
 
     def get_block(self, which: Any) -> dict[str, Any]:
         self.methods.append("eth_getBlockByNumber")
@@ -194,7 +196,7 @@ class FakeNode:
 
     def get_transaction_count(self, address: str, which: str) -> int:
         self.methods.append("eth_getTransactionCount")
-        return len(self.pool) if which == "pending" else 0
+        return self.mined + len(self.pool) if which == "pending" else self.mined
 
     def get_transaction_receipt(self, tx_hash: str) -> Any:
         from web3.exceptions import TransactionNotFound
@@ -214,6 +216,8 @@ class FakeNode:
         from sentinel.errors import ContractRevert
 
         self.methods.append("eth_call")
+        if self.lands_when_simulated:
+            self.mined, self.reported = 1, True
         if self.reported:
             raise ContractRevert("simulating", "WindowNotNewer", {"windowId": 7, "last": 7})
         return b""
@@ -462,6 +466,20 @@ def test_a_reported_window_cancels_the_private_tx_the_public_node_cannot_see(tmp
     assert cancel["nonce"] == 0 and cancel["gas"] == 21_000
     assert "0x" + bytes(cancel["to"]).hex() == relay.key.address.lower()
     assert node.sent == []
+
+
+def test_our_report_landing_between_the_receipt_lookup_and_the_simulation_is_not_disowned(tmp_path):
+    """A privately sent report becomes visible only when mined, perhaps just after its receipt was looked up:
+    the simulation then reverts WindowNotNewer because of our own report. The window must not be rejected
+    (nor a cancel sent): the next pass finds the receipt."""
+    node, private = FakeNode(), FakePrivate()
+    relay = relay_on(tmp_path, node, private, Clock(1000.0))
+    raw = send_report(relay)
+    node.lands_when_simulated = True
+    relay.clock.now += 1
+    result = reconcile(relay)
+    assert result.rejected == [] and relay.queue.get(WINDOW_ID).state == "submitted"
+    assert private.sent == [raw]  # no cancel
 
 
 def test_a_private_endpoint_url_is_shown_as_scheme_and_host_only(tmp_path):

@@ -9,6 +9,7 @@ their names from the contracts' ABIs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,8 +77,15 @@ class SendOnlyEndpoint:
 
         self.label = redact_url(url)
         # sent once per call: the caller backs off on its own, and a resend after a timeout is idempotent anyway
-        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS},
-                                         exception_retry_configuration=None))
+        provider = Web3.HTTPProvider(url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS},
+                                     exception_retry_configuration=None)
+        # web3 logs every request's full URI at debug level (`sentinel -v`): this provider's go to a logger
+        # that keeps quiet below warnings, so the key in the URL stays out of debug logs too
+        quiet = logging.getLogger("sentinel.chain.send_only_endpoint")
+        quiet.setLevel(logging.WARNING)
+        provider.logger = quiet
+        provider._request_session_manager.logger = quiet  # it logs the URI when it caches a session
+        self.w3 = Web3(provider)
 
     def send_raw_transaction(self, raw_tx: str) -> None:
         """eth_sendRawTransaction; web3's exceptions propagate (wrap the call in :func:`web3_errors`)."""

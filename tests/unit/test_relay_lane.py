@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import random
 from types import SimpleNamespace
 from typing import Any
@@ -482,7 +483,7 @@ def test_our_report_landing_between_the_receipt_lookup_and_the_simulation_is_not
     assert private.sent == [raw]  # no cancel
 
 
-def test_a_private_endpoint_url_is_shown_as_scheme_and_host_only(tmp_path):
+def test_a_private_endpoint_url_is_shown_as_scheme_and_host_only(tmp_path, caplog):
     from sentinel.chain.client import SendOnlyEndpoint
     from sentinel.config import load_config, redact_url, resolve_config
     from sentinel.errors import ChainUnavailable, ConfigError
@@ -510,9 +511,10 @@ def test_a_private_endpoint_url_is_shown_as_scheme_and_host_only(tmp_path):
     assert endpoint.label == f"http://127.0.0.1:{port}"
     lane = lane_on(FakeEth(GWEI, GWEI, [0] * 10, GWEI))
     lane.private = endpoint
-    with pytest.raises(ChainUnavailable) as down:
+    with caplog.at_level(logging.DEBUG), pytest.raises(ChainUnavailable) as down:  # as under `sentinel -v`
         lane.broadcast("0x02")
     assert str(down.value).startswith(f"http://127.0.0.1:{port}: ") and API_KEY not in str(down.value)
+    assert API_KEY not in caplog.text  # web3 logs each request's full URI at debug level
 
 
 def test_sentinel_config_shows_the_private_endpoint_redacted(tmp_path, run_cli, monkeypatch):

@@ -24,8 +24,26 @@ CONFIG_FILE_NAME = "sentinel.toml"
 ENV_PREFIX = "SENTINEL_"
 
 
-def _f(default: Any, doc: str) -> Any:
-    return field(default=default, metadata={"doc": doc})
+def _f(default: Any, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"doc": doc, "secret": secret})
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: all of it that may be shown (API keys ride in the path, the query
+    or the user part of private endpoints' URLs)."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "<unparsable url>"
+    if not parts.scheme or not host:
+        return "<unparsable url>"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 @dataclass(frozen=True)
@@ -169,6 +187,13 @@ class RelayConfig:
     """The relay daemon: queue, signer lane, fees, confirmations and observability (its feed is data.feed)."""
 
     rpc_url: str = _f("", "JSON-RPC endpoint ('' = the deployment's)")
+    private_rpc_url: str = _f(
+        "", "private submission endpoint (a Flashbots Protect-style RPC, a builder, an L2 sequencer's): every raw "
+        "transaction goes there by eth_sendRawTransaction, everything else to rpc_url ('' = off); shown and logged "
+        "as scheme://host only", secret=True)
+    private_fallback_public: bool = _f(
+        default=False, doc="while the private endpoint is unreachable, send through rpc_url's public mempool "
+        "instead of waiting (reports can then be front-run)")
     db: str = _f("", "SQLite queue path ('' = .sentinel/relay/queue.sqlite)")
     interval_seconds: float = _f(2.0, "pause between passes when there is nothing to do")
     confirmations: int = _f(2, "blocks (the inclusion block counts as 1) before a report counts as confirmed")
@@ -233,6 +258,7 @@ class Setting:
     value: Any
     source: Source
     doc: str
+    secret: bool = False  #: a URL that may carry credentials: show :func:`redact_url` of it only
 
 
 @dataclass(frozen=True)
@@ -250,13 +276,23 @@ class ResolvedConfig:
             sub = getattr(self.config, section.name)
             for f in dataclasses.fields(sub):
                 name = f"{section.name}.{f.name}"
-                rows.append(Setting(name, getattr(sub, f.name), self.sources[name], f.metadata.get("doc", "")))
+                rows.append(Setting(name, getattr(sub, f.name), self.sources[name], f.metadata.get("doc", ""),
+                                    bool(f.metadata.get("secret", False))))
         return rows
 
 
 def _coerce(value: Any, target: Any, where: str) -> Any:
-    """Convert a TOML/env/CLI value to the field's declared type (every field is an int, float or str)."""
+    """Convert a TOML/env/CLI value to the field's declared type (every field is a bool, int, float or str)."""
     try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"true", "1", "yes", "on"}:
+                return True
+            if text in {"false", "0", "no", "off"}:
+                return False
+            raise ValueError(f"not a boolean: {value!r} (true or false)")
         if target is int or target is float:
             if isinstance(value, bool):  # TOML true would otherwise pass as 1
                 raise ValueError(f"not a number: {value!r}")
@@ -428,6 +464,9 @@ def _check(config: SentinelConfig) -> None:
     relay = config.relay
     if relay.rpc_url and not relay.rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"relay.rpc_url must be an http(s) URL, got '{relay.rpc_url}'")
+    if relay.private_rpc_url and not relay.private_rpc_url.startswith(("http://", "https://")):
+        # the value itself is not repeated: it may hold an API key
+        raise ConfigError(f"relay.private_rpc_url must be an http(s) URL, got {redact_url(relay.private_rpc_url)!r}")
     if relay.confirmations < 1 or relay.max_attempts < 1 or relay.keep_rows < 1:
         raise ConfigError("relay.confirmations, relay.max_attempts and relay.keep_rows must be >= 1")
     if relay.fee_bump_percent < 12.5:

@@ -9,6 +9,7 @@ their names from the contracts' ABIs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,38 @@ def web3_errors(what: str, rpc_url: str, *, tx_hash: str | None = None,
         raise ChainUnavailable(rpc_url, f"{what}: {type(exc).__name__}", hint=NODE_HINT) from exc
     except other as exc:
         raise ChainError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+
+class SendOnlyEndpoint:
+    """A JSON-RPC endpoint that is only sent raw transactions (a private submission endpoint: Flashbots
+    Protect-style RPCs, a builder, an L2 sequencer's): nothing else is asked of it, not even its chain id.
+
+    Its URL may carry an API key (path, query or user part), so only :attr:`label` (``scheme://host``) is
+    ever shown, in messages and logs alike.
+    """
+
+    def __init__(self, url: str) -> None:
+        from web3 import Web3
+
+        from sentinel.config import redact_url
+
+        self.label = redact_url(url)
+        # sent once per call: the caller backs off on its own, and a resend after a timeout is idempotent anyway
+        provider = Web3.HTTPProvider(url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS},
+                                     exception_retry_configuration=None)
+        # web3 logs every request's full URI at debug level (`sentinel -v`): this provider's go to a logger
+        # that keeps quiet below warnings, so the key in the URL stays out of debug logs too
+        quiet = logging.getLogger("sentinel.chain.send_only_endpoint")
+        quiet.setLevel(logging.WARNING)
+        provider.logger = quiet
+        provider._request_session_manager.logger = quiet  # it logs the URI when it caches a session
+        self.w3 = Web3(provider)
+
+    def send_raw_transaction(self, raw_tx: str) -> None:
+        """eth_sendRawTransaction; web3's exceptions propagate (wrap the call in :func:`web3_errors`)."""
+        from eth_typing import HexStr
+
+        self.w3.eth.send_raw_transaction(HexStr(raw_tx))
 
 
 @dataclass(frozen=True)

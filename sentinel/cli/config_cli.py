@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
 
 from sentinel.cli.common import App, emit_json
+from sentinel.config import Setting, redact_url
 
 
 @click.command(name="config")
@@ -20,7 +22,7 @@ def config_cmd(app: App, as_json: bool) -> None:
     own options such as --data).
     """
     resolved = app.resolved()
-    settings = resolved.settings()
+    settings = [_shown(s) for s in resolved.settings()]
     if as_json:
         emit_json({
             "file": str(resolved.file), "file_exists": resolved.file.exists(),
@@ -33,3 +35,10 @@ def config_cmd(app: App, as_json: bool) -> None:
         source = s.source.kind + (f" {s.source.origin}" if s.source.origin else "")
         click.echo(f"{s.name} = {json.dumps(s.value)}  ({source})")
         click.echo(f"    {s.doc}")
+
+
+def _shown(setting: Setting) -> Setting:
+    """The setting as it may be printed: a secret URL as scheme://host only."""
+    if setting.secret and setting.value:
+        return dataclasses.replace(setting, value=redact_url(str(setting.value)))
+    return setting

@@ -18,6 +18,14 @@ included) and the next process resumes:
   nonce and none of ours was mined, the window is signed anew with a fresh
   nonce (the breaker itself refuses a window id twice).
 
+With a private submission endpoint (``relay.private_rpc_url``) every raw
+transaction goes there and the main node sees ours only once it is mined.
+"Unknown to the main node" is then the normal state of an unmined
+transaction, not a sign it was dropped: the same bytes are sent to the
+private endpoint again only when this process has not sent them within
+``stuck_seconds`` (after a restart, or a send that failed), and a transaction
+unmined after ``stuck_seconds`` is bumped as usual (see :meth:`Relay._unmined`).
+
 Never twice on chain: each window's transactions share one nonce, so at most
 one of them can be mined; a window is signed anew only after the chain shows
 that nonce used by someone else, and the breaker refuses any id that is not
@@ -137,6 +145,9 @@ class Relay:
         self.last_error: str | None = None
         self.last_pass_at: float | None = None
         self.tripped: bool | None = None
+        #: when this process last handed each unmined transaction to a node (hash -> clock); with a private
+        #: endpoint this, not the main node's pool, says whether the bytes need sending again
+        self._sent_at: dict[str, float] = {}
         self._resume()
 
     @property
@@ -167,7 +178,9 @@ class Relay:
         if self.chain is not None:
             return
         from sentinel.chain.breaker import BREAKER, connect, contract
+        from sentinel.chain.client import SendOnlyEndpoint
         from sentinel.chain.keys import attester_keys, role_key
+        from sentinel.config import redact_url
 
         chain = connect(self.deployment, self.config, self.rpc)
         # The relay has its own backoff; web3's silent retries would only hide an outage for seconds.
@@ -177,12 +190,16 @@ class Relay:
         if self.key.demo:
             log.warning("event=demo_key %s", kv(address=self.key.address, origin=self.key.origin))
         self.breaker = contract(chain, self.deployment, BREAKER)
+        private = SendOnlyEndpoint(self.rc.private_rpc_url) if self.rc.private_rpc_url else None
         self._lane = Lane(chain, self.key, multiplier=self.rc.base_fee_multiplier,
                          priority_gwei=self.rc.priority_fee_gwei, cap_gwei=self.rc.max_fee_gwei,
-                         bump_percent=self.rc.fee_bump_percent, priority_cap_gwei=self.rc.max_priority_fee_gwei)
+                         bump_percent=self.rc.fee_bump_percent, priority_cap_gwei=self.rc.max_priority_fee_gwei,
+                         private=private, fallback_public=self.rc.private_fallback_public)
         self.chain = chain
-        log.info("event=connected %s", kv(rpc=chain.rpc_url, chain=chain.chain_id, signer=self.key.address,
-                                           breaker=self.breaker.address))
+        log.info("event=connected %s", kv(rpc=redact_url(chain.rpc_url), chain=chain.chain_id,
+                                           signer=self.key.address, breaker=self.breaker.address,
+                                           private_rpc=private.label if private else None,
+                                           fallback_public=self.rc.private_fallback_public if private else None))
 
     def load_prover(self) -> None:
         """Start the warm prover child once (it loads the circuit and proving key, seconds)."""
@@ -376,7 +393,9 @@ class Relay:
 
     def _broadcast(self, result: PassResult, wid: int, raw_tx: str, tx_hash: str) -> str:
         outcome, message = self.lane.broadcast(raw_tx)
-        if outcome not in ("sent", "known"):
+        if outcome in ("sent", "known"):
+            self._sent_at[tx_hash] = self.clock()
+        else:
             log.warning("event=broadcast_refused %s outcome=%s node=%r", kv(window=wid, tx=tx_hash), outcome,
                         message.splitlines()[0] if message else "")
         return outcome
@@ -384,7 +403,10 @@ class Relay:
     # -- reconciling ----------------------------------------------------------------------
     def reconcile(self, result: PassResult, head: Any) -> None:
         """Bring every submitted window forward from what the chain says (see module doc)."""
-        for window in self.queue.windows("submitted"):
+        submitted = self.queue.windows("submitted")
+        ours = {t.tx_hash for w in submitted for t in self.queue.txs(w.window_id)}
+        self._sent_at = {h: t for h, t in self._sent_at.items() if h in ours}  # finished windows' hashes go
+        for window in submitted:
             self._reconcile_one(result, window, head)
 
     def _reconcile_one(self, result: PassResult, window: WindowRow, head: Any) -> None:
@@ -411,30 +433,54 @@ class Relay:
         newest = txs[-1]
         final = self._would_revert(window, newest)
         if final is not None:
-            # Ours may have been mined since its receipt was looked up (that alone makes the simulation fail).
-            for tx in reversed(txs):
-                receipt = self.lane.receipt(tx.tx_hash)
-                if receipt is not None:
-                    self._mined(result, window, tx, receipt, head)
-                    return
-            if self._reported_by(wid) & {t.tx_hash for t in txs}:
-                log.info("event=report_seen %s: waiting for the receipt", kv(window=wid, tx=newest.tx_hash))
+            if window.nonce is not None and self.lane.nonces()[0] > window.nonce:
+                # Our nonce was used after the receipt lookups above: likely by our own report, landing
+                # meanwhile (that is also why the simulation reverts). The next pass finds its receipt, or
+                # decides the nonce was taken; rejecting now would disown a report of ours on chain.
+                log.info("event=nonce_used_meanwhile %s: deciding on the next pass",
+                         kv(window=wid, tx=newest.tx_hash, nonce=window.nonce))
                 return
-            # Someone else reported this window first (a copy of our calldata, say) or it went stale: sending,
+            # Someone reported this window first (a copy of our calldata, say) or it went stale: sending,
             # re-sending or bumping it now only pays for a revert. Replace what the node still holds.
-            if self.lane.known(newest.tx_hash):
+            # (a private endpoint may hold ours unseen by the main node: replace it there too, to be sure)
+            if self.lane.sends_privately or self.lane.known(newest.tx_hash):
                 self._cancel(window, newest)
             self._reject(result, wid, f"{final}: dropped unmined, before it could revert on chain (simulated)")
             return
-        if not self.lane.known(newest.tx_hash):
-            self.metrics.rebroadcasts.inc()
-            log.info("event=rebroadcast %s", kv(window=wid, tx=newest.tx_hash, nonce=newest.nonce,
-                                                 attempt=window.attempts))
-            if self._broadcast(result, wid, newest.raw_tx, newest.tx_hash) == UNDERPRICED:
+        self._unmined(result, window, newest)
+
+    def _unmined(self, result: PassResult, window: WindowRow, newest: TxRow) -> None:
+        """Our newest transaction for ``window`` is not mined: wait, send the same bytes again, or bump.
+
+        Public mempool: a transaction the node no longer knows was dropped (evicted, node restarted, or never
+        sent before a crash): the same bytes go again; one it knows is bumped after ``stuck_seconds``. Private
+        endpoint: the main node never sees ours before it is mined, so that is no sign of anything. The same
+        bytes go to the endpoint again only if this process has not sent them within ``stuck_seconds`` (after
+        a restart, a failed send, or while the fee caps stop bumps); resending is idempotent there, and a
+        transaction unmined after ``stuck_seconds`` is bumped, which sends the replacement.
+        """
+        now = self.clock()
+        visible = self.lane.known(newest.tx_hash)
+        stuck = now - newest.created_at > self.rc.stuck_seconds
+        if not self.lane.sends_privately:
+            if not visible:
+                self._rebroadcast(result, window, newest)
+            elif stuck:
                 self._bump(window, newest)
             return
-        if self.clock() - newest.created_at > self.rc.stuck_seconds:
-            self._bump(window, newest)
+        if stuck and self._bump(window, newest):
+            return
+        last = self._sent_at.get(newest.tx_hash)
+        if not visible and (last is None or now - last > self.rc.stuck_seconds):
+            self._rebroadcast(result, window, newest)
+
+    def _rebroadcast(self, result: PassResult, window: WindowRow, tx: TxRow) -> None:
+        """Send the stored bytes again (never a new signature); bump them if the node wants a higher price."""
+        self.metrics.rebroadcasts.inc()
+        log.info("event=rebroadcast %s", kv(window=window.window_id, tx=tx.tx_hash, nonce=tx.nonce,
+                                             attempt=window.attempts, private=self.lane.sends_privately))
+        if self._broadcast(result, window.window_id, tx.raw_tx, tx.tx_hash) == UNDERPRICED:
+            self._bump(window, tx)
 
     def _would_revert(self, window: WindowRow, tx: TxRow) -> str | None:
         """Simulate ``tx``'s call now: the final revert it would hit (already reported, stale), else None."""
@@ -464,15 +510,16 @@ class Relay:
                     old.tx_hash)
         self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
 
-    def _bump(self, window: WindowRow, old: TxRow) -> None:
-        """Replace a stuck transaction: same nonce, same call, both fees up >= fee_bump_percent."""
+    def _bump(self, window: WindowRow, old: TxRow) -> bool:
+        """Replace a stuck transaction: same nonce, same call, both fees up >= fee_bump_percent (False: a cap
+        stops it)."""
         market = self.lane.market_fees()
         fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), market, self.rc.fee_bump_percent)
         if not within_caps(fees, self.lane.cap, self.lane.priority_cap):
             log.error("event=fee_cap %s max_fee=%d cap=%d priority_fee=%d priority_cap=%d: not bumping further",
                       kv(window=window.window_id, tx=old.tx_hash), fees.max_fee, self.lane.cap, fees.max_priority_fee,
                       self.lane.priority_cap)
-            return
+            return False
         from eth_account.typed_transactions.typed_transaction import TypedTransaction
         from hexbytes import HexBytes
 
@@ -487,6 +534,7 @@ class Relay:
                     kv(window=window.window_id, tx=tx.tx_hash, nonce=old.nonce, attempt=window.attempts),
                     old.tx_hash, fees.max_fee, fees.max_priority_fee)
         self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
+        return True
 
     def _reported_by(self, window_id: int) -> set[str]:
         """Hashes of the transactions whose Report event names ``window_id``."""

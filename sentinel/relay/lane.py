@@ -5,6 +5,13 @@ stays apart from :class:`Lane`, the JSON-RPC side: pending-aware nonces,
 EIP-1559 fees from ``eth_feeHistory`` (bounded: see :func:`initial_fees`), signing, broadcasting with the node's
 answer classified (sent / already known / nonce used / underpriced), receipts
 and the canonical-chain check that catches a reorg.
+
+With a private submission endpoint (``relay.private_rpc_url``) every raw
+transaction goes there and only there; reads, receipts, nonces, fees,
+simulations and gas estimates stay on the main RPC. The main node then does
+not see our transaction until it is mined, so :meth:`Lane.known` answers
+"visible to the public node", not "still pending anywhere" (the daemon's
+reconcile acts on that difference).
 """
 
 from __future__ import annotations
@@ -15,6 +22,10 @@ from typing import Any
 
 from sentinel.chain.client import web3_errors
 from sentinel.errors import ChainError, ChainUnavailable, FeeRefused
+
+#: What a private endpoint's outage suggests (its ChainUnavailable's hint).
+PRIVATE_HINT = ("the transaction stays queued and goes to the private endpoint (relay.private_rpc_url) when it "
+                "answers; relay.private_fallback_public = true would send it to the public mempool instead")
 
 GWEI = 10**9
 
@@ -98,8 +109,12 @@ class Lane:
     """JSON-RPC side of the signer lane, on a :class:`~sentinel.chain.client.Chain`."""
 
     def __init__(self, chain: Any, key: Any, *, multiplier: float, priority_gwei: float, cap_gwei: float,
-                 bump_percent: float, priority_cap_gwei: float) -> None:
+                 bump_percent: float, priority_cap_gwei: float, private: Any | None = None,
+                 fallback_public: bool = False) -> None:
         self.chain = chain
+        #: a :class:`~sentinel.chain.client.SendOnlyEndpoint` every raw transaction goes to, or None
+        self.private = private
+        self.fallback_public = fallback_public
         self.w3 = chain.w3
         self.key = key
         self.address = key.address
@@ -152,11 +167,32 @@ class Lane:
         signed = self.w3.eth.account.sign_transaction(fields, self.key.secret)
         return SignedTx("0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex(), nonce, fees, gas)
 
+    @property
+    def sends_privately(self) -> bool:
+        """True if raw transactions go to a private endpoint (the main node sees them only once mined)."""
+        return self.private is not None
+
     def broadcast(self, raw_tx: str) -> tuple[str, str]:
-        """eth_sendRawTransaction: (outcome, node message). Transport failures raise ChainUnavailable."""
+        """eth_sendRawTransaction: (outcome, node message), to the private endpoint if there is one, else the
+        main RPC. Transport failures raise ChainUnavailable; a private endpoint's are never retried on the main
+        RPC unless ``fallback_public`` (its outage would otherwise put a tripping report in the public mempool)."""
+        if self.private is None:
+            return self._send("eth_sendRawTransaction", self.chain.rpc_url, self.w3.eth.send_raw_transaction, raw_tx)
         try:
-            with web3_errors("eth_sendRawTransaction", self.chain.rpc_url, refusals=(ValueError,)):
-                self.w3.eth.send_raw_transaction(raw_tx)
+            return self._send("eth_sendRawTransaction to the private endpoint", self.private.label,
+                              self.private.send_raw_transaction, raw_tx)
+        except ChainUnavailable as exc:
+            if not self.fallback_public:
+                raise ChainUnavailable(exc.rpc_url, exc.problem, hint=PRIVATE_HINT) from exc.__cause__
+            log.warning("event=private_rpc_fallback endpoint=%s error=%r: sending through the public RPC "
+                        "(relay.private_fallback_public)", self.private.label, exc.problem)
+        return self._send("eth_sendRawTransaction", self.chain.rpc_url, self.w3.eth.send_raw_transaction, raw_tx)
+
+    @staticmethod
+    def _send(what: str, where: str, send: Any, raw_tx: str) -> tuple[str, str]:
+        try:
+            with web3_errors(what, where, refusals=(ValueError,)):
+                send(raw_tx)
         except ChainUnavailable:
             raise
         except ChainError as exc:
@@ -179,7 +215,11 @@ class Lane:
             raise
 
     def known(self, tx_hash: str) -> bool:
-        """True if the node has the transaction (pending or mined)."""
+        """True if the main node has the transaction (pending or mined).
+
+        With a private endpoint (:attr:`sends_privately`) our unmined transactions are normally unknown
+        to the main node, so False means "not visible", not "dropped".
+        """
         from web3.exceptions import TransactionNotFound
 
         try:

@@ -457,20 +457,25 @@ def test_a_copied_report_does_not_make_the_relay_pay_for_a_revert(world: World):
         pending = w3.eth.get_transaction(ours["tx_hash"])
         # A copier lifts the calldata from the mempool and outbids it; ours leaves the node's pool meanwhile
         # (evicted, or the node restarted), so the relay will want to send it again. The relay is paused
-        # while this happens, so it cannot resend between the drop and the copy's block.
+        # while that happens: a pass between the drop and the mining would send ours again before the copy
+        # is on chain, and both would land in one block (the case only a private endpoint avoids). A pass
+        # paused between its simulation and its send sends ours once more after the copy landed: the
+        # next pass must cancel it, so no block is mined until the window is dropped.
         os.kill(relay.pid, signal.SIGSTOP)
-        world.rpc("anvil_dropTransaction", [ours["tx_hash"]])
-        copier = demo_key(7)
-        copy = w3.eth.account.sign_transaction({
-            "to": pending["to"], "data": pending["input"], "value": 0, "gas": pending["gas"], "chainId": 31337,
-            "nonce": w3.eth.get_transaction_count(copier.address),
-            "maxFeePerGas": ours["max_fee"] * 2, "maxPriorityFeePerGas": ours["max_priority_fee"] * 2,
-        }, copier.secret)
-        w3.eth.send_raw_transaction(copy.raw_transaction)
-        world.rpc("evm_mine")
-        os.kill(relay.pid, signal.SIGCONT)
+        try:
+            world.rpc("anvil_dropTransaction", [ours["tx_hash"]])
+            copier = demo_key(7)
+            copy = w3.eth.account.sign_transaction({
+                "to": pending["to"], "data": pending["input"], "value": 0, "gas": pending["gas"], "chainId": 31337,
+                "nonce": w3.eth.get_transaction_count(copier.address),
+                "maxFeePerGas": ours["max_fee"] * 2, "maxPriorityFeePerGas": ours["max_priority_fee"] * 2,
+            }, copier.secret)
+            w3.eth.send_raw_transaction(copy.raw_transaction)
+            world.rpc("evm_mine")
+        finally:
+            os.kill(relay.pid, signal.SIGCONT)
         world.wait("the window dropped as already reported",
-                   lambda: any(w["state"] == "rejected" for w in world.windows()), 60, mine=True, process=relay)
+                   lambda: any(w["state"] == "rejected" for w in world.windows()), 60, process=relay)
         for _ in range(3):
             world.rpc("evm_mine")
     finally:
@@ -489,3 +494,47 @@ def _receipt(w3: Any, tx_hash: str) -> Any:
         return w3.eth.get_transaction_receipt(tx_hash)
     except TransactionNotFound:
         return None
+
+
+def test_reports_go_only_through_the_private_endpoint_and_are_not_resent_while_unseen(world: World):
+    """Security #18.5: a report in the public mempool can be front-run; with relay.private_rpc_url every raw
+    transaction goes there, and nothing else does. A report the private endpoint holds is invisible to the main
+    node until mined: the relay waits (no resend every pass, no "dropped"), and confirms it once it lands."""
+    from tests.support.rpc_recorder import RpcRecorder
+
+    api_key = "pk-93b1e0"  # in the endpoint's path and query, as providers' URLs carry them
+    private = RpcRecorder(world.url, hold=True)  # a builder: keeps what it is sent until released
+    main = RpcRecorder(world.url)
+    try:
+        world.append(1, 50)
+        relay = world.start(rpc=main.url, private_rpc_url=f"{private.url}/{api_key}?apikey={api_key}")
+        try:
+            world.wait("the first report held by the private endpoint", lambda: private.held, 90, process=relay)
+            time.sleep(3)  # some 15 passes at 0.2 s, all well inside stuck_seconds (30 s)
+            assert len(private.held) == 1, "the unseen report was sent again (or bumped) while it waited"
+            (waiting,) = world.windows()
+            assert waiting["state"] == "submitted" and waiting["block_number"] is None
+            assert private.release()[0].get("result"), "Anvil refused the held report"
+            world.wait("the held report confirmed", confirmed(world), 60, mine=True, process=relay)
+            world.append(51, 54, rate=5)
+            world.wait("every window settled", settled(world, 55), 60, mine=True, process=relay)
+        finally:
+            code = world.stop(relay)
+    finally:
+        private.stop()
+        main.stop()
+    assert code == 0, world.tail()
+    windows = world.check_books()
+    assert sum(w["state"] == "confirmed" for w in windows) >= 2
+    assert set(private.counts()) == {"eth_sendRawTransaction"}  # the endpoint is asked nothing else
+    used = main.counts()
+    assert used["eth_sendRawTransaction"] == 0, used
+    assert used["eth_getTransactionReceipt"] and used["eth_estimateGas"] and used["eth_feeHistory"]
+    ours = {t["tx_hash"]: t["raw_tx"] for t in world.txs()}
+    sent = set(private.raw)
+    assert set(ours.values()) <= sent  # every transaction the relay signed went to the private endpoint
+    for w in windows:
+        if w["state"] == "confirmed":
+            assert ours[w["tx_hash"]] in sent
+    log = world.log.read_text()
+    assert f"private_rpc={private.url}" in log and api_key not in log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import random
 from types import SimpleNamespace
 from typing import Any
@@ -164,3 +165,361 @@ def test_windows_go_on_chain_in_order_oldest_reportable_first():
     assert all("too old to report" in reason for _, reason in skipped)
     expected = (None, [(9, "not newer than window 9, already submitted or sent")])
     assert next_in_order({9: 540}, 9, 0, "submitted") == expected
+
+
+# --- a private submission endpoint (security #18.5): routing, and what "unknown to the node" means -----------
+
+API_KEY = "k3y-8f2c91"  # stands for an API key in a private endpoint's URL
+
+
+class FakeNode:
+    """The main RPC's eth namespace: a pool, no mining; every JSON-RPC method it is asked is recorded."""
+
+    def __init__(self) -> None:
+        from eth_account import Account
+
+        self.account = Account
+        self.methods: list[str] = []
+        self.pool: dict[str, str] = {}  # hash -> raw: what a public node holds
+        self.sent: list[str] = []
+        self.keeps_pool = True  # False: the node forgets transactions (evicted, restarted)
+        self.reported = False  # True: the window was reported by someone else (the simulation reverts)
+        self.mined = 0  # transactions of the relay's address mined (its nonce)
+        self.lands_when_simulated = False  # True: ours is mined just before the next simulation
+
+    def get_block(self, which: Any) -> dict[str, Any]:
+        self.methods.append("eth_getBlockByNumber")
+        return {"number": 100, "timestamp": 1_750_000_000, "baseFeePerGas": GWEI, "hash": b"\x01" * 32}
+
+    def fee_history(self, count: int, newest: str, percentiles: list[int]) -> dict[str, Any]:
+        self.methods.append("eth_feeHistory")
+        return {"baseFeePerGas": [GWEI] * (count + 1), "reward": [[GWEI]] * count}
+
+    def get_transaction_count(self, address: str, which: str) -> int:
+        self.methods.append("eth_getTransactionCount")
+        return self.mined + len(self.pool) if which == "pending" else self.mined
+
+    def get_transaction_receipt(self, tx_hash: str) -> Any:
+        from web3.exceptions import TransactionNotFound
+
+        self.methods.append("eth_getTransactionReceipt")
+        raise TransactionNotFound(tx_hash)
+
+    def get_transaction(self, tx_hash: str) -> Any:
+        from web3.exceptions import TransactionNotFound
+
+        self.methods.append("eth_getTransactionByHash")
+        if tx_hash not in self.pool:
+            raise TransactionNotFound(tx_hash)
+        return {"hash": tx_hash}
+
+    def call(self, tx: dict[str, Any]) -> bytes:
+        from sentinel.errors import ContractRevert
+
+        self.methods.append("eth_call")
+        if self.lands_when_simulated:
+            self.mined, self.reported = 1, True
+        if self.reported:
+            raise ContractRevert("simulating", "WindowNotNewer", {"windowId": 7, "last": 7})
+        return b""
+
+    def send_raw_transaction(self, raw: str) -> None:
+        self.methods.append("eth_sendRawTransaction")
+        self.sent.append(raw)
+        if self.keeps_pool:
+            self.pool[_hash(raw)] = raw
+
+
+class FakePrivate:
+    """A private endpoint: takes raw transactions (recorded), answers nothing else; ``down`` refuses connections."""
+
+    label = "https://private.example"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.down = False
+
+    def send_raw_transaction(self, raw: str) -> None:
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+
+        if self.down:
+            raise RequestsConnectionError(f"https://private.example/{API_KEY}: connection refused")
+        self.sent.append(raw)
+
+
+def _hash(raw: str) -> str:
+    from eth_utils.crypto import keccak
+    from hexbytes import HexBytes
+
+    return "0x" + keccak(HexBytes(raw)).hex()
+
+
+class FakeChain:
+    """What the relay reads of a Chain: w3, url, chain id and the revert-decoding seam."""
+
+    def __init__(self, node: FakeNode) -> None:
+        self.w3 = SimpleNamespace(eth=node)
+        self.rpc_url = "http://main.example"
+        self.chain_id = 31337
+
+    def _seam(self, what: str) -> Any:
+        from sentinel.chain.client import web3_errors
+
+        return web3_errors(what, self.rpc_url)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+WINDOW_ID, WINDOW_END = 7, 1_750_000_000 - 120
+
+
+def relay_on(tmp_path, node: FakeNode, private: FakePrivate | None, clock: Clock, *, fallback: bool = False,
+             stuck: float = 30.0) -> Any:
+    """A Relay on a fake node (and private endpoint), its queue in ``tmp_path``: as after ``connect``."""
+    import json
+
+    from sentinel.artifacts import ArtifactLayout
+    from sentinel.chain.keys import demo_key
+    from sentinel.config import load_config
+    from sentinel.relay.daemon import Relay
+
+    layout = ArtifactLayout(tmp_path)
+    layout.deployments.parent.mkdir(parents=True, exist_ok=True)
+    layout.deployments.write_text(json.dumps({
+        "chain_id": 31337, "rpc_url": "http://main.example", "block": 1, "deployed_at": "", "deployer": "",
+        "governance": "", "guardian": "", "attesters": [], "quorum": 2, "timelock_seconds": 3600,
+        "score_scale": 0, "policy": {"max_age_seconds": 1800}, "circuit": {}, "contracts": {}, "compiler": ""}))
+    layout.circuit_manifest.parent.mkdir(parents=True, exist_ok=True)
+    layout.circuit_manifest.write_text(json.dumps({"window": 50, "cadence_seconds": 60}))
+    config = load_config(tmp_path, {"relay.stuck_seconds": stuck, "relay.private_fallback_public": fallback},
+                         env={})
+    relay = Relay(layout, config, data=tmp_path / "feed.csv", db=tmp_path / "queue.sqlite", clock=clock)
+    relay.key = demo_key(6)
+    relay.chain = FakeChain(node)
+    relay._lane = Lane(relay.chain, relay.key, multiplier=2.0, priority_gwei=0, cap_gwei=1000, bump_percent=12.5,
+                       priority_cap_gwei=3, private=private, fallback_public=fallback)
+    return relay
+
+
+def send_report(relay: Any) -> str:
+    """What submit_next does once the window is attested: sign, store, then broadcast (the calldata is a stand-in)."""
+    from sentinel.relay.daemon import PassResult
+    from sentinel.relay.queue import TxRow
+
+    queue = relay.queue
+    if not queue.windows():
+        queue.enqueue([(WINDOW_ID, WINDOW_END, None, None)])
+        queue.transition(WINDOW_ID, "proving")
+        queue.transition(WINDOW_ID, "proved")
+    fees = relay.lane.market_fees()
+    tx = relay.lane.sign({"to": "0x" + "22" * 20, "data": "0x1234"}, 0, fees, 200_000)
+    queue.record_tx(WINDOW_ID, TxRow(tx.tx_hash, WINDOW_ID, 0, tx.raw_tx, fees.max_fee, fees.max_priority_fee,
+                                     200_000, relay.clock()), from_state="proved")
+    relay._broadcast(PassResult(), WINDOW_ID, tx.raw_tx, tx.tx_hash)
+    return str(tx.raw_tx)
+
+
+def reconcile(relay: Any) -> Any:
+    from sentinel.relay.daemon import PassResult
+
+    result = PassResult()
+    relay.reconcile(result, relay.lane.head())
+    return result
+
+
+def test_with_a_private_endpoint_only_raw_transactions_go_there(tmp_path):
+    node, private = FakeNode(), FakePrivate()
+    relay = relay_on(tmp_path, node, private, Clock(1000.0), stuck=5)
+    raw = send_report(relay)
+    assert private.sent == [raw]
+    relay.clock.now += 6  # stuck: bumped; the replacement goes to the private endpoint too
+    reconcile(relay)
+    assert len(private.sent) == 2 and private.sent[1] != raw
+    assert "eth_sendRawTransaction" not in node.methods and node.sent == []
+    # reads, nonces, fees, simulation and the pool check all stayed on the main RPC
+    assert {"eth_getBlockByNumber", "eth_feeHistory", "eth_getTransactionCount", "eth_getTransactionReceipt",
+            "eth_getTransactionByHash", "eth_call"} <= set(node.methods)
+    # without one, the main RPC is sent the transaction (today's behaviour)
+    public = relay_on(tmp_path / "public", FakeNode(), None, Clock(1000.0))
+    assert send_report(public) == public.chain.w3.eth.sent[0]
+
+
+def test_unknown_to_the_public_node_is_normal_for_a_private_tx_no_resend_spam_then_a_bump(tmp_path):
+    node, private = FakeNode(), FakePrivate()
+    relay = relay_on(tmp_path, node, private, Clock(1000.0), stuck=30)
+    raw = send_report(relay)
+    for _ in range(29):  # a pass a second: the main node never sees it, which is no sign it was dropped
+        relay.clock.now += 1
+        result = reconcile(relay)
+        assert not relay.lane.known(_hash(raw))
+        assert result.rejected == [] and result.errors == []
+    assert private.sent == [raw]  # sent once: not again every pass
+    assert relay.queue.get(WINDOW_ID).state == "submitted" and len(relay.queue.txs(WINDOW_ID)) == 1
+    relay.clock.now += 2  # past stuck_seconds: replaced, both fees up, same nonce
+    reconcile(relay)
+    txs = relay.queue.txs(WINDOW_ID)
+    assert [t.raw_tx for t in txs] == private.sent == [raw, txs[1].raw_tx]
+    assert txs[1].nonce == txs[0].nonce and txs[1].max_fee * 1000 >= txs[0].max_fee * 1125
+    assert relay.metrics.fee_bumps._value.get() == 1 and relay.metrics.rebroadcasts._value.get() == 0
+    reconcile(relay)
+    assert len(private.sent) == 2
+
+
+def test_after_a_restart_the_private_tx_is_sent_again_once_with_the_same_bytes(tmp_path):
+    node, private = FakeNode(), FakePrivate()
+    clock = Clock(1000.0)
+    relay = relay_on(tmp_path, node, private, clock)
+    raw = send_report(relay)
+    relay.close()
+    # a new process (say after kill -9 between storing and sending): it cannot tell whether the endpoint got it
+    again = relay_on(tmp_path, node, private, clock)
+    clock.now += 1
+    reconcile(again)
+    reconcile(again)
+    assert private.sent == [raw, raw]  # once more, the same signature: idempotent at the endpoint
+    assert [t.raw_tx for t in again.queue.txs(WINDOW_ID)] == [raw]
+    assert node.sent == []
+
+
+def test_at_the_fee_cap_a_private_tx_is_resent_every_stuck_period_not_every_pass(tmp_path):
+    node, private = FakeNode(), FakePrivate()
+    relay = relay_on(tmp_path, node, private, Clock(1000.0), stuck=10)
+    relay.lane.priority_cap = relay.lane.market_fees().max_priority_fee  # no bump fits under the cap
+    raw = send_report(relay)
+    for _ in range(35):
+        relay.clock.now += 1
+        reconcile(relay)
+    # stuck from t=1011 on, bump refused: the same bytes again at 1011 and 1022 and 1033, nothing in between
+    assert private.sent == [raw] * 4
+    assert len(relay.queue.txs(WINDOW_ID)) == 1 and node.sent == []
+
+
+def test_a_public_node_that_forgets_the_tx_still_gets_it_again_every_pass(tmp_path):
+    """Without a private endpoint, "unknown to the node" means dropped: the same bytes go again at once."""
+    node = FakeNode()
+    node.keeps_pool = False
+    relay = relay_on(tmp_path, node, None, Clock(1000.0))
+    raw = send_report(relay)
+    for _ in range(3):
+        relay.clock.now += 1
+        reconcile(relay)
+    assert node.sent == [raw] * 4
+    node.keeps_pool = True
+    reconcile(relay)
+    reconcile(relay)  # now it holds it: no more sends until stuck_seconds
+    assert node.sent == [raw] * 5
+
+
+def test_a_private_endpoint_outage_backs_off_without_touching_the_public_mempool(tmp_path, caplog):
+    from sentinel.errors import ChainUnavailable
+
+    node, private = FakeNode(), FakePrivate()
+    private.down = True
+    relay = relay_on(tmp_path, node, private, Clock(1000.0))
+    with pytest.raises(ChainUnavailable) as info:
+        send_report(relay)
+    message = str(info.value)
+    assert message.startswith("https://private.example: eth_sendRawTransaction to the private endpoint")
+    assert "relay.private_fallback_public" in message and API_KEY not in message
+    assert node.sent == [] and relay.queue.get(WINDOW_ID).state == "submitted"  # stored, not lost
+    relay.clock.now += 1
+    with pytest.raises(ChainUnavailable):  # the next pass tries the endpoint again (the run loop backs off)
+        reconcile(relay)
+    private.down = False
+    relay.clock.now += 1
+    reconcile(relay)
+    assert private.sent == [relay.queue.txs(WINDOW_ID)[0].raw_tx] and node.sent == []
+    assert API_KEY not in caplog.text
+
+
+def test_fallback_to_the_public_rpc_only_when_allowed(tmp_path, caplog):
+    node, private = FakeNode(), FakePrivate()
+    private.down = True
+    relay = relay_on(tmp_path, node, private, Clock(1000.0), fallback=True)
+    raw = send_report(relay)
+    assert node.sent == [raw] and private.sent == []
+    assert "event=private_rpc_fallback endpoint=https://private.example" in caplog.text
+    assert API_KEY not in caplog.text
+    relay.clock.now += 1
+    reconcile(relay)  # the public node holds it now: nothing to resend
+    assert node.sent == [raw] and private.sent == []
+
+
+def test_a_reported_window_cancels_the_private_tx_the_public_node_cannot_see(tmp_path):
+    node, private = FakeNode(), FakePrivate()
+    relay = relay_on(tmp_path, node, private, Clock(1000.0))
+    raw = send_report(relay)
+    node.reported = True  # a copy landed first
+    relay.clock.now += 1
+    result = reconcile(relay)
+    assert result.rejected == [WINDOW_ID]
+    assert len(private.sent) == 2 and private.sent[0] == raw  # the cancel went privately, at our nonce
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+    from hexbytes import HexBytes
+
+    cancel = TypedTransaction.from_bytes(HexBytes(private.sent[1])).as_dict()
+    assert cancel["nonce"] == 0 and cancel["gas"] == 21_000
+    assert "0x" + bytes(cancel["to"]).hex() == relay.key.address.lower()
+    assert node.sent == []
+
+
+def test_our_report_landing_between_the_receipt_lookup_and_the_simulation_is_not_disowned(tmp_path):
+    """A privately sent report becomes visible only when mined, perhaps just after its receipt was looked up:
+    the simulation then reverts WindowNotNewer because of our own report. The window must not be rejected
+    (nor a cancel sent): the next pass finds the receipt."""
+    node, private = FakeNode(), FakePrivate()
+    relay = relay_on(tmp_path, node, private, Clock(1000.0))
+    raw = send_report(relay)
+    node.lands_when_simulated = True
+    relay.clock.now += 1
+    result = reconcile(relay)
+    assert result.rejected == [] and relay.queue.get(WINDOW_ID).state == "submitted"
+    assert private.sent == [raw]  # no cancel
+
+
+def test_a_private_endpoint_url_is_shown_as_scheme_and_host_only(tmp_path, caplog):
+    from sentinel.chain.client import SendOnlyEndpoint
+    from sentinel.config import load_config, redact_url, resolve_config
+    from sentinel.errors import ChainUnavailable, ConfigError
+
+    url = f"https://user:{API_KEY}@rpc.example.org:8443/v1/{API_KEY}?apikey={API_KEY}"
+    assert redact_url(url) == "https://rpc.example.org:8443"
+    assert redact_url("") == ""
+    assert redact_url("not a url") == "<unparsable url>"
+    env = {"SENTINEL_RELAY__PRIVATE_RPC_URL": url, "SENTINEL_RELAY__PRIVATE_FALLBACK_PUBLIC": "true"}
+    resolved = resolve_config(tmp_path, env=env)
+    assert resolved.config.relay.private_rpc_url == url and resolved.config.relay.private_fallback_public is True
+    assert load_config(tmp_path, env={}).relay.private_fallback_public is False
+    with pytest.raises(ConfigError, match="not a boolean"):
+        load_config(tmp_path, env={"SENTINEL_RELAY__PRIVATE_FALLBACK_PUBLIC": "maybe"})
+    with pytest.raises(ConfigError, match="must be an http") as info:
+        load_config(tmp_path, env={"SENTINEL_RELAY__PRIVATE_RPC_URL": f"ws://rpc.example.org/{API_KEY}"})
+    assert API_KEY not in str(info.value)
+    # a real endpoint object on a closed local port: the transport error names the host, never the key
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = SendOnlyEndpoint(f"http://127.0.0.1:{port}/{API_KEY}")
+    assert endpoint.label == f"http://127.0.0.1:{port}"
+    lane = lane_on(FakeEth(GWEI, GWEI, [0] * 10, GWEI))
+    lane.private = endpoint
+    with caplog.at_level(logging.DEBUG), pytest.raises(ChainUnavailable) as down:  # as under `sentinel -v`
+        lane.broadcast("0x02")
+    assert str(down.value).startswith(f"http://127.0.0.1:{port}: ") and API_KEY not in str(down.value)
+    assert API_KEY not in caplog.text  # web3 logs each request's full URI at debug level
+
+
+def test_sentinel_config_shows_the_private_endpoint_redacted(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("SENTINEL_RELAY__PRIVATE_RPC_URL", f"https://rpc.example.org/{API_KEY}")
+    code, out, _ = run_cli("--root", tmp_path, "config")
+    assert code == 0 and 'relay.private_rpc_url = "https://rpc.example.org"' in out and API_KEY not in out
+    code, out, _ = run_cli("--root", tmp_path, "config", "--json")
+    assert code == 0 and API_KEY not in out and "https://rpc.example.org" in out

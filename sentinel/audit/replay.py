@@ -23,6 +23,8 @@ from sentinel.audit.findings import Finding, discrepancy, notice
 
 ZERO = "0x0000000000000000000000000000000000000000"
 FUTURE_SKEW = 300
+WAD = 10**18
+SCORE_SLACK = WAD // 100  #: the breaker refuses a score beyond [0, 1] by more than this (fixed-point rounding)
 _U16_MAX = 2**16 - 1
 
 
@@ -151,6 +153,8 @@ class _Machine:
             self.bad(e, f"stale window accepted: ended {end}, block time {e.timestamp}, max age {p.max_age} s")
         if end > e.timestamp + FUTURE_SKEW:
             self.bad(e, f"window from the future accepted: ends {end}, block time {e.timestamp}")
+        if not -SCORE_SLACK <= score <= WAD + SCORE_SLACK:
+            self.bad(e, f"score {score / WAD:g} accepted: the breaker refuses scores outside [0, 1] (+-0.01)")
         high = _inc(run_high) if score >= p.trip_threshold else 0
         low = _inc(run_low) if score <= p.reset_threshold else 0
         nxt = replace(s, last_window_id=wid, last_window_end=end, high_streak=high, low_streak=low)
@@ -324,8 +328,8 @@ def compare_final(replayed: Snapshot, onchain: Snapshot) -> list[Finding]:
     pairs: list[tuple[str, Any, Any]] = [
         (f"state.{k}", getattr(replayed.state, k), getattr(onchain.state, k)) for k in State.__dataclass_fields__
     ] + [(f"params.{k}", getattr(replayed.params, k), getattr(onchain.params, k)) for k in Params.__dataclass_fields__]
-    for name in ("verifier", "score_scale", "governance", "pending_governance", "guardian", "pending_verifier",
-                 "pending_score_scale", "pending_verifier_eta"):
+    for name in ("verifier", "score_scale", "cadence", "governance", "pending_governance", "guardian",
+                 "pending_verifier", "pending_score_scale", "pending_cadence", "pending_verifier_eta"):
         pairs.append((name, getattr(replayed, name), getattr(onchain, name)))
     pairs.append(("attesters", sorted(x.lower() for x in replayed.attesters),
                   sorted(x.lower() for x in onchain.attesters)))

@@ -54,7 +54,10 @@ from sentinel.relay.server import RelayMetrics
 log = logging.getLogger("sentinel.relay")
 
 #: Reverts that mean the breaker will never take this window: final, not retried.
-FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow", "WindowIdMismatch"})
+FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow"})
+#: Reverts that a pending transaction meets when the breaker's signing policy changed under it (quorum raised,
+#: an attester removed): its window is signed again under the policy now on chain, not sent as it is.
+RESIGN_REVERTS = frozenset({"TooFewSignatures", "NotAttester", "InvalidSignature", "SignersNotAscending"})
 #: The breaker's FUTURE_SKEW: a window may end at most this far after the block time.
 FUTURE_SKEW = 300
 
@@ -112,6 +115,16 @@ def next_in_order(pending: dict[int, int], floor: int, oldest_end: int, stage: s
     return None, skipped
 
 
+@dataclass(frozen=True)
+class BreakerNow:
+    """The breaker's state and parameters as one read sees them."""
+
+    last_window_id: int
+    tripped: bool
+    max_age: int
+    quorum: int
+
+
 class Relay:
     """The daemon's state and one-pass logic (see module doc)."""
 
@@ -140,7 +153,8 @@ class Relay:
         self.breaker: Any = None
         self._lane: Lane | None = None
         self.prover: Any = None
-        self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))
+        self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))  #: re-read from the chain
+        self.last_prove_seconds = 0.0
         self.ready = False
         self.last_error: str | None = None
         self.last_pass_at: float | None = None
@@ -227,7 +241,7 @@ class Relay:
             head = self.lane.head()
             self.submit_next(result, head)
             self.reconcile(result, self.lane.head())
-        self.tripped = bool(self.chain.call(self.breaker.functions.state(), "reading state")[4])
+        self.tripped = self._breaker_now().tripped
         self.ready = True
         self.last_error = None
         self.last_pass_at = self.clock()
@@ -269,8 +283,11 @@ class Relay:
         """Prove the oldest new window that can still be reported (windows go on chain in order)."""
         pending = {w.window_id: w for w in self.queue.windows("new")}
         now = int(head["timestamp"])
+        self.max_age = self._breaker_now().max_age
+        # A window must still be fresh when its proof and transaction are done: allow twice the last proof.
+        margin = int(2 * self.last_prove_seconds)
         chosen, skips = next_in_order({wid: w.end_unix for wid, w in pending.items()}, self._floor(),
-                                      now - self.max_age, "proved")
+                                      now - self.max_age + margin, "proved")
         for wid, reason in skips:
             self._skip(result, wid, reason)
         if chosen is None:
@@ -293,6 +310,7 @@ class Relay:
             return
         if proved.window_id != w.window_id:
             raise RelayError(f"window {w.window_id}: the prover made window {proved.window_id} (cadence mismatch?)")
+        self.last_prove_seconds = proved.prove_seconds
         self.queue.transition(w.window_id, "proved", bundle=str(proved.bundle), score=proved.score,
                               prove_seconds=proved.prove_seconds, proved_at=self.clock())
         self.metrics.prove_seconds.observe(proved.prove_seconds)
@@ -306,14 +324,31 @@ class Relay:
         result.rejected.append(window_id)
         log.warning("event=rejected %s reason=%r", kv(window=window_id), reason)
 
+    def _breaker_now(self) -> BreakerNow:
+        """What the relay needs of the breaker, read now (governance may change any of it at once).
+
+        The breaker's cadence must be the model's: a verifier upgrade to another model changes it, and
+        this relay's artifacts would then prove and id windows for the wrong model. That is a stop, not
+        a reason to reject window after window.
+        """
+        f = self.breaker.functions
+        state = self.chain.call(f.state(), "reading state")
+        params = self.chain.call(f.params(), "reading params")
+        cadence = int(self.chain.call(f.cadence(), "reading cadence"))
+        if cadence != int(self.cadence):
+            raise RelayError(f"the breaker derives window ids at a {cadence} s cadence, this relay's model at "
+                             f"{self.cadence:g} s: the verifier was changed; run the relay with that model's artifacts")
+        return BreakerNow(last_window_id=int(state[1]) // cadence if int(state[1]) else -1,
+                          tripped=bool(state[5]), max_age=int(params[5]), quorum=int(params[6]))
+
     def _signing_policy(self) -> tuple[int, set[str]]:
         """The breaker's quorum and registered attesters *now* (read every time: governance may change them)."""
-        params = self.chain.call(self.breaker.functions.params(), "reading params")
         attesters = self.chain.call(self.breaker.functions.attesters(), "reading attesters")
-        return int(params[-1]), {str(a).lower() for a in attesters}
+        return self._breaker_now().quorum, {str(a).lower() for a in attesters}
 
     def _last_on_chain(self) -> int:
-        return int(self.chain.call(self.breaker.functions.state(), "reading state")[0])
+        """The last accepted window's id at the breaker's cadence (-1 before the first report)."""
+        return self._breaker_now().last_window_id
 
     def submit_next(self, result: PassResult, head: Any) -> None:
         """Attest and send the oldest proved window, if no transaction of ours is still unmined."""
@@ -431,8 +466,9 @@ class Relay:
             self._nonce_taken(result, window, {t.tx_hash for t in txs})
             return
         newest = txs[-1]
-        final = self._would_revert(window, newest)
-        if final is not None:
+        doomed = self._would_revert(window, newest)
+        if doomed is not None:
+            error, final = doomed
             if window.nonce is not None and self.lane.nonces()[0] > window.nonce:
                 # Our nonce was used after the receipt lookups above: likely by our own report, landing
                 # meanwhile (that is also why the simulation reverts). The next pass finds its receipt, or
@@ -445,6 +481,12 @@ class Relay:
             # (a private endpoint may hold ours unseen by the main node: replace it there too, to be sure)
             if self.lane.sends_privately or self.lane.known(newest.tx_hash):
                 self._cancel(window, newest)
+            if error in RESIGN_REVERTS:
+                # The quorum or the attester set changed under it: sign the window again as the breaker wants now.
+                self.queue.transition(wid, "proved", count_attempt=True, tx_hash=None, nonce=None, block_number=None,
+                                      block_hash=None, last_error=f"{final}: signing policy changed; signing anew")
+                log.warning("event=resign %s reason=%r", kv(window=wid, tx=newest.tx_hash, nonce=window.nonce), final)
+                return
             self._reject(result, wid, f"{final}: dropped unmined, before it could revert on chain (simulated)")
             return
         self._unmined(result, window, newest)
@@ -482,8 +524,9 @@ class Relay:
         if self._broadcast(result, window.window_id, tx.raw_tx, tx.tx_hash) == UNDERPRICED:
             self._bump(window, tx)
 
-    def _would_revert(self, window: WindowRow, tx: TxRow) -> str | None:
-        """Simulate ``tx``'s call now: the final revert it would hit (already reported, stale), else None."""
+    def _would_revert(self, window: WindowRow, tx: TxRow) -> tuple[str, str] | None:
+        """Simulate ``tx``'s call now: (error, description) of a revert it would hit that sending it again
+        cannot cure (already reported, stale, or signed under a policy the breaker no longer has), else None."""
         from eth_account.typed_transactions.typed_transaction import TypedTransaction
         from hexbytes import HexBytes
 
@@ -493,8 +536,8 @@ class Relay:
             with self.chain._seam(f"simulating the submit of window {window.window_id}"):
                 self.chain.w3.eth.call(call)
         except ContractRevert as exc:
-            if exc.error in FINAL_REVERTS:
-                return f"{exc.error}({', '.join(f'{k}={v}' for k, v in exc.args_.items())})"
+            if exc.error in FINAL_REVERTS | RESIGN_REVERTS:
+                return exc.error, f"{exc.error}({', '.join(f'{k}={v}' for k, v in exc.args_.items())})"
         return None
 
     def _cancel(self, window: WindowRow, old: TxRow) -> None:

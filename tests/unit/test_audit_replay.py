@@ -243,3 +243,10 @@ def test_a_window_id_that_is_not_its_end_over_the_cadence_is_a_discrepancy():
     log.emit("Report", tx, windowId=log.window + 1000, windowEnd=log.window * CADENCE + 30, inputHash=1, score=0,
              submitter=GOV, tripped=False)
     assert any("the cadence 60 s gives" in m for m in findings(log))
+
+
+def test_a_score_outside_zero_one_accepted_is_a_discrepancy():
+    log = Log()
+    log.report(0.5, False)
+    log.report(1.02, False)  # the breaker refuses this: a contract that took it is flagged
+    assert any("score 1.02 accepted" in m for m in findings(log))

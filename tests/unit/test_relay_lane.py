@@ -186,6 +186,7 @@ class FakeNode:
         self.reported = False  # True: the window was reported by someone else (the simulation reverts)
         self.mined = 0  # transactions of the relay's address mined (its nonce)
         self.lands_when_simulated = False  # True: ours is mined just before the next simulation
+        self.quorum_raised = False  # True: governance raised the quorum after ours was signed
 
     def get_block(self, which: Any) -> dict[str, Any]:
         self.methods.append("eth_getBlockByNumber")
@@ -221,6 +222,8 @@ class FakeNode:
             self.mined, self.reported = 1, True
         if self.reported:
             raise ContractRevert("simulating", "WindowNotNewer", {"windowId": 7, "last": 7})
+        if self.quorum_raised:
+            raise ContractRevert("simulating", "TooFewSignatures", {"got": 2, "required": 3})
         return b""
 
     def send_raw_transaction(self, raw: str) -> None:
@@ -523,3 +526,22 @@ def test_sentinel_config_shows_the_private_endpoint_redacted(tmp_path, run_cli, 
     assert code == 0 and 'relay.private_rpc_url = "https://rpc.example.org"' in out and API_KEY not in out
     code, out, _ = run_cli("--root", tmp_path, "config", "--json")
     assert code == 0 and API_KEY not in out and "https://rpc.example.org" in out
+
+
+def test_a_pending_report_signed_under_an_old_quorum_is_replaced_and_signed_again(tmp_path):
+    """The quorum went up while ours waited: sending or bumping it would only buy a revert and a failed window."""
+    node = FakeNode()
+    relay = relay_on(tmp_path, node, None, Clock(1000.0))
+    raw = send_report(relay)
+    node.quorum_raised = True
+    relay.clock.now += 1
+    result = reconcile(relay)
+    window = relay.queue.get(WINDOW_ID)
+    assert result.rejected == [] and window.state == "proved" and window.tx_hash is None
+    assert "TooFewSignatures" in (window.last_error or "")
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+    from hexbytes import HexBytes
+
+    assert node.sent[0] == raw and len(node.sent) == 2  # ours, then the self-transfer that replaces it
+    cancel = TypedTransaction.from_bytes(HexBytes(node.sent[1])).as_dict()
+    assert cancel["nonce"] == 0 and cancel["gas"] == 21_000

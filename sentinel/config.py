@@ -198,6 +198,8 @@ class RelayConfig:
     interval_seconds: float = _f(2.0, "pause between passes when there is nothing to do")
     confirmations: int = _f(2, "blocks (the inclusion block counts as 1) before a report counts as confirmed")
     stuck_seconds: float = _f(30.0, "a transaction not mined after this long gets its fees bumped")
+    prove_timeout_seconds: float = _f(600.0, "a proof not done after this long stops the prover process (a fresh one "
+                                             "takes the next window)")
     fee_bump_percent: float = _f(12.5, "bump on both fee fields when replacing a stuck transaction (>= 12.5)")
     base_fee_multiplier: float = _f(2.0, "maxFeePerGas = this x the node's next base fee + the priority fee, and "
                                          "never above this x the latest block's base fee + the priority fee (a "
@@ -480,8 +482,8 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei")
     if relay.future_skew_seconds < 0:
         raise ConfigError("relay.future_skew_seconds must be >= 0")
-    if relay.interval_seconds <= 0 or relay.stuck_seconds <= 0:
-        raise ConfigError("relay.interval_seconds and relay.stuck_seconds must be > 0")
+    if relay.interval_seconds <= 0 or relay.stuck_seconds <= 0 or relay.prove_timeout_seconds <= 0:
+        raise ConfigError("relay.interval_seconds, relay.stuck_seconds and relay.prove_timeout_seconds must be > 0")
     if not 0 < relay.backoff_initial_seconds <= relay.backoff_max_seconds:
         raise ConfigError("relay.backoff_initial_seconds must be > 0 and <= relay.backoff_max_seconds")
     if not 0 <= relay.metrics_port <= 65535:

@@ -48,7 +48,7 @@ from sentinel.config import SentinelConfig
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.feed import Feed
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
-from sentinel.relay.queue import FINAL, Queue, TxRow, WindowRow
+from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
 log = logging.getLogger("sentinel.relay")
@@ -144,7 +144,9 @@ class Relay:
         self.window = int(manifest["window"])
         self.cadence = float(manifest["cadence_seconds"])
         self.data_path = Path(data) if data else layout.feed(config.data.feed)
-        self.queue = Queue(Path(db or self.rc.db or layout.relay_db), clock=clock)
+        queue_path = Path(db or self.rc.db or layout.relay_db)
+        self.lock = QueueLock(queue_path)  # before anything reads or resets the queue
+        self.queue = Queue(queue_path, clock=clock)
         self.feed = Feed(self.data_path, config.data, self.cadence, self.window, self.rc.keep_rows,
                          state=self.queue.get_meta("feed"), clock=self._feed_clock,
                          future_skew=self.rc.future_skew_seconds)
@@ -226,6 +228,7 @@ class Relay:
         if self.prover is not None:
             self.prover.close()
         self.queue.close()
+        self.lock.release()
 
     # -- one pass -------------------------------------------------------------------------
     def run_once(self, stop: threading.Event | None = None) -> PassResult:
@@ -300,7 +303,7 @@ class Relay:
         w = self.queue.transition(chosen, "proving", count_attempt=True)
         log.info("event=proving %s", kv(window=w.window_id, attempt=w.attempts))
         try:
-            proved = self.prover.prove_end_row(market, len(market) - 1)
+            proved = self.prover.prove_end_row(market, len(market) - 1, timeout=self.rc.prove_timeout_seconds)
         except SentinelError as exc:
             target = "failed" if w.attempts >= self.rc.max_attempts else "new"
             self.queue.transition(w.window_id, target, last_error=str(exc))

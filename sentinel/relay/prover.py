@@ -11,13 +11,18 @@ if the daemon is killed, the child sees its pipe close and exits.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
+import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentinel.errors import CircuitError, RelayError
+
+log = logging.getLogger("sentinel.relay")
 
 if TYPE_CHECKING:
     from sentinel.config import SentinelConfig
@@ -26,7 +31,10 @@ if TYPE_CHECKING:
 
 
 def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
-    """Child process: load the Prover once, then prove (market, end_row) requests until the pipe closes."""
+    """Child process: load the Prover once, then prove (request id, market, end_row) requests until the pipe closes.
+
+    Every reply carries its request's id, so the parent never takes one window's proof for another's.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from sentinel.artifacts import ArtifactLayout
@@ -37,18 +45,18 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
     try:
         prover = Prover(ArtifactLayout(Path(root)), load_config(Path(root), config))
     except SentinelError as exc:
-        conn.send(("error", str(exc)))
+        conn.send((0, "error", str(exc)))
         return
-    conn.send(("ready", {"window": prover.window, "cadence": prover.cadence}))
+    conn.send((0, "ready", {"window": prover.window, "cadence": prover.cadence}))
     while True:
         try:
-            market, end = conn.recv()
+            request, market, end = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            conn.send(("ok", prover.prove_end_row(market, end)))
+            conn.send((request, "ok", prover.prove_end_row(market, end)))
         except SentinelError as exc:
-            conn.send(("error", str(exc)))
+            conn.send((request, "error", str(exc)))
 
 
 def _flat(config: SentinelConfig) -> dict[str, Any]:
@@ -58,46 +66,92 @@ def _flat(config: SentinelConfig) -> dict[str, Any]:
 
 
 class ProverProcess:
-    """A warm prover in a child process with ``Prover.prove_end_row``'s interface."""
+    """A warm prover in a supervised child process with ``Prover.prove_end_row``'s interface.
 
-    def __init__(self, root: Path, config: SentinelConfig, start_timeout: float = 600.0) -> None:
+    Supervision: a child that died (killed, crashed) is started again before the next request; a request
+    that outlives its timeout kills the child (it would go on proving a window nobody waits for) and the
+    next request starts a fresh one; replies carry request ids, and one for an older request is dropped.
+    Every failure is a RelayError, so the daemon's window leaves ``proving`` on every path.
+    """
+
+    def __init__(self, root: Path, config: SentinelConfig, start_timeout: float = 600.0, *,
+                 target: Callable[[Connection, str, dict[str, Any]], None] = _worker) -> None:
+        self._args = (str(root), _flat(config))
+        self._target = target
+        self._start_timeout = start_timeout
+        self._request = 0
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sockets
         self._conn, child = context.Pipe()
-        self.process = context.Process(target=_worker, args=(child, str(root), _flat(config)),
-                                       name="sentinel-prover", daemon=True)
+        self.process = context.Process(target=self._target, args=(child, *self._args), name="sentinel-prover",
+                                       daemon=True)
         self.process.start()
         child.close()
-        kind, payload = self._receive(start_timeout, "starting the prover")
+        kind, payload = self._receive(0, self._start_timeout, "starting the prover")
         if kind != "ready":
+            self._stop()
             raise CircuitError(f"the prover process could not start: {payload}")
         self.window = int(payload["window"])
         self.cadence = float(payload["cadence"])
 
-    def _receive(self, timeout: float, what: str) -> tuple[str, Any]:
-        waited = 0.0
-        while waited < timeout:
+    def _restart(self, why: str) -> None:
+        self._stop()
+        self.restarts += 1
+        log.warning("event=prover_restart reason=%r restarts=%d", why, self.restarts)
+        self._start()
+
+    def _receive(self, request: int, timeout: float, what: str) -> tuple[str, Any]:
+        deadline = time.monotonic() + timeout
+        gone = False  # the child closed its end of the pipe or exited
+        while time.monotonic() < deadline:
             if self._conn.poll(0.25):  # waits without the GIL: the status server keeps answering
                 try:
-                    message: tuple[str, Any] = self._conn.recv()  # (kind, payload), as _worker sends it
-                except EOFError:
+                    got, kind, payload = self._conn.recv()  # (request id, kind, payload), as _worker sends it
+                except (EOFError, OSError):
+                    gone = True
                     break
-                return message
-            waited += 0.25
+                if got != request:
+                    log.warning("event=prover_stale_reply request=%s expected=%s: dropped", got, request)
+                    continue
+                return kind, payload
             if not self.process.is_alive() and not self._conn.poll(0):
+                gone = True
                 break
-        raise RelayError(f"{what}: the prover process {'died' if not self.process.is_alive() else 'timed out'}"
-                         f" (exit code {self.process.exitcode})")
+        if not gone:
+            self._stop()  # it would go on proving a window nobody waits for, and answer the next request
+            raise RelayError(f"{what}: the prover process timed out after {timeout:g} s; it was stopped and "
+                             "the next window starts a fresh one")
+        self._stop()  # reaps it (and kills it, should it still run with its pipe closed)
+        raise RelayError(f"{what}: the prover process died (exit code {self.process.exitcode}); "
+                         "the next window starts a fresh one")
 
     def prove_end_row(self, market: MarketData, end: int, timeout: float = 3600.0) -> ProveResult:
         """Prove the window of ``market`` ending at row ``end`` in the child; returns its ProveResult."""
-        self._conn.send((market, end))
-        kind, payload = self._receive(timeout, "proving")
+        if not self.process.is_alive():
+            self._restart(f"the prover process was gone (exit code {self.process.exitcode})")
+        self._request += 1
+        try:
+            self._conn.send((self._request, market, end))
+        except (BrokenPipeError, EOFError, OSError):
+            self._restart("the prover's pipe was broken")
+            self._conn.send((self._request, market, end))
+        kind, payload = self._receive(self._request, timeout, "proving")
         if kind != "ok":
             raise CircuitError(payload)
         result: ProveResult = payload
         return result
 
+    def _stop(self) -> None:
+        self._conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=10)
+
     def close(self) -> None:
+        """Let the child finish and exit (it exits when its pipe closes); kill it if it does not."""
         self._conn.close()
         self.process.join(timeout=5)
         if self.process.is_alive():

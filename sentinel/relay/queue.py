@@ -21,7 +21,9 @@ States::
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -31,6 +33,36 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.errors import IllegalTransition, QueueError, RelayError
+
+
+class QueueLock:
+    """One relay per queue: an exclusive ``flock`` on ``<queue>.lock``, which the OS drops when the process dies.
+
+    Two relays on one queue (a ``relay once`` from cron beside a running ``relay run``) would reset each
+    other's windows and race for nonces. The lock file holds the holder's pid, for the error message.
+    """
+
+    def __init__(self, queue_path: Path) -> None:
+        self.queue_path = Path(queue_path)
+        self.path = self.queue_path.with_name(self.queue_path.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise QueueError(self.queue_path, f"another relay (pid {holder}) is using this queue",
+                             hint="stop it first, or give this relay a queue of its own with --db") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 SCHEMA_VERSION = 1
 

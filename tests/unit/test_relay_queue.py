@@ -141,3 +141,30 @@ def test_relay_status_cli_reads_the_queue(run_cli, tmp_path: Path):
     assert report["quarantined"][0]["line"] == 9
     code, out, _ = run_cli("--root", tmp_path, "relay", "status")
     assert "1 in progress" in out and "newer window 2 pending" in out and "line 9, column 'blr'" in out
+
+
+def test_one_relay_per_queue_the_second_is_refused_until_the_first_is_gone(tmp_path):
+    import subprocess
+    import sys
+
+    from sentinel.errors import QueueError
+    from sentinel.relay.queue import QueueLock
+
+    db = tmp_path / "queue.sqlite"
+    hold = ("import sys, time; from pathlib import Path; from sentinel.relay.queue import QueueLock; "
+            "QueueLock(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE, text=True)  # another relay
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(QueueError) as info:
+            QueueLock(db)
+        assert f"another relay (pid {holder.pid}) is using this queue" in str(info.value)
+        assert "--db" in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = QueueLock(db)  # the OS dropped the dead holder's lock: no stale-lock cleanup needed
+    with pytest.raises(QueueError):
+        QueueLock(db)  # a second relay in the same process is refused too
+    lock.release()
+    QueueLock(db).release()

@@ -1,0 +1,26 @@
+"""A stand-in for the relay's prover child (sentinel.relay.prover._worker), to test its supervision.
+
+It speaks the same pipe protocol; ``end`` picks a behaviour: -1 answers late (after 3 s), -2 dies, anything
+else is answered at once with ``"proved <end> by <pid>"``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+def worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
+    conn.send((0, "ready", {"window": 50, "cadence": 60.0}))
+    while True:
+        try:
+            request, _market, end = conn.recv()
+        except (EOFError, OSError):
+            return
+        if end == -2:
+            os._exit(3)
+        if end == -1:
+            time.sleep(3)
+        conn.send((request, "ok", f"proved {end} by {os.getpid()}"))

@@ -538,3 +538,36 @@ def test_reports_go_only_through_the_private_endpoint_and_are_not_resent_while_u
             assert ours[w["tx_hash"]] in sent
     log = world.log.read_text()
     assert f"private_rpc={private.url}" in log and api_key not in log
+
+
+def _prover_children(pid: int) -> list[int]:
+    """The relay's prover child processes (spawned workers, not multiprocessing's resource tracker), via /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                found.append(int(child))
+    return found
+
+
+def test_sigkill_of_the_prover_child_is_survived_and_the_window_reported_once(world: World):
+    world.append(1, 50)
+    relay = world.start()
+    try:
+        world.wait("the first window being proved", lambda: "event=proving" in world.log.read_text(), 90,
+                   process=relay)
+        prover = world.wait("the prover child", lambda: _prover_children(relay.pid), 30, process=relay)[0]
+        os.kill(prover, signal.SIGKILL)
+        world.append(51, 52, rate=20)
+        world.wait("every window settled after the prover was killed", settled(world, 53), 120, mine=True,
+                   process=relay)
+        assert relay.poll() is None  # the daemon lived through it
+    finally:
+        world.stop(relay)
+    windows = world.check_books()
+    assert [w["state"] for w in windows] == ["confirmed"] * len(windows)
+    assert "event=prover_restart" in world.log.read_text()

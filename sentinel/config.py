@@ -482,8 +482,9 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei")
     if relay.future_skew_seconds < 0:
         raise ConfigError("relay.future_skew_seconds must be >= 0")
-    if relay.interval_seconds <= 0 or relay.stuck_seconds <= 0 or relay.prove_timeout_seconds <= 0:
-        raise ConfigError("relay.interval_seconds, relay.stuck_seconds and relay.prove_timeout_seconds must be > 0")
+    for name in ("interval_seconds", "stuck_seconds", "prove_timeout_seconds"):
+        if getattr(relay, name) <= 0:
+            raise ConfigError(f"relay.{name} must be > 0, got {getattr(relay, name):g}")
     if not 0 < relay.backoff_initial_seconds <= relay.backoff_max_seconds:
         raise ConfigError("relay.backoff_initial_seconds must be > 0 and <= relay.backoff_max_seconds")
     if not 0 <= relay.metrics_port <= 65535:

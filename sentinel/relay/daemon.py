@@ -344,10 +344,10 @@ class Relay:
         return BreakerNow(last_window_id=int(state[1]) // cadence if int(state[1]) else -1,
                           tripped=bool(state[5]), max_age=int(params[5]), quorum=int(params[6]))
 
-    def _signing_policy(self) -> tuple[int, set[str]]:
-        """The breaker's quorum and registered attesters *now* (read every time: governance may change them)."""
+    def _registered_attesters(self) -> set[str]:
+        """The breaker's attesters *now*, lower-case (read every time: governance may change them)."""
         attesters = self.chain.call(self.breaker.functions.attesters(), "reading attesters")
-        return self._breaker_now().quorum, {str(a).lower() for a in attesters}
+        return {str(a).lower() for a in attesters}
 
     def _last_on_chain(self) -> int:
         """The last accepted window's id at the breaker's cadence (-1 before the first report)."""
@@ -371,7 +371,8 @@ class Relay:
             return
         newest = proved[chosen]
         wid = newest.window_id
-        last = self._last_on_chain()
+        breaker = self._breaker_now()  # one read for the id check and the quorum
+        last = breaker.last_window_id
         if wid <= last:
             self._reject(result, wid, f"WindowNotNewer: the breaker's last window is {last} (checked before sending)")
             return
@@ -385,7 +386,7 @@ class Relay:
         if newest.bundle is None:
             raise RelayError(f"window {wid} is proved but the queue holds no bundle path for it")
         bundle = read_bundle(Path(newest.bundle))
-        quorum, registered = self._signing_policy()
+        quorum, registered = breaker.quorum, self._registered_attesters()
         keys = [k for k in self.attesters if k.address.lower() in registered]
         if len(keys) < quorum:
             # The window stays proved: governance may register keys or lower the quorum meanwhile.

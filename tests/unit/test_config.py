@@ -56,6 +56,7 @@ def test_config_file_from_env(tmp_path):
     ("[relay]\nmax_priority_fee_gwei = 0.0\n", "relay.max_priority_fee_gwei must be > 0"),
     ("[relay]\npriority_fee_gwei = 5.0\n", "relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei"),
     ("[relay]\nfuture_skew_seconds = -1.0\n", "relay.future_skew_seconds must be >= 0"),
+    ("[relay]\nprove_timeout_seconds = 0.0\n", "relay.prove_timeout_seconds must be > 0, got 0"),
 ])
 def test_bad_config_is_named(tmp_path, toml, fragment):
     (tmp_path / "sentinel.toml").write_text(toml)

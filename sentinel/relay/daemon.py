@@ -46,7 +46,7 @@ from typing import Any
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
-from sentinel.relay.feed import Feed
+from sentinel.data.feed import Feed
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics

@@ -44,7 +44,7 @@ from sentinel.config import DataConfig, RelayConfig
 from sentinel.data import schema, windows
 from sentinel.errors import DataValidationError, FeedError
 
-log = logging.getLogger("sentinel.relay")
+log = logging.getLogger("sentinel.feed")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sentinel.config import DataConfig
 from sentinel.data.io import market_csv_bytes
 from sentinel.data.synthetic import generate
 from sentinel.errors import FeedError
-from sentinel.relay.feed import Feed
+from sentinel.data.feed import Feed
 from sentinel.relay.replay import row_unix
 
 WINDOW = 5

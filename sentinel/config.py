@@ -214,6 +214,13 @@ class RelayConfig:
     keep_rows: int = _f(400, "good feed rows held in memory (and in the queue) to cut windows from")
     future_skew_seconds: float = _f(300.0, "a feed row dated more than this after the wall clock (or the chain's "
                                            "latest block time, if later) is quarantined (the breaker's FUTURE_SKEW)")
+    attesters: tuple[str, ...] = _f(
+        (), "attester service URLs (`sentinel attester serve`, one per party), asked in parallel for each window's "
+        "signatures; the relay holds no attester key and submits once the breaker's quorum of registered attesters "
+        "signed (a TOML array, or comma-separated in the environment); shown as scheme://host only", secret=True)
+    attester_timeout_seconds: float = _f(10.0, "longest wait for one attester's answer (connecting: 2 s at most)")
+    attester_retry_seconds: float = _f(2.0, "first wait before asking again for a window short of its quorum "
+                                            "(doubles, with jitter, up to backoff_max_seconds)")
     metrics_host: str = _f("127.0.0.1", "address of /healthz and /metrics")
     metrics_port: int = _f(9464, "port of /healthz and /metrics (0 = off)")
 
@@ -284,8 +291,15 @@ class ResolvedConfig:
 
 
 def _coerce(value: Any, target: Any, where: str) -> Any:
-    """Convert a TOML/env/CLI value to the field's declared type (every field is a bool, int, float or str)."""
+    """Convert a TOML/env/CLI value to the field's declared type: bool, int, float, str, or a list of strings
+    (``tuple[str, ...]``: a TOML array of strings, or comma-separated text from the environment or a flag)."""
     try:
+        if target == tuple[str, ...]:
+            if isinstance(value, str):
+                return tuple(part.strip() for part in value.split(",") if part.strip())
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return tuple(v.strip() for v in value if v.strip())
+            raise ValueError(f"not a list of strings: {value!r}")
         if target is bool:
             if isinstance(value, bool):
                 return value
@@ -482,7 +496,13 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei")
     if relay.future_skew_seconds < 0:
         raise ConfigError("relay.future_skew_seconds must be >= 0")
-    for name in ("interval_seconds", "stuck_seconds", "prove_timeout_seconds"):
+    for i, url in enumerate(relay.attesters):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"relay.attesters[{i}] must be an http(s) URL, got {redact_url(url) or url[:16]!r}")
+    if len({u.rstrip("/") for u in relay.attesters}) != len(relay.attesters):
+        raise ConfigError("relay.attesters: an attester URL appears twice (each party is asked once)")
+    for name in ("interval_seconds", "stuck_seconds", "prove_timeout_seconds", "attester_timeout_seconds",
+                 "attester_retry_seconds"):
         if getattr(relay, name) <= 0:
             raise ConfigError(f"relay.{name} must be > 0, got {getattr(relay, name):g}")
     if not 0 < relay.backoff_initial_seconds <= relay.backoff_max_seconds:

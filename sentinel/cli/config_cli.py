@@ -39,6 +39,8 @@ def config_cmd(app: App, as_json: bool) -> None:
 
 def _shown(setting: Setting) -> Setting:
     """The setting as it may be printed: a secret URL as scheme://host only."""
+    if setting.secret and isinstance(setting.value, tuple):
+        return dataclasses.replace(setting, value=tuple(redact_url(str(v)) for v in setting.value))
     if setting.secret and setting.value:
         return dataclasses.replace(setting, value=redact_url(str(setting.value)))
     return setting

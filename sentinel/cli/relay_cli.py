@@ -118,7 +118,7 @@ def status_cmd(app: App, db: Path | None, show_all: bool, as_json: bool) -> None
     path = Path(config.relay.db or app.layout.relay_db)
     if not path.exists():
         raise RelayError(f"{path}: no relay queue yet", hint="run `sentinel relay run` or `sentinel relay once`")
-    queue = Queue(path)
+    queue = Queue.read_only(path)  # beside a running relay: never write, never take its write lock
     try:
         report = status(queue, limit=0 if show_all else 20)
     finally:

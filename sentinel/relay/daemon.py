@@ -45,8 +45,8 @@ from typing import Any
 
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
-from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.data.feed import Feed
+from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
@@ -138,6 +138,11 @@ class Relay:
         self.config = config
         self.rc = config.relay
         self.clock = clock
+        if not self.rc.attesters:
+            raise RelayError("relay.attesters is empty: the relay holds no attester key and asks the attester "
+                             "services for signatures",
+                             hint="start `sentinel attester serve` per attester party and list their URLs in "
+                                  "relay.attesters (or SENTINEL_RELAY__ATTESTERS=url,url)")
         self.deployment = load_deployment(layout)
         self.rpc = rpc or self.rc.rpc_url or None
         manifest = load_manifest(layout)
@@ -164,6 +169,12 @@ class Relay:
         #: when this process last handed each unmined transaction to a node (hash -> clock); with a private
         #: endpoint this, not the main node's pool, says whether the bytes need sending again
         self._sent_at: dict[str, float] = {}
+        #: windows short of their attester quorum: window id -> (rounds asked, clock of the next round)
+        self._attest_retry: dict[int, tuple[int, float]] = {}
+        self._attest_backoff = Backoff(self.rc.attester_retry_seconds, self.rc.backoff_max_seconds)
+        #: for /healthz: each attester's last answer, and the window waiting for signatures (if any)
+        self.attester_answers: dict[str, dict[str, Any]] = {}
+        self.attest_shortfall: dict[str, Any] | None = None
         self._resume()
 
     @property
@@ -195,14 +206,13 @@ class Relay:
             return
         from sentinel.chain.breaker import BREAKER, connect, contract
         from sentinel.chain.client import SendOnlyEndpoint
-        from sentinel.chain.keys import attester_keys, role_key
+        from sentinel.chain.keys import role_key
         from sentinel.config import redact_url
 
         chain = connect(self.deployment, self.config, self.rpc)
         # The relay has its own backoff; web3's silent retries would only hide an outage for seconds.
         chain.stop_retrying()
         self.key = role_key("relay", chain.chain_id)
-        self.attesters = attester_keys(chain.chain_id, self.config.chain.attester_keyfile)
         if self.key.demo:
             log.warning("event=demo_key %s", kv(address=self.key.address, origin=self.key.origin))
         self.breaker = contract(chain, self.deployment, BREAKER)
@@ -214,6 +224,7 @@ class Relay:
         self.chain = chain
         log.info("event=connected %s", kv(rpc=redact_url(chain.rpc_url), chain=chain.chain_id,
                                            signer=self.key.address, breaker=self.breaker.address,
+                                           attesters=len(self.rc.attesters),
                                            private_rpc=private.label if private else None,
                                            fallback_public=self.rc.private_fallback_public if private else None))
 
@@ -354,13 +365,14 @@ class Relay:
         return self._breaker_now().last_window_id
 
     def submit_next(self, result: PassResult, head: Any) -> None:
-        """Attest and send the oldest proved window, if no transaction of ours is still unmined."""
-        from sentinel.chain.breaker import sign_attestation
+        """Gather the attesters' signatures for the oldest proved window and send it, if no transaction of ours
+        is still unmined."""
         from sentinel.chain.encoding import read_bundle, submit_args
 
         if any(w.block_number is None for w in self.queue.windows("submitted")):
             return  # one unmined transaction at a time: the lane stays in nonce order
         proved = {w.window_id: w for w in self.queue.windows("proved")}
+        self._attest_retry = {wid: v for wid, v in self._attest_retry.items() if wid in proved}
         in_flight = [w.window_id for w in self.queue.windows("submitted", "confirmed")]
         now = int(head["timestamp"])
         chosen, skips = next_in_order({wid: w.end_unix for wid, w in proved.items()}, max(in_flight, default=-1),
@@ -386,15 +398,10 @@ class Relay:
         if newest.bundle is None:
             raise RelayError(f"window {wid} is proved but the queue holds no bundle path for it")
         bundle = read_bundle(Path(newest.bundle))
-        quorum, registered = breaker.quorum, self._registered_attesters()
-        keys = [k for k in self.attesters if k.address.lower() in registered]
-        if len(keys) < quorum:
-            # The window stays proved: governance may register keys or lower the quorum meanwhile.
-            log.warning("event=attester_shortfall %s have=%d quorum=%d", kv(window=wid), len(keys), quorum)
-            result.errors.append(f"window {wid}: {len(keys)} registered attester key(s), the breaker wants {quorum}")
+        signed = self._attest(result, wid, bundle, breaker.quorum)
+        if signed is None:
             return
-        signed = sign_attestation(bundle, keys, self.chain.chain_id, self.breaker.address)
-        args = submit_args(bundle, signed, quorum)
+        args = submit_args(bundle, signed, breaker.quorum)
         function = self.breaker.functions.submit(*args)
         try:
             with self.chain._seam(f"estimating submit of window {wid}"):  # decodes custom errors
@@ -416,6 +423,43 @@ class Relay:
                  kv(window=wid, tx=tx.tx_hash, nonce=nonce, attempt=attempt), fees.max_fee, fees.max_priority_fee, gas)
         self._broadcast(result, wid, tx.raw_tx, tx.tx_hash)
         result.submitted.append(wid)
+
+    def _attest(self, result: PassResult, wid: int, bundle: Any, quorum: int) -> Any:
+        """The window's attestation with ``quorum`` signatures of attesters registered now, or None: the window
+        then stays ``proved`` and is asked for again after a backoff (an attester may be down, lagging behind
+        the feed, or refusing; governance may register keys or lower the quorum meanwhile)."""
+        from sentinel.chain.encoding import message_for
+        from sentinel.relay.attesters import collect
+
+        rounds, next_at = self._attest_retry.get(wid, (0, 0.0))
+        if self.clock() < next_at:
+            return None
+        collected = collect(self.rc.attesters, message_for(bundle), chain_id=self.chain.chain_id,
+                            breaker=self.breaker.address, registered=self._registered_attesters(), quorum=quorum,
+                            timeout=self.rc.attester_timeout_seconds)
+        for answer in collected.answers:
+            self.metrics.attester_requests.labels(attester=answer.attester, outcome=answer.outcome).inc()
+            self.metrics.attester_seconds.observe(answer.seconds)
+            self.attester_answers[answer.attester] = {**answer.to_dict(), "window": wid, "at": self.clock()}
+            if answer.outcome != "signed":
+                log.warning("event=attester_%s %s attester=%s detail=%r", answer.outcome, kv(window=wid),
+                            answer.attester, answer.detail)
+        if collected.complete:
+            self._attest_retry.pop(wid, None)
+            self.attest_shortfall = None
+            self.metrics.attester_shortfall.set(0)
+            log.info("event=attested %s signers=%s", kv(window=wid),
+                     ",".join(sorted(signer for signer, _ in collected.attestation.signatures)))
+            return collected.attestation
+        wait = self._attest_backoff.wait_after(rounds)
+        self._attest_retry[wid] = (rounds + 1, self.clock() + wait)
+        self.attest_shortfall = {"window": wid, "rounds": rounds + 1, "retry_in": round(wait, 1),
+                                 "detail": collected.shortfall()}
+        self.metrics.attester_shortfall.set(1)
+        log.warning("event=attester_shortfall %s round=%d retry_in=%.1f detail=%r", kv(window=wid), rounds + 1, wait,
+                    collected.shortfall())
+        result.errors.append(f"window {wid}: {collected.shortfall()}")
+        return None
 
     def _revert(self, result: PassResult, window: WindowRow, exc: ContractRevert) -> None:
         """A decoded revert before sending: final for stale/already-reported windows, else retried then failed."""
@@ -670,18 +714,24 @@ class Relay:
             self.metrics.tripped.set(1 if self.tripped else 0)
 
     def health(self) -> dict[str, Any]:
-        """What /healthz answers."""
-        last = self.queue.last_confirmed()
+        """What /healthz answers. It runs in the status server's thread: the queue is read on a read-only
+        connection of its own, never the daemon's."""
+        reader = Queue.read_only(self.queue.path)
+        try:
+            last, top, counts = reader.last_confirmed(), reader.max_id(), reader.counts()
+        finally:
+            reader.close()
         newest = self.feed.newest_unix()
-        top = self.queue.max_id()
         return {
             "ready": self.ready,
             "last_confirmed_window": last.window_id if last else None,
             "last_confirmed_window_end": last.end_unix if last else None,
             "lag_seconds": (newest - last.end_unix) if (last and newest is not None) else None,
             "lag_windows": (top - last.window_id) if (last and top is not None) else None,
-            "windows": self.queue.counts(),
+            "windows": counts,
             "breaker_tripped": self.tripped,
+            "attesters": self.attester_answers,
+            "attester_shortfall": self.attest_shortfall,
             "last_pass_at": self.last_pass_at,
             "last_error": self.last_error,
         }
@@ -716,8 +766,13 @@ class Backoff:
 
     def next(self) -> float:
         """The wait after one more failure: uniform in [cap/2, cap], cap doubling up to ``maximum``."""
-        cap = min(self.maximum, self.initial * (2 ** self.failures))
+        wait = self.wait_after(self.failures)
         self.failures += 1
+        return wait
+
+    def wait_after(self, failures: int) -> float:
+        """The wait after ``failures`` earlier failures (this one not counted), without changing the count."""
+        cap = min(self.maximum, self.initial * (2 ** failures))
         return self.rng.uniform(cap / 2, cap)
 
     def reset(self) -> None:

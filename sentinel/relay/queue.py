@@ -203,6 +203,25 @@ class Queue:
         except sqlite3.DatabaseError as exc:
             raise QueueError(self.path, f"not a relay queue: {exc}") from exc
 
+    @classmethod
+    def read_only(cls, path: Path) -> Queue:
+        """A view of the queue on its own read-only connection (``/healthz`` in the status thread, ``relay
+        status`` beside a running relay): it never writes, never holds a write lock, and never shares the
+        daemon's connection or sees its uncommitted transaction."""
+        view = cls.__new__(cls)
+        view.path, view.clock = Path(path), time.time
+        try:
+            view.db = sqlite3.connect(f"{view.path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0,
+                                      check_same_thread=False)
+            view.db.row_factory = sqlite3.Row
+            version = view.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise QueueError(view.path, f"cannot read the queue: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            view.db.close()
+            raise QueueError(view.path, f"queue schema version {version}, this relay reads {SCHEMA_VERSION}")
+        return view
+
     def close(self) -> None:
         self.db.close()
 

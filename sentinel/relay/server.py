@@ -37,6 +37,13 @@ class RelayMetrics:
         self.quarantined = Counter("sentinel_relay_quarantined_rows", "Malformed feed rows quarantined", registry=r)
         self.last_confirmed = Gauge("sentinel_relay_last_confirmed_window", "Id of the last confirmed window",
                                     registry=r)
+        self.attester_requests = Counter(
+            "sentinel_relay_attester_requests", "Signature requests to attester services by outcome (signed, "
+            "refused, unavailable, invalid, unregistered)", ["attester", "outcome"], registry=r)
+        self.attester_seconds = Histogram("sentinel_relay_attester_seconds", "Seconds until an attester answered",
+                                          registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+        self.attester_shortfall = Gauge("sentinel_relay_attester_shortfall",
+                                        "1 while the next window waits for its attester quorum", registry=r)
         self.lag = Gauge("sentinel_relay_lag_seconds",
                          "Feed time from the last confirmed window's end to the newest row", registry=r)
 

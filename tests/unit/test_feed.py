@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from sentinel.config import DataConfig
+from sentinel.data.feed import Feed
 from sentinel.data.io import market_csv_bytes
 from sentinel.data.synthetic import generate
 from sentinel.errors import FeedError
-from sentinel.data.feed import Feed
 from sentinel.relay.replay import row_unix
 
 WINDOW = 5

@@ -300,8 +300,8 @@ def relay_on(tmp_path, node: FakeNode, private: FakePrivate | None, clock: Clock
         "score_scale": 0, "policy": {"max_age_seconds": 1800}, "circuit": {}, "contracts": {}, "compiler": ""}))
     layout.circuit_manifest.parent.mkdir(parents=True, exist_ok=True)
     layout.circuit_manifest.write_text(json.dumps({"window": 50, "cadence_seconds": 60}))
-    config = load_config(tmp_path, {"relay.stuck_seconds": stuck, "relay.private_fallback_public": fallback},
-                         env={})
+    config = load_config(tmp_path, {"relay.stuck_seconds": stuck, "relay.private_fallback_public": fallback,
+                                    "relay.attesters": "http://127.0.0.1:9"}, env={})
     relay = Relay(layout, config, data=tmp_path / "feed.csv", db=tmp_path / "queue.sqlite", clock=clock)
     relay.key = demo_key(6)
     relay.chain = FakeChain(node)

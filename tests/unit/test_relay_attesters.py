@@ -69,7 +69,7 @@ def serve() -> Iterator[Callable[[Reply], str]]:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        server.handle_error = lambda request, address: None  # type: ignore[method-assign]  # a client that gave up
+        server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]  # client gave up
         server.seen = []  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)

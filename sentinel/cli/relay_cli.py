@@ -151,10 +151,13 @@ def status_cmd(app: App, db: Path | None, show_all: bool, as_json: bool) -> None
 @click.option("--chain-clock", is_flag=True,
               help="Move the local Anvil's clock to each row's time first (demo: the feed is replayed fast).")
 @click.option("--rpc", default=None, help="With --chain-clock: JSON-RPC URL  [default: the local Anvil]")
+@click.option("--copy", "copies", multiple=True, metavar="PATH[=SOURCE]",
+              help="Also append each row to PATH, just before --to gets it (an attester's own copy of the feed); "
+                   "with =SOURCE the same row of SOURCE instead (a copy that disagrees). Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def replay_cmd(app: App, src: Path, dst: Path, rows_per_second: float, rows: str | None, prefill: int,
-               chain_clock: bool, rpc: str | None, as_json: bool) -> None:
+               chain_clock: bool, rpc: str | None, copies: tuple[str, ...], as_json: bool) -> None:
     """Append SRC's rows to a feed file one by one, as a live crawler would."""
     from sentinel.chain.deploy import rpc_url
     from sentinel.relay.replay import replay
@@ -167,8 +170,14 @@ def replay_cmd(app: App, src: Path, dst: Path, rows_per_second: float, rows: str
         except ValueError:
             raise click.UsageError(f"--rows '{rows}': expected FIRST:LAST") from None
     url = rpc_url(app.config().chain, rpc) if chain_clock else None
+    pairs: list[tuple[Path, Path | None]] = []
+    for item in copies:
+        path, _, source = item.partition("=")
+        if not path:
+            raise click.UsageError(f"--copy '{item}': expected PATH or PATH=SOURCE")
+        pairs.append((Path(path), Path(source) if source else None))
     result = replay(src, dst, rows_per_second=rows_per_second, first=first, last=last, prefill=prefill,
-                    chain_rpc=url)
+                    chain_rpc=url, copies=pairs)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,33 +49,56 @@ def _append(dst: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
+def _read(src: Path) -> tuple[str, list[str]]:
+    """Header and data rows of a feed file."""
+    try:
+        lines = [line for line in src.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    except OSError as exc:
+        raise DataFileError(src, f"cannot read: {exc.strerror or exc}") from exc
+    if len(lines) < 2:
+        raise DataFileError(src, "has no data rows")
+    return lines[0], lines[1:]
+
+
 def replay(src: Path, dst: Path, *, rows_per_second: float, first: int = 1, last: int | None = None,
            prefill: int = 0, chain_rpc: str | None = None, stop: threading.Event | None = None,
-           on_row: Callable[[int, float], None] | None = None) -> ReplayResult:
+           on_row: Callable[[int, float], None] | None = None,
+           copies: Sequence[tuple[Path, Path | None]] = ()) -> ReplayResult:
     """Append data rows ``first..last`` (1-based) of ``src`` to ``dst`` at ``rows_per_second``.
 
     ``prefill`` rows before ``first`` are written at once (so a window is
     complete from the start). ``dst`` gets ``src``'s header if it is new or
     empty. With ``chain_rpc`` the chain's clock follows each row's time.
+
+    ``copies`` are other feeds fed in step, each ``(path, source)``: the same
+    row of ``source`` (``None``: of ``src``) is appended to ``path`` just
+    before ``dst`` gets it, as independent attesters each follow their own
+    copy of the market feed (a different ``source`` plays a copy that
+    disagrees, e.g. one corrupted row).
     """
     from sentinel.chain import anvil
 
     if rows_per_second <= 0:
         raise DataFileError(Path(src), "--rows-per-second must be > 0")
-    try:
-        lines = [line for line in Path(src).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-    except OSError as exc:
-        raise DataFileError(Path(src), f"cannot read: {exc.strerror or exc}") from exc
-    if len(lines) < 2:
-        raise DataFileError(Path(src), "has no data rows")
-    header, rows = lines[0], lines[1:]
+    header, rows = _read(Path(src))
+    feeds: list[tuple[Path, str, list[str]]] = []
+    for path, source in copies:
+        if source is None:
+            feeds.append((Path(path), header, rows))
+            continue
+        other_header, other_rows = _read(Path(source))
+        if len(other_rows) != len(rows):
+            raise DataFileError(Path(source), f"has {len(other_rows)} data rows, {src} has {len(rows)}: a copy's "
+                                              "source must match the replayed file row for row")
+        feeds.append((Path(path), other_header, other_rows))
     last = len(rows) if last is None else min(last, len(rows))
     if not 1 <= first <= last:
         raise DataFileError(Path(src), f"rows {first}..{last}: the file has rows 1..{len(rows)}")
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if not dst.exists() or dst.stat().st_size == 0:
-        _append(dst, header + "\n")
+    feeds.append((Path(dst), header, rows))  # last: every copy holds a row before the relay's feed does
+    for path, head, _ in feeds:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.stat().st_size == 0:
+            _append(path, head + "\n")
     result = ReplayResult(first_line=first + 1, last_line=last + 1)
 
     def warp(unix: float) -> None:
@@ -87,9 +110,9 @@ def replay(src: Path, dst: Path, *, rows_per_second: float, first: int = 1, last
 
     start_pre = max(1, first - prefill)
     if start_pre < first:
-        block = rows[start_pre - 1: first - 1]
-        warp(row_unix(block[-1]))
-        _append(dst, "\n".join(block) + "\n")
+        warp(row_unix(rows[first - 2]))
+        for path, _, lines in feeds:
+            _append(path, "\n".join(lines[start_pre - 1: first - 1]) + "\n")
     start = time.monotonic()
     for k, index in enumerate(range(first, last + 1)):
         due = start + k / rows_per_second
@@ -101,7 +124,8 @@ def replay(src: Path, dst: Path, *, rows_per_second: float, first: int = 1, last
         line = rows[index - 1]
         unix = row_unix(line)
         warp(unix)
-        _append(dst, line + "\n")
+        for path, _, lines in feeds:
+            _append(path, lines[index - 1] + "\n")
         result.rows += 1
         result.appended_at[math.floor(unix)] = time.time()
         if on_row is not None:

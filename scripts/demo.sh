@@ -38,7 +38,7 @@ sentinel score --data "$out/scenarios.csv" --window latest --window "$crash_row"
 step "8. the circuit: EZKL settings, calibration, keys, fidelity, Solidity verifier (skipped when up to date)"
 sentinel circuit build
 
-step "9. prove the latest window (the crash windows are proven in step 14)"
+step "9. prove the latest window (the crash windows are proven in step 15)"
 sentinel prove --data "$out/scenarios.csv" --window latest
 
 step "10. verify off-chain (with no argument: the newest bundle), then flip one byte of the proof (expected to fail)"
@@ -80,22 +80,75 @@ read -r onset bottom bottom_ts < <(awk -F, 'NR > 1 && $10 == 1 && !o { o = NR - 
 echo "crash onset at data row $onset, price bottom at row $bottom ($bottom_ts)"
 feed="$out/relay/market_depth.csv"
 queue="$out/relay/queue.sqlite"
-rm -rf "$out/relay" && mkdir -p "$out/relay"
+rm -rf "$out/relay" "$out/attesters" && mkdir -p "$out/relay"
 metrics_port=${SENTINEL_RELAY__METRICS_PORT:-9464}
+attester_port=${SENTINEL_DEMO_ATTESTER_PORT:-9481}
+chain_rpc="http://127.0.0.1:${SENTINEL_CHAIN__PORT:-8545}"
+# Attester c's copy of the feed disagrees on one row: the mid price of the second row written (inside the first
+# windows the relay reports) is 1.00 higher. A valid row, so only a hash comparison can tell.
+corrupt_row=$((onset - 69))
+awk -F, -v OFS=, -v r="$((corrupt_row + 1))" 'NR == r { $5 = sprintf("%.3f", $5 + 1) } { print }' \
+  "$out/crash.csv" > "$out/crash-attester-c.csv"
 
-step "14. the relay daemon follows the feed: every window in order, proved, attested, submitted, confirmed"
+step "14. three attester parties, each its own process, key, copy of the feed and signing record (2 of 3 sign)"
+# Each party signs a window only after cutting it from its own feed and recomputing the Poseidon input hash.
+# The relay holds no attester key: it asks them over HTTP. Demo keys are Anvil's public dev accounts 2-4.
+pids=()
+n=0
+for name in a b c; do
+  home="$out/attesters/$name"
+  mkdir -p "$home/feed"
+  python3 -c 'import sys; from sentinel.chain.keys import demo_key; print(demo_key(int(sys.argv[1])).secret)' \
+    "$((2 + n))" > "$home/key"
+  chmod 600 "$home/key"
+  env -u SENTINEL_ATTESTER_KEYS sentinel attester serve --data "$home/feed" --keyfile "$home/key" \
+    --port "$((attester_port + n))" --rpc "$chain_rpc" --record "$home/signed.sqlite" 2> "$home/attester.log" &
+  pids+=($!)
+  n=$((n + 1))
+done
+attesters="http://127.0.0.1:$attester_port,http://127.0.0.1:$((attester_port + 1)),http://127.0.0.1:$((attester_port + 2))"
+stop_all() {
+  kill -TERM ${relay_pid:-} "${pids[@]}" 2>/dev/null || true
+  wait ${relay_pid:-} "${pids[@]}" 2>/dev/null || true
+  sentinel chain down >/dev/null 2>&1 || true
+}
+trap stop_all EXIT
+for port in $attester_port $((attester_port + 1)) $((attester_port + 2)); do
+  python3 - "$port" <<'PY'
+import sys, time, urllib.error, urllib.request
+for _ in range(120):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=2)
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)  # answering; not ready until its feed has rows
+    except OSError:
+        time.sleep(0.5)
+sys.exit(f"demo: attester on port {sys.argv[1]} did not start")
+PY
+done
+echo "attesters a, b, c serving on ports $attester_port..$((attester_port + 2))"
+
+step "15. the relay daemon follows the feed: every window in order, proved, attested by the parties, submitted"
 # Anvil mines only when asked, so one confirmation (the inclusion block) here; the default is 2.
-sentinel relay run --data "$feed" --db "$queue" --metrics-port "$metrics_port" --confirmations 1 \
+env -u SENTINEL_ATTESTER_KEYS SENTINEL_RELAY__ATTESTERS="$attesters" \
+  sentinel relay run --data "$feed" --db "$queue" --metrics-port "$metrics_port" --confirmations 1 \
   2> "$out/relay.log" &
 relay_pid=$!
-trap 'kill -TERM $relay_pid 2>/dev/null; wait $relay_pid 2>/dev/null; sentinel chain down >/dev/null 2>&1 || true' EXIT
 # The demo compresses time: 1 row (a minute of market time) every 5 s, and the local chain's clock follows
 # each row (--chain-clock). A live feed needs no warping. The breaker counts runs of consecutive windows, so
 # the relay reports every window in order; a row every 5 s is about what one proof and one transaction
 # take here, so it keeps up. The replay starts 20 rows before onset, with a window's worth of earlier rows
-# written at once, and stops 5 rows after the price bottom.
-sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset - 20)):$((bottom + 5))" --prefill 50 \
-  --rows-per-second 0.2 --chain-clock
+# written at once, and stops 5 rows after the price bottom. Every row reaches each party's copy just before
+# the relay's feed; party c's copy comes from the file with the altered row.
+copies=(--copy "$out/attesters/a/feed/market_depth.csv" --copy "$out/attesters/b/feed/market_depth.csv"
+        --copy "$out/attesters/c/feed/market_depth.csv=$out/crash-attester-c.csv")
+sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset - 20)):$onset" --prefill 50 \
+  --rows-per-second 0.2 --chain-clock "${copies[@]}"
+echo "-- attester b goes down mid-run (SIGTERM); the relay goes on with a and c:"
+kill -TERM "${pids[1]}" && wait "${pids[1]}" || true
+sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset + 1)):$((bottom + 5))" \
+  --rows-per-second 0.2 --chain-clock "${copies[@]}"
 feed_lines=$(wc -l < "$feed")
 for _ in $(seq 1 120); do  # wait (deadline 4 min) until the last row's window is queued and every window is final
   if sentinel relay status --db "$queue" --json | python3 -c 'import json, sys
@@ -111,12 +164,26 @@ python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]
 echo "-- /metrics (excerpt):"
 python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
   "http://127.0.0.1:$metrics_port/metrics" | grep -E '^sentinel_relay_(windows\{|last_score |breaker_tripped |rpc_errors_total |prove_seconds_(count|sum) )'
+echo "-- what each party signed and refused (its /metrics):"
+for n in 0 2; do
+  python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$((attester_port + n))/metrics" | grep -E '^sentinel_attester_(signed_total|refused_total)' \
+    | sed "s/^/  $([ $n = 0 ] && echo a || echo c): /"
+done
 kill -TERM $relay_pid && wait $relay_pid
+kill -TERM "${pids[0]}" "${pids[2]}" && wait "${pids[0]}" "${pids[2]}" || true
+relay_pid=
 trap 'sentinel chain down >/dev/null 2>&1 || true' EXIT
 echo "-- relay log (events):"
-grep -E 'event=(proved|confirmed|rejected|stopped)' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
+grep -E 'event=(proved|attested|confirmed|rejected|stopped)' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
+echo "-- the relay's record of refusals and outages (first of each):"
+grep -m1 'event=attester_refused' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
+grep -m1 'event=attester_unavailable' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
+if ! grep -q 'event=attester_refused.*HTTP 409' "$out/relay.log"; then
+  echo "demo: attester c did not refuse the window with its altered row" >&2; exit 1
+fi
 
-step "15. the breaker tripped on chain before the price bottom; every window is accounted for"
+step "16. the breaker tripped on chain before the price bottom; every window is accounted for"
 sentinel chain status
 sentinel relay status --db "$queue"
 sentinel chain status --json > "$out/chain_status.json"
@@ -138,16 +205,16 @@ print(f"tripped at chain time {breaker['tripped_at']}, {lead / 60:.0f} market mi
       f"({bottom}); windows: " + ", ".join(f"{k} {v}" for k, v in relay["counts"].items() if v))
 PY
 
-step "16. the guarded vault refuses a withdrawal while the breaker is tripped (expected to fail)"
+step "17. the guarded vault refuses a withdrawal while the breaker is tripped (expected to fail)"
 if sentinel vault withdraw 10; then
   echo "demo: the vault allowed a withdrawal while the breaker was tripped" >&2; exit 1
 fi
 
-step "17. audit the run from the chain and the published artifacts alone (breaker address from deployments.json)"
+step "18. audit the run from the chain and the published artifacts alone (breaker address from deployments.json)"
 # Exit 0 only if clean: windows never reported (the gap before the crash) are notices, not failures.
 sentinel audit --data "$out/scenarios.csv" --data "$out/crash.csv" --html "$out/audit.html"
 
-step "18. stop the local chain"
+step "19. stop the local chain"
 sentinel chain down
 trap - EXIT
 

@@ -35,11 +35,13 @@ from sentinel.chain.deploy import Deployment, deploy_all
 from sentinel.chain.keys import demo_key
 from sentinel.config import load_config
 from sentinel.relay.replay import replay
+from tests.support.attesters import AttesterProcess, start_parties
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
 RELAY_KEY = demo_key(6)
+ATTESTER_KEYS = [demo_key(2), demo_key(3), demo_key(4)]  # the deployment registers these (quorum 2)
 FINAL = {"confirmed", "rejected", "skipped", "failed"}
 SLICE = 120  # feed rows reserved for each test
 
@@ -84,6 +86,17 @@ def deployment(node: str, project: Path) -> Deployment:
     return deploy_all(ArtifactLayout(project), config, node)
 
 
+@pytest.fixture(scope="module")
+def parties(node: str, deployment: Deployment, project: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[AttesterProcess]]:
+    """Three attester services for the module, each with its own key, feed copy and record (tests that stop
+    attesters start their own)."""
+    started = start_parties(ATTESTER_KEYS, tmp_path_factory.mktemp("parties"), project, node)
+    yield started
+    for party in started:
+        party.stop()
+
+
 @dataclass
 class World:
     """What a test drives: the node, the deployment, its slice of the feed and a relay to start."""
@@ -95,6 +108,8 @@ class World:
     feed: Path
     db: Path
     tmp: Path
+    slice: int
+    parties: list[AttesterProcess]
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         return anvil.rpc(self.url, method, params or [])
@@ -104,13 +119,20 @@ class World:
         src = self.tmp / "slice.csv"
         if not src.exists():
             src.write_text("\n".join(self.lines) + "\n")
-        replay(src, self.feed, rows_per_second=rate, first=first, last=last, prefill=prefill, chain_rpc=self.url)
+        # each attester party gets every row in its own copy of the feed just before the relay does
+        copies = [(party.feed / f"slice-{self.slice:04d}.csv", None) for party in self.parties]
+        replay(src, self.feed, rows_per_second=rate, first=first, last=last, prefill=prefill, chain_rpc=self.url,
+               copies=copies)
 
     def start(self, rpc: str | None = None, **env: str) -> subprocess.Popen[bytes]:
         """``sentinel relay run`` as a subprocess (stderr to a log file)."""
         port = anvil.free_port()
         self.metrics_port = port
-        environment = {**os.environ, "SENTINEL_RELAY__INTERVAL_SECONDS": "0.2",
+        # no attester key reaches the relay: not in its environment, not in its configuration
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_ATTESTER")}
+        environment = {**environment, "SENTINEL_RELAY__INTERVAL_SECONDS": "0.2",
+                       "SENTINEL_RELAY__ATTESTERS": ",".join(party.url for party in self.parties),
+                       "SENTINEL_RELAY__ATTESTER_RETRY_SECONDS": "0.5",
                        "SENTINEL_RELAY__BACKOFF_MAX_SECONDS": "1", "SENTINEL_RELAY__BACKOFF_INITIAL_SECONDS": "0.2",
                        **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in env.items()}}
         self.log = self.tmp / f"relay-{time.monotonic_ns()}.log"
@@ -215,12 +237,13 @@ _slices = iter(range(10_000))
 
 
 @pytest.fixture
-def world(node: str, deployment: Deployment, project: Path, long_feed: list[str], tmp_path: Path) -> Iterator[World]:
+def world(node: str, deployment: Deployment, project: Path, long_feed: list[str], parties: list[AttesterProcess],
+          tmp_path: Path) -> Iterator[World]:
     snapshot = anvil.rpc(node, "evm_snapshot", [])
     k = next(_slices)
     lines = [long_feed[0], *long_feed[1 + k * SLICE:1 + (k + 1) * SLICE]]
     yield World(node, project, deployment, lines, tmp_path / "feed" / "market_depth.csv", tmp_path / "queue.sqlite",
-                tmp_path)
+                tmp_path, k, parties)
     anvil.rpc(node, "evm_setAutomine", [True])
     assert anvil.rpc(node, "evm_revert", [snapshot]) is True
 

@@ -594,3 +594,76 @@ def test_sigkill_of_the_prover_child_is_survived_and_the_window_reported_once(wo
     windows = world.check_books()
     assert [w["state"] for w in windows] == ["confirmed"] * len(windows)
     assert "event=prover_restart" in world.log.read_text()
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _signers(world: World, since_block: int) -> list[set[str]]:
+    """For every Report since ``since_block``: the attesters whose signatures its submit carried."""
+    from sentinel.chain import eip712
+    from sentinel.chain.encoding import AttestationMessage
+
+    config = load_config(world.root, env={})
+    chain = connect(world.deployment, config, world.url)
+    breaker = contract(chain, world.deployment, BREAKER)
+    out = []
+    for event in breaker.events.Report().get_logs(from_block=since_block):
+        tx = chain.w3.eth.get_transaction(event["transactionHash"])
+        _, args = breaker.decode_function_input(tx["input"])
+        message = AttestationMessage(*args["attestation"])
+        out.append({eip712.recover(bytes(sig), chain.chain_id, breaker.address, message).lower()
+                    for sig in args["signatures"]})
+    return out
+
+
+def test_quorum_with_one_attester_down_and_a_window_waits_while_two_are(world: World):
+    """Issue #19: the relay asks independent attester services; 2 of 3 are enough; with 1 of 3 the window waits
+    in proved (nothing sent) and goes on chain once a second party is back. The relay holds no attester key."""
+    a, b, c = start_parties(ATTESTER_KEYS, world.tmp / "own-parties", world.root, world.url)
+    world.parties = [a, b, c]
+    relay = None
+    try:
+        world.append(1, 50)
+        relay = world.start()
+        world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
+        secrets = {k.secret.removeprefix("0x").lower() for k in ATTESTER_KEYS}
+        environ = _environ(relay.pid)
+        assert not [k for k in environ if k.startswith("SENTINEL_ATTESTER") or k == "SENTINEL_CHAIN__ATTESTER_KEYFILE"]
+        assert not [v for v in environ.values() if any(secret in v.lower() for secret in secrets)]
+        a.stop()
+        world.append(51, 52, rate=20)
+        world.wait("windows confirmed with attester a down", settled(world, 53), 90, mine=True, process=relay)
+        b.stop()
+        before = len(world.reports())
+        world.append(53, 53)
+        waiting = world.wait("a window proved and short of its quorum",
+                             lambda: [w for w in world.windows() if w["end_line"] == 54 and w["state"] == "proved"]
+                             and "event=attester_shortfall" in world.log.read_text(), 90, process=relay)
+        assert waiting
+        time.sleep(3)  # several retries: still nothing sent
+        assert [w["state"] for w in world.windows() if w["end_line"] == 54] == ["proved"]
+        assert len(world.reports()) == before
+        assert not [t for t in world.txs() if t["window_id"] == waiting[0]["window_id"]]
+        status, body = get(f"http://127.0.0.1:{world.metrics_port}/healthz")
+        shortfall = json.loads(body)["attester_shortfall"]
+        assert status == 200 and shortfall["window"] == waiting[0]["window_id"]
+        assert shortfall["detail"].startswith("1 of 2 signatures") and "unavailable" in shortfall["detail"]
+        _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
+        assert "sentinel_relay_attester_shortfall 1.0" in metrics.decode()
+        assert 'outcome="unavailable"' in metrics.decode()
+        b.start()
+        world.wait("the waiting window confirmed once b is back", settled(world, 54), 90, mine=True, process=relay)
+    finally:
+        if relay is not None:
+            world.stop(relay)
+        for party in (a, b, c):
+            party.stop()
+    windows = world.check_books()
+    assert [w["state"] for w in windows] == ["confirmed"] * len(windows)
+    signers = _signers(world, world.deployment.block)
+    assert all(len(s) == 2 for s in signers)
+    assert signers[-1] == {b.key.address.lower(), c.key.address.lower()}  # a was down; b came back
+    assert "event=attested" in world.log.read_text()

@@ -165,3 +165,21 @@ def test_every_imported_package_is_declared_with_the_installed_exact_pin():
         elif requirement != f"{requirement.split('==')[0]}=={version(dists[0])}":
             problems.append(f"{module}: pyproject says {requirement!r}, installed is {version(dists[0])}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_relay_never_loads_an_attester_key_or_signs_an_attestation():
+    """Issue #19: the relay asks the attester services; nothing under sentinel/relay/ (or its CLI) can reach the
+    functions that load attester keys or sign attestations."""
+    forbidden = {"sentinel.chain.keys.attester_keys", "sentinel.chain.keys.attester_key",
+                 "sentinel.chain.breaker.sign_attestation", "sentinel.chain.breaker.sign_message",
+                 "sentinel.chain.breaker.attest_bundle", "sentinel.chain.eip712.sign"}
+    files = [*sorted((SENTINEL / "relay").rglob("*.py")), SENTINEL / "cli" / "relay_cli.py"]
+    found = {f"{path.relative_to(ROOT)}: {module}" for path in files for module in imported_modules(path)
+             if module in forbidden}
+    calls = {f"{path.relative_to(ROOT)}: eip712.{node.attr}" for path in files
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "eip712"
+             and node.attr not in {"recover", "digest", "typed_data"}}
+    assert not found | calls, sorted(found | calls)
+    # the check reads what it should: the relay does import eip712 (to recover signatures)
+    assert "sentinel.chain.eip712" in {m for m in imported_modules(SENTINEL / "relay" / "attesters.py")}

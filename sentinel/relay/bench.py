@@ -5,13 +5,18 @@ start), a deployment and a relay queue in a temp project that links the
 project's circuit and model, and a generated feed replayed into a file at
 ``rows_per_second`` with the chain's clock following each row (as in the
 demo). The relay runs its real loop (warm prover child, one pass after
-another) in a thread of this process. Nothing of the project's chain state,
-deployments or queue is touched.
+another) in a thread of this process and asks three attester services,
+separate ``sentinel attester serve`` processes on Anvil's dev accounts 2-4,
+each following its own copy of the feed, for 2-of-3 signatures (the relay
+holds no attester key). Nothing of the project's chain state, deployments
+or queue is touched.
 """
 
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,6 +31,53 @@ def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+#: Anvil dev accounts of the three attester parties (the deployment registers them on a local chain).
+PARTY_ACCOUNTS = (2, 3, 4)
+
+
+def start_parties(root: Path, rpc: str, deadline: float = 60.0) -> list[tuple[subprocess.Popen[bytes], str, Path]]:
+    """Three ``sentinel attester serve`` processes under ``root``/attester-N: (process, URL, feed directory)."""
+    import urllib.error
+    import urllib.request
+
+    from sentinel.chain import anvil
+    from sentinel.errors import RelayError
+
+    parties = []
+    for account in PARTY_ACCOUNTS:
+        home = root / f"attester-{account}"
+        (home / "feed").mkdir(parents=True)
+        port = anvil.free_port()
+        with (home / "attester.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sentinel", "--root", str(root), "attester", "serve", "--data",
+                 str(home / "feed"), "--demo-account", str(account), "--port", str(port), "--rpc", rpc,
+                 "--record", str(home / "signed.sqlite")], stdout=log, stderr=subprocess.STDOUT)
+        parties.append((process, f"http://127.0.0.1:{port}", home / "feed"))
+    until = time.monotonic() + deadline
+    for process, url, feed in parties:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2).close()  # noqa: S310 - our local service
+                break
+            except urllib.error.HTTPError:
+                break  # answering (503 until its feed has rows)
+            except OSError:
+                if process.poll() is not None or time.monotonic() > until:
+                    stop_parties(parties)
+                    log_text = (feed.parent / "attester.log").read_text(errors="replace")[-2000:]
+                    raise RelayError(f"bench: the attester service at {url} did not start:\n{log_text}") from None
+                time.sleep(0.2)
+    return parties
+
+
+def stop_parties(parties: list[tuple[subprocess.Popen[bytes], str, Path]]) -> None:
+    from sentinel.chain import anvil
+
+    for process, _, _ in parties:
+        anvil.stop_process(process.pid)
 
 
 def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, rows_per_second: float = 0.5,
@@ -54,11 +106,15 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
         process = anvil.spawn(port, ANVIL_CHAIN_ID, log=root / "anvil.log", timestamp=int(row_unix(lines[1])),
                               deadline_seconds=config.chain.startup_seconds)
         url = f"http://127.0.0.1:{port}"
+        parties: list[tuple[subprocess.Popen[bytes], str, Path]] = []
         try:
             deploy_all(temp_layout, config, url, progress)
+            say("relay", "starting three attester services")
+            parties = start_parties(root, url)
             relay_config = load_config(layout.root, {
                 **{f"{s}.{k}": v for s, fields in config.to_dict().items() for k, v in fields.items()},
-                "relay.confirmations": 1, "relay.interval_seconds": 0.2, "relay.metrics_port": 0})
+                "relay.confirmations": 1, "relay.interval_seconds": 0.2, "relay.metrics_port": 0,
+                "relay.attesters": ",".join(party_url for _, party_url, _ in parties)})
             relay = Relay(temp_layout, relay_config, data=root / "feed" / "market_depth.csv", rpc=url,
                           db=root / "queue.sqlite")
             say("relay", "starting the warm prover")
@@ -69,7 +125,8 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
             say("relay", f"replaying {rows} rows at {rows_per_second:g} rows/s")
             started = time.time()
             replayed = replay(source, root / "feed" / "market_depth.csv", rows_per_second=rows_per_second,
-                              first=first, last=first + rows - 1, prefill=50, chain_rpc=url)
+                              first=first, last=first + rows - 1, prefill=50, chain_rpc=url,
+                              copies=[(feed / "market_depth.csv", None) for _, _, feed in parties])
             replay_seconds = time.time() - started
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
@@ -82,6 +139,7 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
             windows = relay.queue.windows()
             relay.close()
         finally:
+            stop_parties(parties)
             anvil.stop_process(process.pid)
     confirmed = [w for w in windows if w.state == "confirmed"]
     latencies = [w.confirmed_at - replayed.appended_at[w.end_unix] for w in confirmed
@@ -106,5 +164,6 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
         },
         "prove_seconds_median": round(statistics.median(prove), 1) if prove else None,
         "confirmations": 1,
-        "note": "rows arrive faster than one proof: newest window first, the rest skipped",
+        "attesters": "3 services, 2 of 3 signatures",
+        "note": "every window in order; when rows arrive faster than one proof, the relay falls behind the feed",
     }

@@ -168,3 +168,26 @@ def test_one_relay_per_queue_the_second_is_refused_until_the_first_is_gone(tmp_p
         QueueLock(db)  # a second relay in the same process is refused too
     lock.release()
     QueueLock(db).release()
+
+
+def test_a_read_only_view_sees_committed_windows_only_and_cannot_write(tmp_path: Path):
+    """/healthz (another thread) and `relay status` (another process) read on their own read-only connection:
+    never inside the daemon's open transaction, never writing."""
+    path = tmp_path / "queue.sqlite"
+    queue = Queue(path)
+    queue.enqueue([(1, 60, None, None)])
+    queue.db.execute("BEGIN IMMEDIATE")  # the daemon mid-transaction
+    queue.db.execute("INSERT INTO windows (window_id, state, end_unix, seen_at, updated_at) "
+                     "VALUES (2, 'new', 120, 0, 0)")
+    view = Queue.read_only(path)
+    try:
+        assert view.counts()["new"] == 1 and view.max_id() == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            view.db.execute("DELETE FROM windows")
+    finally:
+        view.close()
+        queue.db.execute("ROLLBACK")
+        queue.close()
+    with pytest.raises(QueueError, match="cannot read the queue"):
+        Queue.read_only(tmp_path / "absent.sqlite")
+    assert not (tmp_path / "absent.sqlite").exists()

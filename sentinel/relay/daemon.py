@@ -139,7 +139,9 @@ class Relay:
         self.rc = config.relay
         self.clock = clock
         self.deployment = load_deployment(layout)
-        self.rpc = rpc or self.rc.rpc_url or None
+        # endpoints in order of preference: an explicit rpc alone, else relay.rpc_urls, else relay.rpc_url
+        self.rpc = rpc or (self.rc.rpc_urls[0] if self.rc.rpc_urls else self.rc.rpc_url) or None
+        self.rpc_fallbacks = () if rpc else self.rc.rpc_urls[1:]
         manifest = load_manifest(layout)
         self.window = int(manifest["window"])
         self.cadence = float(manifest["cadence_seconds"])
@@ -198,7 +200,7 @@ class Relay:
         from sentinel.chain.keys import attester_keys, role_key
         from sentinel.config import redact_url
 
-        chain = connect(self.deployment, self.config, self.rpc)
+        chain = connect(self.deployment, self.config, self.rpc, fallbacks=self.rpc_fallbacks)
         # The relay has its own backoff; web3's silent retries would only hide an outage for seconds.
         chain.stop_retrying()
         self.key = role_key("relay", chain.chain_id)
@@ -684,6 +686,7 @@ class Relay:
             "breaker_tripped": self.tripped,
             "last_pass_at": self.last_pass_at,
             "last_error": self.last_error,
+            "rpc": self.chain.rpc_status() if self.chain is not None else None,
         }
 
 

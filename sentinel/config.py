@@ -187,6 +187,15 @@ class RelayConfig:
     """The relay daemon: queue, signer lane, fees, confirmations and observability (its feed is data.feed)."""
 
     rpc_url: str = _f("", "JSON-RPC endpoint ('' = the deployment's)")
+    rpc_urls: tuple[str, ...] = _f(
+        (), "JSON-RPC endpoints in order of preference (your node, then providers); when set they replace rpc_url "
+        "(a --rpc flag still means that one endpoint): each request goes to the first healthy one and, on a "
+        "connection error, timeout or HTTP 5xx, to the next (a TOML array, or comma-separated in the environment); "
+        "shown and logged as scheme://host only", secret=True)
+    rpc_recheck_seconds: float = _f(15.0, "with rpc_urls: an endpoint marked down is skipped this long before it is "
+                                          "probed again (chain id and head); the healthy ones are probed as often")
+    rpc_max_lag_blocks: int = _f(5, "with rpc_urls: an endpoint whose head is this many blocks behind the best head "
+                                    "of the latest probe is skipped as lagging while another one is usable")
     private_rpc_url: str = _f(
         "", "private submission endpoint (a Flashbots Protect-style RPC, a builder, an L2 sequencer's): every raw "
         "transaction goes there by eth_sendRawTransaction, everything else to rpc_url ('' = off); shown and logged "
@@ -501,8 +510,18 @@ def _check(config: SentinelConfig) -> None:
             raise ConfigError(f"relay.attesters[{i}] must be an http(s) URL, got {redact_url(url) or url[:16]!r}")
     if len({u.rstrip("/") for u in relay.attesters}) != len(relay.attesters):
         raise ConfigError("relay.attesters: an attester URL appears twice (each party is asked once)")
+    for i, url in enumerate(relay.rpc_urls):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"relay.rpc_urls[{i}] must be an http(s) URL, got {redact_url(url) or url[:16]!r}")
+    seen: set[str] = set()
+    for url in relay.rpc_urls:
+        if url.rstrip("/") in seen:
+            raise ConfigError(f"relay.rpc_urls: {redact_url(url)} appears twice (each endpoint must be listed once)")
+        seen.add(url.rstrip("/"))
+    if relay.rpc_max_lag_blocks < 1:
+        raise ConfigError(f"relay.rpc_max_lag_blocks must be >= 1, got {relay.rpc_max_lag_blocks}")
     for name in ("interval_seconds", "stuck_seconds", "prove_timeout_seconds", "attester_timeout_seconds",
-                 "attester_retry_seconds"):
+                 "attester_retry_seconds", "rpc_recheck_seconds"):
         if getattr(relay, name) <= 0:
             raise ConfigError(f"relay.{name} must be > 0, got {getattr(relay, name):g}")
     if not 0 < relay.backoff_initial_seconds <= relay.backoff_max_seconds:

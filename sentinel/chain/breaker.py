@@ -7,6 +7,7 @@ the bench and the tests call them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,14 @@ VAULT = "GuardedVault"
 TOKEN = "DemoToken"  # noqa: S105 - a contract name, not a credential
 
 
-def connect(deployment: Deployment, config: SentinelConfig, rpc: str | None = None) -> Chain:
-    """A Chain on the deployment's endpoint (or ``rpc``), refusing one with another chain id."""
+def connect(deployment: Deployment, config: SentinelConfig, rpc: str | None = None, *,
+            fallbacks: Sequence[str] = ()) -> Chain:
+    """A Chain on the deployment's endpoint (or ``rpc``, then ``fallbacks`` in order of preference, checked and
+    failed over as the relay's settings say), refusing one with another chain id."""
     chain = Chain(rpc or deployment.rpc_url, [c["abi"] for c in deployment.contracts.values()],
-                  gas_headroom=config.chain.gas_headroom, receipt_timeout=config.chain.receipt_timeout_seconds)
+                  gas_headroom=config.chain.gas_headroom, receipt_timeout=config.chain.receipt_timeout_seconds,
+                  fallbacks=fallbacks, recheck_seconds=config.relay.rpc_recheck_seconds,
+                  max_lag_blocks=config.relay.rpc_max_lag_blocks)
     if chain.chain_id != deployment.chain_id:
         raise ChainError(f"{chain.rpc_url} is chain {chain.chain_id}, but the deployment is on chain "
                          f"{deployment.chain_id}", hint="pass the right --rpc or redeploy")

@@ -10,11 +10,12 @@ their names from the contracts' ABIs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sentinel.chain.failover import Failover, failover_provider, hide_in_logs
 from sentinel.chain.keys import Key
 from sentinel.chain.revert import DecodedRevert, decode_revert, error_table
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert
@@ -85,6 +86,7 @@ class SendOnlyEndpoint:
         quiet.setLevel(logging.WARNING)
         provider.logger = quiet
         provider._request_session_manager.logger = quiet  # it logs the URI when it caches a session
+        hide_in_logs(url)  # urllib3 logs each request's path at debug level
         self.w3 = Web3(provider)
 
     def send_raw_transaction(self, raw_tx: str) -> None:
@@ -106,14 +108,24 @@ class Deployed:
 
 
 class Chain:
-    """A JSON-RPC endpoint behind web3, with revert decoding from the given ABIs."""
+    """A JSON-RPC endpoint behind web3, with revert decoding from the given ABIs.
+
+    With ``fallbacks``, ``rpc_url`` and they are endpoints in order of
+    preference behind one :mod:`failover <sentinel.chain.failover>` provider:
+    a request goes to the first healthy one and to the next on a transport
+    failure; :meth:`rpc_status` says how each one is doing.
+    """
 
     def __init__(self, rpc_url: str, abis: Iterable[list[dict[str, Any]]] = (), *,
-                 gas_headroom: float = 1.2, receipt_timeout: float = 120.0) -> None:
+                 gas_headroom: float = 1.2, receipt_timeout: float = 120.0, fallbacks: Sequence[str] = (),
+                 recheck_seconds: float = 15.0, max_lag_blocks: int = 5) -> None:
         from web3 import Web3
 
-        self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS}))
+        self._url = rpc_url
+        self.failover = Failover([rpc_url, *fallbacks], timeout=REQUEST_TIMEOUT_SECONDS,
+                                 recheck_seconds=recheck_seconds, max_lag_blocks=max_lag_blocks) if fallbacks else None
+        self.w3 = Web3(failover_provider(self.failover) if self.failover else
+                       Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS}))
         self.gas_headroom = gas_headroom
         self.receipt_timeout = receipt_timeout
         self._abis: list[list[dict[str, Any]]] = list(abis)
@@ -122,6 +134,15 @@ class Chain:
             self.chain_id = int(self.w3.eth.chain_id)
 
     # -- plumbing -------------------------------------------------------------------
+    @property
+    def rpc_url(self) -> str:
+        """The endpoint, for messages; with fallbacks the active one's ``scheme://host``."""
+        return self.failover.label if self.failover else self._url
+
+    def rpc_status(self) -> list[dict[str, Any]] | None:
+        """Each endpoint's health with fallbacks (:meth:`Failover.status`), else None."""
+        return self.failover.status() if self.failover else None
+
     def add_abi(self, abi: list[dict[str, Any]]) -> None:
         """Decode reverts of this ABI's custom errors too."""
         self._abis.append(abi)
@@ -131,7 +152,9 @@ class Chain:
         """Send every later request once, for a caller with a backoff of its own (web3 retries failed reads)."""
         from web3 import Web3
 
-        self.w3.provider = Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS},
+        if self.failover:  # it already asks each endpoint once: the next endpoint is the retry
+            return
+        self.w3.provider = Web3.HTTPProvider(self._url, request_kwargs={"timeout": REQUEST_TIMEOUT_SECONDS},
                                              exception_retry_configuration=None)
 
     def decode(self, data: bytes | str | None) -> DecodedRevert:

@@ -38,7 +38,7 @@ def _start(app: App, data: Path | None, rpc: str | None, interval: float | None,
     from sentinel.relay.daemon import Relay
 
     config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations))
-    return Relay(app.layout, config), config
+    return Relay(app.layout, config, rpc=rpc), config  # --rpc: that one endpoint, whatever relay.rpc_urls says
 
 
 @relay.command(name="run")

@@ -144,7 +144,9 @@ class Relay:
                              hint="start `sentinel attester serve` per attester party and list their URLs in "
                                   "relay.attesters (or SENTINEL_RELAY__ATTESTERS=url,url)")
         self.deployment = load_deployment(layout)
-        self.rpc = rpc or self.rc.rpc_url or None
+        # endpoints in order of preference: an explicit rpc alone, else relay.rpc_urls, else relay.rpc_url
+        self.rpc = rpc or (self.rc.rpc_urls[0] if self.rc.rpc_urls else self.rc.rpc_url) or None
+        self.rpc_fallbacks = () if rpc else self.rc.rpc_urls[1:]
         manifest = load_manifest(layout)
         self.window = int(manifest["window"])
         self.cadence = float(manifest["cadence_seconds"])
@@ -209,7 +211,7 @@ class Relay:
         from sentinel.chain.keys import role_key
         from sentinel.config import redact_url
 
-        chain = connect(self.deployment, self.config, self.rpc)
+        chain = connect(self.deployment, self.config, self.rpc, fallbacks=self.rpc_fallbacks)
         # The relay has its own backoff; web3's silent retries would only hide an outage for seconds.
         chain.stop_retrying()
         self.key = role_key("relay", chain.chain_id)
@@ -734,6 +736,7 @@ class Relay:
             "attester_shortfall": self.attest_shortfall,
             "last_pass_at": self.last_pass_at,
             "last_error": self.last_error,
+            "rpc": self.chain.rpc_status() if self.chain is not None else None,
         }
 
 

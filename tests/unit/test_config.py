@@ -57,6 +57,12 @@ def test_config_file_from_env(tmp_path):
     ("[relay]\npriority_fee_gwei = 5.0\n", "relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei"),
     ("[relay]\nfuture_skew_seconds = -1.0\n", "relay.future_skew_seconds must be >= 0"),
     ("[relay]\nprove_timeout_seconds = 0.0\n", "relay.prove_timeout_seconds must be > 0, got 0"),
+    ("[relay]\nrpc_urls = ['http://a.example', 'ws://b.example/KEY']\n",
+     r"relay.rpc_urls\[1\] must be an http\(s\) URL, got 'ws://b.example'$"),
+    ("[relay]\nrpc_urls = ['http://a.example/KEY', 'http://b.example', 'http://a.example/KEY/']\n",
+     r"relay.rpc_urls: http://a.example appears twice \(each endpoint must be listed once\)"),
+    ("[relay]\nrpc_max_lag_blocks = 0\n", "relay.rpc_max_lag_blocks must be >= 1, got 0"),
+    ("[relay]\nrpc_recheck_seconds = 0.0\n", "relay.rpc_recheck_seconds must be > 0, got 0"),
 ])
 def test_bad_config_is_named(tmp_path, toml, fragment):
     (tmp_path / "sentinel.toml").write_text(toml)

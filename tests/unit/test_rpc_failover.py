@@ -374,8 +374,8 @@ def test_the_relay_connects_over_rpc_urls_and_healthz_lists_each_endpoint(tmp_pa
         "compiler": ""}))
     layout.circuit_manifest.parent.mkdir(parents=True, exist_ok=True)
     layout.circuit_manifest.write_text(json.dumps({"window": 50, "cadence_seconds": 60}))
-    config = load_config(tmp_path, {"relay.rpc_urls": f"{down.url},{up.url}", "relay.rpc_url": "http://127.0.0.1:2"},
-                         env={})
+    config = load_config(tmp_path, {"relay.rpc_urls": f"{down.url},{up.url}", "relay.rpc_url": "http://127.0.0.1:2",
+                                    "relay.attesters": "http://127.0.0.1:9"}, env={})
     relay = Relay(layout, config, data=tmp_path / "feed.csv", db=tmp_path / "queue.sqlite")
     try:
         assert relay.health()["rpc"] is None  # not connected yet

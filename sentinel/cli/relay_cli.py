@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def _overrides(data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
-               metrics_port: int | None, confirmations: int | None) -> dict[str, Any]:
-    return {"data.feed": str(data.absolute()) if data else None, "relay.rpc_url": rpc,
+               metrics_port: int | None, confirmations: int | None, attesters: str | None) -> dict[str, Any]:
+    return {"relay.attesters": attesters, "data.feed": str(data.absolute()) if data else None, "relay.rpc_url": rpc,
             "relay.interval_seconds": interval, "relay.db": str(db) if db else None,
             "relay.metrics_port": metrics_port, "relay.confirmations": confirmations}
 
@@ -26,6 +26,8 @@ _RPC = click.option("--rpc", default=None, help="JSON-RPC URL  [default: relay.r
 _DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
                    help="Queue file  [default: .sentinel/relay/queue.sqlite]")
 _CONF = click.option("--confirmations", type=int, default=None, help="Blocks before confirmed  [default: 2]")
+_ATTESTERS = click.option("--attesters", default=None, metavar="URL,URL,...",
+                          help="Attester services to ask for signatures  [default: relay.attesters]")
 
 
 @click.group()
@@ -34,10 +36,10 @@ def relay() -> None:
 
 
 def _start(app: App, data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
-           metrics_port: int | None, confirmations: int | None) -> tuple[Relay, SentinelConfig]:
+           metrics_port: int | None, confirmations: int | None, attesters: str | None) -> tuple[Relay, SentinelConfig]:
     from sentinel.relay.daemon import Relay
 
-    config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations))
+    config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations, attesters))
     return Relay(app.layout, config, rpc=rpc), config  # --rpc: that one endpoint, whatever relay.rpc_urls says
 
 
@@ -49,9 +51,10 @@ def _start(app: App, data: Path | None, rpc: str | None, interval: float | None,
 @click.option("--metrics-port", type=int, default=None,
               help="Port of /healthz and /metrics on 127.0.0.1 (0 = off)  [default: 9464]")
 @_CONF
+@_ATTESTERS
 @click.pass_obj
 def run_cmd(app: App, data_path: Path | None, rpc: str | None, interval: float | None, db: Path | None,
-            metrics_port: int | None, confirmations: int | None) -> None:
+            metrics_port: int | None, confirmations: int | None, attesters: str | None) -> None:
     """Run until SIGTERM/SIGINT (the current step finishes first). Logs one line per event on stderr."""
     import logging
     import threading
@@ -59,7 +62,7 @@ def run_cmd(app: App, data_path: Path | None, rpc: str | None, interval: float |
     from sentinel.relay.daemon import install_signal_handlers, run
     from sentinel.relay.server import StatusServer
 
-    relay_, config = _start(app, data_path, rpc, interval, db, metrics_port, confirmations)
+    relay_, config = _start(app, data_path, rpc, interval, db, metrics_port, confirmations, attesters)
     log = logging.getLogger("sentinel.relay")
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -85,12 +88,13 @@ def run_cmd(app: App, data_path: Path | None, rpc: str | None, interval: float |
 @_RPC
 @_DB
 @_CONF
+@_ATTESTERS
 @click.option("--json", "as_json", is_flag=True, help="Print what the pass did as JSON.")
 @click.pass_obj
 def once(app: App, data_path: Path | None, rpc: str | None, db: Path | None, confirmations: int | None,
-         as_json: bool) -> None:
+         attesters: str | None, as_json: bool) -> None:
     """One pass (for cron and tests): ingest, reconcile, prove the newest window, submit."""
-    relay_, _ = _start(app, data_path, rpc, None, db, None, confirmations)
+    relay_, _ = _start(app, data_path, rpc, None, db, None, confirmations, attesters)
     try:
         result = relay_.run_once()
     finally:

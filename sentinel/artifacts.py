@@ -192,6 +192,17 @@ class ArtifactLayout:
         """SQLite (WAL) queue of windows, transactions and quarantined rows."""
         return self.relay_dir / "queue.sqlite"
 
+    # --- attester ------------------------------------------------------------
+    @property
+    def attester_dir(self) -> Path:
+        """An attester service's state (``sentinel attester serve``)."""
+        return self.state_dir / "attester"
+
+    @property
+    def attester_record(self) -> Path:
+        """SQLite (WAL) record of every attestation this party signed: it never signs a window twice."""
+        return self.attester_dir / "signed.sqlite"
+
     # --- runtime state (never committed) -------------------------------------
     @property
     def state_dir(self) -> Path:

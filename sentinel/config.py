@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -235,6 +236,32 @@ class RelayConfig:
 
 
 @dataclass(frozen=True)
+class AttesterConfig:
+    """One attester party's service (`sentinel attester serve`): its key, its own feed, its node, its limits."""
+
+    feed: str = _f("", "this party's own copy of the market-depth feed, a CSV or a directory of them ('' = data.feed); "
+                       "relative to the project root")
+    keyfile: str = _f("", "file holding this attester's one private key, mode 600, relative to the project root "
+                          "(env SENTINEL_ATTESTER_KEY comes first; '' = demo_account)")
+    demo_account: int = _f(-1, "sign with this Anvil dev account (demo only, local chain 31337 only; -1 = none)")
+    host: str = _f("127.0.0.1", "address the service listens on")
+    port: int = _f(9480, "port of POST /v1/attest, /healthz and /metrics")
+    rpc_url: str = _f("", "this party's own JSON-RPC node: the latest block's time is the reference clock, and "
+                          "start-up checks its chain id and the breaker's code ('' = the wall clock, no checks); "
+                          "shown and logged as scheme://host only", secret=True)
+    record: str = _f("", "SQLite record of every signature given, relative to the project root "
+                         "('' = .sentinel/attester/signed.sqlite)")
+    breaker: str = _f("", "address of the breaker it signs for ('' = the deployment's SentinelBreaker)")
+    chain_id: int = _f(0, "chain id it signs for (0 = the deployment's)")
+    max_age_seconds: int = _f(1800, "refuse a window that ended longer ago than this (the breaker's maxAge default)")
+    poll_seconds: float = _f(1.0, "seconds between background reads of the feed (and of the node's clock)")
+    max_body_bytes: int = _f(2048, "largest request body accepted (413 beyond)")
+    rate_per_second: float = _f(20.0, "requests a second allowed per client address (token bucket; 429 beyond)")
+    rate_burst: int = _f(40, "requests a client may send at once before the rate applies")
+    keep_rows: int = _f(400, "good feed rows held in memory: windows older than these cannot be signed")
+
+
+@dataclass(frozen=True)
 class SentinelConfig:
     """All of Sentinel's settings."""
 
@@ -244,6 +271,7 @@ class SentinelConfig:
     chain: ChainConfig = field(default_factory=ChainConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    attester: AttesterConfig = field(default_factory=AttesterConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict of every setting (for ``--json`` and model cards)."""
@@ -528,6 +556,27 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("relay.backoff_initial_seconds must be > 0 and <= relay.backoff_max_seconds")
     if not 0 <= relay.metrics_port <= 65535:
         raise ConfigError("relay.metrics_port must be in 0..65535 (0 = off)")
+    _check_attester(config.attester)
+
+
+def _check_attester(attester: AttesterConfig) -> None:
+    if not 1 <= attester.port <= 65535:
+        raise ConfigError("attester.port must be in 1..65535")
+    if attester.rpc_url and not attester.rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"attester.rpc_url must be an http(s) URL, got {redact_url(attester.rpc_url)!r}")
+    if attester.breaker and not re.fullmatch(r"0x[0-9a-fA-F]{40}", attester.breaker):
+        raise ConfigError(f"attester.breaker must be a 0x-prefixed 20-byte hex address, got {attester.breaker!r}")
+    if attester.chain_id < 0 or attester.demo_account < -1:
+        raise ConfigError("attester.chain_id must be >= 0 (0 = the deployment's) and attester.demo_account >= -1 "
+                          "(-1 = none)")
+    for name in ("max_age_seconds", "poll_seconds", "rate_per_second"):
+        if getattr(attester, name) <= 0:
+            raise ConfigError(f"attester.{name} must be > 0, got {getattr(attester, name):g}")
+    if attester.max_body_bytes < 256:
+        raise ConfigError(f"attester.max_body_bytes must be >= 256 (a request is about 250 bytes), got "
+                          f"{attester.max_body_bytes}")
+    if attester.rate_burst < 1 or attester.keep_rows < 1:
+        raise ConfigError("attester.rate_burst and attester.keep_rows must be >= 1")
 
 
 def parse_pooling(text: str, window: int) -> tuple[tuple[int, int], ...]:

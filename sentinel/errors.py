@@ -58,6 +58,10 @@ class AuditError(SentinelError):
     """The audit itself could not run (as opposed to finding discrepancies)."""
 
 
+class AttesterError(SentinelError):
+    """The attester service cannot start, or cannot keep its signing record."""
+
+
 # --- data leaves -----------------------------------------------------------
 
 
@@ -230,3 +234,27 @@ class FeeRefused(RelayError):
             f"than {multiplier:g} x the latest block's base fee ({latest_base_fee / 10**9:g} gwei), and one block "
             f"can raise it by 12.5 % at most",
             hint="a lying or broken RPC endpoint? the window stays queued and is tried again on the next pass")
+
+
+# --- attester leaves -------------------------------------------------------
+
+
+class SigningRecordError(AttesterError):
+    """The attester's SQLite signing record cannot be opened or is not a signing record."""
+
+    def __init__(self, path: Path, problem: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}", hint=hint)
+
+
+class AlreadySigned(AttesterError):
+    """The attester signed another (window end, input hash) for this window: it never signs a second one."""
+
+    def __init__(self, window_id: int, breaker: str, window_end: int, input_hash: int) -> None:
+        self.window_id = window_id
+        self.breaker = breaker
+        self.window_end = window_end
+        self.input_hash = input_hash
+        super().__init__(f"already signed input hash 0x{input_hash:064x} (window end {window_end}) for window "
+                         f"{window_id} of breaker {breaker}; refusing to sign another")

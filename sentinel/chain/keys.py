@@ -9,7 +9,9 @@ Environment variables (hex keys): ``SENTINEL_DEPLOYER_KEY`` (deploys, holds
 governance), ``SENTINEL_SUBMITTER_KEY`` (sends reports), ``SENTINEL_GUARDIAN_KEY``,
 ``SENTINEL_VAULT_USER_KEY`` (the demo vault user), ``SENTINEL_RELAY_KEY`` (the relay
 daemon's own signer lane, demo account 6), ``SENTINEL_ATTESTER_KEYS``
-(comma-separated); attester keys may instead sit in a keyfile, one per line.
+(comma-separated); attester keys may instead sit in a keyfile, one per line. An attester
+service (``sentinel attester serve``) holds one key: ``SENTINEL_ATTESTER_KEY``, a keyfile holding it, or a
+demo account.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ DEMO_ATTESTERS = (2, 3, 4)
 ENV = {"deployer": "SENTINEL_DEPLOYER_KEY", "submitter": "SENTINEL_SUBMITTER_KEY",
        "guardian": "SENTINEL_GUARDIAN_KEY", "vault_user": "SENTINEL_VAULT_USER_KEY", "relay": "SENTINEL_RELAY_KEY"}
 ATTESTERS_ENV = "SENTINEL_ATTESTER_KEYS"
+ATTESTER_ENV = "SENTINEL_ATTESTER_KEY"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,26 @@ def attester_keys(chain_id: int, keyfile: str = "", env: Mapping[str, str] | Non
     if len({k.address for k in keys}) != len(keys):
         raise SigningKeyError("attester keys repeat an address; each attester signs once")
     return keys
+
+
+def attester_key(chain_id: int, keyfile: str = "", demo_account: int = -1,
+                 env: Mapping[str, str] | None = None) -> Key:
+    """One attester service's key: ``SENTINEL_ATTESTER_KEY``, else ``keyfile`` (exactly one key), else Anvil
+    dev account ``demo_account`` (local chain only)."""
+    env = os.environ if env is None else env
+    if env.get(ATTESTER_ENV, "").strip():
+        return _from_secret(env[ATTESTER_ENV], f"env {ATTESTER_ENV}")
+    if keyfile:
+        keys = _keyfile(Path(keyfile))
+        if len(keys) != 1:
+            raise SigningKeyError(f"{keyfile}: an attester service signs with one key, the keyfile holds "
+                                  f"{len(keys)}")
+        return keys[0]
+    if demo_account >= 0:
+        require_local(chain_id, f"attester.demo_account {demo_account}")
+        return demo_key(demo_account)
+    raise SigningKeyError(f"no attester key: set {ATTESTER_ENV}, attester.keyfile (--keyfile) or, on a local "
+                          "Anvil, attester.demo_account (--demo-account)")
 
 
 def _keyfile(path: Path) -> list[Key]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from sentinel import __version__
+from sentinel.cli.attester_cli import attester
 from sentinel.cli.audit_cli import audit
 from sentinel.cli.chain_cli import attest, chain, deploy, submit, vault
 from sentinel.cli.common import EXIT_CODES, App
@@ -70,7 +71,7 @@ def cli(ctx: click.Context, root: Path, settings: dict[str, str], verbose: bool)
 
 
 for command in (data, train, evaluate, export, score, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault, relay, audit, config_cmd):
+                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd):
     cli.add_command(command)
 data.add_command(replay_cmd)
 

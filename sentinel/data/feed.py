@@ -278,19 +278,25 @@ class Feed:
             result.windows.append(FeedWindow(windows.window_id(end_unix, self.cadence), end_unix, row.source, row.line))
 
     # -- windows ----------------------------------------------------------------------
-    def market_for(self, window_id: int) -> Any:
-        """The window's rows as validated MarketData (gap check included), or None if they are no longer held."""
-        from sentinel.data.validate import parse_market_table
-
+    def window_rows(self, window_id: int) -> list[FeedRow] | None:
+        """The held rows of the window with this id (the newest row of that id ends it), or None if they are no
+        longer held or span a gap."""
         rows = list(self.rows)
         for i in range(len(rows) - 1, self.window - 2, -1):
             if windows.window_id(math.floor(rows[i].unix), self.cadence) == window_id:
                 cut = rows[i - self.window + 1: i + 1]
-                if cut[0].segment != cut[-1].segment:
-                    return None
-                return parse_market_table(schema.REQUIRED_COLUMNS, [list(r.cells) for r in cut],
-                                          self._window_config, Path(cut[-1].source))
+                return cut if cut[0].segment == cut[-1].segment else None
         return None
+
+    def market_for(self, window_id: int) -> Any:
+        """The window's rows as validated MarketData (gap check included), or None if they are no longer held."""
+        from sentinel.data.validate import parse_market_table
+
+        cut = self.window_rows(window_id)
+        if cut is None:
+            return None
+        return parse_market_table(schema.REQUIRED_COLUMNS, [list(r.cells) for r in cut], self._window_config,
+                                  Path(cut[-1].source))
 
     def newest_unix(self) -> float | None:
         return self.rows[-1].unix if self.rows else None

@@ -5,8 +5,8 @@
 
 Every measured figure has one source, a JSON file a benchmark command wrote
 (`sentinel bench --against seed --json`, `sentinel bench --chain --json`,
-`scripts/verifier_gas_floor.py`, `scripts/bench_audit.py`) or the model card
-`sentinel train` wrote. A table lives between `<!-- figures:NAME -->` and
+`scripts/verifier_gas_floor.py`, `scripts/bench_audit.py`, `sentinel evaluate
+--fresh --json`) or the model card `sentinel train` wrote. A table lives between `<!-- figures:NAME -->` and
 `<!-- /figures:NAME -->` in a Markdown file; this script owns the lines in
 between. README.md and docs/benchmarks.md must hold the `headline` table.
 
@@ -35,6 +35,7 @@ SOURCES = {
     "floor": "docs/verifier-gas-floor.json",
     "audit": "docs/audit-bench-1000.json",
     "card": "models/model_card.json",
+    "fresh": "docs/detection-fresh-2026-11-27.json",
 }
 REQUIRED = {"README.md": ("headline",), "docs/benchmarks.md": ("headline",)}
 BEGIN = re.compile(r"^<!-- figures:([a-z-]+) -->$")
@@ -243,6 +244,49 @@ def evaluation(src: dict[str, Any]) -> list[Table]:
     return [test, hold, facts]
 
 
+def _ci(ci: list[float] | None, spec: str) -> str:
+    return "-" if ci is None else f"{ci[0]:{spec}}-{ci[1]:{spec}}"
+
+
+def _spread(d: dict[str, Any], fmt: Callable[[float], str]) -> str:
+    return "-" if d["median"] is None else f"{fmt(d['median'])} ({fmt(d['p10'])} to {fmt(d['p90'])})"
+
+
+def fresh(src: dict[str, Any]) -> list[Table]:
+    f = src["fresh"]
+    det = f["detectors"]
+    unseen = f["model"]["holdout_family"]
+    families = f["crash_families"]
+
+    def recall(m: dict[str, Any]) -> str:
+        value = "-" if m["recall"] is None else f"{m['recall']:.2f}"
+        return f"{value} ({m['detected']}/{m['events']}; {_ci(m['ci95'], '.3f')})"
+
+    def cells(r: dict[str, Any]) -> tuple[str, ...]:
+        ft = r["false_trips"]
+        return (*(recall(r["families"][fam]) for fam in families),
+                f"{ft['per_10k']:.2f} ({ft['count']}; {_ci(ft['ci95'], '.2f')})",
+                _spread(r["lead_rows"], rows_or_dash), _spread(r["drawdown_at_trip"], pct))
+
+    heads = tuple(f"`{fam}`" + (" (never trained on)" if fam == unseen else "") for fam in families)
+    header = (f"{n(f['episodes'])} fresh episodes, seed {f['seed']}", *heads,
+              "false trips /10k healthy rows (count; 95 % CI)", "lead, rows to bottom: median (p10 to p90)",
+              "drawdown at trip: median (p10 to p90)")
+    table = Table(header, tuple((label, *cells(det[k])) for k, label in DETECTORS.items()), "fresh")
+    first = det["lstm"]
+    facts = Table((f"`{Path(SOURCES['fresh']).name}`", "value"), (
+        ("run", f"{f['date']}, {f['elapsed_seconds']:.0f} s on {f['cpus']} CPUs"),
+        ("episodes per family", ", ".join(f"{k} {f['episodes_per_family'].get(k, 0)}" for k in f["families"])),
+        ("rows / windows / healthy rows",
+         f"{n(f['rows'])} / {n(f['windows'])} / {n(first['false_trips']['healthy_rows'])}"),
+        ("model", f"`models/sentinel.keras` (float), ONNX sha256 {f['model']['onnx_sha256'][:12]}"),
+        ("trip policies", "the model card's, nothing re-tuned"),
+        ("LSTM's median lead beats every baseline within the false-trip budget",
+         "-" if f["verdict"] is None else ("yes" if f["verdict"]["beats_all_baselines"] else "no")),
+    ), "run")
+    return [table, facts]
+
+
 BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]]] = {
     "headline": (headline, ("bench", "chain", "audit")),
     "seed": (seed, ("bench",)),
@@ -250,6 +294,7 @@ BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]
     "gas-floor": (gas_floor, ("floor", "chain", "bench")),
     "audit": (audit, ("audit",)),
     "evaluation": (evaluation, ("card",)),
+    "fresh": (fresh, ("fresh",)),
 }
 
 

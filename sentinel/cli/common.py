@@ -123,6 +123,16 @@ def verdict(ok: str, negative: str, *negative_errors: type[SentinelError]) -> Ca
     return mark
 
 
+#: Help of every ``--families`` option.
+FAMILY_HELP = "drain, flash, bleed, dip, spike (comma-separated or repeated); default: a fixed mix of all"
+
+
+def family_names(values: tuple[str, ...]) -> list[str] | None:
+    """``--families`` values (comma-separated or repeated) as a list; None when none were given."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
 _DEFAULT_FEED = DataConfig().feed
 
 

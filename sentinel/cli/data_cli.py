@@ -6,15 +6,8 @@ from pathlib import Path
 
 import click
 
-from sentinel.cli.common import App, emit_json, verdict
+from sentinel.cli.common import FAMILY_HELP, App, emit_json, family_names, verdict
 from sentinel.errors import DataValidationError
-
-_FAMILY_HELP = "drain, flash, bleed, dip, spike (comma-separated or repeated); default: a fixed mix of all"
-
-
-def _families(values: tuple[str, ...]) -> list[str] | None:
-    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
-    return names or None
 
 
 @click.group()
@@ -27,7 +20,7 @@ def data() -> None:
               help="CSV to write  [default: data/synthetic.csv]")
 @click.option("--episodes", type=int, default=200, show_default=True, help="Number of scenario episodes.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed; same seed, same bytes.")
-@click.option("--families", multiple=True, help=_FAMILY_HELP)
+@click.option("--families", multiple=True, help=FAMILY_HELP)
 @click.option("--like", "like", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Real market_depth.csv whose healthy statistics the scenarios should match.")
 @click.option("--start", default=None,
@@ -40,7 +33,7 @@ def generate(app: App, out: Path | None, episodes: int, seed: int, families: tup
     from sentinel.data.pipeline import generate_file
 
     result = generate_file(
-        out or app.layout.synthetic_data, episodes=episodes, seed=seed, families=_families(families),
+        out or app.layout.synthetic_data, episodes=episodes, seed=seed, families=family_names(families),
         like=like, start=start, config=app.config().data,
     )
     if as_json:

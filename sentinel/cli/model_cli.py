@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sentinel.cli.common import App, emit_json, feed_option
+from sentinel.cli.common import FAMILY_HELP, App, emit_json, family_names, feed_option, progress
 
 _DATA_HELP = "Labelled scenarios CSV  [default: regenerate the card's/config's seeded scenarios]"
 
@@ -79,19 +79,130 @@ def train(app: App, data_path: Path | None, seed: int | None, epochs: int | None
     click.echo(f"wrote {layout.keras_model}, {layout.onnx_model}, {layout.model_card}, {layout.plots_dir}/")
 
 
+def _interval(ci: list[float] | None, spec: str = ".2f") -> str:
+    return "-" if ci is None else f"[{ci[0]:{spec}}, {ci[1]:{spec}}]"
+
+
+def _spread(d: dict[str, Any], scale: float = 1.0, spec: str = "g") -> str:
+    if d["median"] is None:
+        return "-"
+    return f"{scale * d['median']:{spec}} [{scale * d['p10']:{spec}}, {scale * d['p90']:{spec}}]"
+
+
+def _fresh_table(result: dict[str, Any]) -> list[str]:
+    """The human form of ``evaluate --fresh``: one row per detector."""
+    families = result["crash_families"]
+    unseen = result["model"]["holdout_family"]
+    first = next(iter(result["detectors"].values()))
+    events = ", ".join(f"{f} {first['families'][f]['events']}" + (" (never trained on)" if f == unseen else "")
+                       for f in families)
+    lines = [
+        (f"fresh episodes: {result['episodes']:,} (seed {result['seed']}, {result['date']}), {result['rows']:,} rows, "
+         f"{result['windows']:,} windows, {result['elapsed_seconds']:.1f} s"),
+        f"crash events: {events or 'none'}; healthy rows {first['false_trips']['healthy_rows']:,}",
+        "policies: the model card's, nothing re-tuned; 95 % intervals: Wilson (recall), exact Poisson (false trips)",
+    ]
+    heads = [f + ("*" if f == unseen else "") for f in families]
+    lines.append(f"  {'detector':<16} " + " ".join(f"{h:<28}" for h in heads)
+                 + f" {'false trips /10k':<22} {'lead rows: median [p10, p90]':<30} drawdown at trip, %")
+    for name, r in result["detectors"].items():
+        cells = []
+        for f in families:
+            fam = r["families"][f]
+            cells.append(f"{_fmt(fam['recall'])} {_interval(fam['ci95'], '.3f')} {fam['detected']}/{fam['events']}")
+        ft = r["false_trips"]
+        lines.append(f"  {name:<16} " + " ".join(f"{c:<28}" for c in cells)
+                     + f" {_fmt(ft['per_10k']) + ' ' + _interval(ft['ci95']) + ' (' + str(ft['count']) + ')':<22}"
+                     + f" {_spread(r['lead_rows']):<30} {_spread(r['drawdown_at_trip'], 100, '.1f')}")
+    if unseen in families:
+        lines.append(f"  * {unseen}: held out of training")
+    verdict = result["verdict"]
+    if verdict:
+        lines.append("  LSTM beats every baseline on median lead (all within the false-trip budget): "
+                     + ("yes" if verdict["beats_all_baselines"] else "NO"))
+        lines.extend(f"    {d}" for d in verdict["details"])
+    return lines
+
+
+def _real_table(result: dict[str, Any]) -> list[str]:
+    """The human form of ``evaluate --real``: per feed windows, trips and scores."""
+    p = result["policy"]
+    lines = [(f"trip policy (model card): {p['trip_after']} scores >= {p['trip_threshold']:.3f}; "
+              "every trip on a healthy feed is a false trip")]
+
+    def line(label: str, part: dict[str, Any]) -> str:
+        ft, sc = part["false_trips"], part["score"]
+        scores = ("no windows" if sc["min"] is None else
+                  f"score min {sc['min']:.3f} median {sc['median']:.3f} p95 {sc['p95']:.3f} max {sc['max']:.3f}")
+        return (f"{label}: {part['windows']:,} windows, {ft['count']} false trips "
+                f"({_fmt(ft['per_10k'])} per 10k {_interval(ft['ci95'])}); {scores}")
+
+    for f in result["files"]:
+        lines.append(line(f["file"], f))
+        lines.extend(f"  trip at row {t['end_row']} ({t['window_end']}): score {t['score']:.3f}" for t in f["trips"])
+    if len(result["files"]) > 1:
+        lines.append(line("all feeds", result["total"]))
+    return lines
+
+
+_AUTO = "auto"
+
+
+def _fresh_count(ctx: click.Context, param: click.Parameter, value: str | None) -> str | int | None:
+    if value is None or value == _AUTO:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a whole number of episodes") from None
+
+
 @click.command()
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+@click.option("--fresh", is_flag=False, flag_value=_AUTO, default=None, metavar="[N]", callback=_fresh_count,
+              help="Evaluate on N newly generated episodes, never the training data, every detector under the "
+                   "card's trip policy  [default N: from the family mix, >= 100 events per family with 99 % "
+                   "probability]")
+@click.option("--seed", type=int, default=None,
+              help="With --fresh: the episodes' seed  [default: one never used to train, in the demo or tests; "
+                   "the output names it]")
+@click.option("--families", multiple=True, help=f"With --fresh: {FAMILY_HELP}")
+@click.option("--real", is_flag=True, help="Run the card's trip policy over the real healthy feeds FILE...: "
+                                           "windows, trips (each a false trip) and scores.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 @click.pass_obj
-def evaluate(app: App, data_path: Path | None, as_json: bool) -> None:
-    """Recompute the saved model's metrics beside every baseline (held-out episodes and family)."""
-    from sentinel.model.pipeline import run_evaluation
+def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: int | None, families: tuple[str, ...],
+             real: bool, files: tuple[Path, ...], as_json: bool) -> None:
+    """Recompute the saved model's metrics beside every baseline (held-out episodes and family), or measure it
+    at scale: on fresh episodes (--fresh) or real healthy feeds (--real FILE...)."""
+    from sentinel.model.pipeline import run_evaluation, run_fresh_evaluation, run_real_evaluation
 
-    evaluation = run_evaluation(app.layout, app.config(), data_path)
+    if fresh is not None and real:
+        raise click.UsageError("--fresh and --real are separate runs; choose one")
+    if data_path is not None and (fresh is not None or real):
+        raise click.UsageError("--data names the training scenarios; --fresh and --real never read them")
+    if fresh is None and (seed is not None or families):
+        raise click.UsageError("--seed and --families go with --fresh")
+    if files and not real:
+        raise click.UsageError("feed files go with --real")
+    if real and not files:
+        raise click.UsageError("--real needs at least one feed FILE")
+    if fresh is not None:
+        episodes = None if fresh == _AUTO else int(fresh)
+        result = run_fresh_evaluation(app.layout, app.config(), episodes, seed, family_names(families),
+                                      None if as_json else progress)
+        lines = _fresh_table(result)
+    elif real:
+        result = run_real_evaluation(app.layout, app.config(), list(files))
+        lines = _real_table(result)
+    else:
+        result = run_evaluation(app.layout, app.config(), data_path)
+        lines = _table(result)
     if as_json:
-        emit_json(evaluation)
+        emit_json(result)
         return
-    for line in _table(evaluation):
+    for line in lines:
         click.echo(line)
 
 

@@ -324,6 +324,22 @@ def _parse_start(start: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def family_mix(families: Sequence[str] | None = None) -> dict[str, float]:
+    """Each family's share of the episodes :func:`generate` draws: ``families`` evenly, else :data:`DEFAULT_MIX`.
+
+    Raises ``DataError`` naming an unknown family.
+    """
+    chosen = list(dict.fromkeys(families)) if families else list(DEFAULT_MIX)
+    unknown = [f for f in chosen if f not in schema.FAMILIES]
+    if unknown:
+        raise DataError(
+            f"unknown scenario family '{unknown[0]}' (known: {', '.join(schema.FAMILIES)})"
+        )
+    weights = {f: DEFAULT_MIX[f] if not families else 1.0 for f in chosen}
+    total = sum(weights.values())
+    return {f: w / total for f, w in weights.items()}
+
+
 def generate(
     episodes: int,
     seed: int,
@@ -344,14 +360,9 @@ def generate(
         raise DataError(f"--seed must be >= 0, got {seed}")
     profile = profile or MarketProfile()
     profile.check()
-    chosen = list(dict.fromkeys(families)) if families else list(DEFAULT_MIX)
-    unknown = [f for f in chosen if f not in schema.FAMILIES]
-    if unknown:
-        raise DataError(
-            f"unknown scenario family '{unknown[0]}' (known: {', '.join(schema.FAMILIES)})"
-        )
-    weights = np.array([DEFAULT_MIX[f] if not families else 1.0 for f in chosen])
-    weights = weights / weights.sum()
+    mix = family_mix(families)
+    chosen = list(mix)
+    weights = np.array(list(mix.values()))
     t0 = _parse_start(start)
 
     root = np.random.SeedSequence(seed)

@@ -3,14 +3,18 @@
 ``run_training`` does everything ``sentinel train`` promises and writes every
 artifact atomically: Keras model, ONNX (with parity), model card, plots.
 ``run_evaluation`` recomputes every figure from the saved model and the
-regenerated data (it refuses data whose hash differs from the card's).
+regenerated data (it refuses data whose hash differs from the card's);
+``run_fresh_evaluation`` and ``run_real_evaluation`` measure it at scale, on
+newly generated episodes and on real healthy feeds, under the card's policies.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +25,24 @@ import pandas as pd
 from sentinel.artifacts import ArtifactLayout, atomic_path, atomic_write_text, read_json_artifact, sha256_file
 from sentinel.config import ModelConfig, SentinelConfig
 from sentinel.data.io import read_market_csv, write_market_csv
-from sentinel.data.synthetic import generate
+from sentinel.data.synthetic import family_mix, generate
 from sentinel.data.validate import MarketData
 from sentinel.data.windows import cut_windows, resolve_window
 from sentinel.errors import ModelError
-from sentinel.model.baselines import baselines
+from sentinel.model.baselines import Detector, baselines
 from sentinel.model.dataset import LabeledWindows, Split, episode_traces, labeled_windows, split_episodes
-from sentinel.model.evaluate import EvalSettings, compare, eval_sets, evaluate_detector
+from sentinel.model.evaluate import (
+    FRESH_SEED,
+    EvalSettings,
+    compare,
+    eval_sets,
+    evaluate_detector,
+    fresh_episodes,
+    fresh_evaluation,
+    real_feed_result,
+    score_summary,
+    trip_rate,
+)
 from sentinel.model.export import ExportResult, export_onnx
 from sentinel.model.network import SCORE_SPAN, KerasModel, model_activation_bound
 from sentinel.model.policy import TripPolicy
@@ -245,18 +260,139 @@ def card_test_windows(layout: ArtifactLayout, config: SentinelConfig, data_path:
     return labeled_windows(data.market, _split(data, config).test, c.window, c.horizon)
 
 
-def run_evaluation(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None) -> dict[str, Any]:
-    """Recompute every metric of the saved model and the baselines (nothing read from the card but its config)."""
-    card = load_card(layout)
-    config = config_from_card(card, config)
+def _card_data(layout: ArtifactLayout, config: SentinelConfig, card: dict[str, Any],
+               data_path: Path | None = None) -> TrainingData:
+    """The card's training data (``data_path`` instead, if given); the regenerated default must match its hash."""
     data = training_data(layout, config, data_path)
     if data_path is None and data.sha256 != card["data"]["sha256"]:
         raise ModelError(
             f"{data.path}: sha256 {data.sha256[:12]} differs from the model card's {card['data']['sha256'][:12]} "
             "(the generator changed?); retrain with `sentinel train`"
         )
+    return data
+
+
+def run_evaluation(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None) -> dict[str, Any]:
+    """Recompute every metric of the saved model and the baselines (nothing read from the card but its config)."""
+    card = load_card(layout)
+    config = config_from_card(card, config)
+    data = _card_data(layout, config, card, data_path)
     model = load_trained_model(layout)
     return _evaluate(data, _split(data, config), model, config)
+
+
+def _card_policy(card: dict[str, Any], name: str) -> TripPolicy:
+    """The trip policy the card gives detector ``name`` (the model's: the card's ``trip_policy``)."""
+    if name == "lstm":
+        return TripPolicy(**card["trip_policy"])
+    try:
+        return TripPolicy(**card["evaluation"]["detectors"][name]["policy"])
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"model card: no trip policy for the baseline '{name}'; retrain with `sentinel train`") \
+            from exc
+
+
+def run_fresh_evaluation(
+    layout: ArtifactLayout,
+    config: SentinelConfig,
+    episodes: int | None = None,
+    seed: int | None = None,
+    families: Sequence[str] | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
+    """The saved model and every baseline on ``episodes`` newly generated episodes, under the card's policies.
+
+    Default ``episodes``: :func:`~sentinel.model.evaluate.fresh_episodes` of
+    the mix; default ``seed``: :data:`~sentinel.model.evaluate.FRESH_SEED`.
+    Baselines that learn (logistic regression) are fitted on the card's
+    training split exactly as ``sentinel train`` fitted them; nothing is
+    re-tuned. The float Keras model scores, as ``sentinel evaluate`` does.
+    """
+    from datetime import UTC, datetime
+
+    from sentinel.model.train import KerasDetector
+
+    start = time.perf_counter()
+    mix = family_mix(families)
+    n = fresh_episodes(families) if episodes is None else episodes
+    if n < 1:
+        raise ModelError(f"--fresh: the number of episodes must be >= 1, got {n}")
+    card = load_card(layout)
+    config = config_from_card(card, config)
+    c = config.model
+    seed = FRESH_SEED if seed is None else seed
+    if seed == c.data_seed:
+        raise ModelError(f"--seed {seed} is the training data's seed (model.data_seed): fresh episodes need another")
+    model = load_trained_model(layout)
+    data = _card_data(layout, config, card)
+    train = labeled_windows(data.market, _split(data, config).train, c.window, c.horizon)
+    detectors: list[tuple[Detector, TripPolicy]] = []
+    for detector in (KerasDetector(model), *baselines(c.seed)):
+        detector.fit(train)
+        detectors.append((detector, _card_policy(card, detector.name)))
+    fresh = generate(n, seed, list(mix) if families else None)
+    if progress is not None:
+        progress("evaluate", f"generated {n:,} episodes ({len(fresh):,} rows) with seed {seed}")
+    result = fresh_evaluation(fresh, detectors, c.window, c.horizon, c.false_trip_budget, progress)
+    return {
+        "kind": "fresh",
+        "seed": seed,
+        "families": list(mix),
+        "date": datetime.now(UTC).date().isoformat(),
+        "model": {
+            "keras_sha256": card["model"]["keras_sha256"], "onnx_sha256": card["model"]["onnx_sha256"],
+            "scored_by": "keras (float)", "training_data_seed": c.data_seed,
+            "training_episodes": card["data"]["episodes"], "holdout_family": c.holdout_family or None,
+        },
+        "horizon_rows": c.horizon,
+        "false_trip_budget_per_10k": c.false_trip_budget,
+        "cpus": os.cpu_count(),
+        "intervals": {"recall": "Wilson score, 95 %",
+                      "false_trips": "exact Poisson (Garwood), 95 %, on the count over healthy rows"},
+        **result,
+        "elapsed_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def run_real_evaluation(layout: ArtifactLayout, config: SentinelConfig, paths: Sequence[Path]) -> dict[str, Any]:
+    """The saved model and the card's trip policy over unlabelled real feeds taken as healthy: every trip is false.
+
+    Every file is read and validated before the model loads, so a bad file
+    fails fast. Windows are every complete window of each feed, in time order.
+    """
+    from datetime import UTC, datetime
+
+    from sentinel.model.train import KerasDetector
+
+    start = time.perf_counter()
+    if not paths:
+        raise ModelError("--real: name at least one market-depth CSV")
+    markets = [read_market_csv(path, config.data) for path in paths]
+    card = load_card(layout)
+    window = int(card["config"]["window"])
+    policy = TripPolicy(**card["trip_policy"])
+    detector = KerasDetector(load_trained_model(layout))
+    files: list[dict[str, Any]] = []
+    all_scores: list[np.ndarray] = []
+    for path, market in zip(paths, markets, strict=True):
+        windows = cut_windows(market, window)  # none when the feed is shorter than a window
+        scores = detector.score(windows.x)
+        times = [t.isoformat() for t in pd.DatetimeIndex(market.frame["timestamp"])[windows.end_rows]]
+        files.append({"file": str(path), "rows": len(market),
+                      **real_feed_result(scores, windows.end_rows, times, policy)})
+        all_scores.append(scores)
+    scores = np.concatenate(all_scores)
+    trips = sum(f["false_trips"]["count"] for f in files)
+    return {
+        "kind": "real",
+        "date": datetime.now(UTC).date().isoformat(),
+        "model": {"keras_sha256": card["model"]["keras_sha256"], "onnx_sha256": card["model"]["onnx_sha256"],
+                  "scored_by": "keras (float)"},
+        "policy": policy.to_dict(),
+        "files": files,
+        "total": {"windows": len(scores), "false_trips": trip_rate(trips, len(scores)), "score": score_summary(scores)},
+        "elapsed_seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def run_export(layout: ArtifactLayout, config: SentinelConfig, data_path: Path | None = None) -> ExportResult:

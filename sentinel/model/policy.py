@@ -97,10 +97,13 @@ class EventReport:
     leads: tuple[int, ...]
     #: family -> (detected, events)
     by_family: tuple[tuple[str, int, int], ...] = ()
+    #: price change since onset at each detection's trip (detections with prices)
+    drawdowns: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
         out["leads"] = list(self.leads)
+        out["drawdowns"] = list(self.drawdowns)
         out["by_family"] = {f: {"detected": d, "events": n} for f, d, n in self.by_family}
         return out
 
@@ -157,6 +160,7 @@ def evaluate_policy(traces: Sequence[EpisodeTrace], policy: TripPolicy, horizon:
         late_trips=late,
         leads=tuple(leads),
         by_family=tuple((f, d, n) for f, (d, n) in sorted(families.items())),
+        drawdowns=tuple(drawdowns),
     )
 
 

@@ -102,3 +102,16 @@ def test_missing_marker_or_source_cannot_run(copy: Path, capsys: pytest.CaptureF
     (copy / figures.SOURCES["audit"]).unlink()
     assert figures.main(["--check"], root=copy) == 2
     assert figures.SOURCES["audit"] in capsys.readouterr().err
+
+
+def test_the_fresh_detection_table_follows_its_json(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = copy / figures.SOURCES["fresh"]
+    data = json.loads(source.read_text())
+    flash = data["detectors"]["lstm"]["families"]["flash"]
+    assert f"({flash['detected']}/{flash['events']};" in (copy / "docs" / "model.md").read_text()
+    flash["detected"] -= 1
+    source.write_text(json.dumps(data))
+
+    assert figures.main(["--check"], root=copy) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("docs/model.md: figure 'fresh: **LSTM**'") and "detection-fresh-" in err

@@ -35,6 +35,7 @@ from sentinel.chain.encoding import AttestationMessage
 from sentinel.chain.keys import Key
 from sentinel.config import SentinelConfig
 from sentinel.data.feed import Feed, FeedRow, utc_text
+from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.data.windows import window_id as window_id_of
 from sentinel.errors import (
     AlreadySigned,
@@ -49,8 +50,6 @@ from sentinel.zk.instances import BN254_R
 
 log = logging.getLogger("sentinel.attester")
 
-#: The breaker's FUTURE_SKEW: a window may end at most this many seconds after the block.
-FUTURE_SKEW_SECONDS = 300
 #: The request body's fields and their JSON types (exactly these, nothing else).
 FIELDS: dict[str, type] = {"chain_id": int, "breaker": str, "window_id": int, "window_end": int, "input_hash": str}
 _UINT64 = 1 << 64

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sentinel.audit.findings import Finding, discrepancy, notice
+from sentinel.data.windows import FUTURE_SKEW_SECONDS
 
 ZERO = "0x0000000000000000000000000000000000000000"
-FUTURE_SKEW = 300
 WAD = 10**18
 SCORE_SLACK = WAD // 100  #: the breaker refuses a score beyond [0, 1] by more than this (fixed-point rounding)
 _U16_MAX = 2**16 - 1
@@ -151,7 +151,7 @@ class _Machine:
         run_high, run_low = (s.high_streak, s.low_streak) if follows else (0, 0)
         if end + p.max_age < e.timestamp:
             self.bad(e, f"stale window accepted: ended {end}, block time {e.timestamp}, max age {p.max_age} s")
-        if end > e.timestamp + FUTURE_SKEW:
+        if end > e.timestamp + FUTURE_SKEW_SECONDS:
             self.bad(e, f"window from the future accepted: ends {end}, block time {e.timestamp}")
         if not -SCORE_SLACK <= score <= WAD + SCORE_SLACK:
             self.bad(e, f"score {score / WAD:g} accepted: the breaker refuses scores outside [0, 1] (+-0.01)")

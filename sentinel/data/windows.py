@@ -18,6 +18,10 @@ from sentinel.data import schema
 from sentinel.data.validate import MarketData
 from sentinel.errors import DataError
 
+#: The breaker's FUTURE_SKEW: a window may end at most this many seconds after the block that takes it
+#: (SentinelBreaker.sol). The relay, the attesters and the auditor apply the same bound.
+FUTURE_SKEW_SECONDS = 300
+
 
 def window_id(end_unix: int, cadence_seconds: float) -> int:
     """The id of the window ending at Unix second ``end_unix``: the one rule everything uses.

@@ -46,6 +46,7 @@ from typing import Any
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
 from sentinel.data.feed import Feed
+from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
@@ -58,8 +59,6 @@ FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow"})
 #: Reverts that a pending transaction meets when the breaker's signing policy changed under it (quorum raised,
 #: an attester removed): its window is signed again under the policy now on chain, not sent as it is.
 RESIGN_REVERTS = frozenset({"TooFewSignatures", "NotAttester", "InvalidSignature", "SignersNotAscending"})
-#: The breaker's FUTURE_SKEW: a window may end at most this far after the block time.
-FUTURE_SKEW = 300
 
 
 def kv(**fields: Any) -> str:
@@ -394,7 +393,7 @@ class Relay:
             self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, "
                                       f"max age {self.max_age} s (checked before sending)")
             return
-        if newest.end_unix > now + FUTURE_SKEW:
+        if newest.end_unix > now + FUTURE_SKEW_SECONDS:
             log.info("event=waiting_for_chain_time %s", kv(window=wid, window_end=newest.end_unix, chain_time=now))
             return
         if newest.bundle is None:

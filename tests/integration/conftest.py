@@ -105,3 +105,4 @@ def other_model_circuit(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFac
     layout.model_card.write_text(json.dumps(card))
     build_circuit(layout, load_config(root, env={}))
     return root
+

@@ -33,6 +33,7 @@ from sentinel.chain.deploy import Deployment, deploy_all
 from sentinel.chain.encoding import AttestationMessage, ProofBundle, read_bundle
 from sentinel.chain.keys import demo_key
 from sentinel.config import load_config
+from tests.support.projects import linked_project
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +43,7 @@ KEY = demo_key(2)
 @pytest.fixture(scope="module")
 def project(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project root on the tiny circuit (linked, never written) with its own .sentinel/."""
-    root = tmp_path_factory.mktemp("attester-project")
-    for part in ("circuits", "models"):
-        (root / part).symlink_to(tiny_circuit / part)
-    (root / "sentinel.toml").write_text((tiny_circuit / "sentinel.toml").read_text())
-    return root
+    return linked_project(tiny_circuit, tmp_path_factory.mktemp("attester-project"))
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from sentinel.chain.keys import demo_key
 from sentinel.config import load_config
 from sentinel.relay.replay import replay
 from tests.support.attesters import AttesterProcess, start_parties
+from tests.support.projects import linked_project
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -60,11 +61,7 @@ def long_feed(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @pytest.fixture(scope="module")
 def project(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project root on the tiny circuit (linked, never written) with its own proofs/ and .sentinel/."""
-    root = tmp_path_factory.mktemp("relay-project")
-    for part in ("circuits", "models"):
-        (root / part).symlink_to(tiny_circuit / part)
-    (root / "sentinel.toml").write_text((tiny_circuit / "sentinel.toml").read_text())
-    return root
+    return linked_project(tiny_circuit, tmp_path_factory.mktemp("relay-project"))
 
 
 @pytest.fixture(scope="module")

@@ -228,6 +228,15 @@ class RelayConfig:
         (), "attester service URLs (`sentinel attester serve`, one per party), asked in parallel for each window's "
         "signatures; the relay holds no attester key and submits once the breaker's quorum of registered attesters "
         "signed (a TOML array, or comma-separated in the environment); shown as scheme://host only", secret=True)
+    report: str = _f("risk", "which windows are proved and sent: 'every' one, or in 'risk' mode only those that can "
+                             "move the breaker (float score within risk_margin of the trip threshold, a streak in "
+                             "progress, the breaker tripped, or a heartbeat due); the others are screened, their float "
+                             "score and reason kept in the queue")
+    risk_margin: float = _f(0.0, "risk mode proves a window whose float score is >= trip threshold - this (0 = "
+                                 "auto: max(0.02, 2 x the circuit's measured max gap to the float model and its "
+                                 "fidelity tolerance))")
+    heartbeat_windows: int = _f(0, "risk mode: prove and send a window at least every this many windows, healthy or "
+                                   "not, so watchers see the relay alive (0 = off)")
     attester_timeout_seconds: float = _f(10.0, "longest wait for one attester's answer (connecting: 2 s at most)")
     attester_retry_seconds: float = _f(2.0, "first wait before asking again for a window short of its quorum "
                                             "(doubles, with jitter, up to backoff_max_seconds)")
@@ -533,6 +542,10 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("relay.priority_fee_gwei must be <= relay.max_priority_fee_gwei")
     if relay.future_skew_seconds < 0:
         raise ConfigError("relay.future_skew_seconds must be >= 0")
+    if relay.report not in ("every", "risk"):
+        raise ConfigError(f"relay.report must be 'every' or 'risk', got {relay.report!r}")
+    if not 0 <= relay.risk_margin < 1 or relay.heartbeat_windows < 0:
+        raise ConfigError("relay.risk_margin must be in [0, 1) (0 = auto) and relay.heartbeat_windows >= 0 (0 = off)")
     for i, url in enumerate(relay.attesters):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"relay.attesters[{i}] must be an http(s) URL, got {redact_url(url) or url[:16]!r}")

@@ -104,7 +104,7 @@ def once(app: App, data_path: Path | None, rpc: str | None, db: Path | None, con
         return
     click.echo(f"rows {result.rows}, quarantined {result.quarantined}, enqueued {len(result.enqueued)}, "
                f"proved {result.proved}, submitted {result.submitted}, confirmed {result.confirmed}, "
-               f"rejected {result.rejected}, skipped {len(result.skipped)}")
+               f"rejected {result.rejected}, skipped {len(result.skipped)}, screened {len(result.screened)}")
 
 
 @relay.command(name="status")
@@ -135,9 +135,10 @@ def status_cmd(app: App, db: Path | None, show_all: bool, as_json: bool) -> None
     click.echo(f"{report['db']}: {report['total']} windows ({counts or 'none'}); {accounted}")
     for w in report["windows"]:
         extra = w["tx_hash"] or ""
-        if w["state"] in ("skipped", "rejected", "failed"):
+        if w["state"] in ("skipped", "rejected", "failed", "screened"):
             extra = w["reason"] or w["last_error"] or ""
-        score = f"{w['score']:.4f}" if w["score"] is not None else "-"
+        shown = w["score"] if w["score"] is not None else w["float_score"]  # proven, else the float model's
+        score = f"{shown:.4f}" if shown is not None else "-"
         click.echo(f"  window {w['window_id']}  {w['state']:<9} score {score:<6} attempts {w['attempts']}  {extra}")
     for q in report["quarantined"]:
         click.echo(f"  quarantined: {q['source']}, line {q['line']}"

@@ -126,19 +126,29 @@ def canonical_onnx(payload: bytes) -> bytes:
     return encoded
 
 
+class OnnxScorer:
+    """The float model in onnxruntime, its session loaded once (the relay scores every window with it)."""
+
+    def __init__(self, onnx: bytes | Path) -> None:
+        import onnxruntime as ort
+
+        source = str(onnx) if isinstance(onnx, Path) else onnx
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Scores of windows ``x`` (n, W, 4), one window per run."""
+        out = np.empty(len(x), dtype=np.float64)
+        for i in range(len(x)):
+            out[i] = float(self.session.run(None, {self.input: x[i : i + 1].astype(np.float32)})[0].reshape(-1)[0])
+        return out
+
+
 def onnx_scores(onnx: bytes | Path, x: np.ndarray) -> np.ndarray:
     """Scores of windows ``x`` (n, W, 4) from onnxruntime, one window per run."""
-    import onnxruntime as ort
-
-    source = str(onnx) if isinstance(onnx, Path) else onnx
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    out = np.empty(len(x), dtype=np.float64)
-    for i in range(len(x)):
-        out[i] = float(session.run(None, {name: x[i : i + 1].astype(np.float32)})[0].reshape(-1)[0])
-    return out
+    return OnnxScorer(onnx)(x)
 
 
 def op_types(onnx: bytes) -> tuple[str, ...]:

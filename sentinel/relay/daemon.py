@@ -49,6 +49,7 @@ from sentinel.data.feed import Feed
 from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
+from sentinel.relay.policy import auto_margin, decide
 from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
@@ -78,12 +79,13 @@ class PassResult:
     confirmed: list[int] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    screened: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
         """True if the pass changed anything (the loop then goes again at once)."""
-        return bool(self.rows or self.proved or self.submitted or self.confirmed)
+        return bool(self.rows or self.proved or self.submitted or self.confirmed or self.screened)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -122,6 +124,9 @@ class BreakerNow:
     tripped: bool
     max_age: int
     quorum: int
+    trip_threshold: float = 1.0
+    high_streak: int = 0
+    manual: bool = False
 
 
 class Relay:
@@ -149,6 +154,10 @@ class Relay:
         manifest = load_manifest(layout)
         self.window = int(manifest["window"])
         self.cadence = float(manifest["cadence_seconds"])
+        #: risk mode proves windows whose float score is within this of the trip threshold
+        self.margin = self.rc.risk_margin or auto_margin(float(manifest.get("fidelity", {}).get("max_abs_error", 0.0)),
+                                                         config.circuit.fidelity_tolerance)
+        self._scorer: Any = None
         self.data_path = Path(data) if data else layout.feed(config.data.feed)
         queue_path = Path(db or self.rc.db or layout.relay_db)
         self.lock = QueueLock(queue_path)  # before anything reads or resets the queue
@@ -295,22 +304,31 @@ class Relay:
         return max(ids) if ids else -1
 
     def prove_next(self, result: PassResult, head: Any) -> None:
-        """Prove the oldest new window that can still be reported (windows go on chain in order)."""
+        """Prove the oldest new window that can still be reported (windows go on chain in order); in ``risk``
+        mode the windows before it that cannot move the breaker are screened on the way (see policy.py)."""
         pending = {w.window_id: w for w in self.queue.windows("new")}
         now = int(head["timestamp"])
-        self.max_age = self._breaker_now().max_age
+        breaker = self._breaker_now()
+        self.max_age = breaker.max_age
         # A window must still be fresh when its proof and transaction are done: allow twice the last proof.
         margin = int(2 * self.last_prove_seconds)
-        chosen, skips = next_in_order({wid: w.end_unix for wid, w in pending.items()}, self._floor(),
-                                      now - self.max_age + margin, "proved")
-        for wid, reason in skips:
-            self._skip(result, wid, reason)
-        if chosen is None:
-            return
-        market = self.feed.market_for(chosen)
-        if market is None:
-            self._skip(result, chosen, "its rows are no longer held by the feed")
-            return
+        while True:
+            chosen, skips = next_in_order({wid: w.end_unix for wid, w in pending.items()}, self._floor(),
+                                          now - self.max_age + margin, "proved")
+            for wid, reason in skips:
+                self._skip(result, wid, reason)
+                pending.pop(wid)
+            if chosen is None:
+                return
+            market = self.feed.market_for(chosen)
+            if market is None:
+                self._skip(result, chosen, "its rows are no longer held by the feed")
+                pending.pop(chosen)
+                continue
+            if self._screen(result, chosen, market, breaker):
+                pending.pop(chosen)
+                continue
+            break
         self.load_prover()
         w = self.queue.transition(chosen, "proving", count_attempt=True)
         log.info("event=proving %s", kv(window=w.window_id, attempt=w.attempts))
@@ -333,6 +351,38 @@ class Relay:
         log.info("event=proved %s score=%.4f seconds=%.1f", kv(window=w.window_id, attempt=w.attempts),
                  proved.score, proved.prove_seconds)
 
+    def _screen(self, result: PassResult, wid: int, market: Any, breaker: BreakerNow) -> bool:
+        """Apply the reporting policy to ``wid``: True if it was screened (final, float score and reason kept)."""
+        if self.rc.report == "every":
+            return False
+        score = float(self._float_model()(market.features()[None, -self.window:])[0])
+        # windows proved or in flight but not yet on chain may extend the breaker's high streak too
+        in_flight_high = sum(1 for w in self.queue.windows("proved", "submitted")
+                             if w.window_id > breaker.last_window_id
+                             and max(w.score or 0.0, w.float_score or 0.0) >= breaker.trip_threshold - self.margin)
+        decision = decide(self.rc.report, wid, score, trip_threshold=breaker.trip_threshold, margin=self.margin,
+                          tripped=breaker.tripped, manual=breaker.manual,
+                          high_streak=breaker.high_streak + in_flight_high,
+                          last_reported=max(self._floor(), breaker.last_window_id),
+                          heartbeat_windows=self.rc.heartbeat_windows)
+        self.metrics.float_score.set(score)
+        if decision.prove:
+            self.queue.update(wid, float_score=score, reason=decision.reason)
+            log.info("event=to_prove %s float_score=%.4f why=%s", kv(window=wid), score, decision.why)
+            return False
+        self.queue.transition(wid, "screened", float_score=score, reason=decision.reason)
+        result.screened.append(wid)
+        log.info("event=screened %s float_score=%.4f reason=%r", kv(window=wid), score, decision.reason)
+        return True
+
+    def _float_model(self) -> Any:
+        """The float model (onnxruntime), loaded on first use."""
+        if self._scorer is None:
+            from sentinel.model.export import OnnxScorer
+
+            self._scorer = OnnxScorer(self.layout.onnx_model)
+        return self._scorer
+
     # -- submitting --------------------------------------------------------------------------
     def _reject(self, result: PassResult, window_id: int, reason: str) -> None:
         self.queue.transition(window_id, "rejected", reason=reason)
@@ -346,6 +396,8 @@ class Relay:
         this relay's artifacts would then prove and id windows for the wrong model. That is a stop, not
         a reason to reject window after window.
         """
+        from sentinel.chain.encoding import from_wad
+
         f = self.breaker.functions
         state = self.chain.call(f.state(), "reading state")
         params = self.chain.call(f.params(), "reading params")
@@ -354,7 +406,8 @@ class Relay:
             raise RelayError(f"the breaker derives window ids at a {cadence} s cadence, this relay's model at "
                              f"{self.cadence:g} s: the verifier was changed; run the relay with that model's artifacts")
         return BreakerNow(last_window_id=int(state[1]) // cadence if int(state[1]) else -1,
-                          tripped=bool(state[5]), max_age=int(params[5]), quorum=int(params[6]))
+                          tripped=bool(state[5]), max_age=int(params[5]), quorum=int(params[6]),
+                          trip_threshold=from_wad(int(params[0])), high_streak=int(state[3]), manual=bool(state[6]))
 
     def _registered_attesters(self) -> set[str]:
         """The breaker's attesters *now*, lower-case (read every time: governance may change them)."""

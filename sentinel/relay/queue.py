@@ -11,6 +11,7 @@ re-broadcasts exactly those bytes instead of signing something new.
 States::
 
     new -> proving -> proved -> submitted -> confirmed
+     |-> screened (reporting policy ``risk``: its float score cannot move the breaker; score and reason kept)
      |        |          |          |-> rejected   (the breaker refuses it for good: already reported, stale)
      |        |          |          |-> failed     (other reverts, max attempts)
      |        |          |          '-> proved     (our nonce was taken by a foreign tx and none of ours was mined)
@@ -64,12 +65,13 @@ class QueueLock:
             os.close(self._fd)
             self._fd = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  #: 2 added windows.float_score (and the screened state); a version-1 queue is migrated
 
-STATES = ("new", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
-FINAL = frozenset({"confirmed", "rejected", "skipped", "failed"})
+STATES = ("new", "screened", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
+FINAL = frozenset({"screened", "confirmed", "rejected", "skipped", "failed"})
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "new": frozenset({"proving", "skipped", "failed"}),
+    "new": frozenset({"screened", "proving", "skipped", "failed"}),
+    "screened": frozenset(),
     "proving": frozenset({"proved", "new", "skipped", "failed"}),
     "proved": frozenset({"submitted", "skipped", "rejected", "failed"}),
     "submitted": frozenset({"confirmed", "rejected", "failed", "proved"}),
@@ -89,6 +91,7 @@ CREATE TABLE IF NOT EXISTS windows (
     attempts      INTEGER NOT NULL DEFAULT 0,
     bundle        TEXT,
     score         REAL,
+    float_score   REAL,
     prove_seconds REAL,
     tx_hash       TEXT,
     nonce         INTEGER,
@@ -132,8 +135,8 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 _WINDOW_FIELDS = frozenset({
-    "bundle", "score", "prove_seconds", "tx_hash", "nonce", "block_number", "block_hash", "gas_used", "tripped",
-    "reason", "last_error", "proved_at", "submitted_at", "confirmed_at", "source", "end_line",
+    "bundle", "score", "float_score", "prove_seconds", "tx_hash", "nonce", "block_number", "block_hash", "gas_used",
+    "tripped", "reason", "last_error", "proved_at", "submitted_at", "confirmed_at", "source", "end_line",
 })
 
 
@@ -163,6 +166,7 @@ class WindowRow:
     submitted_at: float | None
     confirmed_at: float | None
     updated_at: float
+    float_score: float | None = None  #: the float model's score (screened windows: why they were not proved)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -196,8 +200,10 @@ class Queue:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise QueueError(self.path, f"queue schema version {version}, this relay reads {SCHEMA_VERSION}")
+            if version == 1:  # written before the reporting policy: same rows, one more column
+                self.db.execute("ALTER TABLE windows ADD COLUMN float_score REAL")
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:

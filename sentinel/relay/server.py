@@ -29,6 +29,8 @@ class RelayMetrics:
         self.submit_gas = Histogram("sentinel_relay_submit_gas", "Gas used by confirmed submit transactions",
                                     registry=r, buckets=(2e5, 4e5, 6e5, 8e5, 9e5, 1e6, 1.2e6, 1.5e6, 2e6))
         self.last_score = Gauge("sentinel_relay_last_score", "Risk score of the last confirmed report", registry=r)
+        self.float_score = Gauge("sentinel_relay_float_score", "Float-model score of the last window the reporting "
+                                 "policy looked at (relay.report = risk)", registry=r)
         self.tripped = Gauge("sentinel_relay_breaker_tripped", "1 while the breaker is tripped", registry=r)
         self.rpc_errors = Counter("sentinel_relay_rpc_errors", "JSON-RPC calls that failed (node down, timeout)",
                                   registry=r)

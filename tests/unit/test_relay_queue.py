@@ -51,7 +51,7 @@ def test_every_transition_outside_the_table_is_refused(tmp_path: Path, current: 
     q = Queue(tmp_path / "q.sqlite")
     path_to = {"new": [], "proving": ["proving"], "proved": ["proving", "proved"],
                "submitted": ["proving", "proved", "@tx"], "confirmed": ["proving", "proved", "@tx", "confirmed"],
-               "rejected": ["proving", "proved", "rejected"], "skipped": ["skipped"],
+               "rejected": ["proving", "proved", "rejected"], "skipped": ["skipped"], "screened": ["screened"],
                "failed": ["proving", "failed"]}
     for target in sorted(STATES):
         wid = len(q.windows()) + 1
@@ -191,3 +191,24 @@ def test_a_read_only_view_sees_committed_windows_only_and_cannot_write(tmp_path:
     with pytest.raises(QueueError, match="cannot read the queue"):
         Queue.read_only(tmp_path / "absent.sqlite")
     assert not (tmp_path / "absent.sqlite").exists()
+
+
+def test_a_version_1_queue_is_migrated_with_its_windows(tmp_path: Path):
+    """Queues written before the reporting policy gain the float_score column; nothing else changes."""
+    path = tmp_path / "q.sqlite"
+    q = Queue(path)
+    q.enqueue([(5, 300, "f.csv", 51)])
+    q.close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE windows DROP COLUMN float_score")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    q = Queue(path)
+    try:
+        assert q.get(5).state == "new" and q.get(5).float_score is None
+        q.transition(5, "screened", float_score=0.12, reason="calm")
+        assert q.get(5).float_score == 0.12
+        assert q.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        q.close()

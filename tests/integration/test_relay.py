@@ -43,7 +43,7 @@ pytestmark = pytest.mark.integration
 
 RELAY_KEY = demo_key(6)
 ATTESTER_KEYS = [demo_key(2), demo_key(3), demo_key(4)]  # the deployment registers these (quorum 2)
-FINAL = {"confirmed", "rejected", "skipped", "failed"}
+FINAL = {"confirmed", "rejected", "skipped", "failed", "screened"}
 SLICE = 120  # feed rows reserved for each test
 
 
@@ -130,6 +130,8 @@ class World:
         environment = {**environment, "SENTINEL_RELAY__INTERVAL_SECONDS": "0.2",
                        "SENTINEL_RELAY__ATTESTERS": ",".join(party.url for party in self.parties),
                        "SENTINEL_RELAY__ATTESTER_RETRY_SECONDS": "0.5",
+                       # the fault tests need every window on chain; risk mode has its own test
+                       "SENTINEL_RELAY__REPORT": "every",
                        "SENTINEL_RELAY__BACKOFF_MAX_SECONDS": "1", "SENTINEL_RELAY__BACKOFF_INITIAL_SECONDS": "0.2",
                        **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in env.items()}}
         self.log = self.tmp / f"relay-{time.monotonic_ns()}.log"
@@ -665,3 +667,54 @@ def test_quorum_with_one_attester_down_and_a_window_waits_while_two_are(world: W
     assert all(len(s) == 2 for s in signers)
     assert signers[-1] == {b.key.address.lower(), c.key.address.lower()}  # a was down; b came back
     assert "event=attested" in world.log.read_text()
+
+
+def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_ones(world: World):
+    """Issue #20: in risk mode each window is float-scored; a window scoring within the margin of the trip
+    threshold is proved and reported, a calm one is screened (final, with its float score and why)."""
+    import numpy as np
+
+    from sentinel.artifacts import ArtifactLayout
+    from sentinel.chain.encoding import to_wad
+    from sentinel.data.io import read_market_csv
+    from sentinel.model.export import onnx_scores
+
+    src = world.tmp / "scored.csv"
+    src.write_text("\n".join(world.lines[:71]) + "\n")
+    market = read_market_csv(src)
+    features = market.features()
+    ends = range(49, 70)  # 0-based end rows: windows ending at data rows 50..70 (feed lines 51..71)
+    scores = onnx_scores(ArtifactLayout(world.root).onnx_model, np.stack([features[e - 49:e + 1] for e in ends]))
+    # About 40 % of the windows near the threshold: threshold - margin at the scores' 60th percentile (the
+    # breaker takes thresholds from 0.5 up; the tiny model's scores may sit lower)
+    cut = float(np.quantile(scores, 0.6))
+    threshold = max(0.5, cut + 0.001)
+    margin = threshold - cut + 1e-4
+    config = load_config(world.root, env={})
+    chain = connect(world.deployment, config, world.url)
+    breaker = contract(chain, world.deployment, BREAKER)
+    params = chain.call(breaker.functions.params(), "params")
+    # trip after 30 (never here): this test is about which windows are proved, not about tripping
+    chain.transact(breaker.functions.setParams((to_wad(threshold), to_wad(threshold - 0.1), 30, params[3], params[4],
+                                                params[5], params[6])), demo_key(0), "setParams")
+    world.append(1, 50)
+    relay = world.start(report="risk", risk_margin=str(margin))
+    try:
+        world.append(51, 70, rate=4)
+        world.wait("every window settled", settled(world, 71), 180, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    windows = {w["end_line"]: w for w in world.check_books()}
+    expected = {end + 2: float(score) for end, score in zip(ends, scores, strict=True)}  # feed line of the end row
+    assert set(windows) == set(expected)
+    for line, w in windows.items():
+        assert w["float_score"] == pytest.approx(expected[line], abs=1e-6), w
+        if expected[line] >= threshold - margin:
+            assert w["state"] == "confirmed", w
+        elif w["state"] == "screened":
+            assert "< trip threshold" in w["reason"], w
+        else:  # a calm window right after a high one is proved: it may extend (here: end) the streak
+            assert w["state"] == "confirmed" and "streak" in w["reason"], w
+    states = [w["state"] for w in windows.values()]
+    assert "screened" in states and "confirmed" in states
+    assert "event=screened" in world.log.read_text()

@@ -494,10 +494,14 @@ class Relay:
         for answer in collected.answers:
             self.metrics.attester_requests.labels(attester=answer.attester, outcome=answer.outcome).inc()
             self.metrics.attester_seconds.observe(answer.seconds)
+            before = self.attester_answers.get(answer.attester, {}).get("outcome")
             self.attester_answers[answer.attester] = {**answer.to_dict(), "window": wid, "at": self.clock()}
-            if answer.outcome != "signed":
+            if answer.outcome == "refused" or answer.outcome not in ("signed", before):
+                # every refusal (it names the window's rows); an outage once, when it starts
                 log.warning("event=attester_%s %s attester=%s detail=%r", answer.outcome, kv(window=wid),
                             answer.attester, answer.detail)
+            elif answer.outcome == "signed" and before not in (None, "signed"):
+                log.info("event=attester_back %s attester=%s", kv(window=wid), answer.attester)
         if collected.complete:
             self._attest_retry.pop(wid, None)
             self.attest_shortfall = None

@@ -129,16 +129,19 @@ PY
 done
 echo "attesters a, b, c serving on ports $attester_port..$((attester_port + 2))"
 
-step "15. the relay daemon follows the feed: every window in order, proved, attested by the parties, submitted"
+step "15. the relay follows the feed in risk mode: windows that can move the breaker proved, attested, submitted"
 # Anvil mines only when asked, so one confirmation (the inclusion block) here; the default is 2.
-env -u SENTINEL_ATTESTER_KEYS SENTINEL_RELAY__ATTESTERS="$attesters" \
-  sentinel relay run --data "$feed" --db "$queue" --metrics-port "$metrics_port" --confirmations 1 \
+# relay.report = risk (the default): each window is float-scored; a calm one is screened (kept in the queue with
+# its score and why), one near the trip threshold, in a streak or while tripped is proved and sent. A heartbeat
+# every 10 windows reports a calm one too (the first window is one: party c refuses it, its copy disagrees).
+env -u SENTINEL_ATTESTER_KEYS SENTINEL_RELAY__ATTESTERS="$attesters" SENTINEL_RELAY__REPORT=risk \
+  SENTINEL_RELAY__HEARTBEAT_WINDOWS=10 sentinel relay run --data "$feed" --db "$queue" --metrics-port "$metrics_port" --confirmations 1 \
   2> "$out/relay.log" &
 relay_pid=$!
 # The demo compresses time: 1 row (a minute of market time) every 5 s, and the local chain's clock follows
 # each row (--chain-clock). A live feed needs no warping. The breaker counts runs of consecutive windows, so
-# the relay reports every window in order; a row every 5 s is about what one proof and one transaction
-# take here, so it keeps up. The replay starts 20 rows before onset, with a window's worth of earlier rows
+# the relay takes windows in order; a row every 5 s is about what one proof and one transaction take here,
+# so it keeps up even when every window must be proved. The replay starts 20 rows before onset, with a window's worth of earlier rows
 # written at once, and stops 5 rows after the price bottom. Every row reaches each party's copy just before
 # the relay's feed; party c's copy comes from the file with the altered row.
 copies=(--copy "$out/attesters/a/feed/market_depth.csv" --copy "$out/attesters/b/feed/market_depth.csv"
@@ -201,8 +204,13 @@ if not relay["all_accounted"]:
 lead = bottom_unix - breaker["tripped_at"]
 if lead <= 0:
     sys.exit(f"demo: the breaker tripped {-lead:.0f} s of market time AFTER the price bottom")
+counts = relay["counts"]
+if not counts["screened"]:
+    sys.exit("demo: risk mode screened no window")
 print(f"tripped at chain time {breaker['tripped_at']}, {lead / 60:.0f} market minutes before the price bottom "
-      f"({bottom}); windows: " + ", ".join(f"{k} {v}" for k, v in relay["counts"].items() if v))
+      f"({bottom}); windows: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+print(f"risk mode: {relay['total']} windows, {counts['screened']} screened (calm), "
+      f"{relay['total'] - counts['screened'] - counts['skipped']} proved, {counts['confirmed']} submitted and confirmed")
 PY
 
 step "17. the guarded vault refuses a withdrawal while the breaker is tripped (expected to fail)"

@@ -14,7 +14,8 @@ from sentinel.audit.report import CHECKS
 
 
 def timeline_png(timeline: dict[str, Any]) -> bytes:
-    """Proven scores against window end time, thresholds in force as steps, trip/recovery and verifier markers."""
+    """Proven scores against window end time, thresholds in force as steps, trip/recovery and verifier markers,
+    and the float scores of unreported windows when the audit had the archived rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,6 +61,14 @@ def timeline_png(timeline: dict[str, Any]) -> bytes:
         for change in timeline.get("verifier_changes", []):
             if not change["initial"]:
                 ax.axvline(when(change), color="#8e44ad", lw=1, ls=":")
+    unreported = timeline.get("unreported", [])
+    for flagged, style, color, label in ((False, ".", "#9aa5b1", "unreported window (float model)"),
+                                         (True, "x", "#c0392b", "unreported window in a run that trips (suppression)")):
+        picked = [u for u in unreported if u["flagged"] is flagged]
+        if picked:
+            when_ended: list[Any] = [datetime.fromtimestamp(u["window_end"], UTC) for u in picked]
+            ax.plot(when_ended, [u["score"] for u in picked], style, color=color, ms=3 if not flagged else 6,
+                    label=label)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("risk")
     ax.set_xlabel("window end (UTC)")

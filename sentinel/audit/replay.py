@@ -114,6 +114,9 @@ class ReplayResult:
     recoveries: list[ChainEvent] = field(default_factory=list)
     verifier_changes: list[ChainEvent] = field(default_factory=list)
     param_changes: list[tuple[ChainEvent, Params]] = field(default_factory=list)
+    #: every event in chain order with the replayed snapshot after it (an automatic Tripped or Recovered
+    #: changes nothing until its Report)
+    history: list[tuple[ChainEvent, Snapshot]] = field(default_factory=list)
     events_checked: int = 0
 
 
@@ -123,6 +126,36 @@ def _same(a: str, b: str) -> bool:
 
 def _inc(x: int) -> int:
     return x if x == _U16_MAX else x + 1
+
+
+def last_window(s: State, cadence: int) -> int:
+    """The id of the last accepted window at ``cadence`` (the breaker re-derives it: a new verifier may change
+    the cadence)."""
+    return s.last_window_end // cadence if cadence else s.last_window_id
+
+
+def streaks(s: State, p: Params, cadence: int, window_id: int, score: int) -> tuple[int, int]:
+    """High and low streaks once window ``window_id`` scoring ``score`` (WAD) is accepted in state ``s``.
+
+    ``submit``'s rule: streaks are runs of consecutive windows, so after a gap (or before the first report) both
+    start again from this window. The replay and the suppression check both count with this function.
+    """
+    follows = s.last_window_end != 0 and window_id == last_window(s, cadence) + 1
+    run_high, run_low = (s.high_streak, s.low_streak) if follows else (0, 0)
+    high = _inc(run_high) if score >= p.trip_threshold else 0
+    low = _inc(run_low) if score <= p.reset_threshold else 0
+    return high, low
+
+
+def trips(s: State, p: Params, high: int) -> bool:
+    """``submit`` trips the breaker: not tripped yet and a high streak of ``tripAfter`` windows."""
+    return not s.tripped and high >= p.trip_after
+
+
+def recovers(s: State, p: Params, low: int, now: int) -> bool:
+    """``submit`` at block time ``now`` recovers the breaker: tripped automatically (a manual trip waits for
+    governance), a calm streak of ``resetAfter`` windows, and the cooldown since the trip has passed."""
+    return s.tripped and not s.manual and low >= p.reset_after and now >= s.tripped_at + p.cooldown
 
 
 class _Machine:
@@ -143,27 +176,22 @@ class _Machine:
         c = self.s.cadence
         if c and wid != end // c:
             self.bad(e, f"window id {wid} accepted for a window ending at {end}: the cadence {c} s gives {end // c}")
-        last_id = s.last_window_end // c if c else s.last_window_id  # the last window's id at today's cadence
+        last_id = last_window(s, c)
         if s.last_window_end and wid <= last_id:
             self.bad(e, f"report for window {wid} accepted after window {last_id} (ids must increase)")
-        # Streaks are runs of consecutive windows: after a gap both start again from this report.
-        follows = s.last_window_end != 0 and wid == last_id + 1
-        run_high, run_low = (s.high_streak, s.low_streak) if follows else (0, 0)
         if end + p.max_age < e.timestamp:
             self.bad(e, f"stale window accepted: ended {end}, block time {e.timestamp}, max age {p.max_age} s")
         if end > e.timestamp + FUTURE_SKEW_SECONDS:
             self.bad(e, f"window from the future accepted: ends {end}, block time {e.timestamp}")
         if not -SCORE_SLACK <= score <= WAD + SCORE_SLACK:
             self.bad(e, f"score {score / WAD:g} accepted: the breaker refuses scores outside [0, 1] (+-0.01)")
-        high = _inc(run_high) if score >= p.trip_threshold else 0
-        low = _inc(run_low) if score <= p.reset_threshold else 0
+        high, low = streaks(s, p, c, wid, score)
         nxt = replace(s, last_window_id=wid, last_window_end=end, high_streak=high, low_streak=low)
         expect: str | None = None
-        if not s.tripped:
-            if high >= p.trip_after:
-                nxt = replace(nxt, tripped=True, tripped_at=e.timestamp, low_streak=0)
-                expect = "Tripped"
-        elif not s.manual and low >= p.reset_after and e.timestamp >= s.tripped_at + p.cooldown:
+        if trips(s, p, high):
+            nxt = replace(nxt, tripped=True, tripped_at=e.timestamp, low_streak=0)
+            expect = "Tripped"
+        elif recovers(s, p, low, e.timestamp):
             nxt = State(last_window_id=wid, last_window_end=end)
             expect = "Recovered"
         emitted = [x for x in self.auto if x.tx == e.tx]
@@ -317,6 +345,7 @@ def replay(events: list[ChainEvent], start: Snapshot | None = None) -> ReplayRes
             continue
         handler(machine, e)
         machine.out.events_checked += 1
+        machine.out.history.append((e, machine.s))
     machine.flush()
     machine.out.final = machine.s
     return machine.out

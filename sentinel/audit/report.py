@@ -19,6 +19,7 @@ CHECKS = {
     "proofs": "proof verifies off-chain (EZKL) with the vk of the verifier active at that block",
     "input-hash": "Poseidon hash of the archived rows = proven input hash (--data)",
     "score-gap": "float model on the archived rows vs proven score within tolerance (--data)",
+    "suppression": "unreported windows scored by the float model: none completes a run that trips the breaker (--data)",
     "gaps": "window ids never reported (notices)",
 }
 

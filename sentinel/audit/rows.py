@@ -4,7 +4,9 @@ For each report whose window ends at a row of one of the files, the window's
 rows are run through the published compiled circuit (witness generation, no
 proving key) to get the Poseidon input hash, which must equal the proven one;
 and through the ONNX model (onnxruntime) to get the float score, whose gap to
-the proven score must stay within the tolerance.
+the proven score must stay within the tolerance. The windows nobody
+reported are cut from the same rows and scored in one batch for the
+suppression check.
 """
 
 from __future__ import annotations
@@ -59,6 +61,27 @@ def raw_window(archive: Archive, end_row: int, size: int) -> np.ndarray:
     """The window's rows as read (float64), exactly what the prover hashed, shape (size, 4)."""
     rows: np.ndarray = archive.market.features()[end_row - size + 1 : end_row + 1]
     return rows
+
+
+def window_ends(archive: Archive, size: int, since: float, until: float) -> list[tuple[int, int]]:
+    """``(end unix, end row)`` of every complete ``size``-row window ending in [since, until), in row order.
+
+    A window ends at its last row's time (whole seconds, rounded down, as the relay stamps it).
+    """
+    ends = archive.times
+    rows = np.flatnonzero((np.arange(len(ends)) >= size - 1) & (ends >= since) & (ends < until))
+    return [(int(ends[r]), int(r)) for r in rows]
+
+
+def windows_at(archive: Archive, end_rows: list[int], size: int) -> np.ndarray:
+    """The windows ending at ``end_rows`` (each >= size - 1) as read, shape (n, size, 4) float64."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    if not end_rows:
+        return np.empty((0, size, 4))
+    view = sliding_window_view(archive.market.features(), (size, 4))[:, 0]  # (rows - size + 1, size, 4), no copy
+    picked: np.ndarray = view[np.asarray(end_rows) - (size - 1)]
+    return picked
 
 
 def float_scores(onnx: Path, windows: np.ndarray) -> np.ndarray:

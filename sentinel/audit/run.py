@@ -11,18 +11,21 @@ the breaker's ``submit`` call found in the transaction's call trace) and
 check it against the event, the signatures against the attester set and
 quorum *at that block*, the window id against its end time, and the proof
 off-chain with the vk of the verifier active at that block; with ``--data``,
-recompute input hashes and float scores from the archived rows. Nothing the
-operator publishes about the run (deployments.json, proof bundles,
-attestation files, relay state) is read.
+recompute input hashes and float scores from the archived rows, and score
+the windows nobody reported to find runs that would have tripped the breaker
+(:mod:`sentinel.audit.suppression`). Nothing the operator publishes about
+the run (deployments.json, proof bundles, attestation files, relay state) is
+read.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.audit import checks
 from sentinel.audit.artifacts import (
@@ -35,7 +38,10 @@ from sentinel.audit.artifacts import (
 )
 from sentinel.audit.calldata import CalldataError, SubmitCall, SubmitLocator
 from sentinel.audit.findings import AuditReport, Finding, discrepancy, notice
-from sentinel.audit.replay import ZERO, ReportContext, Snapshot, compare_final, replay
+from sentinel.audit.replay import ZERO, ReplayResult, ReportContext, Snapshot, compare_final, replay
+
+if TYPE_CHECKING:
+    from sentinel.audit.rows import Archive
 
 #: progress(step, detail)
 Progress = Callable[[str, str], None]
@@ -244,12 +250,24 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
                                    window_id=int(ctx.event.args["windowId"]), block=ctx.event.block, tx=ctx.event.tx))
     report.seconds["proofs"] = time.perf_counter() - t
 
-    # 6. archived rows
+    # 6. archived rows: reported windows recomputed, unreported ones scored for the suppression check
     gap_stats: dict[str, Any] = {}
+    unreported: list[dict[str, Any]] = []
     if req.data:
+        from sentinel.audit.rows import load_archives
+
         t = time.perf_counter()
-        gap_stats = _check_rows(req, report, contexts, calls, verifier_set, say)
+        archives = load_archives(list(req.data))
+        gap_stats = _check_rows(req, report, archives, contexts, calls, verifier_set, say)
         report.seconds["data"] = time.perf_counter() - t
+        t = time.perf_counter()
+        # The breaker answers for windows from its deployment (or the start of the audit), and for any older
+        # window it was given: everything after a reported window was reportable.
+        since = events[0].timestamp if events and req.from_block == 0 else reader.timestamp(req.from_block)
+        stats, unreported = _check_suppression(report, archives, result, start, verifier_set, since,
+                                               reader.timestamp(head), say)
+        gap_stats |= stats
+        report.seconds["suppression"] = time.perf_counter() - t
 
     # 7. windows nobody reported
     ids = [int(c.event.args["windowId"]) for c in contexts]
@@ -267,21 +285,21 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
         "artifact_sets": [s.summary() for s in sets], "tripped_now": onchain.state.tripped,
         "proof_workers": workers, "data": [str(p) for p in req.data], **gap_stats,
     }
-    report.timeline = _timeline(result, contexts, calls)
+    report.timeline = _timeline(result, contexts, calls) | {"unreported": unreported}
     report.seconds["total"] = time.perf_counter() - t0
     return report
 
 
-def _check_rows(req: AuditRequest, report: AuditReport, contexts: list[ReportContext], calls: dict[int, SubmitCall],
-                verifier_set: dict[str, ArtifactSet | None], say: Progress) -> dict[str, Any]:
+def _check_rows(req: AuditRequest, report: AuditReport, archives: list[Archive], contexts: list[ReportContext],
+                calls: dict[int, SubmitCall], verifier_set: dict[str, ArtifactSet | None],
+                say: Progress) -> dict[str, Any]:
     import numpy as np
 
-    from sentinel.audit.rows import float_scores, load_archives, locate, raw_window
+    from sentinel.audit.rows import float_scores, locate, raw_window
     from sentinel.zk.instances import fixed_to_float
     from sentinel.zk.layout import SCORE_INDEX
     from sentinel.zk.witness_check import circuit_input_hash
 
-    archives = load_archives(list(req.data))
     htally, gtally = report.tally("input-hash"), report.tally("score-gap")
     per_set: dict[str, list[tuple[ReportContext, np.ndarray, float]]] = {}
     say("data", f"recomputing input hashes and float scores from {len(archives)} archived file(s)")
@@ -325,6 +343,79 @@ def _check_rows(req: AuditRequest, report: AuditReport, contexts: list[ReportCon
                                        window_id=int(e.args["windowId"]), block=e.block, tx=e.tx))
     gtally.note = f"max |proven - float| {worst:.5f} (tolerance {req.score_tolerance})"
     return {"max_score_gap": worst, "score_tolerance": req.score_tolerance}
+
+
+def _check_suppression(report: AuditReport, archives: list[Archive], result: ReplayResult, start: Snapshot,
+                       verifier_set: dict[str, ArtifactSet | None], since: int, head_time: int,
+                       say: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score every archived window nobody reported with the float model of the verifier active when it ended,
+    and run the breaker's rule over all windows (:mod:`sentinel.audit.suppression`).
+
+    A window after the last report that could still be reported at the head (its end + ``maxAge`` not yet
+    passed) is not judged: the relay may be proving it. Returns summary figures and the scored windows
+    (for the timeline).
+    """
+    import numpy as np
+
+    from sentinel.audit.rows import float_scores, window_ends, windows_at
+    from sentinel.audit.suppression import CHECK, Unreported, check_suppression
+    from sentinel.data.windows import window_id
+
+    reported = {int(c.event.args["windowId"]) for c in result.reports}
+    reported_ends = [int(c.event.args["windowEnd"]) for c in result.reports]
+    since = min([since, *reported_ends])
+    last_end = max(reported_ends, default=None)
+    max_age = result.final.params.max_age
+    # (from, cadence, model): the first verifier answers from the start, each later one from its change.
+    periods: list[tuple[float, int, ArtifactSet | None]] = []
+    if start.verifier != ZERO:
+        periods.append((-math.inf, start.cadence, verifier_set.get(start.verifier.lower())))
+    for e in result.verifier_changes:
+        periods.append((e.timestamp if periods else -math.inf, int(e.args["cadence"]),
+                        verifier_set.get(e.args["verifier"].lower())))
+    chosen: dict[int, tuple[ArtifactSet, int, int, int]] = {}  # id -> model, archive index, end, end row
+    unscored: set[int] = set()
+    waiting: set[int] = set()
+    for k, (begin, cadence, art) in enumerate(periods):
+        until = periods[k + 1][0] if k + 1 < len(periods) else math.inf
+        for a, archive in enumerate(archives):
+            for end, row in window_ends(archive, art.window if art else 1, max(since, begin), until):
+                wid = window_id(end, art.cadence if art else cadence)
+                if wid in reported:
+                    continue
+                if not ((last_end is not None and end < last_end) or end + max_age < head_time):
+                    waiting.add(wid)
+                elif art is None:
+                    unscored.add(wid)
+                else:
+                    chosen[wid] = (art, a, end, row)  # rows run in time order: the newest row of an id ends it
+    groups: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+    models = {str(art.root): art for art, _, _, _ in chosen.values()}
+    for wid, (art, a, end, row) in sorted(chosen.items()):
+        groups.setdefault((str(art.root), a), []).append((wid, end, row))
+    say("data", f"scoring {len(chosen)} unreported window(s) with the float model (suppression check)")
+    windows: list[Unreported] = []
+    for root, model in models.items():
+        parts = [(items, windows_at(archives[a], [row for _, _, row in items], model.window))
+                 for (r, a), items in groups.items() if r == root]
+        scores = float_scores(model.onnx, np.concatenate([x for _, x in parts]))
+        flat = [item for items, _ in parts for item in items]
+        windows += [Unreported(wid, end, float(score)) for (wid, end, _), score in zip(flat, scores, strict=True)]
+    found = check_suppression(start, result.history, windows)
+    report.add(*found.findings)
+    tally = report.tally(CHECK)
+    tally.failed = len(found.flagged)
+    tally.passed = len(windows) - tally.failed
+    tally.skipped = len(unscored)
+    top = max((w.score for w in windows), default=None)
+    tally.note = (f"{len(windows)} unreported window(s) scored (float model"
+                  + (f", max {top:.3f}" if top is not None else "") + f"), {tally.failed} in runs that trip; "
+                  f"{len(waiting)} after the last report still reportable at the head, not judged")
+    stats = {"unreported_scored": len(windows), "suppressed": sorted(found.flagged),
+             "unreported_reportable": len(waiting), "unreported_unscored": len(unscored)}
+    timeline = [{"window_id": w.window_id, "window_end": w.window_end, "score": w.score,
+                 "flagged": w.window_id in found.flagged} for w in sorted(windows, key=lambda w: w.window_end)]
+    return stats, timeline
 
 
 def _timeline(result: Any, contexts: list[ReportContext], calls: dict[int, SubmitCall]) -> dict[str, Any]:

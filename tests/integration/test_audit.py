@@ -40,25 +40,40 @@ SCORE_TOLERANCE = 0.02  # the tiny circuit's fidelity tolerance (conftest TINY_T
 
 
 @pytest.fixture(scope="module")
-def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path) -> dict[str, list[ProofBundle]]:
-    """WINDOWS consecutive windows proven with the tiny model (the run ends at its highest-scoring stretch),
-    and the OTHER following windows proven with the other model (for the upgrade)."""
-    import numpy as np
+def float_by_end(tiny_circuit: Path, tiny_feed: Path) -> dict[int, float]:
+    """The tiny model's float score of every window of the feed, by window end: what the auditor computes."""
+    from sentinel.audit.rows import float_scores, load_archives, window_ends, windows_at
+    from sentinel.zk.manifest import load_manifest
 
+    layout = ArtifactLayout(tiny_circuit)
+    size = int(load_manifest(layout)["window"])
+    (archive,) = load_archives([tiny_feed])
+    ends = window_ends(archive, size, since=0, until=float("inf"))
+    scores = float_scores(layout.onnx_model, windows_at(archive, [row for _, row in ends], size))
+    return {end: float(score) for (end, _), score in zip(ends, scores, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path,
+                float_by_end: dict[int, float]) -> dict[str, list[ProofBundle]]:
+    """WINDOWS consecutive windows proven with the tiny model (the run ends on a rise: the last three score
+    highest, the skipped one clearly less), and the OTHER following windows proven with the other model."""
     from sentinel.data.io import read_market_csv
-    from sentinel.data.windows import cut_windows
-    from sentinel.model.export import onnx_scores
     from sentinel.zk.prove import Prover
 
     layout = ArtifactLayout(tiny_circuit)
     prover = Prover(layout, load_config(tiny_circuit, env={}))
     market = read_market_csv(tiny_feed)
-    windows = cut_windows(market, prover.window)
-    ends, scores = windows.end_rows, onnx_scores(layout.onnx_model, windows.x)
+    times = market.timestamps_unix()
+    ends = [row for row in range(len(times)) if int(times[row]) in float_by_end]
+    scores = [float_by_end[int(times[row])] for row in ends]
     n = WINDOWS + OTHER
-    # Runs of n consecutive rows; the one whose last three tiny windows score highest, so the breaker can trip.
-    starts = [i for i in range(len(ends) - n + 1) if ends[i + n - 1] - ends[i] == n - 1]
-    best = max(starts, key=lambda i: float(np.min(scores[i + WINDOWS - 3 : i + WINDOWS])))
+    # Runs of n consecutive rows whose last three tiny windows can trip the breaker (its lowest threshold is
+    # 0.5); of those, the one whose skipped window scores furthest below them: skipping it hides nothing, so a
+    # clean run audits clean with the suppression check too.
+    starts = [i for i in range(len(ends) - n + 1) if ends[i + n - 1] - ends[i] == n - 1
+              and min(scores[i + WINDOWS - 3 : i + WINDOWS]) >= 0.51]
+    best = max(starts, key=lambda i: min(scores[i + WINDOWS - 3 : i + WINDOWS]) - scores[i + SKIPPED])
     rows = [int(r) for r in ends[best : best + n]]
     tiny = [read_bundle(prover.prove_end_row(market, r).bundle) for r in rows[:WINDOWS]]
     other_prover = Prover(ArtifactLayout(other_model_circuit), load_config(other_model_circuit, env={}))
@@ -98,6 +113,7 @@ class Run:
     windows: dict[str, list[ProofBundle]]
     tiny: Path
     other: Path
+    trip: float = 0.9
 
     def warp_to(self, unix: int) -> None:
         if unix > anvil.chain_time(self.node):
@@ -126,7 +142,7 @@ def deployed(node: str, run_windows: dict[str, list[ProofBundle]], tiny_circuit:
     trip = round(min(b.score for b in tiny[WINDOWS - 3 :]) - 0.005, 4)
     trip = min(max(trip, 0.5), 1.0)  # the contract's bounds; below 0.5 the guardian trips instead
     chain, breaker, verifier = _deploy(node, tiny_circuit, tmp_path_factory.mktemp("audit-chain"), trip)
-    return Run(node, chain, breaker, verifier, run_windows, tiny_circuit, other_model_circuit)
+    return Run(node, chain, breaker, verifier, run_windows, tiny_circuit, other_model_circuit, trip)
 
 
 @pytest.fixture
@@ -181,9 +197,61 @@ def test_clean_run_audits_clean_and_notes_the_gap(run: Run, run_cli, tiny_feed: 
     assert html.read_text().count("data:image/png;base64,") == 1
 
 
+def test_a_reporter_that_hides_three_high_windows_is_flagged(run: Run, run_cli, tiny_feed: Path,
+                                                              float_by_end: dict[int, float], tmp_path: Path):
+    import json
+
+    tiny = run.windows["tiny"]
+    first, hidden, last = tiny[0], tiny[1:4], tiny[4]
+    trip = 0.5  # the breaker's lowest threshold: the whole stretch scores clearly above it
+    assert min(float_by_end[b.window_end_unix] for b in tiny) >= trip + 0.02
+    # Deployed just before the first window ends: no earlier window is this breaker's to answer for.
+    run.warp_to(first.window_end_unix - 30)
+    chain, breaker, verifier = _deploy(run.node, run.tiny, tmp_path / "hiding", trip=trip)
+    hiding = Run(run.node, chain, breaker, verifier, run.windows, run.tiny, run.other, trip)
+    hiding.submit(first)
+    hiding.submit(last)  # after the gap its streak starts again: on chain there was never a run
+    assert breaker_state(chain, breaker)["tripped"] is False
+
+    code, out, _ = run_cli("--root", run.tiny, "audit", "--rpc", run.node, "--breaker", breaker.address,
+                           "--data", tiny_feed, "--json")
+    assert code == 1
+    report = json.loads(out)
+    (finding,) = [f for f in report["findings"] if f["severity"] == "discrepancy"]
+    assert finding["check"] == "suppression" and finding["window_id"] == hidden[1].window_id
+    for b in hidden:
+        assert f"{b.window_id} ({float_by_end[b.window_end_unix]:.3f})" in finding["message"]
+    assert "3 unreported window(s)" in finding["message"] and "the chain did not trip" in finding["message"]
+    tally = report["checks"]["suppression"]
+    assert (tally["passed"], tally["failed"], tally["skipped"]) == (0, 3, 0)  # the breaker's windows: 3 unreported
+    assert report["summary"]["suppressed"] == [b.window_id for b in hidden]
+
+
+def test_an_honest_risk_mode_run_is_clean(run: Run, tiny_feed: Path, float_by_end: dict[int, float]):
+    """Every window scoring within the margin of the trip threshold is reported, only calm ones are skipped."""
+    margin = SCORE_TOLERANCE  # the tiny circuit's bound on |proven - float|
+    tiny = run.windows["tiny"]
+    first_log = run.chain.w3.eth.get_logs({"address": run.breaker.address, "fromBlock": 0, "toBlock": "latest"})[0]
+    deployed_at = int(run.chain.w3.eth.get_block(first_log["blockNumber"])["timestamp"])
+    calm_before = [s for end, s in float_by_end.items() if deployed_at <= end < tiny[0].window_end_unix]
+    assert calm_before and max(calm_before) < run.trip - margin  # the breaker answers for these too
+    reported = [b for b in tiny if float_by_end[b.window_end_unix] >= run.trip - margin]
+    skipped = [b for b in tiny if b not in reported]
+    assert skipped and reported[-3:] == tiny[-3:]
+    for bundle in reported:
+        run.submit(bundle)
+    assert breaker_state(run.chain, run.breaker)["tripped"] is True
+
+    report = run.audit(data=(tiny_feed,))
+    assert report.exit_code == 0, report.discrepancies
+    tally = report.checks["suppression"]
+    assert (tally.passed, tally.failed) == (len(calm_before) + len(skipped), 0)
+    assert report.summary["unreported_reportable"] > 0  # windows after the last report: not judged yet
+
+
 def test_breaker_wired_to_another_models_verifier_is_found(run: Run, tmp_path: Path):
     chain, breaker, verifier = _deploy(run.node, run.other, tmp_path / "rogue", trip=0.9)
-    rogue = Run(run.node, chain, breaker, verifier, run.windows, run.tiny, run.other)
+    rogue = Run(run.node, chain, breaker, verifier, run.windows, run.tiny, run.other, trip=0.9)
     for bundle in run.windows["other"]:
         rogue.submit(bundle)  # the chain accepts them: the verifier is the other model's
     report = rogue.audit()

@@ -2,55 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-
-from sentinel.audit.replay import ZERO, ChainEvent, Params, Snapshot, State, compare_final, replay
-
-WAD = 10**18
-GOV, GUARD, A, B, C, V1, V2 = (f"0x{i:040x}" for i in range(1, 8))
-TRIP, RESET = int(0.9 * WAD), int(0.4 * WAD)
-CADENCE = 60
-
-
-class Log:
-    """Builds events the way the contract emits them (one tx per call, blocks increasing)."""
-
-    def __init__(self, trip_after: int = 3, reset_after: int = 2, cooldown: int = 600, max_age: int = 1800) -> None:
-        self.events: list[ChainEvent] = []
-        self.block = 0
-        self.time = 1_000_000
-        self._tx = itertools.count()
-        tx = self.tx()
-        self.window = self.time // CADENCE - 1  # each report is the next window, ending 30 s into its minute
-        self.emit("GovernanceChanged", tx, previous=ZERO, governance=GOV)
-        self.emit("GuardianChanged", tx, previous=ZERO, guardian=GUARD)
-        self.emit("VerifierChanged", tx, previous=ZERO, verifier=V1, scoreScale=10, cadence=CADENCE)
-        for who in (A, B, C):
-            self.emit("AttesterAdded", tx, attester=who)
-        self.emit("ParamsChanged", tx, tripThreshold=TRIP, resetThreshold=RESET, tripAfter=trip_after,
-                  resetAfter=reset_after, cooldown=cooldown, maxAge=max_age)
-        self.emit("QuorumChanged", tx, quorum=2)
-
-    def tx(self, seconds: int = 60) -> str:
-        self.block += 1
-        self.time += seconds
-        return f"0x{next(self._tx):064x}"
-
-    def emit(self, name: str, tx: str, **args) -> ChainEvent:
-        e = ChainEvent(name, self.block, len(self.events), tx, self.time, args)
-        self.events.append(e)
-        return e
-
-    def report(self, score: float, tripped: bool, auto: str | None = None, window: int | None = None) -> None:
-        tx = self.tx()
-        self.window = window if window is not None else self.window + 1
-        if auto == "Tripped":
-            self.emit("Tripped", tx, windowId=self.window, by=GOV, byGuardian=False)
-        elif auto == "Recovered":
-            self.emit("Recovered", tx, windowId=self.window, by=GOV, byGovernance=False)
-        self.emit("Report", tx, windowId=self.window, windowEnd=self.window * CADENCE + 30, inputHash=1,
-                  score=int(score * WAD),
-                  submitter=GOV, tripped=tripped)
+from sentinel.audit.replay import Params, Snapshot, State, compare_final, replay
+from tests.support.breaker_log import CADENCE, GOV, GUARD, RESET, TRIP, V1, V2, A, B, C, Log
 
 
 def findings(log: Log) -> list[str]:

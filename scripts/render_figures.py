@@ -114,7 +114,30 @@ def headline(src: dict[str, Any]) -> list[Table]:
          (f"{sec(audit['audit']['parallel']['seconds'])} in {audit['audit']['parallel']['workers']} processes, "
           f"{sec(audit['audit']['serial']['seconds'])} in 1"), audit_file),
     )
-    return [Table(("figure", "value", "source (docs/)"), rows)]
+    fresh_rows = _fresh_headline(src["fresh"], Path(SOURCES["fresh"]).name)
+    return [Table(("figure", "value", "source (docs/)"), rows + fresh_rows)]
+
+
+def _fresh_headline(f: dict[str, Any], source: str) -> tuple[tuple[str, str, str], ...]:
+    """Two headline rows from ``sentinel evaluate --fresh``: the LSTM's recall per crash family and its false trips,
+    each against issue #22's targets (recall >= 0.95 with the lower 95 % bound >= 0.90, 0.80 on the family never
+    trained on; <= 1 false trip per 10k healthy rows)."""
+    lstm, unseen = f["detectors"]["lstm"], f["model"]["holdout_family"]
+    families = f["crash_families"]
+    missed = [fam for fam in families
+              if (lstm["families"][fam]["recall"] or 0.0) < (0.80 if fam == unseen else 0.95)
+              or (fam != unseen and lstm["families"][fam]["ci95"][0] < 0.90)]
+    recall = " / ".join(f"{lstm['families'][fam]['recall']:.2f}" for fam in families)
+    verdict = "all met" if not missed else f"not met for {', '.join(missed)}"
+    ft = lstm["false_trips"]
+    return (
+        (f"LSTM recall on {n(f['episodes'])} fresh episodes: {' / '.join(families)} ({unseen} never trained on)",
+         f"{recall} (targets {' / '.join('0.80' if fam == unseen else '0.95' for fam in families)}: {verdict})",
+         source),
+        ("LSTM false trips per 10k healthy rows (95 % CI)",
+         f"{ft['per_10k']:.2f} ({_ci(ft['ci95'], '.2f')}; target <= 1: {'met' if ft['per_10k'] <= 1 else 'not met'})",
+         source),
+    )
 
 
 def seed(src: dict[str, Any]) -> list[Table]:
@@ -288,7 +311,7 @@ def fresh(src: dict[str, Any]) -> list[Table]:
 
 
 BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]]] = {
-    "headline": (headline, ("bench", "chain", "audit")),
+    "headline": (headline, ("bench", "chain", "audit", "fresh")),
     "seed": (seed, ("bench",)),
     "chain": (chain, ("chain",)),
     "gas-floor": (gas_floor, ("floor", "chain", "bench")),

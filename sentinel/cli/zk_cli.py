@@ -262,6 +262,12 @@ def _bench_day(app: App, rows: int, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
+    for line in day_lines(result):
+        click.echo(line)
+
+
+def day_lines(result: dict[str, Any]) -> list[str]:
+    """``bench --day``'s result as a compact table: one column per reporting mode."""
     crash, modes, healthy, a = result["crash"], result["modes"], result["healthy_part"], result["assumptions"]
     every, risk = modes["every"], modes["risk"]
 
@@ -295,16 +301,15 @@ def _bench_day(app: App, rows: int, as_json: bool) -> None:
         ("wall s", *(f"{m['wall_seconds']:,.0f}" for m in (every, risk))),
     ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
-    click.echo(f"day: {result['rows']} rows, {crash['hard_negatives']} hard negatives, drain onset row "
-               f"{crash['onset_row']}, price bottom row {crash['bottom_row']}")
-    for row in table:
-        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}")
     ratio = healthy["risk_over_every"]
-    click.echo(f"healthy part ({healthy['windows']} windows before the onset): risk / every gas "
+    head = (f"day: {result['rows']} rows, {crash['hard_negatives']} hard negatives, drain onset row "
+            f"{crash['onset_row']}, price bottom row {crash['bottom_row']}")
+    verdict = (f"healthy part ({healthy['windows']} windows before the onset): risk / every gas "
                f"{'-' if ratio is None else f'{ratio * 100:.2f} %'} (target <= {healthy['target'] * 100:g} %: "
                f"{'met' if healthy['within_target'] else 'NOT met'}); same trip window: "
                f"{'yes' if healthy['same_trip_window'] else 'NO'}")
-    click.echo(f"assumed, not measured: ETH ${a['eth_usd']:,.0f}; {a['note']}")
+    return [head, *(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}" for row in table), verdict,
+            f"assumed, not measured: ETH at ${a['eth_usd']:,.0f}; {a['note']}"]
 
 
 def _bench_chain(app: App, bundle_path: Path | None, as_json: bool) -> None:

@@ -302,14 +302,15 @@ def day_lines(result: dict[str, Any]) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     ratio = healthy["risk_over_every"]
-    head = (f"day: {result['rows']} rows, {crash['hard_negatives']} hard negatives, drain onset row "
+    negatives = f"{crash['hard_negatives']} hard negative{'' if crash['hard_negatives'] == 1 else 's'}"
+    head = (f"day: {result['rows']} rows, {negatives}, drain onset row "
             f"{crash['onset_row']}, price bottom row {crash['bottom_row']}")
     verdict = (f"healthy part ({healthy['windows']} windows before the onset): risk / every gas "
                f"{'-' if ratio is None else f'{ratio * 100:.2f} %'} (target <= {healthy['target'] * 100:g} %: "
                f"{'met' if healthy['within_target'] else 'NOT met'}); same trip window: "
                f"{'yes' if healthy['same_trip_window'] else 'NO'}")
     return [head, *(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}" for row in table), verdict,
-            f"assumed, not measured: ETH at ${a['eth_usd']:,.0f}; {a['note']}"]
+            f"ETH at ${a['eth_usd']:,.0f} (assumed); {a['note']}"]
 
 
 def _bench_chain(app: App, bundle_path: Path | None, as_json: bool) -> None:

@@ -297,7 +297,7 @@ def bench_day(layout: ArtifactLayout, config: SentinelConfig, rows: int = 1440, 
     say = progress or (lambda step, detail: None)
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-day-") as tmp:
         feed = build_day_feed(rows, Path(tmp) / "day.csv")
-        say("day", f"{feed.rows} rows, {feed.hard_negatives} hard negatives, drain onset row {feed.onset_row}, "
+        say("day", f"{feed.rows} rows, hard negatives {feed.hard_negatives}, drain onset row {feed.onset_row}, "
                    f"price bottom row {feed.bottom_row}")
         runs, setups = {}, {}
         for mode in ("every", "risk"):

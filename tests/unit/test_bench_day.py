@@ -130,3 +130,23 @@ def test_cpu_seconds_of_a_process_count_its_work():
         pass
     after = _cpu_seconds(os.getpid())
     assert after is not None and after - before >= 0.1
+
+
+def test_the_human_table_shows_both_modes_the_ratio_and_the_assumed_prices():
+    from sentinel.cli.zk_cli import day_lines
+    from sentinel.relay.day import ASSUMPTIONS
+
+    modes = {"every": mode_figures(EVERY, FEED), "risk": mode_figures(RISK, FEED)}
+    result = {"rows": FEED.rows, "crash": FEED.to_dict(), "modes": modes,
+              "healthy_part": healthy_part(modes["every"], modes["risk"]), "assumptions": ASSUMPTIONS.to_dict()}
+    lines = day_lines(result)
+    text = "\n".join(lines)
+    assert lines[0] == "day: 720 rows, 2 hard negatives, drain onset row 600, price bottom row 650"
+    assert lines[1].split() == ["every", "risk"]
+    row = next(line for line in lines if line.startswith("gas per market-day"))
+    assert row.split()[-2:] == ["6,000,000", "3,600,000"]
+    row = next(line for line in lines if line.startswith("mainnet at 10 gwei"))
+    assert "0.060000 ETH ($180.00)" in row and "0.036000 ETH ($108.00)" in row
+    assert "risk / every gas 1.00 % (target <= 2 %: met); same trip window: yes" in text
+    assert "1620 (row 620)" in text and "30 rows, 30 min" in text
+    assert lines[-1].startswith("ETH at $3,000 (assumed); assumed prices, not measured.")

@@ -6,7 +6,8 @@
 Every measured figure has one source, a JSON file a benchmark command wrote
 (`sentinel bench --against seed --json`, `sentinel bench --chain --json`,
 `scripts/verifier_gas_floor.py`, `scripts/bench_audit.py`, `sentinel evaluate
---fresh --json`) or the model card `sentinel train` wrote. A table lives between `<!-- figures:NAME -->` and
+--fresh --json`, `sentinel bench --day --json`) or the model card `sentinel train`
+wrote. A table lives between `<!-- figures:NAME -->` and
 `<!-- /figures:NAME -->` in a Markdown file; this script owns the lines in
 between. README.md and docs/benchmarks.md must hold the `headline` table.
 
@@ -36,6 +37,7 @@ SOURCES = {
     "audit": "docs/audit-bench-1000.json",
     "card": "models/model_card.json",
     "fresh": "docs/detection-fresh-2026-11-27.json",
+    "day": "docs/bench-day-2026-11-27.json",
 }
 REQUIRED = {"README.md": ("headline",), "docs/benchmarks.md": ("headline",)}
 BEGIN = re.compile(r"^<!-- figures:([a-z-]+) -->$")
@@ -80,6 +82,10 @@ def ratio(value: float) -> str:
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def rows_or_dash(value: float | None) -> str:
@@ -310,6 +316,57 @@ def fresh(src: dict[str, Any]) -> list[Table]:
     return [table, facts]
 
 
+def day(src: dict[str, Any]) -> list[Table]:
+    d = src["day"]
+    crash, every, risk, healthy, a = d["crash"], d["modes"]["every"], d["modes"]["risk"], d["healthy_part"], \
+        d["assumptions"]
+    modes = (every, risk)
+
+    def trip(m: dict[str, Any]) -> str:
+        t = m["tripped_at"]
+        return "no trip" if t is None else f"window {t['window']} (row {t['end_row']})"
+
+    def lead(m: dict[str, Any]) -> str:
+        t = m["tripped_at"]
+        return "-" if t is None else f"{t['lead_rows']} rows = {t['lead_minutes']:g} min"
+
+    def cost(m: dict[str, Any], chain: str) -> str:
+        c = m["cost_per_market_day_scaled"][chain]
+        return f"{c['eth']:,.6f}".rstrip("0").rstrip(".") + f" ETH (${c['usd']:,.2f})"
+
+    def cpu(m: dict[str, Any]) -> str:
+        return "-" if m["prover_cpu_seconds"] is None else sec(m["prover_cpu_seconds"])
+
+    scale = 86_400 / crash["cadence_seconds"] / d["rows"]
+    ratio = healthy["risk_over_every"]
+    rows = (
+        ("windows", *(", ".join(f"{k} {v}" for k, v in m["windows"].items()) for m in modes)),
+        ("transactions", *(n(m["transactions"]) for m in modes)),
+        ("gas, total", *(n(m["gas_total"]) for m in modes)),
+        (f"gas per market-day (scaled x {scale:.2f})", *(n(m["gas_per_market_day_scaled"]) for m in modes)),
+        ("proofs", *(n(m["proofs"]) for m in modes)),
+        ("proving: wall time, summed / prover process CPU", *(f"{sec(m['prove_seconds_total'])} / {cpu(m)}"
+                                                             for m in modes)),
+        ("breaker tripped at", *(trip(m) for m in modes)),
+        ("lead to the price bottom", *(lead(m) for m in modes)),
+        (f"healthy part ({healthy['windows']} windows before the onset): gas", n(healthy["gas_every"]),
+         (f"{n(healthy['gas_risk'])} ({pct(ratio)} of every; target <= {healthy['target'] * 100:g} %: "
+          f"{'met' if healthy['within_target'] else 'not met'})")),
+        (f"per market-day on mainnet at {a['mainnet_gwei']:g} gwei (assumed)", *(cost(m, "mainnet") for m in modes)),
+        (f"per market-day on an L2 at {a['l2_gwei']:g} gwei (assumed)", *(cost(m, "l2") for m in modes)),
+        ("wall time of the run (chain, deployment, replay)", *(sec(m["wall_seconds"], 0) for m in modes)),
+    )
+    header = (f"`{Path(SOURCES['day']).name}`: {n(d['rows'])} rows, {d['machine']['cpus']} CPUs", "`every`", "`risk`")
+    facts = Table(("run", "figure"), (
+        ("feed", (f"{plural(crash['hard_negatives'], 'hard negative')}, then one drain: onset row "
+                  f"{crash['onset_row']}, price bottom row {crash['bottom_row']}, "
+                  f"{crash['rows_after_bottom']} rows after it")),
+        ("both modes tripped at the same window", "yes" if healthy["same_trip_window"] else "no"),
+        ("ETH price (assumed)", f"${a['eth_usd']:,.0f}"),
+    ), "run")
+    return [Table(header, rows, "day"), facts]
+
+
 BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]]] = {
     "headline": (headline, ("bench", "chain", "audit", "fresh")),
     "seed": (seed, ("bench",)),
@@ -318,6 +375,7 @@ BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]
     "audit": (audit, ("audit",)),
     "evaluation": (evaluation, ("card",)),
     "fresh": (fresh, ("fresh",)),
+    "day": (day, ("day",)),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -170,16 +170,26 @@ def verify(app: App, bundles: tuple[Path, ...], as_json: bool) -> None:
               help="With --chain: proof bundle to submit  [default: the newest one for this circuit]")
 @click.option("--relay", "relay_bench", is_flag=True,
               help="Measure the relay instead: windows confirmed per minute, row-arrival -> confirmed latency.")
-@click.option("--rows", type=int, default=60, show_default=True, help="With --relay: rows to replay.")
+@click.option("--day", "day_bench", is_flag=True,
+              help="Measure a protected market-day instead: a feed with one drain crash through the relay in "
+                   "'every' and in 'risk' mode (transactions, gas, proofs, trip and lead, cost at stated prices).")
+@click.option("--rows", type=int, default=None,
+              help="With --relay or --day: rows to replay  [default: 60 with --relay; 1440 (a day at 60 s) with --day]")
 @click.option("--rows-per-second", type=float, default=0.5, show_default=True, help="With --relay: replay speed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def bench(app: App, data_path: Path | None, windows: int, against: str | None, seed_settings: str,
-          memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, relay_bench: bool, rows: int,
-          rows_per_second: float, as_json: bool) -> None:
-    """Measure proving (latency, peak RSS, key and proof size, fidelity); --chain: gas and code size; --relay: relay."""
+          memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, relay_bench: bool, day_bench: bool,
+          rows: int | None, rows_per_second: float, as_json: bool) -> None:
+    """Measure proving (latency, peak RSS, key and proof size, fidelity); --chain: gas and code size; --relay: relay;
+    --day: the cost of a protected market-day in both reporting modes."""
+    if relay_bench and day_bench:
+        raise click.UsageError("--relay and --day are exclusive")
+    if day_bench:
+        _bench_day(app, 1440 if rows is None else rows, as_json)
+        return
     if relay_bench:
-        _bench_relay(app, rows, rows_per_second, as_json)
+        _bench_relay(app, 60 if rows is None else rows, rows_per_second, as_json)
         return
     if on_chain:
         _bench_chain(app, bundle_path, as_json)
@@ -243,6 +253,64 @@ def _bench_relay(app: App, rows: int, rows_per_second: float, as_json: bool) -> 
                f"{result['rows_per_second']:g} rows/s: {result['windows_confirmed_per_minute']} per minute; "
                f"row arrival -> confirmed median {lat['median']} s, p95 {lat['p95']} s; "
                f"prove median {result['prove_seconds_median']} s")
+
+
+def _bench_day(app: App, rows: int, as_json: bool) -> None:
+    from sentinel.relay.day import bench_day
+
+    result = bench_day(app.layout, app.config(), rows, progress=progress)
+    if as_json:
+        emit_json(result)
+        return
+    for line in day_lines(result):
+        click.echo(line)
+
+
+def day_lines(result: dict[str, Any]) -> list[str]:
+    """``bench --day``'s result as a compact table: one column per reporting mode."""
+    crash, modes, healthy, a = result["crash"], result["modes"], result["healthy_part"], result["assumptions"]
+    every, risk = modes["every"], modes["risk"]
+
+    def trip(m: dict[str, Any]) -> str:
+        t = m["tripped_at"]
+        return "no trip" if t is None else f"{t['window']} (row {t['end_row']})"
+
+    def lead(m: dict[str, Any]) -> str:
+        t = m["tripped_at"]
+        return "-" if t is None else f"{t['lead_rows']} rows, {t['lead_minutes']:g} min"
+
+    def cost(m: dict[str, Any], chain: str) -> str:
+        c = m["cost_per_market_day_scaled"][chain]
+        return f"{c['eth']:.6f} ETH (${c['usd']:,.2f})"
+
+    table = [
+        ("", "every", "risk"),
+        ("windows", *(", ".join(f"{k} {v}" for k, v in m["windows"].items()) for m in (every, risk))),
+        ("transactions", *(f"{m['transactions']:,}" for m in (every, risk))),
+        ("gas, total", *(f"{m['gas_total']:,}" for m in (every, risk))),
+        ("gas per market-day (scaled)", *(f"{m['gas_per_market_day_scaled']:,}" for m in (every, risk))),
+        ("proofs", *(f"{m['proofs']:,}" for m in (every, risk))),
+        ("proving, wall s (sum)", *(f"{m['prove_seconds_total']:,.1f}" for m in (every, risk))),
+        ("prover process CPU s", *("-" if m["prover_cpu_seconds"] is None else f"{m['prover_cpu_seconds']:,.1f}"
+                                   for m in (every, risk))),
+        ("tripped at window (end row)", trip(every), trip(risk)),
+        ("lead to the price bottom", lead(every), lead(risk)),
+        ("healthy part: gas", *(f"{m['healthy_part']['gas']:,}" for m in (every, risk))),
+        (f"mainnet at {a['mainnet_gwei']:g} gwei, per day", cost(every, "mainnet"), cost(risk, "mainnet")),
+        (f"L2 at {a['l2_gwei']:g} gwei, per day", cost(every, "l2"), cost(risk, "l2")),
+        ("wall s", *(f"{m['wall_seconds']:,.0f}" for m in (every, risk))),
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    ratio = healthy["risk_over_every"]
+    negatives = f"{crash['hard_negatives']} hard negative{'' if crash['hard_negatives'] == 1 else 's'}"
+    head = (f"day: {result['rows']} rows, {negatives}, drain onset row "
+            f"{crash['onset_row']}, price bottom row {crash['bottom_row']}")
+    verdict = (f"healthy part ({healthy['windows']} windows before the onset): risk / every gas "
+               f"{'-' if ratio is None else f'{ratio * 100:.2f} %'} (target <= {healthy['target'] * 100:g} %: "
+               f"{'met' if healthy['within_target'] else 'NOT met'}); same trip window: "
+               f"{'yes' if healthy['same_trip_window'] else 'NO'}")
+    return [head, *(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}" for row in table), verdict,
+            f"ETH at ${a['eth_usd']:,.0f} (assumed); {a['note']}"]
 
 
 def _bench_chain(app: App, bundle_path: Path | None, as_json: bool) -> None:

@@ -9,7 +9,8 @@ another) in a thread of this process and asks three attester services,
 separate ``sentinel attester serve`` processes on Anvil's dev accounts 2-4,
 each following its own copy of the feed, for 2-of-3 signatures (the relay
 holds no attester key). Nothing of the project's chain state, deployments
-or queue is touched.
+or queue is touched. :func:`relay_rig` sets all of this up and takes it down;
+``sentinel bench --day`` (:mod:`sentinel.relay.day`) runs on it too.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig, load_config
+
+if TYPE_CHECKING:
+    from sentinel.relay.daemon import Relay
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -80,16 +86,67 @@ def stop_parties(parties: list[tuple[subprocess.Popen[bytes], str, Path]]) -> No
         anvil.stop_process(process.pid)
 
 
-def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, rows_per_second: float = 0.5,
-                progress: Any = None) -> dict[str, Any]:
-    """Replay ``rows`` rows at ``rows_per_second`` into a relay on a throwaway chain; measure what it confirms."""
+class Rig:
+    """A relay on a throwaway chain, its real loop running in a thread of this process: what a bench replays a
+    feed into (with :func:`sentinel.relay.replay.replay`, ``copies=`` :attr:`copies`)."""
+
+    def __init__(self, rpc: str, relay: Relay, feed: Path, copies: list[tuple[Path, Path | None]]) -> None:
+        from sentinel.relay.daemon import run
+        from sentinel.relay.queue import Queue
+
+        self.rpc = rpc
+        self.relay = relay
+        self.feed = feed  #: the relay's feed file
+        self.copies = copies  #: each attester party's copy of the feed, fed in step
+        #: this thread's own read-only view of the queue (the relay's connection belongs to its thread)
+        self.view = Queue.read_only(relay.queue.path)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=run, args=(relay, self._stop), name="relay", daemon=True)
+        self._worker.start()
+
+    def settled(self, through: int | None = None) -> bool:
+        """True if every queued window is final (none new, proving, proved or submitted) and, with ``through``,
+        the relay has queued window ``through`` (it has read the row that ends it)."""
+        from sentinel.relay.queue import FINAL
+
+        if through is not None:
+            newest = self.view.max_id()
+            if newest is None or newest < through:
+                return False
+        return all(n == 0 for state, n in self.view.counts().items() if state not in FINAL)
+
+    def wait_settled(self, through: int | None = None, deadline_seconds: float = 600.0) -> bool:
+        """Wait until :meth:`settled`; False if it is not by the deadline or the relay's loop is gone."""
+        until = time.monotonic() + deadline_seconds
+        while not self.settled(through):
+            if time.monotonic() > until or not self._worker.is_alive():
+                return False
+            time.sleep(0.1)
+        return True
+
+    def halt(self) -> None:
+        """Stop the relay's loop (the current step finishes) and wait for it; then the relay's queue may be read
+        from this thread. Once: later calls do nothing."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._worker.join(timeout=600)
+        self.view.close()
+
+
+@contextmanager
+def relay_rig(layout: ArtifactLayout, config: SentinelConfig, genesis_unix: int, overrides: dict[str, Any],
+              progress: Any = None) -> Iterator[Rig]:
+    """A fresh Anvil (genesis at ``genesis_unix``), a deployment, three attester services and a relay with its warm
+    prover, in a temp project linking the project's circuit and model; all stopped on exit.
+
+    The relay's settings are the project's with ``overrides`` (dotted keys) on top of the bench's: one
+    confirmation (Anvil mines when asked), a short idle interval, no metrics server, the three parties' URLs.
+    """
     from sentinel.chain import anvil
     from sentinel.chain.deploy import deploy_all
     from sentinel.chain.keys import ANVIL_CHAIN_ID
-    from sentinel.data.io import write_market_csv
-    from sentinel.data.synthetic import generate
-    from sentinel.relay.daemon import Relay, run
-    from sentinel.relay.replay import replay, row_unix
+    from sentinel.relay.daemon import Relay
 
     say = progress or (lambda step, detail: None)
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-relay-") as tmp:
@@ -97,16 +154,13 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
         for part in ("circuits", "models"):
             (root / part).symlink_to(layout.root / part)
         temp_layout = ArtifactLayout(root)
-        source = root / "source.csv"
-        write_market_csv(generate(2, seed=11), source)
-        lines = source.read_text().splitlines()
-        first = 51
-        rows = min(rows, len(lines) - 1 - first)
         port = anvil.free_port()
-        process = anvil.spawn(port, ANVIL_CHAIN_ID, log=root / "anvil.log", timestamp=int(row_unix(lines[1])),
+        process = anvil.spawn(port, ANVIL_CHAIN_ID, log=root / "anvil.log", timestamp=genesis_unix,
                               deadline_seconds=config.chain.startup_seconds)
         url = f"http://127.0.0.1:{port}"
         parties: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+        relay: Relay | None = None
+        rig: Rig | None = None
         try:
             deploy_all(temp_layout, config, url, progress)
             say("relay", "starting three attester services")
@@ -114,33 +168,48 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
             relay_config = load_config(layout.root, {
                 **{f"{s}.{k}": v for s, fields in config.to_dict().items() for k, v in fields.items()},
                 "relay.confirmations": 1, "relay.interval_seconds": 0.2, "relay.metrics_port": 0,
-                "relay.attesters": ",".join(party_url for _, party_url, _ in parties)})
+                "relay.attesters": ",".join(party_url for _, party_url, _ in parties), **overrides})
+            (root / "feed").mkdir()  # the feed file comes with the replay's first rows; its directory now
             relay = Relay(temp_layout, relay_config, data=root / "feed" / "market_depth.csv", rpc=url,
                           db=root / "queue.sqlite")
             say("relay", "starting the warm prover")
             relay.load_prover()
-            stop = threading.Event()
-            worker = threading.Thread(target=run, args=(relay, stop), name="relay", daemon=True)
-            worker.start()
-            say("relay", f"replaying {rows} rows at {rows_per_second:g} rows/s")
-            started = time.time()
-            replayed = replay(source, root / "feed" / "market_depth.csv", rows_per_second=rows_per_second,
-                              first=first, last=first + rows - 1, prefill=50, chain_rpc=url,
-                              copies=[(feed / "market_depth.csv", None) for _, _, feed in parties])
-            replay_seconds = time.time() - started
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                queued = relay.queue.counts()
-                if queued["new"] + queued["proving"] + queued["proved"] + queued["submitted"] == 0:
-                    break
-                time.sleep(0.5)
-            stop.set()
-            worker.join(timeout=600)
-            windows = relay.queue.windows()
-            relay.close()
+            rig = Rig(url, relay, root / "feed" / "market_depth.csv",
+                      [(feed / "market_depth.csv", None) for _, _, feed in parties])
+            yield rig
         finally:
+            if rig is not None:
+                rig.halt()
+            if relay is not None:
+                relay.close()
             stop_parties(parties)
             anvil.stop_process(process.pid)
+
+
+def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, rows_per_second: float = 0.5,
+                progress: Any = None) -> dict[str, Any]:
+    """Replay ``rows`` rows at ``rows_per_second`` into a relay on a throwaway chain; measure what it confirms."""
+    from sentinel.data.io import write_market_csv
+    from sentinel.data.synthetic import generate
+    from sentinel.relay.replay import replay, row_unix
+
+    say = progress or (lambda step, detail: None)
+    with tempfile.TemporaryDirectory(prefix="sentinel-bench-feed-") as tmp:
+        source = Path(tmp) / "source.csv"
+        write_market_csv(generate(2, seed=11), source)
+        lines = source.read_text().splitlines()
+        first = 51
+        rows = min(rows, len(lines) - 1 - first)
+        # every window, in order: this measures how fast the relay proves and confirms, not what it screens
+        with relay_rig(layout, config, int(row_unix(lines[1])), {"relay.report": "every"}, progress) as rig:
+            say("relay", f"replaying {rows} rows at {rows_per_second:g} rows/s")
+            started = time.time()
+            replayed = replay(source, rig.feed, rows_per_second=rows_per_second, first=first,
+                              last=first + rows - 1, prefill=50, chain_rpc=rig.rpc, copies=rig.copies)
+            replay_seconds = time.time() - started
+            rig.wait_settled(deadline_seconds=600)
+            rig.halt()
+            windows = rig.relay.queue.windows()
     confirmed = [w for w in windows if w.state == "confirmed"]
     latencies = [w.confirmed_at - replayed.appended_at[w.end_unix] for w in confirmed
                  if w.end_unix in replayed.appended_at and w.confirmed_at]

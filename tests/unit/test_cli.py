@@ -352,3 +352,16 @@ def test_attest_checks_against_the_data_feed_unless_told_not_to(run_cli, tmp_pat
     assert code == 1 and "data.feed" not in err  # past the feed: the bundle itself is refused
     code, _, err = run_cli("--root", tmp_path, "attest", bundle, "--no-check", "--data", bundle)
     assert code == 2 and "--no-check and --data are exclusive" in err
+
+
+def test_bench_day_refuses_too_few_rows_in_one_line_before_any_work(run_cli, tmp_path):
+    code, _, stderr = run_cli("--root", tmp_path, "bench", "--day", "--rows", "100")
+    assert code == 1
+    assert len(stderr.strip().splitlines()) == 1
+    assert "--rows 100: the day bench needs at least 240 rows" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_relay_and_day_are_exclusive(run_cli, tmp_path):
+    code, _, stderr = run_cli("--root", tmp_path, "bench", "--day", "--relay")
+    assert code == 2 and "--relay and --day are exclusive" in stderr

@@ -121,7 +121,26 @@ def headline(src: dict[str, Any]) -> list[Table]:
           f"{sec(audit['audit']['serial']['seconds'])} in 1"), audit_file),
     )
     fresh_rows = _fresh_headline(src["fresh"], Path(SOURCES["fresh"]).name)
-    return [Table(("figure", "value", "source (docs/)"), rows + fresh_rows)]
+    return [Table(("figure", "value", "source (docs/)"), rows + _day_headline(src["day"]) + fresh_rows)]
+
+
+def _day_headline(d: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """Headline rows from ``sentinel bench --day``: what a protected market-day costs in each reporting mode."""
+    every, risk, healthy = d["modes"]["every"], d["modes"]["risk"], d["healthy_part"]
+    source = Path(SOURCES["day"]).name
+    price = d["assumptions"]
+    same = "same window" if healthy["same_trip_window"] else "DIFFERENT windows"
+    return (
+        (f"a market-day with one drain ({n(d['rows'])} rows replayed, scaled to 1,440): gas, every / risk mode",
+         f"{n(every['gas_per_market_day_scaled'])} / {n(risk['gas_per_market_day_scaled'])}", source),
+        (f"healthy part ({n(healthy['windows'])} windows): risk mode's gas / every mode's; trip",
+         (f"{healthy['risk_over_every']:.1%} (target <= {healthy['target']:.0%}); both tripped at the {same}, "
+         f"{risk['tripped_at']['lead_minutes']:.0f} min before the bottom"), source),
+        ((f"risk mode's day at {price['mainnet_gwei']:g} gwei (mainnet) / {price['l2_gwei']:g} gwei (L2), "
+         f"ETH ${n(price['eth_usd'])} (assumed)"),
+         (f"{risk['cost_per_market_day_scaled']['mainnet']['eth']:.3f} ETH / "
+         f"{risk['cost_per_market_day_scaled']['l2']['eth']:.5f} ETH"), source),
+    )
 
 
 def _fresh_headline(f: dict[str, Any], source: str) -> tuple[tuple[str, str, str], ...]:
@@ -368,7 +387,7 @@ def day(src: dict[str, Any]) -> list[Table]:
 
 
 BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]]] = {
-    "headline": (headline, ("bench", "chain", "audit", "fresh")),
+    "headline": (headline, ("bench", "chain", "audit", "fresh", "day")),
     "seed": (seed, ("bench",)),
     "chain": (chain, ("chain",)),
     "gas-floor": (gas_floor, ("floor", "chain", "bench")),

@@ -6,7 +6,7 @@
 Every measured figure has one source, a JSON file a benchmark command wrote
 (`sentinel bench --against seed --json`, `sentinel bench --chain --json`,
 `scripts/verifier_gas_floor.py`, `scripts/bench_audit.py`, `sentinel evaluate
---fresh --json`, `sentinel bench --day --json`) or the model card `sentinel train`
+--fresh --json`, `sentinel bench --day --json`, `scripts/gas_sweep.py`) or the model card `sentinel train`
 wrote. A table lives between `<!-- figures:NAME -->` and
 `<!-- /figures:NAME -->` in a Markdown file; this script owns the lines in
 between. README.md and docs/benchmarks.md must hold the `headline` table.
@@ -38,6 +38,7 @@ SOURCES = {
     "card": "models/model_card.json",
     "fresh": "docs/detection-fresh-2026-11-27.json",
     "day": "docs/bench-day-2026-11-27.json",
+    "sweep": "docs/gas-sweep-2026-11-27.json",
 }
 REQUIRED = {"README.md": ("headline",), "docs/benchmarks.md": ("headline",)}
 BEGIN = re.compile(r"^<!-- figures:([a-z-]+) -->$")
@@ -386,6 +387,29 @@ def day(src: dict[str, Any]) -> list[Table]:
     return [Table(header, rows, "day"), facts]
 
 
+def gas_sweep(src: dict[str, Any]) -> list[Table]:
+    sweep = src["sweep"]
+    if not sweep.get("complete"):
+        raise FiguresError(f"{SOURCES['sweep']}: the sweep did not finish (complete is false)")
+    by_name = {v["variant"]: v for v in sweep["variants"]}
+    if "default" not in by_name:
+        raise FiguresError(f"{SOURCES['sweep']}: no default variant to compare with")
+    base = by_name["default"]["verify_tx_gas_per_window"]
+
+    def cells(v: dict[str, Any]) -> tuple[str, ...]:
+        label = f"`{v['variant']}`: {v['what']}"
+        k = v["windows_per_proof"]
+        per = v["verify_tx_gas_per_window"]
+        return (label, "yes" if v["sound_for_sentinel"] else "no", str(k), f"{v['logrows']} / {n(v['num_rows'])}",
+                str(v["precompile_calls"]["ecmul"]),
+                n(v["proof_bytes"]), n(v["verify_tx_gas"]), f"{n(per)} ({(per - base) / base * 100:+.0f} %)",
+                f"{v['prove_seconds']:.2f} / {v['prove_seconds'] / k:.2f}", f"{v['fidelity']['max_abs_error']:.4f}")
+
+    header = ("variant (default model, EZKL 23.0.5)", "sound", "K", "logrows / rows", "`ecMul`s", "proof B",
+              "`verifyProof` tx gas", "per window (vs default)", "prove s: median / per window", "max error")
+    return [Table(header, tuple(cells(v) for v in sweep["variants"]))]
+
+
 BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]]] = {
     "headline": (headline, ("bench", "chain", "audit", "fresh", "day")),
     "seed": (seed, ("bench",)),
@@ -395,6 +419,7 @@ BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]
     "evaluation": (evaluation, ("card",)),
     "fresh": (fresh, ("fresh",)),
     "day": (day, ("day",)),
+    "gas-sweep": (gas_sweep, ("sweep",)),
 }
 
 

@@ -115,3 +115,26 @@ def test_the_fresh_detection_table_follows_its_json(copy: Path, capsys: pytest.C
     assert figures.main(["--check"], root=copy) == 1
     err = capsys.readouterr().err
     assert err.startswith("docs/model.md: figure 'fresh: **LSTM**'") and "detection-fresh-" in err
+
+
+def test_the_gas_sweep_table_follows_its_json(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = copy / figures.SOURCES["sweep"]
+    data = json.loads(source.read_text())
+    k4 = next(v for v in data["variants"] if v["variant"] == "batch_k4")
+    assert f"| {k4['verify_tx_gas_per_window']:,} (-75 %) |" in (copy / "docs" / "contracts.md").read_text()
+    k4["verify_tx_gas_per_window"] += 1_000
+    source.write_text(json.dumps(data))
+
+    assert figures.main(["--check"], root=copy) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("docs/contracts.md: figure '`batch_k4`: 4 windows") and "137,902" in err
+
+
+def test_an_unfinished_gas_sweep_cannot_be_rendered(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = copy / figures.SOURCES["sweep"]
+    data = json.loads(source.read_text())
+    data["complete"] = False
+    source.write_text(json.dumps(data))
+
+    assert figures.main(["--check"], root=copy) == 2
+    assert "did not finish" in capsys.readouterr().err

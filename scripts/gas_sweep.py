@@ -313,38 +313,17 @@ def build_variant(name: str, work: Path, proofs: int) -> dict[str, Any]:
 
 
 def verify_on_chain(w3: Any, b: dict[str, Any]) -> dict[str, Any]:
-    from web3.exceptions import Web3Exception
+    from sentinel.chain.bench import measure_verifier
 
-    from sentinel.chain.bench import calldata_gas
-    from sentinel.errors import ChainError
-    from sentinel.zk.instances import felt_from_hex
-
-    sender = w3.eth.accounts[0]
     verifier = b.pop("verifier")
-    proof_doc = b.pop("proof")
-    receipt = w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_transaction({"from": sender, "data": "0x" + verifier.bytecode.hex(), "gas": 29_000_000}))
-    contract = w3.eth.contract(address=receipt["contractAddress"], abi=verifier.abi)
-    proof = bytes.fromhex(proof_doc["hex_proof"].removeprefix("0x"))
-    instances = [felt_from_hex(h) for group in proof_doc["instances"] for h in group]
-    tx = contract.functions.verifyProof(proof, instances).transact({"from": sender, "gas": 20_000_000})
-    mined = w3.eth.wait_for_transaction_receipt(tx)
-    if mined["status"] != 1:
-        raise ChainError(f"{b['variant']}: the verifier reverted on a valid proof")
-    flipped = bytearray(proof)
-    flipped[100] ^= 1
-    try:
-        rejects = not contract.functions.verifyProof(bytes(flipped), instances).call({"from": sender})
-    except Web3Exception:  # a revert is a rejection too
-        rejects = True
-    gas = int(mined["gasUsed"])
-    calls = precompile_calls(w3, tx)
+    m = measure_verifier(w3, w3.eth.accounts[0], verifier, b.pop("proof"), b["variant"])
+    calls = precompile_calls(w3, m.tx)
     k = b["windows_per_proof"]
-    return {**b, "public_instances": len(instances), "proof_bytes": len(proof),
-            "verifier_runtime_bytes": len(verifier.runtime), "verify_tx_gas": gas,
-            "verify_tx_gas_per_window": gas // k, "prove_seconds_per_window": round(b["prove_seconds"] / k, 2),
-            "calldata_gas": calldata_gas(bytes(w3.eth.get_transaction(tx)["input"])),
-            "precompile_calls": calls, "ecmul_gas": 6_000 * calls["ecmul"], "flipped_proof_rejected": rejects}
+    return {**b, "public_instances": m.public_instances, "proof_bytes": m.proof_bytes,
+            "verifier_runtime_bytes": m.runtime_bytes, "verify_tx_gas": m.gas,
+            "verify_tx_gas_per_window": m.gas // k, "prove_seconds_per_window": round(b["prove_seconds"] / k, 2),
+            "calldata_gas": m.calldata_gas, "precompile_calls": calls, "ecmul_gas": 6_000 * calls["ecmul"],
+            "flipped_proof_rejected": m.flipped_proof_rejected}
 
 
 def main() -> None:

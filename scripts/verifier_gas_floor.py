@@ -104,42 +104,22 @@ def build_and_prove(kind: str, work: Path) -> dict[str, Any]:
 
 def verify_on_anvil(built: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
     from web3 import Web3
-    from web3.exceptions import Web3Exception
 
     from sentinel.chain import anvil
-    from sentinel.chain.bench import calldata_gas
-    from sentinel.errors import ChainError
-    from sentinel.zk.instances import felt_from_hex
+    from sentinel.chain.bench import measure_verifier
 
     port = anvil.free_port()
     process = anvil.spawn(port, 31337, log=work / "anvil.log")
     results = []
     try:
         w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
-        sender = w3.eth.accounts[0]
         for b in built:
-            verifier = b["verifier"]
-            receipt = w3.eth.wait_for_transaction_receipt(
-                w3.eth.send_transaction({"from": sender, "data": "0x" + verifier.bytecode.hex(), "gas": 29_000_000}))
-            contract = w3.eth.contract(address=receipt["contractAddress"], abi=verifier.abi)
-            proof = bytes.fromhex(b["proof"]["hex_proof"].removeprefix("0x"))
-            instances = [felt_from_hex(h) for h in b["proof"]["instances"][0]]
-            tx = contract.functions.verifyProof(proof, instances).transact({"from": sender, "gas": 10_000_000})
-            mined = w3.eth.wait_for_transaction_receipt(tx)
-            if mined["status"] != 1:
-                raise ChainError(f"{b['kind']}: the verifier reverted on a valid proof")
-            flipped = bytearray(proof)
-            flipped[100] ^= 1
-            try:
-                rejects = not contract.functions.verifyProof(bytes(flipped), instances).call({"from": sender})
-            except Web3Exception:  # a revert is a rejection too
-                rejects = True
+            m = measure_verifier(w3, w3.eth.accounts[0], b["verifier"], b["proof"], b["kind"])
             results.append({
                 "kind": b["kind"], "logrows": b["logrows"], "num_rows": b["num_rows"],
-                "prove_seconds": b["prove_seconds"], "public_instances": len(instances), "proof_bytes": len(proof),
-                "verifier_runtime_bytes": len(verifier.runtime), "verify_tx_gas": int(mined["gasUsed"]),
-                "calldata_gas": calldata_gas(bytes(w3.eth.get_transaction(tx)["input"])),
-                "flipped_proof_rejected": rejects,
+                "prove_seconds": b["prove_seconds"], "public_instances": m.public_instances,
+                "proof_bytes": m.proof_bytes, "verifier_runtime_bytes": m.runtime_bytes, "verify_tx_gas": m.gas,
+                "calldata_gas": m.calldata_gas, "flipped_proof_rejected": m.flipped_proof_rejected,
             })
     finally:
         anvil.stop_process(process.pid)

@@ -10,6 +10,7 @@ project's chain state or deployments is touched.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,46 @@ from sentinel.errors import ChainError
 from sentinel.zk.manifest import load_manifest
 
 EIP170_LIMIT = 24_576
+
+
+@dataclass(frozen=True)
+class VerifyMeasure:
+    """One generated verifier measured in a transaction of its own (the gas scripts and sweeps)."""
+
+    tx: Any  #: the verifyProof transaction's hash
+    gas: int  #: its gasUsed, calldata included
+    calldata_gas: int
+    proof_bytes: int
+    public_instances: int
+    runtime_bytes: int
+    flipped_proof_rejected: bool  #: the same proof with one byte flipped is refused (call reverts or returns false)
+
+
+def measure_verifier(w3: Any, sender: str, verifier: Any, proof_doc: dict[str, Any], what: str) -> VerifyMeasure:
+    """Deploy ``verifier`` (a compiled Halo2Verifier) from ``sender``, verify ``proof_doc`` (an EZKL proof: hex_proof,
+    instances) in a transaction, and check the proof with one byte flipped is refused. A valid proof that reverts
+    is a :class:`ChainError` naming ``what``."""
+    from web3.exceptions import Web3Exception
+
+    from sentinel.zk.instances import felt_from_hex
+
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_transaction({"from": sender, "data": "0x" + verifier.bytecode.hex(), "gas": 29_000_000}))
+    deployed = w3.eth.contract(address=receipt["contractAddress"], abi=verifier.abi)
+    proof = bytes.fromhex(proof_doc["hex_proof"].removeprefix("0x"))
+    instances = [felt_from_hex(h) for group in proof_doc["instances"] for h in group]
+    tx = deployed.functions.verifyProof(proof, instances).transact({"from": sender, "gas": 20_000_000})
+    mined = w3.eth.wait_for_transaction_receipt(tx)
+    if mined["status"] != 1:
+        raise ChainError(f"{what}: the verifier reverted on a valid proof")
+    flipped = bytearray(proof)
+    flipped[100] ^= 1
+    try:
+        rejects = not deployed.functions.verifyProof(bytes(flipped), instances).call({"from": sender})
+    except Web3Exception:  # a revert is a rejection too
+        rejects = True
+    return VerifyMeasure(tx, int(mined["gasUsed"]), calldata_gas(bytes(w3.eth.get_transaction(tx)["input"])),
+                         len(proof), len(instances), len(verifier.runtime), rejects)
 
 
 def latest_bundle(layout: ArtifactLayout) -> Path:

@@ -816,3 +816,19 @@ def test_cli_chain_up_refuses_a_taken_port(run_cli, tmp_path: Path):
     assert err.strip() == (f"error: port {port} is already in use (stop what listens there, or pick another "
                            "with SENTINEL_CHAIN__PORT or --port)")
     assert not (tmp_path / ".sentinel" / "chain" / "anvil.json").exists()
+
+
+def test_the_verifier_measured_alone_takes_its_proof_and_refuses_a_flipped_byte(env: Env, tiny_circuit: Path):
+    """The gas scripts' one measurement (sentinel.chain.bench.measure_verifier) on the tiny circuit's verifier."""
+    from sentinel.chain.bench import measure_verifier
+    from sentinel.chain.deploy import verifier_contract
+
+    compiled, _ = verifier_contract(ArtifactLayout(tiny_circuit))
+    bundle = env.bundles["high"]
+    proof_doc = json.loads(bundle.path.read_text())["ezkl_proof"]
+    w3 = env.chain.w3
+    m = measure_verifier(w3, w3.eth.accounts[0], compiled, proof_doc, "tiny verifier")
+    assert m.flipped_proof_rejected
+    assert m.proof_bytes == len(bundle.proof) and m.public_instances == 2
+    assert m.calldata_gas < m.gas < 1_000_000
+    assert m.runtime_bytes == len(compiled.runtime)

@@ -91,6 +91,20 @@ class PassResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+#: Seconds between the relay's last look at the chain and its report's inclusion, allowed for (two 12 s blocks): a
+#: window this close to the breaker's max age is not sent, it would be mined stale and pay for a revert.
+INCLUSION_MARGIN_SECONDS = 24
+#: What a proof is assumed to take before one has been timed (the warm prover's first proof is slower).
+FIRST_PROOF_SECONDS = 15.0
+
+
+def oldest_end(now: int, max_age: int, *, prove_seconds: float | None = None) -> int:
+    """The oldest window end worth proving (``prove_seconds`` given: twice that proof, then inclusion) or sending
+    (``None``: inclusion only) at chain time ``now``: an older one would be stale by the time it is mined."""
+    proving = 0 if prove_seconds is None else int(2 * max(prove_seconds, FIRST_PROOF_SECONDS))
+    return now - max_age + proving + INCLUSION_MARGIN_SECONDS
+
+
 def next_in_order(pending: dict[int, int], floor: int, oldest_end: int, stage: str
                   ) -> tuple[int | None, list[tuple[int, str]]]:
     """Pick the oldest of ``pending`` (window id -> window end) that can still be reported; skip the rest.
@@ -310,11 +324,11 @@ class Relay:
         now = int(head["timestamp"])
         breaker = self._breaker_now()
         self.max_age = breaker.max_age
-        # A window must still be fresh when its proof and transaction are done: allow twice the last proof.
-        margin = int(2 * self.last_prove_seconds)
+        # A window must still be fresh when its proof and transaction are done
+        oldest = oldest_end(now, self.max_age, prove_seconds=self.last_prove_seconds)
         while True:
             chosen, skips = next_in_order({wid: w.end_unix for wid, w in pending.items()}, self._floor(),
-                                          now - self.max_age + margin, "proved")
+                                          oldest, "proved")
             for wid, reason in skips:
                 self._skip(result, wid, reason)
                 pending.pop(wid)
@@ -430,7 +444,7 @@ class Relay:
         in_flight = [w.window_id for w in self.queue.windows("submitted", "confirmed")]
         now = int(head["timestamp"])
         chosen, skips = next_in_order({wid: w.end_unix for wid, w in proved.items()}, max(in_flight, default=-1),
-                                      now - self.max_age, "submitted")
+                                      oldest_end(now, self.max_age), "submitted")
         for wid, reason in skips:
             self._skip(result, wid, reason)
         if chosen is None:
@@ -442,9 +456,9 @@ class Relay:
         if wid <= last:
             self._reject(result, wid, f"WindowNotNewer: the breaker's last window is {last} (checked before sending)")
             return
-        if newest.end_unix < now - self.max_age:
-            self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, "
-                                      f"max age {self.max_age} s (checked before sending)")
+        if newest.end_unix < oldest_end(now, self.max_age):
+            self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, max age {self.max_age} s"
+                                      f", less than {INCLUSION_MARGIN_SECONDS} s to be mined (checked before sending)")
             return
         if newest.end_unix > now + FUTURE_SKEW_SECONDS:
             log.info("event=waiting_for_chain_time %s", kv(window=wid, window_end=newest.end_unix, chain_time=now))

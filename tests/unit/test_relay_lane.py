@@ -167,6 +167,24 @@ def test_windows_go_on_chain_in_order_oldest_reportable_first():
     assert next_in_order({9: 540}, 9, 0, "submitted") == expected
 
 
+def test_a_window_too_close_to_the_max_age_is_not_proved_or_sent_to_be_mined_stale():
+    """Seen in the tour: the first window proved (no proof timed yet, so no allowance for it) ended a few seconds
+    inside the breaker's max age; its submit passed the pre-checks and estimate, was mined a few seconds later, and
+    reverted StaleWindow on chain, gas paid. The oldest end worth proving allows the proof and inclusion."""
+    from sentinel.relay.daemon import FIRST_PROOF_SECONDS, INCLUSION_MARGIN_SECONDS, next_in_order, oldest_end
+
+    now, max_age = 100_000, 1800
+    edge = {1: now - max_age + 3, 2: now - max_age + 40, 3: now - max_age + 60}
+    # proving: 2 x the first proof's 15 s + 24 s of inclusion = 54 s inside the max age at least
+    chosen, skipped = next_in_order(edge, -1, oldest_end(now, max_age, prove_seconds=0.0), "proved")
+    assert chosen == 3 and [w for w, _ in skipped] == [1, 2]
+    assert oldest_end(now, max_age, prove_seconds=0.0) == now - max_age + int(2 * FIRST_PROOF_SECONDS) + 24
+    assert oldest_end(now, max_age, prove_seconds=40.0) == now - max_age + 80 + INCLUSION_MARGIN_SECONDS
+    assert oldest_end(now, max_age) == now - max_age + INCLUSION_MARGIN_SECONDS  # sending: inclusion only
+    chosen, skipped = next_in_order(edge, -1, oldest_end(now, max_age), "submitted")
+    assert chosen == 2 and [w for w, _ in skipped] == [1]
+
+
 # --- a private submission endpoint (security #18.5): routing, and what "unknown to the node" means -----------
 
 API_KEY = "k3y-8f2c91"  # stands for an API key in a private endpoint's URL

@@ -34,7 +34,7 @@ from sentinel.attester.record import SignedWindow, SigningRecord
 from sentinel.chain.encoding import AttestationMessage
 from sentinel.chain.keys import Key
 from sentinel.config import SentinelConfig
-from sentinel.data.feed import Feed, FeedRow, utc_text
+from sentinel.data.feed import Feed, FeedRow, reference_time, utc_text
 from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.data.windows import window_id as window_id_of
 from sentinel.errors import (
@@ -239,9 +239,8 @@ class Attester:
         return self._node_time, "latest block"
 
     def _feed_clock(self) -> float:
-        """Reference for the feed's future-skew quarantine: the wall clock, or the node's last block time if that is
-        later (a dev chain moved ahead); never the node's alone, an idle node's latest block can be hours old."""
-        return max(float(self.clock()), self._node_time or 0.0)
+        """Reference for the feed's future-skew quarantine (:func:`sentinel.data.feed.reference_time`)."""
+        return reference_time(self.clock(), self._node_time)
 
     # -- the feed -----------------------------------------------------------------------
     def poll_feed(self) -> None:

@@ -98,6 +98,12 @@ def utc_text(unix: float) -> str:
     return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def reference_time(wall: float, block_time: float | None) -> float:
+    """The clock feed rows are checked against (future skew): the wall clock, or the newest block time seen if that
+    is later (a dev chain moved ahead); never the chain's alone, as an idle node's latest block can be hours old."""
+    return max(float(wall), float(block_time or 0.0))
+
+
 class Feed:
     """Tails one CSV file or every ``*.csv`` in a directory (in name order, as rotated files).
 

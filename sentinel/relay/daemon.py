@@ -45,7 +45,7 @@ from typing import Any
 
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
-from sentinel.data.feed import Feed
+from sentinel.data.feed import Feed, reference_time
 from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
@@ -209,10 +209,9 @@ class Relay:
         return self._lane
 
     def _feed_clock(self) -> float:
-        """Reference time for feed rows: the wall clock, or the newest block time seen if that is later (a dev
-        chain moved ahead); never the chain's alone, since an idle node's latest block can be hours old."""
+        """Reference time for feed rows (:func:`sentinel.data.feed.reference_time`)."""
         seen = self._lane.last_block_time if self._lane is not None else None
-        return max(float(self.clock()), float(seen or 0))
+        return reference_time(self.clock(), seen)
 
     # -- start-up -----------------------------------------------------------------------
     def _resume(self) -> None:

@@ -153,6 +153,12 @@ kill -TERM "${pids[1]}" && wait "${pids[1]}" || true
 sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset + 1)):$((bottom + 5))" \
   --rows-per-second 0.2 --chain-clock "${copies[@]}"
 feed_lines=$(wc -l < "$feed")
+# While the breaker is tripped the relay proves 4 consecutive windows in one proof and one submitBatch (a quarter
+# of the gas each); a run shorter than that waits for the rest until 4 cadences after its first window.
+echo "-- the feed ends; 6 minutes pass on the chain (a live chain's clock would), so windows still waiting for a"
+echo "   batch are proved alone:"
+sentinel chain warp --to "$(python3 -c 'import sys; from datetime import datetime
+print(int(datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00")).timestamp()) + 360)' "$(tail -n1 "$feed" | cut -d, -f1)")"
 for _ in $(seq 1 120); do  # wait (deadline 4 min) until the last row's window is queued and every window is final
   if sentinel relay status --db "$queue" --json | python3 -c 'import json, sys
 d = json.load(sys.stdin)
@@ -178,7 +184,7 @@ kill -TERM "${pids[0]}" "${pids[2]}" && wait "${pids[0]}" "${pids[2]}" || true
 relay_pid=
 trap 'sentinel chain down >/dev/null 2>&1 || true' EXIT
 echo "-- relay log (events):"
-grep -E 'event=(proved|attested|confirmed|rejected|stopped)' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
+grep -E 'event=(proved|proved_batch|held|attested|confirmed|rejected|stopped)' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
 echo "-- the relay's record of refusals and outages (first of each):"
 grep -m1 'event=attester_refused' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
 grep -m1 'event=attester_unavailable' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //'
@@ -210,7 +216,8 @@ if not counts["screened"]:
 print(f"tripped at chain time {breaker['tripped_at']}, {lead / 60:.0f} market minutes before the price bottom "
       f"({bottom}); windows: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
 print(f"risk mode: {relay['total']} windows, {counts['screened']} screened (calm), "
-      f"{relay['total'] - counts['screened'] - counts['skipped']} proved, {counts['confirmed']} submitted and confirmed")
+      f"{relay['total'] - counts['screened'] - counts['skipped']} proved, {counts['confirmed']} confirmed in "
+      f"{relay['transactions']} transactions (while tripped, 4 windows per proof and transaction)")
 PY
 
 step "17. the guarded vault refuses a withdrawal while the breaker is tripped (expected to fail)"

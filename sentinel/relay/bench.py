@@ -104,25 +104,41 @@ class Rig:
         self._worker = threading.Thread(target=run, args=(relay, self._stop), name="relay", daemon=True)
         self._worker.start()
 
-    def settled(self, through: int | None = None) -> bool:
-        """True if every queued window is final (none new, proving, proved or submitted) and, with ``through``,
-        the relay has queued window ``through`` (it has read the row that ends it)."""
-        from sentinel.relay.queue import FINAL
+    def settled(self, through: int | None = None, *, held_ok: bool = True) -> bool:
+        """True if every queued window is final (none new, proving, proved or submitted; ``held`` ones, waiting for
+        the rest of their batch, count as settled unless ``held_ok`` is False) and, with ``through``, the relay has
+        queued window ``through`` (it has read the row that ends it)."""
+        from sentinel.relay.queue import FINAL, WAITING
 
         if through is not None:
             newest = self.view.max_id()
             if newest is None or newest < through:
                 return False
-        return all(n == 0 for state, n in self.view.counts().items() if state not in FINAL)
+        done = FINAL | WAITING if held_ok else FINAL
+        return all(n == 0 for state, n in self.view.counts().items() if state not in done)
 
-    def wait_settled(self, through: int | None = None, deadline_seconds: float = 600.0) -> bool:
+    def wait_settled(self, through: int | None = None, deadline_seconds: float = 600.0, *,
+                     held_ok: bool = True) -> bool:
         """Wait until :meth:`settled`; False if it is not by the deadline or the relay's loop is gone."""
         until = time.monotonic() + deadline_seconds
-        while not self.settled(through):
+        while not self.settled(through, held_ok=held_ok):
             if time.monotonic() > until or not self._worker.is_alive():
                 return False
             time.sleep(0.1)
         return True
+
+    def flush_held(self, deadline_seconds: float = 600.0) -> bool:
+        """The feed has ended: let chain time pass (Anvil) until windows held for a batch are proved alone, and
+        wait for every window to be final. True if none was held or all are final by the deadline."""
+        from sentinel.chain import anvil
+
+        held = self.view.windows("held")
+        if not held:
+            return True
+        due = max(w.end_unix for w in held) + (self.relay.batch_windows + 1) * int(self.relay.cadence)
+        if due > anvil.chain_time(self.rpc):
+            anvil.warp(self.rpc, due)
+        return self.wait_settled(deadline_seconds=deadline_seconds, held_ok=False)
 
     def halt(self) -> None:
         """Stop the relay's loop (the current step finishes) and wait for it; then the relay's queue may be read
@@ -208,6 +224,7 @@ def bench_relay(layout: ArtifactLayout, config: SentinelConfig, rows: int = 60, 
                               last=first + rows - 1, prefill=50, chain_rpc=rig.rpc, copies=rig.copies)
             replay_seconds = time.time() - started
             rig.wait_settled(deadline_seconds=600)
+            rig.flush_held(deadline_seconds=600)
             rig.halt()
             windows = rig.relay.queue.windows()
     confirmed = [w for w in windows if w.state == "confirmed"]

@@ -49,14 +49,14 @@ from sentinel.data.feed import Feed, reference_time
 from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
-from sentinel.relay.policy import auto_margin, decide
+from sentinel.relay.policy import BatchPlan, auto_margin, decide, plan_batch
 from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
 log = logging.getLogger("sentinel.relay")
 
 #: Reverts that mean the breaker will never take this window: final, not retried.
-FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow"})
+FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow", "BatchesDisabled", "BatchSizeMismatch"})
 #: Reverts that a pending transaction meets when the breaker's signing policy changed under it (quorum raised,
 #: an attester removed): its window is signed again under the policy now on chain, not sent as it is.
 RESIGN_REVERTS = frozenset({"TooFewSignatures", "NotAttester", "InvalidSignature", "SignersNotAscending"})
@@ -141,6 +141,7 @@ class BreakerNow:
     trip_threshold: float = 1.0
     high_streak: int = 0
     manual: bool = False
+    batch_windows: int = 0  #: windows per batch proof the breaker takes (0: no batches)
 
 
 class Relay:
@@ -186,6 +187,8 @@ class Relay:
         self.prover: Any = None
         self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))  #: re-read from the chain
         self.last_prove_seconds = 0.0
+        #: windows per batch proof this relay's artifacts prove (0: no batch circuit was built)
+        self.batch_windows = int((manifest.get("batch") or {}).get("windows", 0))
         self.ready = False
         self.last_error: str | None = None
         self.last_pass_at: float | None = None
@@ -217,6 +220,8 @@ class Relay:
     def _resume(self) -> None:
         """A window left in ``proving`` was interrupted (crash, kill): prove it again if still reportable."""
         for w in self.queue.windows("proving"):
+            if w.batch_of not in (None, w.window_id):
+                continue  # moves with its batch's lead
             self.queue.transition(w.window_id, "new", last_error="interrupted while proving; retried")
             log.warning("event=resume_proving %s", kv(window=w.window_id, attempt=w.attempts))
         for w in self.queue.windows("submitted"):
@@ -319,7 +324,7 @@ class Relay:
     def prove_next(self, result: PassResult, head: Any) -> None:
         """Prove the oldest new window that can still be reported (windows go on chain in order); in ``risk``
         mode the windows before it that cannot move the breaker are screened on the way (see policy.py)."""
-        pending = {w.window_id: w for w in self.queue.windows("new")}
+        pending = {w.window_id: w for w in self.queue.windows("new", "held")}
         now = int(head["timestamp"])
         breaker = self._breaker_now()
         self.max_age = breaker.max_age
@@ -338,7 +343,17 @@ class Relay:
                 self._skip(result, chosen, "its rows are no longer held by the feed")
                 pending.pop(chosen)
                 continue
-            if self._screen(result, chosen, market, breaker):
+            if self._batching(breaker):
+                plan = plan_batch(chosen, {wid: w.end_unix for wid, w in pending.items()}, k=breaker.batch_windows,
+                                  cadence=int(self.cadence), now=now)
+                if plan.action == "hold":
+                    self._hold(plan, pending)
+                    return
+                if plan.action == "batch":
+                    self._prove_batch(result, plan)
+                    return
+                log.info("event=batch_released %s reason=%r", kv(window=chosen), plan.reason)
+            elif self._screen(result, chosen, market, breaker):
                 pending.pop(chosen)
                 continue
             break
@@ -363,6 +378,52 @@ class Relay:
         result.proved.append(w.window_id)
         log.info("event=proved %s score=%.4f seconds=%.1f", kv(window=w.window_id, attempt=w.attempts),
                  proved.score, proved.prove_seconds)
+
+    def _batching(self, breaker: BreakerNow) -> bool:
+        """Whether windows go in K-window batch proofs now: the breaker is tripped by scores (recovery needs every
+        calm window, and a report's latency only delays the unpause) and takes the batches this relay can prove."""
+        return (breaker.tripped and not breaker.manual and breaker.batch_windows > 1
+                and breaker.batch_windows == self.batch_windows)
+
+    def _hold(self, plan: BatchPlan, pending: dict[int, WindowRow]) -> None:
+        for wid in plan.windows:
+            if pending[wid].state == "new":
+                self.queue.transition(wid, "held", reason=plan.reason)
+                log.info("event=held %s reason=%r", kv(window=wid), plan.reason)
+
+    def _prove_batch(self, result: PassResult, plan: BatchPlan) -> None:
+        """Prove ``plan.windows`` (consecutive, oldest first) in one batch proof; they move as one from here on."""
+        ids = list(plan.windows)
+        market = self.feed.market_for(ids[-1])
+        if market is None:
+            raise RelayError(f"window {ids[-1]}: the feed no longer holds its rows")
+        self.load_prover()
+        lead = self.queue.start_batch(ids, reason=plan.reason)
+        log.info("event=proving_batch %s windows=%d-%d", kv(window=lead.window_id, attempt=lead.attempts), ids[0],
+                 ids[-1])
+        ends = list(range(len(market) - len(ids), len(market)))
+        try:
+            proved = self.prover.prove_windows(market, ends, timeout=self.rc.prove_timeout_seconds)
+        except SentinelError as exc:
+            target = "failed" if lead.attempts >= self.rc.max_attempts else "new"
+            self.queue.transition(lead.window_id, target, last_error=str(exc))
+            log.error("event=prove_failed %s windows=%d-%d error=%r",
+                      kv(window=lead.window_id, attempt=lead.attempts, next=target), ids[0], ids[-1], str(exc))
+            result.errors.append(str(exc))
+            return
+        got = [w.window_id for w in proved.windows]
+        if got != ids:
+            raise RelayError(f"windows {ids[0]}-{ids[-1]}: the prover made windows {got} (cadence mismatch?)")
+        self.last_prove_seconds = proved.prove_seconds / len(ids)
+        self.queue.transition(lead.window_id, "proved", bundle=str(proved.bundle), prove_seconds=proved.prove_seconds,
+                              proved_at=self.clock(),
+                              per_window={w.window_id: {"score": w.score, "float_score": w.float_score}
+                                          for w in proved.windows})
+        self.metrics.prove_seconds.observe(proved.prove_seconds)
+        result.proved.extend(ids)
+        log.info("event=proved_batch %s windows=%d-%d scores=%s seconds=%.1f",
+                 kv(window=lead.window_id, attempt=lead.attempts), ids[0], ids[-1],
+                 ",".join(f"{w.score:.4f}" for w in proved.windows), proved.prove_seconds)
 
     def _screen(self, result: PassResult, wid: int, market: Any, breaker: BreakerNow) -> bool:
         """Apply the reporting policy to ``wid``: True if it was screened (final, float score and reason kept)."""
@@ -415,12 +476,14 @@ class Relay:
         state = self.chain.call(f.state(), "reading state")
         params = self.chain.call(f.params(), "reading params")
         cadence = int(self.chain.call(f.cadence(), "reading cadence"))
+        batch_windows = int(self.chain.call(f.batchWindows(), "reading batchWindows"))
         if cadence != int(self.cadence):
             raise RelayError(f"the breaker derives window ids at a {cadence} s cadence, this relay's model at "
                              f"{self.cadence:g} s: the verifier was changed; run the relay with that model's artifacts")
         return BreakerNow(last_window_id=int(state[1]) // cadence if int(state[1]) else -1,
                           tripped=bool(state[5]), max_age=int(params[5]), quorum=int(params[6]),
-                          trip_threshold=from_wad(int(params[0])), high_streak=int(state[3]), manual=bool(state[6]))
+                          trip_threshold=from_wad(int(params[0])), high_streak=int(state[3]), manual=bool(state[6]),
+                          batch_windows=batch_windows)
 
     def _registered_attesters(self) -> set[str]:
         """The breaker's attesters *now*, lower-case (read every time: governance may change them)."""
@@ -432,9 +495,16 @@ class Relay:
         return self._breaker_now().last_window_id
 
     def submit_next(self, result: PassResult, head: Any) -> None:
-        """Gather the attesters' signatures for the oldest proved window and send it, if no transaction of ours
-        is still unmined."""
-        from sentinel.chain.encoding import read_bundle, submit_args
+        """Gather the attesters' signatures for the oldest proved window (or batch) and send it, if no transaction
+        of ours is still unmined."""
+        from sentinel.chain.encoding import (
+            message_for,
+            messages_for_batch,
+            read_batch_bundle,
+            read_bundle,
+            submit_args,
+            submit_batch_args,
+        )
 
         if any(w.block_number is None for w in self.queue.windows("submitted")):
             return  # one unmined transaction at a time: the lane stays in nonce order
@@ -445,33 +515,46 @@ class Relay:
         chosen, skips = next_in_order({wid: w.end_unix for wid, w in proved.items()}, max(in_flight, default=-1),
                                       oldest_end(now, self.max_age), "submitted")
         for wid, reason in skips:
-            self._skip(result, wid, reason)
+            lead = proved[wid].batch_of
+            if lead is None:
+                self._skip(result, wid, reason)
+            elif self.queue.get(lead).state == "proved":  # a batch goes as one: its oldest window decides
+                self._skip(result, lead, f"window {wid} of its batch: {reason}")
         if chosen is None:
             return
-        newest = proved[chosen]
+        windows = self.queue.batch(chosen)  # the window, or every window of its batch, oldest first
+        newest, oldest = windows[-1], windows[0]
         wid = newest.window_id
         breaker = self._breaker_now()  # one read for the id check and the quorum
         last = breaker.last_window_id
-        if wid <= last:
+        if oldest.window_id <= last:
             self._reject(result, wid, f"WindowNotNewer: the breaker's last window is {last} (checked before sending)")
             return
-        if newest.end_unix < oldest_end(now, self.max_age):
-            self._reject(result, wid, f"StaleWindow: ends {newest.end_unix}, chain time {now}, max age {self.max_age} s"
-                                      f", less than {INCLUSION_MARGIN_SECONDS} s to be mined (checked before sending)")
+        if oldest.end_unix < oldest_end(now, self.max_age):
+            self._reject(result, wid, f"StaleWindow: ends {oldest.end_unix}, chain time {now}, max age {self.max_age} "
+                                      f"s, less than {INCLUSION_MARGIN_SECONDS} s to be mined (checked before sending)")
             return
         if newest.end_unix > now + FUTURE_SKEW_SECONDS:
             log.info("event=waiting_for_chain_time %s", kv(window=wid, window_end=newest.end_unix, chain_time=now))
             return
         if newest.bundle is None:
             raise RelayError(f"window {wid} is proved but the queue holds no bundle path for it")
-        bundle = read_bundle(Path(newest.bundle))
-        signed = self._attest(result, wid, bundle, breaker.quorum)
-        if signed is None:
-            return
-        args = submit_args(bundle, signed, breaker.quorum)
-        function = self.breaker.functions.submit(*args)
+        if len(windows) > 1:
+            batch = read_batch_bundle(Path(newest.bundle))
+            signed = [self._attest(result, m.window_id, message, breaker.quorum)
+                      for m, message in zip(windows, messages_for_batch(batch), strict=True)]
+            if any(s is None for s in signed):
+                return
+            name, args = "submitBatch", submit_batch_args(batch, signed, breaker.quorum)
+        else:
+            bundle = read_bundle(Path(newest.bundle))
+            one = self._attest(result, wid, message_for(bundle), breaker.quorum)
+            if one is None:
+                return
+            name, args = "submit", submit_args(bundle, one, breaker.quorum)
+        function = self.breaker.functions[name](*args)
         try:
-            with self.chain._seam(f"estimating submit of window {wid}"):  # decodes custom errors
+            with self.chain._seam(f"estimating {name} of window {wid}"):  # decodes custom errors
                 estimate = int(function.estimate_gas({"from": self.key.address}))
         except ContractRevert as exc:
             self._revert(result, newest, exc)
@@ -480,28 +563,28 @@ class Relay:
         outstanding = [w.nonce for w in self.queue.windows("submitted") if w.nonce is not None]
         nonce = self.lane.next_nonce(outstanding)
         fees = self.lane.market_fees()
-        data = self.breaker.encode_abi("submit", args=list(args))
+        data = self.breaker.encode_abi(name, args=list(args))
         tx = self.lane.sign({"to": self.breaker.address, "data": data}, nonce, fees, gas)
         # Stored before it is broadcast: after a crash the same bytes are sent again, never a second signature.
         self.queue.record_tx(wid, TxRow(tx.tx_hash, wid, nonce, tx.raw_tx, fees.max_fee, fees.max_priority_fee, gas,
                                         self.clock()), from_state="proved")
         attempt = self.queue.get(wid).attempts
-        log.info("event=submitting %s max_fee=%d priority_fee=%d gas=%d",
-                 kv(window=wid, tx=tx.tx_hash, nonce=nonce, attempt=attempt), fees.max_fee, fees.max_priority_fee, gas)
+        log.info("event=submitting %s windows=%d max_fee=%d priority_fee=%d gas=%d",
+                 kv(window=wid, tx=tx.tx_hash, nonce=nonce, attempt=attempt), len(windows), fees.max_fee,
+                 fees.max_priority_fee, gas)
         self._broadcast(result, wid, tx.raw_tx, tx.tx_hash)
-        result.submitted.append(wid)
+        result.submitted.extend(w.window_id for w in windows)
 
-    def _attest(self, result: PassResult, wid: int, bundle: Any, quorum: int) -> Any:
+    def _attest(self, result: PassResult, wid: int, message: Any, quorum: int) -> Any:
         """The window's attestation with ``quorum`` signatures of attesters registered now, or None: the window
         then stays ``proved`` and is asked for again after a backoff (an attester may be down, lagging behind
         the feed, or refusing; governance may register keys or lower the quorum meanwhile)."""
-        from sentinel.chain.encoding import message_for
         from sentinel.relay.attesters import collect
 
         rounds, next_at = self._attest_retry.get(wid, (0, 0.0))
         if self.clock() < next_at:
             return None
-        collected = collect(self.rc.attesters, message_for(bundle), chain_id=self.chain.chain_id,
+        collected = collect(self.rc.attesters, message, chain_id=self.chain.chain_id,
                             breaker=self.breaker.address, registered=self._registered_attesters(), quorum=quorum,
                             timeout=self.rc.attester_timeout_seconds)
         for answer in collected.answers:
@@ -561,7 +644,8 @@ class Relay:
         ours = {t.tx_hash for w in submitted for t in self.queue.txs(w.window_id)}
         self._sent_at = {h: t for h, t in self._sent_at.items() if h in ours}  # finished windows' hashes go
         for window in submitted:
-            self._reconcile_one(result, window, head)
+            if window.batch_of in (None, window.window_id):  # a batch's other windows move with its lead
+                self._reconcile_one(result, window, head)
 
     def _reconcile_one(self, result: PassResult, window: WindowRow, head: Any) -> None:
         wid = window.window_id
@@ -735,7 +819,7 @@ class Relay:
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         if window.block_number != block or window.block_hash != block_hash or window.tx_hash != tx_hash:
             self.queue.update(wid, block_number=block, block_hash=block_hash, tx_hash=tx_hash,
-                              gas_used=int(receipt["gasUsed"]))
+                              per_window={wid: {"gas_used": int(receipt["gasUsed"])}})
             log.info("event=mined %s block=%d gas=%d status=%d", kv(window=wid, tx=tx_hash, nonce=tx.nonce,
                                                                     attempt=window.attempts),
                      block, int(receipt["gasUsed"]), int(receipt["status"]))
@@ -754,22 +838,23 @@ class Relay:
             log.warning("event=reorg %s block=%d: the block is no longer canonical", kv(window=wid, tx=tx_hash), block)
             self.queue.update(wid, block_number=None, block_hash=None)
             return
+        ids = [w.window_id for w in self.queue.batch(wid)]
         reports = [args for name, args in report_events(self.breaker, receipt) if name == "Report"]
-        if len(reports) != 1 or int(reports[0]["windowId"]) != wid:
-            self.queue.transition(wid, "failed", last_error=f"tx {tx_hash} mined without this window's Report event")
+        if [int(r["windowId"]) for r in reports] != ids:
+            self.queue.transition(wid, "failed", last_error=f"tx {tx_hash} mined without the Report events of "
+                                                            f"window(s) {ids[0]}-{ids[-1]}")
             return
         from sentinel.chain.encoding import from_wad
 
-        score = from_wad(int(reports[0]["score"]))
-        tripped = bool(reports[0]["tripped"])
-        self.queue.transition(wid, "confirmed", confirmed_at=self.clock(), tripped=int(tripped),
-                              gas_used=int(receipt["gasUsed"]), tx_hash=tx_hash)
+        scores = [from_wad(int(r["score"])) for r in reports]
+        self.queue.transition(wid, "confirmed", confirmed_at=self.clock(), tx_hash=tx_hash,
+                              per_window={int(r["windowId"]): {"tripped": int(bool(r["tripped"]))} for r in reports})
         self.metrics.submit_gas.observe(int(receipt["gasUsed"]))
-        self.metrics.last_score.set(score)
-        result.confirmed.append(wid)
-        log.info("event=confirmed %s block=%d confirmations=%d score=%.4f tripped=%s",
-                 kv(window=wid, tx=tx_hash, nonce=tx.nonce, attempt=window.attempts), block, confirmations, score,
-                 tripped)
+        self.metrics.last_score.set(scores[-1])
+        result.confirmed.extend(ids)
+        log.info("event=confirmed %s block=%d confirmations=%d score=%.4f tripped=%s%s",
+                 kv(window=wid, tx=tx_hash, nonce=tx.nonce, attempt=window.attempts), block, confirmations, scores[-1],
+                 bool(reports[-1]["tripped"]), f" windows={ids[0]}-{ids[-1]}" if len(ids) > 1 else "")
 
     # -- observability ----------------------------------------------------------------------
     def refresh_metrics(self) -> None:

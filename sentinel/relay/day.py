@@ -270,6 +270,9 @@ def run_mode(layout: ArtifactLayout, config: SentinelConfig, feed: DayFeed, mode
         replay_started = time.monotonic()
         replay(feed.path, rig.feed, rows_per_second=LOCKSTEP_ROWS_PER_SECOND, first=relay.window,
                prefill=relay.window - 1, chain_rpc=rig.rpc, on_row=lockstep, copies=rig.copies)
+        if not rig.flush_held(SETTLE_SECONDS):
+            raise RelayError(f"bench --day ({mode}): windows held for a batch are not final {SETTLE_SECONDS:g} s "
+                             f"after the feed ended; the relay's last error: {relay.last_error or 'none'}")
         replay_seconds = time.monotonic() - replay_started
         rig.halt()
         cpu_after = _cpu_seconds(relay.prover.process.pid) if relay.prover.restarts == 0 else None

@@ -64,3 +64,35 @@ def decide(mode: str, window_id: int, score: float, *, trip_threshold: float, ma
     return Decision(prove=False, why="calm",
                     reason=f"float score {score:.4f} < trip threshold {trip_threshold:.4f} - margin {margin:.4f}, no "
                            f"streak in progress{held}")
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """While the breaker is tripped: prove ``windows`` as one batch, hold them for the rest of it, or prove the
+    first alone."""
+
+    action: str  #: "batch" | "hold" | "single"
+    windows: tuple[int, ...]
+    reason: str
+
+
+def plan_batch(first: int, pending: dict[int, int], *, k: int, cadence: int, now: int) -> BatchPlan:
+    """How to prove ``first`` (the oldest reportable window; ``pending``: window id -> end of every window waiting)
+    while the breaker is tripped and takes K-window batches.
+
+    Recovery needs a run of consecutive calm reports, and while tripped a report's latency only delays the
+    unpause (the safe direction), so K consecutive windows go in one proof and one transaction (about a K-th of
+    the gas each). The run waits for its K-th window until chain time ``now`` reaches ``first``'s end plus K
+    cadences (one spare); a feed that falls behind that (a gap, an outage, its end) gets ``first`` proved alone.
+    """
+    run = [first]
+    while len(run) < k and run[-1] + 1 in pending:
+        run.append(run[-1] + 1)
+    if len(run) == k:
+        return BatchPlan("batch", tuple(run), f"the breaker is tripped: windows {run[0]}-{run[-1]} in one proof")
+    due = pending[first] + k * cadence
+    if now < due:
+        return BatchPlan("hold", tuple(run), f"the breaker is tripped: waiting for {k - len(run)} more window(s) to "
+                                             f"prove {k} in one proof (until chain time {due})")
+    return BatchPlan("single", (first,), f"the breaker is tripped; the rest of a {k}-window batch was not in the "
+                                         f"feed by chain time {due}: proved alone")

@@ -27,11 +27,13 @@ log = logging.getLogger("sentinel.relay")
 if TYPE_CHECKING:
     from sentinel.config import SentinelConfig
     from sentinel.data.validate import MarketData
-    from sentinel.zk.prove import ProveResult
+    from sentinel.zk.prove import BatchProveResult, ProveResult
 
 
 def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
-    """Child process: load the Prover once, then prove (request id, market, end_row) requests until the pipe closes.
+    """Child process: load the Prover once, then prove (request id, market, end) requests until the pipe closes;
+    ``end`` is a row (one window) or a list of consecutive rows (one batch proof, with the batch circuit, whose
+    prover is loaded at start when the batch circuit is built).
 
     Every reply carries its request's id, so the parent never takes one window's proof for another's.
     """
@@ -42,8 +44,13 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
     from sentinel.errors import SentinelError
     from sentinel.zk.prove import Prover
 
+    layout = ArtifactLayout(Path(root))
+    batch_prover: Prover | None = None
     try:
-        prover = Prover(ArtifactLayout(Path(root)), load_config(Path(root), config))
+        settings = load_config(Path(root), config)
+        prover = Prover(layout, settings)
+        if prover.manifest.get("batch"):  # loaded now, not when the breaker trips
+            batch_prover = Prover(layout.batch(), settings)
     except SentinelError as exc:
         conn.send((0, "error", str(exc)))
         return
@@ -54,7 +61,12 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
         except (EOFError, OSError):
             return
         try:
-            conn.send((request, "ok", prover.prove_end_row(market, end)))
+            if isinstance(end, list):
+                if batch_prover is None:
+                    batch_prover = Prover(layout.batch(), settings)
+                conn.send((request, "ok", batch_prover.prove_windows(market, end)))
+            else:
+                conn.send((request, "ok", prover.prove_end_row(market, end)))
         except SentinelError as exc:
             conn.send((request, "error", str(exc)))
 
@@ -130,6 +142,15 @@ class ProverProcess:
 
     def prove_end_row(self, market: MarketData, end: int, timeout: float = 3600.0) -> ProveResult:
         """Prove the window of ``market`` ending at row ``end`` in the child; returns its ProveResult."""
+        result: ProveResult = self._request_proof(market, end, timeout)
+        return result
+
+    def prove_windows(self, market: MarketData, ends: list[int], timeout: float = 3600.0) -> BatchProveResult:
+        """Prove the windows of ``market`` ending at rows ``ends`` (consecutive) in one batch proof in the child."""
+        result: BatchProveResult = self._request_proof(market, list(ends), timeout)
+        return result
+
+    def _request_proof(self, market: MarketData, end: int | list[int], timeout: float) -> Any:
         if not self.process.is_alive():
             self._restart(f"the prover process was gone (exit code {self.process.exitcode})")
         self._request += 1
@@ -141,8 +162,7 @@ class ProverProcess:
         kind, payload = self._receive(self._request, timeout, "proving")
         if kind != "ok":
             raise CircuitError(payload)
-        result: ProveResult = payload
-        return result
+        return payload
 
     def _stop(self) -> None:
         self._conn.close()

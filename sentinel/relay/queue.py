@@ -11,6 +11,7 @@ re-broadcasts exactly those bytes instead of signing something new.
 States::
 
     new -> proving -> proved -> submitted -> confirmed
+     |-> held     (waiting for the rest of a K-window batch while the breaker is tripped; leaves like ``new``)
      |-> screened (reporting policy ``risk``: its float score cannot move the breaker; score and reason kept)
      |        |          |          |-> rejected   (the breaker refuses it for good: already reported, stale)
      |        |          |          |-> failed     (other reverts, max attempts)
@@ -18,6 +19,13 @@ States::
      |        |          '-> skipped | rejected | failed
      |        '-> new (crash or error while proving: retried) | skipped | failed
      '-> skipped (a newer window is pending: the breaker only takes increasing ids) | failed
+
+A batch (K consecutive windows in one proof and one ``submitBatch``) is K
+rows whose ``batch_of`` is the batch's lead, its newest window. They move
+together: a transition, an update or a recorded transaction of the lead
+applies to every row of its batch in the same SQLite transaction (fields that
+differ per window go in ``per_window``), and the lead alone holds the
+batch's transactions. A batch that goes back to ``new`` is dissolved.
 """
 
 from __future__ import annotations
@@ -65,12 +73,17 @@ class QueueLock:
             os.close(self._fd)
             self._fd = None
 
-SCHEMA_VERSION = 2  #: 2 added windows.float_score (and the screened state); a version-1 queue is migrated
+#: 2 added windows.float_score (and the screened state), 3 windows.batch_of (and the held state);
+#: older queues are migrated
+SCHEMA_VERSION = 3
 
-STATES = ("new", "screened", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
+STATES = ("new", "held", "screened", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
 FINAL = frozenset({"screened", "confirmed", "rejected", "skipped", "failed"})
+#: not final, but waiting on purpose: nothing for the relay to do until more of the feed arrives
+WAITING = frozenset({"held"})
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "new": frozenset({"screened", "proving", "skipped", "failed"}),
+    "new": frozenset({"held", "screened", "proving", "skipped", "failed"}),
+    "held": frozenset({"screened", "proving", "skipped", "failed"}),
     "screened": frozenset(),
     "proving": frozenset({"proved", "new", "skipped", "failed"}),
     "proved": frozenset({"submitted", "skipped", "rejected", "failed"}),
@@ -101,6 +114,7 @@ CREATE TABLE IF NOT EXISTS windows (
     tripped       INTEGER,
     reason        TEXT,
     last_error    TEXT,
+    batch_of      INTEGER,
     seen_at       REAL NOT NULL,
     proved_at     REAL,
     submitted_at  REAL,
@@ -138,6 +152,8 @@ _WINDOW_FIELDS = frozenset({
     "bundle", "score", "float_score", "prove_seconds", "tx_hash", "nonce", "block_number", "block_hash", "gas_used",
     "tripped", "reason", "last_error", "proved_at", "submitted_at", "confirmed_at", "source", "end_line",
 })
+#: what a batch's rows do not share (each window's own proof output, float score and outcome)
+_OWN_FIELDS = frozenset({"score", "float_score", "tripped", "gas_used"})
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,7 @@ class WindowRow:
     confirmed_at: float | None
     updated_at: float
     float_score: float | None = None  #: the float model's score (screened windows: why they were not proved)
+    batch_of: int | None = None  #: the lead (newest window) of the batch proof this window is in, if any
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -200,10 +217,12 @@ class Queue:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, 1, SCHEMA_VERSION):
+            if version not in (0, 1, 2, SCHEMA_VERSION):
                 raise QueueError(self.path, f"queue schema version {version}, this relay reads {SCHEMA_VERSION}")
             if version == 1:  # written before the reporting policy: same rows, one more column
                 self.db.execute("ALTER TABLE windows ADD COLUMN float_score REAL")
+            if version in (1, 2):  # written before batch proofs: same rows, one more column
+                self.db.execute("ALTER TABLE windows ADD COLUMN batch_of INTEGER")
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -264,29 +283,91 @@ class Queue:
                 added.append(int(wid))
         return added
 
-    def transition(self, window_id: int, target: str, *, count_attempt: bool = False, **fields: Any) -> WindowRow:
-        """Move a window to ``target`` (refused unless the state machine allows it), setting ``fields``."""
+    def transition(self, window_id: int, target: str, *, count_attempt: bool = False,
+                   per_window: dict[int, dict[str, Any]] | None = None, **fields: Any) -> WindowRow:
+        """Move a window (a batch's lead: its whole batch) to ``target``, refused unless the state machine allows
+        it for every row, setting ``fields`` (and each row's ``per_window`` fields) in one transaction."""
         if target not in TRANSITIONS:
             raise RelayError(f"unknown relay state '{target}'")
-        unknown = set(fields) - _WINDOW_FIELDS
-        if unknown:
-            raise RelayError(f"unknown window field(s): {', '.join(sorted(unknown))}")
+        self._check_fields(fields, per_window)
         with self._write() as db:
-            row = db.execute("SELECT state FROM windows WHERE window_id = ?", (window_id,)).fetchone()
-            if row is None:
-                raise RelayError(f"window {window_id} is not in the queue")
-            if target not in TRANSITIONS[row["state"]]:
-                raise IllegalTransition(window_id, row["state"], target)
-            self._set(db, window_id, target, fields, count_attempt=count_attempt)
+            rows = self._group(db, window_id)
+            self._shared_only(rows, fields)
+            for row in rows:
+                if target not in TRANSITIONS[row["state"]]:
+                    raise IllegalTransition(int(row["window_id"]), row["state"], target)
+            dissolve = {"batch_of": None} if target == "new" and len(rows) > 1 else {}
+            for row in rows:
+                wid = int(row["window_id"])
+                self._set(db, wid, target, {**fields, **dissolve, **(per_window or {}).get(wid, {})},
+                          count_attempt=count_attempt)
         return self.get(window_id)
 
-    def update(self, window_id: int, *, count_attempt: bool = False, **fields: Any) -> None:
-        """Change fields of a window without changing its state (block seen, error noted, attempt counted)."""
-        unknown = set(fields) - _WINDOW_FIELDS
+    def update(self, window_id: int, *, count_attempt: bool = False,
+               per_window: dict[int, dict[str, Any]] | None = None, **fields: Any) -> None:
+        """Change fields of a window (a batch's lead: its whole batch) without changing its state (block seen,
+        error noted, attempt counted)."""
+        self._check_fields(fields, per_window)
+        with self._write() as db:
+            rows = self._group(db, window_id)
+            self._shared_only(rows, fields)
+            for row in rows:
+                wid = int(row["window_id"])
+                self._set(db, wid, None, {**fields, **(per_window or {}).get(wid, {})}, count_attempt=count_attempt)
+
+    def start_batch(self, window_ids: list[int], **fields: Any) -> WindowRow:
+        """Make consecutive ``new``/``held`` windows one batch (lead: the newest) and move it to ``proving``
+        (attempt counted), in one transaction; returns the lead."""
+        self._check_fields(fields, None)
+        ids = sorted(int(w) for w in window_ids)
+        if len(ids) < 2 or ids != list(range(ids[0], ids[0] + len(ids))):
+            raise RelayError(f"a batch is two or more consecutive windows, not {ids}")
+        lead = ids[-1]
+        with self._write() as db:
+            for wid in ids:
+                row = db.execute("SELECT state, batch_of FROM windows WHERE window_id = ?", (wid,)).fetchone()
+                if row is None:
+                    raise RelayError(f"window {wid} is not in the queue")
+                if "proving" not in TRANSITIONS[row["state"]] or row["batch_of"] is not None:
+                    raise IllegalTransition(wid, row["state"], "proving")
+                db.execute("UPDATE windows SET batch_of = ? WHERE window_id = ?", (lead, wid))
+                self._set(db, wid, "proving", fields, count_attempt=True)
+        return self.get(lead)
+
+    def batch(self, window_id: int) -> list[WindowRow]:
+        """The rows of the batch ``window_id`` is in, oldest first (just that window if it is in none)."""
+        row = self.get(window_id)
+        if row.batch_of is None:
+            return [row]
+        found = self.db.execute("SELECT * FROM windows WHERE batch_of = ? ORDER BY window_id", (row.batch_of,))
+        return [WindowRow(**dict(r)) for r in found.fetchall()]
+
+    @staticmethod
+    def _check_fields(fields: dict[str, Any], per_window: dict[int, dict[str, Any]] | None) -> None:
+        unknown = set(fields).union(*(set(f) for f in (per_window or {}).values())) - _WINDOW_FIELDS
         if unknown:
             raise RelayError(f"unknown window field(s): {', '.join(sorted(unknown))}")
-        with self._write() as db:
-            self._set(db, window_id, None, fields, count_attempt=count_attempt)
+
+    @staticmethod
+    def _shared_only(rows: list[sqlite3.Row], fields: dict[str, Any]) -> None:
+        own = set(fields) & _OWN_FIELDS
+        if len(rows) > 1 and own:
+            raise RelayError(f"{', '.join(sorted(own))} differ per window of a batch: pass them in per_window")
+
+    @staticmethod
+    def _group(db: sqlite3.Connection, window_id: int) -> list[sqlite3.Row]:
+        """``window_id``'s row, or every row of its batch if it leads one (inside the caller's transaction)."""
+        row = db.execute("SELECT window_id, state, batch_of FROM windows WHERE window_id = ?",
+                         (window_id,)).fetchone()
+        if row is None:
+            raise RelayError(f"window {window_id} is not in the queue")
+        if row["batch_of"] != window_id:
+            if row["batch_of"] is not None:
+                raise RelayError(f"window {window_id} is in the batch led by window {row['batch_of']}: "
+                                 "it changes with its lead")
+            return [row]
+        return db.execute("SELECT window_id, state, batch_of FROM windows WHERE batch_of = ? ORDER BY window_id",
+                          (window_id,)).fetchall()
 
     def _set(self, db: sqlite3.Connection, window_id: int, state: str | None, fields: dict[str, Any], *,
              count_attempt: bool) -> None:
@@ -300,17 +381,17 @@ class Queue:
         db.execute(f"UPDATE windows SET {sets} WHERE window_id = ?", (*values.values(), window_id))  # noqa: S608
 
     def record_tx(self, window_id: int, tx: TxRow, *, from_state: str) -> None:
-        """Store a signed transaction and point its window at it, in one transaction, before broadcasting.
+        """Store a signed transaction and point its window (a lead: its whole batch) at it, in one transaction,
+        before broadcasting.
 
-        ``from_state`` is ``proved`` for a first send (the window becomes
+        ``from_state`` is ``proved`` for a first send (the windows become
         ``submitted``) or ``submitted`` for a fee bump of the same nonce.
         """
         with self._write() as db:
-            row = db.execute("SELECT state FROM windows WHERE window_id = ?", (window_id,)).fetchone()
-            if row is None:
-                raise RelayError(f"window {window_id} is not in the queue")
-            if row["state"] != from_state or from_state not in {"proved", "submitted"}:
-                raise IllegalTransition(window_id, row["state"], "submitted")
+            rows = self._group(db, window_id)
+            for row in rows:
+                if row["state"] != from_state or from_state not in {"proved", "submitted"}:
+                    raise IllegalTransition(int(row["window_id"]), row["state"], "submitted")
             db.execute("INSERT INTO txs (tx_hash, window_id, nonce, raw_tx, max_fee, max_priority_fee, gas, created_at)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (tx.tx_hash, window_id, tx.nonce, tx.raw_tx, tx.max_fee, tx.max_priority_fee, tx.gas,
@@ -319,7 +400,8 @@ class Queue:
                                       "block_hash": None}
             if from_state == "proved":
                 fields["submitted_at"] = tx.created_at
-            self._set(db, window_id, "submitted", fields, count_attempt=False)
+            for row in rows:
+                self._set(db, int(row["window_id"]), "submitted", fields, count_attempt=False)
 
     def get(self, window_id: int) -> WindowRow:
         row = self.db.execute("SELECT * FROM windows WHERE window_id = ?", (window_id,)).fetchone()

@@ -722,3 +722,76 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     states = [w["state"] for w in windows.values()]
     assert "screened" in states and "confirmed" in states
     assert "event=screened" in world.log.read_text()
+
+
+def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world: World):
+    """Issue #20 item 4: once the breaker is tripped by a report, the relay proves K consecutive windows in one
+    batch proof and sends one submitBatch for them; a run short of K waits for the rest until K cadences after
+    its first window, then goes alone. Every window is on chain once, in order, by the transaction the queue
+    recorded."""
+    import numpy as np
+
+    from sentinel.chain.encoding import to_wad
+    from sentinel.data.io import read_market_csv
+    from sentinel.model.export import onnx_scores
+    from sentinel.zk.manifest import load_manifest
+
+    k = int(load_manifest(ArtifactLayout(world.root))["batch"]["windows"])
+    src = world.tmp / "scored.csv"
+    src.write_text("\n".join(world.lines) + "\n")
+    features = read_market_csv(src).features()
+    ends = list(range(49, len(features)))  # 0-based end rows of the slice's windows
+    scores = onnx_scores(ArtifactLayout(world.root).onnx_model, np.stack([features[e - 49:e + 1] for e in ends]))
+    # The feed starts at the slice's first window scoring well above 0.5 (the lowest trip threshold the breaker
+    # takes; the circuit's score is within the tiny build's fidelity tolerance of it): its own report trips
+    # the breaker. Recovery is out of reach (30 calm windows), so every later window is reported while tripped.
+    s = next(i for i, score in enumerate(scores) if score >= 0.55 and i + 2 * k + 3 < len(scores))
+    config = load_config(world.root, env={})
+    chain = connect(world.deployment, config, world.url)
+    breaker = contract(chain, world.deployment, BREAKER)
+    params = chain.call(breaker.functions.params(), "params")
+    chain.transact(breaker.functions.setParams((to_wad(0.5), to_wad(0.4), 1, 30, 60, params[5], params[6])),
+                   demo_key(0), "setParams")
+    assert int(chain.call(breaker.functions.batchWindows(), "batchWindows")) == k
+    world.append(1 + s, 50 + s)
+    relay = world.start()
+    try:
+        world.wait("the tripping report", lambda: chain.call(breaker.functions.tripped(), "tripped"), 120,
+                   mine=True, process=relay)
+        last_row = 50 + s + 2 * k + 2  # 1-based data row: 2k + 2 windows after the tripping one
+        world.append(51 + s, last_row, rate=2)
+        last_line = last_row - s + 1  # its line in the feed file (header, then rows 1 + s, ...)
+
+        def tail_waits_or_all_final() -> bool:
+            windows = world.windows()
+            return bool(windows) and windows[-1]["end_line"] == last_line and all(
+                w["state"] in FINAL | {"held"} for w in windows)
+
+        world.wait("every window final or held", tail_waits_or_all_final, 300, mine=True, process=relay)
+        held = [w for w in world.windows() if w["state"] == "held"]
+        if held:  # the feed ended mid-batch: let the chain's clock pass the batch's wait
+            anvil.warp(world.url, max(w["end_unix"] for w in held) + (k + 1) * 60)
+        world.wait("every window settled", settled(world, last_line), 180, mine=True, process=relay)
+    finally:
+        world.stop(relay)
+    windows = world.check_books()
+    assert all(w["state"] == "confirmed" for w in windows), [(w["window_id"], w["state"]) for w in windows]
+    by_tx: dict[str, list[int]] = {}
+    for w in windows:
+        by_tx.setdefault(w["tx_hash"], []).append(w["window_id"])
+    sizes = [len(ids) for ids in by_tx.values()]
+    assert sizes.count(k) >= 2, sizes  # at least two full batches while tripped
+    assert all(size in (1, k) for size in sizes), sizes
+    for ids in by_tx.values():
+        assert ids == list(range(ids[0], ids[0] + len(ids)))  # a batch is consecutive windows
+    batched = [w for w in windows if w["batch_of"] is not None]
+    assert all(w["batch_of"] == max(by_tx[w["tx_hash"]]) for w in batched)
+    assert [t["window_id"] for t in world.txs()] == [max(ids) for ids in by_tx.values()]  # the lead holds the tx
+    first = windows[0]
+    assert first["batch_of"] is None and first["tripped"] == 1  # the trip itself went alone
+    log = world.log.read_text()
+    assert "event=proved_batch" in log
+    if held:
+        assert "proved alone" in log
+    state = chain.call(breaker.functions.state(), "state")
+    assert int(state[0]) == windows[-1]["window_id"]

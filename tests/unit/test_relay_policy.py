@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.relay.policy import MIN_MARGIN, Decision, auto_margin, decide
+from sentinel.relay.policy import MIN_MARGIN, Decision, auto_margin, decide, plan_batch
 
 TRIP = 0.7264
 
@@ -52,3 +52,23 @@ def test_the_auto_margin_covers_the_circuits_gap_twice_and_has_a_floor():
     assert auto_margin(0.0026, 0.005) == MIN_MARGIN  # 2 x 0.005 is below the floor
     assert auto_margin(0.03, 0.005) == pytest.approx(0.06)
     assert auto_margin(0.0, 0.0) == MIN_MARGIN
+
+
+def test_a_tripped_breaker_gets_k_consecutive_windows_in_one_proof():
+    ends = {w: w * 60 for w in range(100, 106)}
+    plan = plan_batch(100, ends, k=4, cadence=60, now=103 * 60 + 5)
+    assert (plan.action, plan.windows) == ("batch", (100, 101, 102, 103))
+
+
+def test_a_short_run_waits_for_its_batch_until_k_cadences_after_its_first_window():
+    ends = {100: 6000, 101: 6060}
+    held = plan_batch(100, ends, k=4, cadence=60, now=6000 + 4 * 60 - 1)
+    assert (held.action, held.windows) == ("hold", (100, 101)) and "until chain time 6240" in held.reason
+    late = plan_batch(100, ends, k=4, cadence=60, now=6240)
+    assert (late.action, late.windows) == ("single", (100,))
+
+
+def test_a_gap_in_the_feed_ends_the_run():
+    ends = {100: 6000, 101: 6060, 103: 6180, 104: 6240}  # window 102 never came
+    assert plan_batch(100, ends, k=4, cadence=60, now=6100).action == "hold"
+    assert plan_batch(100, ends, k=4, cadence=60, now=6300).windows == (100,)

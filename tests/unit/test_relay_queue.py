@@ -52,6 +52,7 @@ def test_every_transition_outside_the_table_is_refused(tmp_path: Path, current: 
     path_to = {"new": [], "proving": ["proving"], "proved": ["proving", "proved"],
                "submitted": ["proving", "proved", "@tx"], "confirmed": ["proving", "proved", "@tx", "confirmed"],
                "rejected": ["proving", "proved", "rejected"], "skipped": ["skipped"], "screened": ["screened"],
+                   "held": ["held"],
                "failed": ["proving", "failed"]}
     for target in sorted(STATES):
         wid = len(q.windows()) + 1
@@ -201,6 +202,7 @@ def test_a_version_1_queue_is_migrated_with_its_windows(tmp_path: Path):
     q.close()
     db = sqlite3.connect(path)
     db.execute("ALTER TABLE windows DROP COLUMN float_score")
+    db.execute("ALTER TABLE windows DROP COLUMN batch_of")
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
@@ -208,7 +210,72 @@ def test_a_version_1_queue_is_migrated_with_its_windows(tmp_path: Path):
     try:
         assert q.get(5).state == "new" and q.get(5).float_score is None
         q.transition(5, "screened", float_score=0.12, reason="calm")
-        assert q.get(5).float_score == 0.12
-        assert q.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert q.get(5).float_score == 0.12 and q.get(5).batch_of is None
+        assert q.db.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         q.close()
+
+
+def test_a_version_2_queue_gains_the_batch_column(tmp_path: Path):
+    path = tmp_path / "q.sqlite"
+    q = Queue(path)
+    q.enqueue([(5, 300, "f.csv", 51)])
+    q.close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE windows DROP COLUMN batch_of")
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    q = Queue(path)
+    try:
+        assert q.get(5).batch_of is None and q.db.execute("PRAGMA user_version").fetchone()[0] == 3
+    finally:
+        q.close()
+
+
+def _batch(queue: Queue) -> None:
+    queue.enqueue([(w, w * 60, "f.csv", w) for w in range(10, 15)])
+    queue.transition(10, "held", reason="waiting for the batch")
+    lead = queue.start_batch([10, 11, 12, 13])
+    assert lead.window_id == 13 and lead.state == "proving"
+
+
+def test_a_batch_moves_as_one_and_its_lead_holds_the_transaction(queue: Queue):
+    _batch(queue)
+    assert [(w.window_id, w.state, w.batch_of, w.attempts) for w in queue.batch(11)] == [
+        (10, "proving", 13, 1), (11, "proving", 13, 1), (12, "proving", 13, 1), (13, "proving", 13, 1)]
+    assert queue.get(14).state == "new" and queue.get(14).batch_of is None
+    queue.transition(13, "proved", bundle="batch.json", per_window={w: {"score": w / 100} for w in range(10, 14)})
+    assert [(w.state, w.bundle, w.score) for w in queue.batch(10)] == [
+        ("proved", "batch.json", 0.10), ("proved", "batch.json", 0.11), ("proved", "batch.json", 0.12),
+        ("proved", "batch.json", 0.13)]
+    queue.record_tx(13, tx("0xaa", 13, nonce=4), from_state="proved")
+    assert {(w.state, w.tx_hash, w.nonce) for w in queue.batch(13)} == {("submitted", "0xaa", 4)}
+    assert [t.window_id for t in queue.all_txs()] == [13]  # one transaction, on the lead
+    queue.update(13, block_number=9, per_window={13: {"gas_used": 600_000}})
+    queue.transition(13, "confirmed", per_window={10: {"tripped": 1}, 13: {"tripped": 0}})
+    rows = queue.batch(12)
+    assert [(w.state, w.block_number, w.gas_used, w.tripped) for w in rows] == [
+        ("confirmed", 9, None, 1), ("confirmed", 9, None, None), ("confirmed", 9, None, None),
+        ("confirmed", 9, 600_000, 0)]
+
+
+def test_a_batch_member_cannot_move_alone_and_shared_fields_cannot_differ(queue: Queue):
+    _batch(queue)
+    with pytest.raises(RelayError, match="in the batch led by window 13"):
+        queue.transition(11, "new")
+    with pytest.raises(RelayError, match="differ per window of a batch"):
+        queue.transition(13, "proved", score=0.5)
+    assert {w.state for w in queue.batch(13)} == {"proving"}  # nothing half-written
+    with pytest.raises(IllegalTransition):
+        queue.start_batch([13, 14])  # 13 is in a batch already
+    with pytest.raises(RelayError, match="consecutive"):
+        queue.start_batch([12, 14])
+
+
+def test_a_batch_that_goes_back_to_new_is_dissolved(queue: Queue):
+    _batch(queue)
+    queue.transition(13, "new", last_error="prover died")
+    assert [(w.state, w.batch_of) for w in queue.windows()] == [("new", None)] * 5
+    queue.start_batch([11, 12, 13, 14])  # its windows can be batched again, differently
+    assert queue.get(10).batch_of is None and queue.get(11).batch_of == 14

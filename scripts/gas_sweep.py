@@ -62,52 +62,6 @@ SCALE = 10
 FIDELITY_TOLERANCE = 0.005
 
 
-def batched_onnx(src: Path, dst: Path, k: int) -> None:
-    """K renamed copies of the graph in ``src`` side by side: inputs window_0.., outputs risk_0.."""
-    import onnx
-    from onnx import helper
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    (inp,), (out,) = graph.input, graph.output
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    inputs: list[Any] = []
-    outputs: list[Any] = []
-    for i in range(k):
-        def name(n: str, i: int = i) -> str:
-            if n == inp.name:
-                return f"window_{i}"
-            if n == out.name:
-                return f"risk_{i}"
-            return f"k{i}_{n}" if n else n
-
-        for node in graph.node:
-            copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            copy.name = name(node.name) if node.name else ""
-            copy.ClearField("input")
-            copy.ClearField("output")
-            copy.input.extend(name(n) for n in node.input)
-            copy.output.extend(name(n) for n in node.output)
-            nodes.append(copy)
-        for init in graph.initializer:
-            c = onnx.TensorProto()
-            c.CopyFrom(init)
-            c.name = name(init.name)
-            inits.append(c)
-        for src_info, target in ((inp, inputs), (out, outputs)):
-            info = onnx.ValueInfoProto()
-            info.CopyFrom(src_info)
-            info.name = name(src_info.name)
-            target.append(info)
-    merged = helper.make_graph(nodes, f"{graph.name}_k{k}", inputs, outputs, inits)
-    batched = helper.make_model(merged, opset_imports=model.opset_import)
-    batched.ir_version = model.ir_version
-    onnx.checker.check_model(batched)
-    onnx.save(batched, str(dst))
-
-
 def probe_batch_size(onnx_path: Path, work: Path) -> dict[str, Any]:
     """What EZKL's ``batch_size`` variable does with the committed export (its batch dim is a fixed 1)."""
     import onnx
@@ -234,6 +188,7 @@ def build_variant(name: str, work: Path, proofs: int) -> dict[str, Any]:
     from sentinel.model.export import onnx_scores
     from sentinel.toolchain.solc import compile_files
     from sentinel.zk import ezkl_api
+    from sentinel.zk.batch import batched_onnx
     from sentinel.zk.build import check_verifier_source
 
     overrides, k, what, sound = VARIANTS[name]

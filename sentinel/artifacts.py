@@ -8,6 +8,7 @@ leaves a half-written file behind.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -27,9 +28,14 @@ class ArtifactLayout:
     ``circuits/`` (settings, compiled circuit, keys, SRS, verifier, manifest).
     Never committed either: proofs and attestations, chain state and
     deployments, relay state.
+
+    ``circuits`` names the circuit set's directory under ``root``: the
+    single-window set in ``circuits/``, the batch set (K windows per proof)
+    in ``circuits/batch/`` (:meth:`batch`). Every other path is shared.
     """
 
     root: Path
+    circuits: str = "circuits"
 
     # --- data --------------------------------------------------------------
     @property
@@ -84,7 +90,25 @@ class ArtifactLayout:
     # --- circuit -----------------------------------------------------------
     @property
     def circuits_dir(self) -> Path:
-        return self.root / "circuits"
+        return self.root / self.circuits
+
+    def batch(self) -> ArtifactLayout:
+        """The layout of the batch circuit set (K windows per proof): same root, circuits in ``circuits/batch``."""
+        return dataclasses.replace(self, circuits="circuits/batch")
+
+    def single(self) -> ArtifactLayout:
+        """The layout of the single-window circuit set (``circuits/``) of the same project."""
+        return dataclasses.replace(self, circuits="circuits")
+
+    @property
+    def is_batch(self) -> bool:
+        """True for the batch circuit set's layout (:meth:`batch`)."""
+        return self.circuits_dir == self.batch().circuits_dir
+
+    @property
+    def circuit_onnx(self) -> Path:
+        """The ONNX the batch set is compiled from (K renamed copies of :attr:`onnx_model`)."""
+        return self.circuits_dir / "model.onnx"
 
     @property
     def circuit_settings(self) -> Path:
@@ -126,6 +150,10 @@ class ArtifactLayout:
 
     def proof_bundle(self, window_id: int) -> Path:
         return self.proofs_dir / f"window-{window_id}.json"
+
+    def batch_bundle(self, first_id: int, last_id: int) -> Path:
+        """One batch proof bundle: consecutive windows ``first_id``..``last_id`` in one proof."""
+        return self.proofs_dir / f"batch-{first_id}-{last_id}.json"
 
     def newest_bundle(self, vk_sha256: str) -> Path | None:
         """The most recently written proof bundle under proofs/ proven with this vk, or None."""

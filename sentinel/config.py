@@ -22,6 +22,8 @@ from typing import Any
 from sentinel.errors import ConfigError
 
 CONFIG_FILE_NAME = "sentinel.toml"
+#: Most windows one batch proof may carry (the breaker stores K in a uint8; proving time grows with K).
+MAX_BATCH_WINDOWS = 16
 ENV_PREFIX = "SENTINEL_"
 
 
@@ -147,6 +149,10 @@ class CircuitConfig:
     fidelity_tolerance: float = _f(0.005, "max |circuit score - float score| or the build fails")
     optimizer_runs: int = _f(1, "solc optimizer runs for the verifier (1 = smallest code)")
     cadence_seconds: float = _f(60.0, "row cadence that turns a window's end time into its window id")
+    batch_windows: int = _f(
+        4, "windows per batch proof: `circuit build` also builds a circuit of this many copies of the model under "
+        "circuits/batch (one proof, one verifyProof for K consecutive windows while the breaker is tripped); "
+        "0 = no batch circuit, else 2..16")
 
 
 @dataclass(frozen=True)
@@ -500,6 +506,9 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError("circuit.decomp_base must be >= 2 and circuit.decomp_legs >= 1")
     if circuit.cadence_seconds <= 0:
         raise ConfigError("circuit.cadence_seconds must be > 0")
+    if circuit.batch_windows != 0 and not 2 <= circuit.batch_windows <= MAX_BATCH_WINDOWS:
+        raise ConfigError(f"circuit.batch_windows must be 0 (no batch circuit) or 2..{MAX_BATCH_WINDOWS}, "
+                          f"got {circuit.batch_windows}")
     parse_scales(circuit.scales)
     chain = config.chain
     if not 1 <= chain.port <= 65535:

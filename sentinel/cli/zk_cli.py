@@ -55,6 +55,17 @@ def build_cmd(app: App, srs: Path | None, force: bool, as_json: bool) -> None:
                f"proving key {m['pk_bytes'] / 1e6:.0f} MB (not committed)")
     if not result.skipped:
         click.echo("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
+    if result.batch is None:
+        click.echo("batch circuit: none (circuit.batch_windows = 0)")
+        return
+    b, bc = result.batch.manifest, result.batch.manifest["circuit"]
+    state = "up to date" if result.batch.skipped else "built"
+    click.echo(f"batch circuit ({state}): {b['windows_per_proof']} windows per proof, logrows {bc['logrows']} "
+               f"({bc['num_rows']} rows used), verifier {b['verifier_runtime_bytes']} bytes, proving key "
+               f"{b['pk_bytes'] / 1e6:.0f} MB: {app.layout.batch().circuit_manifest}")
+    click.echo(f"batch instances: {b['instances']['description']}")
+    if not result.batch.skipped:
+        click.echo("batch seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.batch.seconds.items()))
 
 
 @click.command()
@@ -144,7 +155,10 @@ def verify(app: App, bundles: tuple[Path, ...], as_json: bool) -> None:
         emit_json({"bundles": [o.to_dict() for o in outcomes], "valid": all(o.valid for o in outcomes)})
     else:
         for o in outcomes:
-            if o.valid:
+            if o.valid and o.windows is not None:
+                scores = ", ".join(f"{w['window_id']}: {w['score']:.4f}" for w in o.windows)
+                click.echo(f"valid: {o.bundle}: windows {scores} ({o.reason})")
+            elif o.valid:
                 click.echo(f"valid: {o.bundle}: window {o.window_id}, score {o.score:.4f} ({o.reason})")
             else:
                 click.echo(f"INVALID: {o.bundle}: {o.reason}", err=True)

@@ -37,6 +37,7 @@ from sentinel.zk.manifest import load_manifest
 
 if TYPE_CHECKING:
     from sentinel.model.dataset import LabeledWindows
+    from sentinel.toolchain.solc import CompiledContract
 
 MANIFEST_VERSION = 1
 TEST_SRS_WARNING = (
@@ -50,25 +51,32 @@ Progress = Callable[[str, str], None]
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What ``circuit build`` did."""
+    """What ``circuit build`` did (for the single set; ``batch`` for the batch set, if configured)."""
 
     manifest: dict[str, Any]
     skipped: bool
     seconds: dict[str, float]
+    batch: BuildResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"skipped": self.skipped, "seconds": self.seconds, "manifest": self.manifest}
+        out = {"skipped": self.skipped, "seconds": self.seconds, "manifest": self.manifest}
+        if self.batch is not None:
+            out["batch"] = self.batch.to_dict()
+        return out
 
 
 def _input_key(onnx_sha: str, circuit: CircuitConfig, srs_sha: str | None, window: int) -> str:
+    # batch_windows shapes only the batch set (its own key), not the single circuit.
+    settings = {name: value for name, value in asdict(circuit).items() if name != "batch_windows"}
     payload = json.dumps(
-        {"onnx": onnx_sha, "circuit": asdict(circuit), "srs": srs_sha, "ezkl": ezkl_api.version(), "window": window},
+        {"onnx": onnx_sha, "circuit": settings, "srs": srs_sha, "ezkl": ezkl_api.version(), "window": window},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
+def up_to_date(layout: ArtifactLayout, key: str) -> dict[str, Any] | None:
+    """The circuit set's manifest if it was built from input ``key`` and every artifact still has its hash."""
     try:
         manifest = load_manifest(layout)
     except CircuitError:  # none yet, or unreadable: build
@@ -215,7 +223,6 @@ def build_circuit(
 ) -> BuildResult:
     """Build (or confirm up to date) every circuit artifact under ``circuits/``."""
     from sentinel.model.pipeline import card_test_windows, load_card
-    from sentinel.toolchain.solc import compile_files
 
     say = progress or (lambda step, detail: None)
     circuit = config.circuit
@@ -232,8 +239,9 @@ def build_circuit(
     user_srs_sha = sha256_file(srs) if srs is not None else None
 
     key = _input_key(onnx_sha, circuit, user_srs_sha, window)
-    if not force and (manifest := _up_to_date(layout, key)) is not None:
-        return BuildResult(manifest, skipped=True, seconds={})
+    if not force and (manifest := up_to_date(layout, key)) is not None:
+        return _with_batch(layout, config, BuildResult(manifest, skipped=True, seconds={}), srs,
+                           force=force, say=say)
 
     seconds: dict[str, float] = {}
     layout.ensure(layout.circuits_dir)
@@ -310,12 +318,7 @@ def build_circuit(
 
         t = time.perf_counter()
         say("verifier", "rendering Halo2Verifier.sol and compiling it with npm solc")
-        complaint = ezkl_api.render_evm_verifier(vk, settings, sol, abi, srs_path)
-        check_verifier_source(sol, complaint)
-        compiled_verifier = compile_files([sol], optimizer_runs=circuit.optimizer_runs)
-        if "Halo2Verifier" not in compiled_verifier:
-            raise CircuitError(f"{sol}: solc produced no Halo2Verifier contract")
-        verifier = compiled_verifier["Halo2Verifier"]
+        verifier = solidity_verifier(vk, settings, sol, abi, srs_path, circuit.optimizer_runs)
         seconds["verifier"] = time.perf_counter() - t
 
         # Everything succeeded: move the artifacts into place (pk last: it is the slowest to copy).
@@ -378,7 +381,37 @@ def build_circuit(
         "versions": {"ezkl": ezkl_api.version(), "solc": verifier.compiler},
     }
     atomic_write_text(layout.circuit_manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return BuildResult(manifest, skipped=False, seconds=seconds)
+    return _with_batch(layout, config, BuildResult(manifest, skipped=False, seconds=seconds), srs,
+                       force=force, say=say)
+
+
+def _with_batch(layout: ArtifactLayout, config: SentinelConfig, single: BuildResult, srs: Path | None, *,
+                force: bool, say: Progress) -> BuildResult:
+    """Build the batch set when ``circuit.batch_windows`` >= 2; the single manifest records it (or null)."""
+    from sentinel.zk.batch import build_batch_circuit
+
+    k = config.circuit.batch_windows
+    batch = build_batch_circuit(layout, config, single.manifest, srs, force=force, say=say) if k else None
+    entry = None if batch is None else {
+        "windows": k, "manifest": str(layout.batch().circuit_manifest.relative_to(layout.root))}
+    manifest = single.manifest
+    if manifest.get("batch", "unset") != entry:
+        manifest = {**manifest, "batch": entry}
+        atomic_write_text(layout.circuit_manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return BuildResult(manifest, single.skipped, single.seconds, batch)
+
+
+def solidity_verifier(vk: Path, settings: Path, sol: Path, abi: Path, srs: Path,
+                      optimizer_runs: int) -> CompiledContract:
+    """Render ``Halo2Verifier.sol`` for ``vk`` and compile it with the pinned npm solc (a ``CompiledContract``)."""
+    from sentinel.toolchain.solc import compile_files
+
+    complaint = ezkl_api.render_evm_verifier(vk, settings, sol, abi, srs)
+    check_verifier_source(sol, complaint)
+    compiled = compile_files([sol], optimizer_runs=optimizer_runs)
+    if "Halo2Verifier" not in compiled:
+        raise CircuitError(f"{sol}: solc produced no Halo2Verifier contract")
+    return compiled["Halo2Verifier"]
 
 
 def check_verifier_source(sol: Path, complaint: str | None) -> None:

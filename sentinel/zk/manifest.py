@@ -26,3 +26,24 @@ def srs_path(layout: ArtifactLayout, manifest: dict[str, Any]) -> Path:
     if not path.exists():
         raise CircuitError(f"{path}: the circuit's SRS is missing", hint="rebuild with `sentinel circuit build`")
     return path
+
+
+def load_batch_manifest(layout: ArtifactLayout) -> dict[str, Any]:
+    """The batch set's manifest (``layout`` either set's layout), refused unless the current single set records it.
+
+    A batch set left on disk after ``circuit.batch_windows`` was set to 0, or
+    built from an older single circuit, is stale: proving or verifying with it
+    would use another model than the single circuit's.
+    """
+    single_layout, batch_layout = layout.single(), layout.batch()
+    single = load_manifest(single_layout)
+    rebuild = "set circuit.batch_windows (2..16) and run `sentinel circuit build`"
+    if not single.get("batch"):
+        raise CircuitError(f"{single_layout.circuit_manifest}: no batch circuit built; {rebuild}")
+    batch = read_json_artifact(batch_layout.circuit_manifest, "batch circuit", "sentinel circuit build",
+                               CircuitError)
+    if batch.get("source", {}).get("single_input_key") != single["input_key"] or \
+            batch.get("windows_per_proof") != single["batch"]["windows"]:
+        raise CircuitError(f"{batch_layout.circuit_manifest}: built from another single circuit or K than "
+                           f"{single_layout.circuit_manifest}'s; {rebuild}")
+    return batch

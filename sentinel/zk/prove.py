@@ -8,6 +8,12 @@ settings, compiled circuit and vk it was proven against.
 
 A bundle's window id is :func:`sentinel.data.windows.window_id` of its end
 time and the circuit's cadence.
+
+A *batch* bundle (``proofs/batch-<first>-<last>.json``, ``"kind": "batch"``)
+carries K consecutive windows proven in one proof by the batch circuit set
+(``circuits/batch``, :mod:`sentinel.zk.batch`): a ``windows`` list with each
+window's id, end, hash and scores, the 2K instances (hashes, then scores) and
+the batch set's hashes.
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ from sentinel.errors import CircuitError
 from sentinel.zk import ezkl_api
 from sentinel.zk.build import input_json
 from sentinel.zk.instances import felt_from_hex, fixed_to_float
-from sentinel.zk.layout import InstanceLayout
-from sentinel.zk.manifest import load_manifest, srs_path
-from sentinel.zk.witness import witness_input_hash, witness_score
+from sentinel.zk.layout import BatchInstanceLayout, InstanceLayout
+from sentinel.zk.manifest import load_batch_manifest, load_manifest, srs_path
+from sentinel.zk.witness import witness_input_hash, witness_input_hashes, witness_score, witness_scores
 
 BUNDLE_VERSION = 1
 
@@ -85,6 +91,22 @@ class ProveResult:
 
 
 @dataclass(frozen=True)
+class BatchProveResult:
+    """K consecutive windows proven in one proof; ``windows`` are the bundle's window entries, in order."""
+
+    bundle: Path
+    windows: list[dict[str, Any]]
+    prove_seconds: float
+
+    @property
+    def window_ids(self) -> list[int]:
+        return [int(w["window_id"]) for w in self.windows]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bundle": str(self.bundle), "windows": self.windows, "prove_seconds": self.prove_seconds}
+
+
+@dataclass(frozen=True)
 class InputRange:
     """The magnitudes the circuit can take in: SAFE mode range-checks every quantised input value.
 
@@ -117,15 +139,25 @@ class InputRange:
 
 
 class Prover:
-    """Proves windows against the built circuit; reuse one for many windows (warm process)."""
+    """Proves windows against the built circuit; reuse one for many windows (warm process).
+
+    With the single set's layout it proves one window per proof
+    (:meth:`prove_end_row`); with ``layout.batch()`` K consecutive windows per
+    proof (:meth:`prove_windows`).
+    """
 
     def __init__(self, layout: ArtifactLayout, config: SentinelConfig,
                  progress: Callable[[str, str], None] | None = None) -> None:
         self.layout = layout
         self.config = config
-        self.manifest = load_manifest(layout)
+        self.manifest = load_batch_manifest(layout) if layout.is_batch else load_manifest(layout)
         self._check_artifacts()
-        self.instances = InstanceLayout.from_manifest(self.manifest["instances"])
+        self.instances: InstanceLayout | None = None
+        self.batch_instances: BatchInstanceLayout | None = None
+        if layout.is_batch:
+            self.batch_instances = BatchInstanceLayout.from_manifest(self.manifest["instances"])
+        else:
+            self.instances = InstanceLayout.from_manifest(self.manifest["instances"])
         self.window = int(self.manifest["window"])
         self.cadence = float(self.manifest["cadence_seconds"])
         self.srs = srs_path(layout, self.manifest)
@@ -149,13 +181,21 @@ class Prover:
         end = resolve_window(market, spec, self.window)
         return self.prove_end_row(market, end)
 
+    def _raw(self, market: MarketData, end: int) -> np.ndarray:
+        """The rows of the window ending at 0-based row ``end``, float64 exactly as read, range-checked."""
+        raw: np.ndarray = market.features()[end - self.window + 1 : end + 1]
+        self.input_range.check(raw, end - self.window + 1)
+        return raw
+
     def prove_end_row(self, market: MarketData, end: int) -> ProveResult:
         """Prove the window ending at 0-based row ``end``; writes its bundle."""
         from sentinel.model.export import onnx_scores
 
+        if self.instances is None:
+            raise CircuitError(f"{self.layout.circuits_dir}: the batch circuit proves "
+                               f"{self.manifest['windows_per_proof']} windows at once (prove_windows), not one")
         windows = cut_windows(market, self.window, np.array([end]))
-        raw = market.features()[end - self.window + 1 : end + 1]  # float64, exactly as read
-        self.input_range.check(raw, end - self.window + 1)
+        raw = self._raw(market, end)
         end_unix = int(windows.end_times[0])
         wid = window_id(end_unix, self.cadence)
         window_end = pd.DatetimeIndex(market.frame["timestamp"])[end].isoformat()
@@ -206,3 +246,79 @@ class Prover:
         path = self.layout.proof_bundle(wid)
         atomic_write_text(path, json.dumps(bundle, indent=1, sort_keys=True) + "\n")
         return ProveResult(path, score, float_score, bundle["input_hash"], wid, window_end, seconds)
+
+    def prove_windows(self, market: MarketData, end_rows: list[int]) -> BatchProveResult:
+        """Prove K consecutive windows (0-based end rows, ascending) in one batch proof; writes one batch bundle."""
+        from sentinel.model.export import onnx_scores
+        from sentinel.zk.batch import batch_input_json, consecutive_end_rows
+
+        layout = self.batch_instances
+        if layout is None:
+            raise CircuitError(f"{self.layout.circuits_dir}: the single circuit proves one window per proof; "
+                               "prove_windows needs the batch set (ArtifactLayout.batch())")
+        k = layout.windows
+        rows = consecutive_end_rows(end_rows, k, self.window)
+        if rows[-1] >= len(market.frame):
+            raise CircuitError(f"row {rows[-1] + 1} is past the feed's last row {len(market.frame)}")
+        windows = cut_windows(market, self.window, np.array(rows))
+        raws = np.stack([self._raw(market, end) for end in rows])
+        ends_unix = [int(t) for t in windows.end_times]
+        ids = [window_id(t, self.cadence) for t in ends_unix]
+        if any(wid != ids[0] + i for i, wid in enumerate(ids)):
+            raise CircuitError(f"rows {rows[0] + 1}..{rows[-1] + 1} end windows {ids}: not consecutive ids at cadence "
+                               f"{self.cadence:g} s (a gap or a jitter in the feed); prove them one by one")
+        stamps = pd.DatetimeIndex(market.frame["timestamp"])
+        with tempfile.TemporaryDirectory(prefix="sentinel-prove-batch-") as tmp:
+            work = Path(tmp)
+            data, witness_path, proof_path = work / "input.json", work / "witness.json", work / "proof.json"
+            data.write_text(json.dumps(batch_input_json(raws)))
+            start = time.perf_counter()
+            witness = ezkl_api.gen_witness(data, self.layout.compiled_circuit, witness_path)
+            ezkl_api.prove(witness_path, self.layout.compiled_circuit, self.pk, proof_path, self.srs)
+            seconds = time.perf_counter() - start
+            proof = json.loads(proof_path.read_text())
+        instances = [str(f) for f in proof["instances"][0]]
+        hashes, score_felts = layout.split(instances)
+        witness_hashes, witness_values = witness_input_hashes(witness), witness_scores(witness)
+        if len(witness_hashes) != k or len(witness_values) != k:
+            raise CircuitError(f"batch witness has {len(witness_hashes)} hashes and {len(witness_values)} scores, "
+                               f"not {k} each")
+        floats = onnx_scores(self.layout.onnx_model, windows.x)
+        entries: list[dict[str, Any]] = []
+        for i, end in enumerate(rows):
+            score = fixed_to_float(felt_from_hex(score_felts[i]), layout.score_scale)
+            if abs(score - witness_values[i]) > 1e-9:
+                raise CircuitError(f"batch proof's score instance {layout.score_index(i)} = {score} disagrees with "
+                                   f"the witness {witness_values[i]}")
+            hash_felt = felt_from_hex(hashes[i])
+            if felt_from_hex(witness_hashes[i]) != hash_felt:
+                raise CircuitError(f"batch proof's input-hash instance {layout.hash_index(i)} disagrees with the "
+                                   "witness")
+            entries.append({"window_id": ids[i], "window_end": stamps[end].isoformat(), "window_end_unix": ends_unix[i],
+                            "window_end_row": end + 1, "input_hash": f"0x{hash_felt:064x}", "score": score,
+                            "float_score": float(floats[i])})
+        artifacts = self.manifest["artifacts"]
+        bundle = {
+            "bundle_version": BUNDLE_VERSION,
+            "kind": "batch",
+            "windows_per_proof": k,
+            "windows": entries,
+            "instances": instances,
+            "instance_layout": self.manifest["instances"],
+            "score_scale": layout.score_scale,
+            "window_rows": self.window,
+            "data_source": str(market.source) if market.source else None,
+            "model": {
+                "onnx_sha256": artifacts["onnx"]["sha256"],
+                "settings_sha256": artifacts["settings"]["sha256"],
+                "compiled_circuit_sha256": artifacts["compiled_circuit"]["sha256"],
+                "vk_sha256": artifacts["vk"]["sha256"],
+                "verifier_runtime_sha256": self.manifest["verifier_runtime_sha256"],
+            },
+            "srs_test_only": self.manifest["srs"]["warning"] is not None,
+            "prove_seconds": round(seconds, 3),
+            "ezkl_proof": proof,
+        }
+        path = self.layout.batch_bundle(ids[0], ids[-1])
+        atomic_write_text(path, json.dumps(bundle, indent=1, sort_keys=True) + "\n")
+        return BatchProveResult(path, entries, seconds)

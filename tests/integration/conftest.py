@@ -34,6 +34,8 @@ calibration_windows = 6
 fidelity_windows = 6
 scales = "10"
 fidelity_tolerance = 0.02
+# the batch set (K windows per proof) at its smallest: 2 copies of the model
+batch_windows = 2
 """
 
 

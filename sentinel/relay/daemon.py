@@ -411,19 +411,20 @@ class Relay:
                       kv(window=lead.window_id, attempt=lead.attempts, next=target), ids[0], ids[-1], str(exc))
             result.errors.append(str(exc))
             return
-        got = [w.window_id for w in proved.windows]
+        got = proved.window_ids
         if got != ids:
             raise RelayError(f"windows {ids[0]}-{ids[-1]}: the prover made windows {got} (cadence mismatch?)")
         self.last_prove_seconds = proved.prove_seconds / len(ids)
         self.queue.transition(lead.window_id, "proved", bundle=str(proved.bundle), prove_seconds=proved.prove_seconds,
                               proved_at=self.clock(),
-                              per_window={w.window_id: {"score": w.score, "float_score": w.float_score}
+                              per_window={int(w["window_id"]): {"score": float(w["score"]),
+                                                                "float_score": float(w["float_score"])}
                                           for w in proved.windows})
         self.metrics.prove_seconds.observe(proved.prove_seconds)
         result.proved.extend(ids)
         log.info("event=proved_batch %s windows=%d-%d scores=%s seconds=%.1f",
                  kv(window=lead.window_id, attempt=lead.attempts), ids[0], ids[-1],
-                 ",".join(f"{w.score:.4f}" for w in proved.windows), proved.prove_seconds)
+                 ",".join(f"{float(w['score']):.4f}" for w in proved.windows), proved.prove_seconds)
 
     def _screen(self, result: PassResult, wid: int, market: Any, breaker: BreakerNow) -> bool:
         """Apply the reporting policy to ``wid``: True if it was screened (final, float score and reason kept)."""

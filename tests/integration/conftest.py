@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.artifacts import ArtifactLayout
+from sentinel.chain.encoding import ProofBundle
 from sentinel.config import load_config
 
 #: A tiny but complete model setup: same code paths as the default (a hard model fine-tuned from a
@@ -78,6 +79,25 @@ def tiny_bundle(tiny_circuit: Path, tiny_feed: Path) -> Path:
     config = load_config(tiny_circuit, env={})
     prover = Prover(ArtifactLayout(tiny_circuit), config)
     return prover.prove(read_market_csv(tiny_feed), "latest").bundle
+
+
+@pytest.fixture(scope="session")
+def scored_bundles(tiny_circuit: Path, tiny_feed: Path) -> dict[str, ProofBundle]:
+    """Real proofs of the feed's highest- and lowest-scoring windows (float model picks them)."""
+    from sentinel.chain.encoding import read_bundle
+    from sentinel.data.io import read_market_csv
+    from sentinel.data.windows import cut_windows
+    from sentinel.model.export import onnx_scores
+    from sentinel.zk.prove import Prover
+
+    layout = ArtifactLayout(tiny_circuit)
+    prover = Prover(layout, load_config(tiny_circuit, env={}))
+    market = read_market_csv(tiny_feed)
+    windows = cut_windows(market, prover.window)
+    scores = onnx_scores(layout.onnx_model, windows.x)
+    high = prover.prove_end_row(market, int(windows.end_rows[scores.argmax()]))
+    low = prover.prove_end_row(market, int(windows.end_rows[scores.argmin()]))
+    return {"high": read_bundle(high.bundle), "low": read_bundle(low.bundle)}
 
 
 @pytest.fixture(scope="session")

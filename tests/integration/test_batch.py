@@ -20,13 +20,22 @@ import pytest
 
 from sentinel.artifacts import ArtifactLayout
 from sentinel.chain import anvil
-from sentinel.chain.breaker import BREAKER, connect, contract, report_events, sign_message
+from sentinel.chain.breaker import (
+    BREAKER,
+    SubmitResult,
+    connect,
+    contract,
+    report_events,
+    sign_message,
+    submit_batch_signed,
+)
 from sentinel.chain.deploy import ZERO_ADDRESS, batch_layout, batch_verifier_contract, deploy_all
 from sentinel.chain.encoding import (
     AttestationMessage,
     BatchBundle,
     ProofBundle,
     messages_for_batch,
+    score_wad,
     submit_batch_args,
 )
 from sentinel.chain.keys import Key
@@ -102,14 +111,18 @@ def batch_messages(env: Env, bundle: BatchBundle) -> list[AttestationMessage]:
 
 
 def submit_batch(env: Env, bundle: BatchBundle, messages: list[AttestationMessage] | None = None, *,
-                 keys: list[list[Key]] | None = None, quorum: int = 2, submitter: Key = GOV,
-                 args: tuple[Any, ...] | None = None) -> Any:
-    """Send ``submitBatch``; returns the receipt (reverts raise ContractRevert named by the error)."""
+                 keys: list[list[Key]] | None = None, submitter: Key = GOV) -> list[SubmitResult]:
+    """``submit_batch_signed`` of the next K windows (or ``messages``), each signed by ``keys`` (default: all)."""
     messages = messages if messages is not None else batch_messages(env, bundle)
     keys = keys or [ATTESTERS] * len(messages)
     signed = [sign_message(m, k, env.chain.chain_id, env.breaker.address) for m, k in zip(messages, keys, strict=True)]
-    args = args or submit_batch_args(bundle, signed, quorum)
-    return env.chain.transact(env.breaker.functions.submitBatch(*args), submitter, "submitBatch")
+    return submit_batch_signed(env.chain, env.breaker, bundle, signed, submitter)
+
+
+def receipt_of(env: Env, result: SubmitResult) -> Any:
+    from eth_typing import HexStr
+
+    return env.chain.w3.eth.get_transaction_receipt(HexStr(result.tx_hash))
 
 
 def state_without_trip_time(env: Env) -> dict[str, Any]:
@@ -156,8 +169,11 @@ def test_batch_bundle_messages_are_its_windows(tiny_batch: BatchSet, scored_bund
 def test_a_batch_is_accepted_with_one_report_per_window(env: Env, tiny_batch: BatchSet):
     bundle = tiny_batch.bundles["HL"]
     messages = batch_messages(env, bundle)
-    receipt = submit_batch(env, bundle, messages)
-    events = report_events(env.breaker, receipt)
+    results = submit_batch(env, bundle, messages)
+    assert [r.window_id for r in results] == [m.window_id for m in messages]
+    assert [r.score_wad for r in results] == [score_wad(f, bundle.score_scale) for f in bundle.score_felts]
+    assert len({r.tx_hash for r in results}) == 1 and [r.events for r in results] == [["Report"]] * K
+    events = report_events(env.breaker, receipt_of(env, results[0]))
     assert [name for name, _ in events] == ["Report"] * K
     assert [a["windowId"] for _, a in events] == [m.window_id for m in messages]
     assert [a["inputHash"] for _, a in events] == [w.input_hash for w in bundle.windows]
@@ -181,7 +197,7 @@ def _run(env: Env, tiny_batch: BatchSet, batched: bool) -> tuple[list[Any], list
         bundle = tiny_batch.bundles[labels]
         messages = batch_messages(env, bundle)
         if batched:
-            receipts = [submit_batch(env, bundle, messages)]
+            receipts = [receipt_of(env, submit_batch(env, bundle, messages)[0])]
         else:
             receipts = [env.chain.w3.eth.get_transaction_receipt(env.submit(singles[x], m).tx_hash)
                         for x, m in zip(labels, messages, strict=True)]
@@ -249,7 +265,8 @@ def test_batch_size_mismatches_revert(env: Env, tiny_batch: BatchSet):
         (2 * K - 1, 2 * K): (proof, instances[:-1], attestations, signatures),
     }
     for (got, expected), args in cases.items():
-        error = reverts("BatchSizeMismatch", submit_batch, env, bundle, messages, args=args)
+        error = reverts("BatchSizeMismatch", env.chain.transact, env.breaker.functions.submitBatch(*args), GOV,
+                        "submitBatch")
         assert error.args_ == {"got": got, "expected": expected}
 
 
@@ -309,6 +326,8 @@ def test_the_verifier_timelock_pins_the_batch_verifiers_code(env: Env, tiny_batc
 
 
 def test_a_verifier_change_without_a_batch_verifier_disables_batches(env: Env, tiny_batch: BatchSet):
+    from web3.logs import DISCARD
+
     verifier, batch = env.deployment.address("Halo2Verifier"), env.deployment.batch_verifier
     gov(env, env.breaker.functions.proposeVerifier(verifier, env.state()["score_scale"], CADENCE,
                                                    codehash(env, verifier), *NO_BATCH))
@@ -316,7 +335,7 @@ def test_a_verifier_change_without_a_batch_verifier_disables_batches(env: Env, t
         verifier, env.state()["score_scale"], CADENCE, codehash(env, verifier), ZERO_ADDRESS, 0, b"\x01" * 32))
     env.increase_time(TIMELOCK + 1)
     receipt = gov(env, env.breaker.functions.executeVerifier())
-    (changed,) = env.breaker.events.BatchVerifierChanged().process_receipt(receipt)
+    (changed,) = env.breaker.events.BatchVerifierChanged().process_receipt(receipt, errors=DISCARD)
     assert dict(changed["args"]) == {"previous": batch, "verifier": ZERO_ADDRESS, "windows": 0}
     reverts("BatchesDisabled", submit_batch, env, tiny_batch.bundles["LL"])
     assert env.submit(env.bundles["low"]).events == ["Report"]  # single reports go on
@@ -331,7 +350,7 @@ def test_one_batch_costs_less_gas_than_k_single_submits(batch_deployed: Env, tin
     try:
         env.submit(env.bundles["low"])  # warm state, as in steady operation
         singles = sum(env.submit(env.bundles["low"]).gas_used for _ in range(K))
-        batch = int(submit_batch(env, tiny_batch.bundles["LL"])["gasUsed"])
+        batch = submit_batch(env, tiny_batch.bundles["LL"])[0].gas_used
     finally:
         assert env.chain.rpc("evm_revert", [snapshot]) is True
         env.window = window

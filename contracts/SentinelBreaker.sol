@@ -36,8 +36,13 @@ interface IHalo2Verifier {
 ///     un-trip; a manual trip holds until governance recovers: reports never lift it (Compound's rule);
 ///   - a score that decodes outside [0, 1] (beyond one part in a hundred of rounding) is refused: the
 ///     model's output is a risk in [0, 1], so such a score means the score scale does not fit the circuit.
+/// `submitBatch` reports `batchWindows` consecutive windows with ONE proof of the batch circuit (K copies of
+/// the model; instances [hash_0..hash_{K-1}, score_0..score_{K-1}]): each window passes the checks above
+/// (2-5) as its own report would, the batch verifier checks the one proof, then each window's score goes
+/// through the same state update as `submit`'s, in window order, with the same events.
 /// Verifier (model) upgrades go through a timelock that pins code, not just an address: propose names the
-/// verifier's code hash, which must match then and again at execute. Parameter changes reset the streaks,
+/// verifier's code hash, which must match then and again at execute; the batch verifier (the same model)
+/// is proposed, pinned and switched together with it. Parameter changes reset the streaks,
 /// as a verifier change does. The verifier is trusted code; it is called last among the checks.
 contract SentinelBreaker is EIP712 {
     // ---------------------------------------------------------------- types and constants
@@ -96,6 +101,9 @@ contract SentinelBreaker is EIP712 {
     uint256 public constant MAX_TIMELOCK = 30 days;
     uint256 public constant MAX_SCORE_SCALE = 18; // WAD conversion is exact up to 2^18
     uint256 public constant MAX_CADENCE = 1 days;
+    /// @dev Windows per batch proof, when batches are enabled (0 = disabled).
+    uint256 public constant MIN_BATCH_WINDOWS = 2;
+    uint256 public constant MAX_BATCH_WINDOWS = 16;
     /// @dev Scores beyond +-2^128 (far outside [0, 1]) are clamped before the WAD conversion.
     int256 internal constant SCORE_CLAMP = int256(uint256(1) << 128);
     /// @dev Fixed-point rounding allowed around [0, 1] before a score counts as out of range.
@@ -112,6 +120,10 @@ contract SentinelBreaker is EIP712 {
     uint8 public scoreScale;
     /// @notice Seconds between the model's rows: window ids are window ends divided by it.
     uint32 public cadence;
+    /// @notice The verifier of the batch circuit (the same model, `batchWindows` windows per proof); zero when
+    /// batches are disabled.
+    IHalo2Verifier public batchVerifier;
+    uint8 public batchWindows;
     Params public params;
     State public state;
 
@@ -127,6 +139,9 @@ contract SentinelBreaker is EIP712 {
     uint32 public pendingCadence;
     uint64 public pendingVerifierEta;
     bytes32 public pendingVerifierCodehash;
+    address public pendingBatchVerifier;
+    uint8 public pendingBatchWindows;
+    bytes32 public pendingBatchVerifierCodehash;
 
     // ---------------------------------------------------------------- errors
 
@@ -156,6 +171,9 @@ contract SentinelBreaker is EIP712 {
     error UnknownAttester(address attester);
     error NoPendingVerifier();
     error TimelockNotElapsed(uint64 eta, uint256 nowTimestamp);
+    error BatchesDisabled();
+    error BatchSizeMismatch(uint256 got, uint256 expected);
+    error WindowsNotConsecutive(uint256 index);
 
     // ---------------------------------------------------------------- events
 
@@ -181,10 +199,18 @@ contract SentinelBreaker is EIP712 {
     event AttesterAdded(address indexed attester);
     event AttesterRemoved(address indexed attester);
     event VerifierChangeProposed(
-        address indexed verifier, uint8 scoreScale, uint32 cadence, uint64 eta, bytes32 codehash
+        address indexed verifier,
+        uint8 scoreScale,
+        uint32 cadence,
+        uint64 eta,
+        bytes32 codehash,
+        address batchVerifier,
+        uint8 batchWindows,
+        bytes32 batchCodehash
     );
     event VerifierChangeCancelled(address indexed verifier);
     event VerifierChanged(address indexed previous, address indexed verifier, uint8 scoreScale, uint32 cadence);
+    event BatchVerifierChanged(address indexed previous, address indexed verifier, uint8 windows);
     event GovernanceTransferStarted(address indexed governance, address indexed pending);
     event GovernanceChanged(address indexed previous, address indexed governance);
     event GuardianChanged(address indexed previous, address indexed guardian);
@@ -204,7 +230,9 @@ contract SentinelBreaker is EIP712 {
         address[] memory attesters_,
         address governance_,
         address guardian_,
-        uint256 timelockDelay_
+        uint256 timelockDelay_,
+        address batchVerifier_,
+        uint8 batchWindows_
     ) EIP712("SentinelBreaker", "1") {
         if (governance_ == address(0) || guardian_ == address(0)) revert ZeroAddress();
         if (timelockDelay_ < MIN_TIMELOCK || timelockDelay_ > MAX_TIMELOCK) revert ParameterOutOfBounds("timelockDelay");
@@ -214,6 +242,7 @@ contract SentinelBreaker is EIP712 {
         emit GovernanceChanged(address(0), governance_);
         emit GuardianChanged(address(0), guardian_);
         _setVerifier(verifier_, scoreScale_, cadence_);
+        _setBatchVerifier(batchVerifier_, batchWindows_);
         for (uint256 i = 0; i < attesters_.length; ++i) _addAttester(attesters_[i]);
         _setParams(params_);
         _setQuorum(params_.quorum);
@@ -229,60 +258,28 @@ contract SentinelBreaker is EIP712 {
         bytes[] calldata signatures
     ) external {
         if (instances.length != NUM_INSTANCES) revert InstanceCountMismatch(instances.length, NUM_INSTANCES);
-        for (uint256 i = 0; i < NUM_INSTANCES; ++i) {
-            if (instances[i] >= BN254_R) revert InstanceNotInField(i);
-        }
+        _checkInField(instances);
         State memory s = state;
         Params memory p = params;
-        uint64 windowId = attestation.windowId;
-        uint64 windowEnd = attestation.windowEnd;
         uint64 c = cadence;
-        if (windowId != windowEnd / c) revert WindowIdMismatch(windowId, windowEnd / c);
-        // The last window's id at the cadence in force (a verifier change may have changed the cadence).
-        uint64 lastId = s.lastWindowEnd / c;
-        if (s.lastWindowEnd != 0 && windowId <= lastId) revert WindowNotNewer(windowId, lastId);
-        if (uint256(windowEnd) + p.maxAge < block.timestamp) {
-            revert StaleWindow(windowEnd, block.timestamp - p.maxAge);
-        }
-        if (windowEnd > block.timestamp + FUTURE_SKEW) revert WindowInFuture(windowEnd, block.timestamp + FUTURE_SKEW);
-        if (instances[INPUT_HASH_INDEX] != attestation.inputHash) {
-            revert InputHashMismatch(instances[INPUT_HASH_INDEX], attestation.inputHash);
-        }
-        _checkSignatures(_attestationDigest(attestation), signatures, p.quorum);
-        try verifier.verifyProof(proof, instances) returns (bool ok) {
-            if (!ok) revert InvalidProof();
-        } catch {
-            revert InvalidProof();
-        }
+        _checkWindow(attestation, s, p.maxAge, c);
+        _checkAttested(attestation, instances[INPUT_HASH_INDEX], signatures, p.quorum);
+        _verify(verifier, proof, instances);
+        state = _apply(s, p, attestation, _checkedScore(instances[SCORE_INDEX], scoreScale), c);
+    }
 
-        int256 score = _scoreWad(instances[SCORE_INDEX], scoreScale);
-        if (score < -SCORE_SLACK || score > int256(WAD) + SCORE_SLACK) revert ScoreOutOfRange(score);
-        if (s.lastWindowEnd == 0 || windowId != lastId + 1) {
-            // A gap: the windows in between were not reported, so they count neither high nor calm and no
-            // run spans them. Skipping windows can end a run, never build one.
-            s.highStreak = 0;
-            s.lowStreak = 0;
-        }
-        s.lastWindowId = windowId;
-        s.lastWindowEnd = windowEnd;
-        s.highStreak = score >= int256(uint256(p.tripThreshold)) ? _inc(s.highStreak) : 0;
-        s.lowStreak = score <= int256(uint256(p.resetThreshold)) ? _inc(s.lowStreak) : 0;
-        if (!s.tripped) {
-            if (s.highStreak >= p.tripAfter) {
-                s.tripped = true;
-                s.trippedAt = uint64(block.timestamp);
-                s.lowStreak = 0;
-                emit Tripped(windowId, msg.sender, false);
-            }
-        } else if (!s.manual && s.lowStreak >= p.resetAfter && block.timestamp >= uint256(s.trippedAt) + p.cooldown) {
-            s.tripped = false;
-            s.trippedAt = 0;
-            s.highStreak = 0;
-            s.lowStreak = 0;
-            emit Recovered(windowId, msg.sender, false);
-        }
-        state = s;
-        emit Report(windowId, windowEnd, attestation.inputHash, score, msg.sender, s.tripped);
+    /// @notice Submit `batchWindows` consecutive windows, each attested, proven together by one batch proof
+    /// (instances: the K input hashes, then the K scores, windows in ascending order). Accepted exactly when
+    /// K single submits of the same windows would each be (but for the proof), with the same state after it.
+    function submitBatch(
+        bytes calldata proof,
+        uint256[] calldata instances,
+        Attestation[] calldata attestations,
+        bytes[][] calldata signatures
+    ) external {
+        State memory s = _checkBatch(instances, attestations, signatures);
+        _verify(batchVerifier, proof, instances);
+        state = _applyBatch(s, instances, attestations);
     }
 
     /// @notice Whether the breaker is tripped (what guarded protocols read).
@@ -419,19 +416,33 @@ contract SentinelBreaker is EIP712 {
     /// @notice Start the timelock for a new verifier (a new model); replaces any pending proposal.
     /// @param codehash the `extcodehash` reviewers expect (the verifier rendered from the published vk):
     /// checked now and again at execute, so the code reviewed during the delay is the code that runs.
-    function proposeVerifier(address verifier_, uint8 scoreScale_, uint32 cadence_, bytes32 codehash)
-        external
-        onlyGovernance
-    {
+    /// @param batchVerifier_ the same model's batch verifier (zero, with `batchWindows_` 0 and `batchCodehash`
+    /// zero, to disable batches), pinned by `batchCodehash` as the verifier is by `codehash`.
+    function proposeVerifier(
+        address verifier_,
+        uint8 scoreScale_,
+        uint32 cadence_,
+        bytes32 codehash,
+        address batchVerifier_,
+        uint8 batchWindows_,
+        bytes32 batchCodehash
+    ) external onlyGovernance {
         _checkVerifier(verifier_, scoreScale_, cadence_);
         _checkCodehash(verifier_, codehash);
+        _checkBatchVerifier(batchVerifier_, batchWindows_);
+        _checkBatchCodehash(batchVerifier_, batchCodehash);
         uint64 eta = uint64(block.timestamp + timelockDelay);
         pendingVerifier = verifier_;
         pendingScoreScale = scoreScale_;
         pendingCadence = cadence_;
         pendingVerifierEta = eta;
         pendingVerifierCodehash = codehash;
-        emit VerifierChangeProposed(verifier_, scoreScale_, cadence_, eta, codehash);
+        pendingBatchVerifier = batchVerifier_;
+        pendingBatchWindows = batchWindows_;
+        pendingBatchVerifierCodehash = batchCodehash;
+        emit VerifierChangeProposed(
+            verifier_, scoreScale_, cadence_, eta, codehash, batchVerifier_, batchWindows_, batchCodehash
+        );
     }
 
     function cancelVerifier() external onlyGovernance {
@@ -441,22 +452,144 @@ contract SentinelBreaker is EIP712 {
         emit VerifierChangeCancelled(pending);
     }
 
-    /// @notice Switch to the proposed verifier once the timelock has elapsed; resets the streaks.
+    /// @notice Switch to the proposed verifier and batch verifier once the timelock has elapsed; resets the
+    /// streaks.
     function executeVerifier() external onlyGovernance {
         address pending = pendingVerifier;
         if (pending == address(0)) revert NoPendingVerifier();
         if (block.timestamp < pendingVerifierEta) revert TimelockNotElapsed(pendingVerifierEta, block.timestamp);
         _checkCodehash(pending, pendingVerifierCodehash);
+        address pendingBatch = pendingBatchVerifier;
+        _checkBatchCodehash(pendingBatch, pendingBatchVerifierCodehash);
         uint8 scale = pendingScoreScale;
         uint32 nextCadence = pendingCadence;
+        uint8 windows = pendingBatchWindows;
         _clearPending();
         _setVerifier(pending, scale, nextCadence);
+        _setBatchVerifier(pendingBatch, windows);
         // Scores of the old model and the new one are not one series.
         state.highStreak = 0;
         state.lowStreak = 0;
     }
 
     // ---------------------------------------------------------------- internals
+
+    function _checkInField(uint256[] calldata instances) internal pure {
+        for (uint256 i = 0; i < instances.length; ++i) {
+            if (instances[i] >= BN254_R) revert InstanceNotInField(i);
+        }
+    }
+
+    /// @dev A window's id is its end at the cadence in force, it is newer than the last accepted window, and
+    /// it is neither stale nor from the future.
+    function _checkWindow(Attestation calldata a, State memory s, uint32 maxAge, uint64 c) internal view {
+        uint64 windowId = a.windowId;
+        uint64 windowEnd = a.windowEnd;
+        if (windowId != windowEnd / c) revert WindowIdMismatch(windowId, windowEnd / c);
+        // The last window's id at the cadence in force (a verifier change may have changed the cadence).
+        uint64 lastId = s.lastWindowEnd / c;
+        if (s.lastWindowEnd != 0 && windowId <= lastId) revert WindowNotNewer(windowId, lastId);
+        if (uint256(windowEnd) + maxAge < block.timestamp) revert StaleWindow(windowEnd, block.timestamp - maxAge);
+        if (windowEnd > block.timestamp + FUTURE_SKEW) revert WindowInFuture(windowEnd, block.timestamp + FUTURE_SKEW);
+    }
+
+    /// @dev The proven input hash is the attested one, and a quorum of attesters signed the attestation.
+    function _checkAttested(Attestation calldata a, uint256 provenHash, bytes[] calldata signatures, uint8 quorum)
+        internal
+        view
+    {
+        if (provenHash != a.inputHash) revert InputHashMismatch(provenHash, a.inputHash);
+        _checkSignatures(_attestationDigest(a), signatures, quorum);
+    }
+
+    function _verify(IHalo2Verifier v, bytes calldata proof, uint256[] calldata instances) internal {
+        try v.verifyProof(proof, instances) returns (bool ok) {
+            if (!ok) revert InvalidProof();
+        } catch {
+            revert InvalidProof();
+        }
+    }
+
+    /// @dev `submitBatch`'s checks before the proof: sizes, field, consecutive ids, then each window as `submit`
+    /// checks its one (id, newer, staleness, future, proven hash, signatures). Returns the state they were
+    /// checked against.
+    function _checkBatch(
+        uint256[] calldata instances,
+        Attestation[] calldata attestations,
+        bytes[][] calldata signatures
+    ) internal view returns (State memory s) {
+        uint256 k = batchWindows;
+        if (k == 0) revert BatchesDisabled();
+        if (attestations.length != k) revert BatchSizeMismatch(attestations.length, k);
+        if (signatures.length != k) revert BatchSizeMismatch(signatures.length, k);
+        if (instances.length != 2 * k) revert BatchSizeMismatch(instances.length, 2 * k);
+        _checkInField(instances);
+        s = state;
+        Params memory p = params;
+        uint64 c = cadence;
+        for (uint256 i = 0; i < k; ++i) {
+            if (attestations[i].windowId != attestations[0].windowId + i) revert WindowsNotConsecutive(i);
+            // Later windows follow the first, so only the first can be older than the last accepted one.
+            _checkWindow(attestations[i], s, p.maxAge, c);
+            _checkAttested(attestations[i], instances[i], signatures[i], p.quorum);
+        }
+    }
+
+    /// @dev Each window of a proven batch through the state machine, in order (scores after the K hashes).
+    function _applyBatch(State memory s, uint256[] calldata instances, Attestation[] calldata attestations)
+        internal
+        returns (State memory)
+    {
+        Params memory p = params;
+        uint64 c = cadence;
+        uint8 scale = scoreScale;
+        uint256 k = attestations.length;
+        for (uint256 i = 0; i < k; ++i) {
+            s = _apply(s, p, attestations[i], _checkedScore(instances[k + i], scale), c);
+        }
+        return s;
+    }
+
+    /// @dev A score felt as WAD; a score outside [0, 1] (beyond SCORE_SLACK) is refused.
+    function _checkedScore(uint256 felt, uint8 scale) internal pure returns (int256 score) {
+        score = _scoreWad(felt, scale);
+        if (score < -SCORE_SLACK || score > int256(WAD) + SCORE_SLACK) revert ScoreOutOfRange(score);
+    }
+
+    /// @dev The state machine: one accepted window scoring `score` (WAD) moves `s`; emits Tripped or
+    /// Recovered when it does, then Report. The one rule for `submit` and `submitBatch`.
+    function _apply(State memory s, Params memory p, Attestation calldata a, int256 score, uint64 c)
+        internal
+        returns (State memory)
+    {
+        uint64 windowId = a.windowId;
+        if (s.lastWindowEnd == 0 || windowId != s.lastWindowEnd / c + 1) {
+            // A gap: the windows in between were not reported, so they count neither high nor calm and no
+            // run spans them. Skipping windows can end a run, never build one.
+            s.highStreak = 0;
+            s.lowStreak = 0;
+        }
+        s.lastWindowId = windowId;
+        s.lastWindowEnd = a.windowEnd;
+        s.highStreak = score >= int256(uint256(p.tripThreshold)) ? _inc(s.highStreak) : 0;
+        s.lowStreak = score <= int256(uint256(p.resetThreshold)) ? _inc(s.lowStreak) : 0;
+        if (!s.tripped) {
+            if (s.highStreak >= p.tripAfter) {
+                s.tripped = true;
+                s.trippedAt = uint64(block.timestamp);
+                s.lowStreak = 0;
+                emit Tripped(windowId, msg.sender, false);
+            }
+        } else if (!s.manual && s.lowStreak >= p.resetAfter && block.timestamp >= uint256(s.trippedAt) + p.cooldown) {
+            s.tripped = false;
+            s.trippedAt = 0;
+            s.highStreak = 0;
+            s.lowStreak = 0;
+            emit Recovered(windowId, msg.sender, false);
+        }
+        emit Report(windowId, a.windowEnd, a.inputHash, score, msg.sender, s.tripped);
+        return s;
+    }
 
     function _attestationDigest(Attestation calldata a) internal view returns (bytes32) {
         bytes32 structHash = keccak256(abi.encode(ATTESTATION_TYPEHASH, a.windowId, a.windowEnd, a.inputHash));
@@ -529,6 +662,32 @@ contract SentinelBreaker is EIP712 {
         if (actual != expected) revert VerifierCodeMismatch(verifier_, expected, actual);
     }
 
+    /// @dev Zero with 0 windows (batches disabled), else a contract taking MIN..MAX_BATCH_WINDOWS windows.
+    function _checkBatchVerifier(address verifier_, uint8 windows) internal view {
+        if (verifier_ == address(0)) {
+            if (windows != 0) revert ZeroAddress();
+            return;
+        }
+        if (verifier_.code.length == 0) revert NotAContract(verifier_);
+        if (windows < MIN_BATCH_WINDOWS || windows > MAX_BATCH_WINDOWS) revert ParameterOutOfBounds("batchWindows");
+    }
+
+    function _setBatchVerifier(address verifier_, uint8 windows) internal {
+        _checkBatchVerifier(verifier_, windows);
+        emit BatchVerifierChanged(address(batchVerifier), verifier_, windows);
+        batchVerifier = IHalo2Verifier(verifier_);
+        batchWindows = windows;
+    }
+
+    /// @dev No batch verifier is pinned by a zero code hash (an empty account's hash differs between chains).
+    function _checkBatchCodehash(address verifier_, bytes32 expected) internal view {
+        if (verifier_ != address(0)) {
+            _checkCodehash(verifier_, expected);
+        } else if (expected != bytes32(0)) {
+            revert VerifierCodeMismatch(verifier_, expected, bytes32(0));
+        }
+    }
+
     function _setVerifier(address verifier_, uint8 scoreScale_, uint32 cadence_) internal {
         _checkVerifier(verifier_, scoreScale_, cadence_);
         emit VerifierChanged(address(verifier), verifier_, scoreScale_, cadence_);
@@ -543,5 +702,8 @@ contract SentinelBreaker is EIP712 {
         pendingCadence = 0;
         pendingVerifierEta = 0;
         pendingVerifierCodehash = bytes32(0);
+        pendingBatchVerifier = address(0);
+        pendingBatchWindows = 0;
+        pendingBatchVerifierCodehash = bytes32(0);
     }
 }

@@ -165,7 +165,8 @@ class BreakerReader:
             attesters=tuple(call(f.attesters())), governance=call(f.governance()),
             pending_governance=call(f.pendingGovernance()), guardian=call(f.guardian()),
             pending_verifier=call(f.pendingVerifier()), pending_score_scale=int(call(f.pendingScoreScale())),
-            pending_verifier_eta=int(call(f.pendingVerifierEta())),
+            pending_verifier_eta=int(call(f.pendingVerifierEta())), batch_verifier=call(f.batchVerifier()),
+            batch_windows=int(call(f.batchWindows())),
         )
 
 

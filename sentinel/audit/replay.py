@@ -83,6 +83,8 @@ class Snapshot:
     pending_score_scale: int = 0
     pending_cadence: int = 0
     pending_verifier_eta: int = 0
+    batch_verifier: str = ZERO  #: the batch circuit's verifier (zero: batches disabled), switched with the verifier
+    batch_windows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -302,6 +304,14 @@ class _Machine:
                          pending_verifier_eta=0)
         self.out.verifier_changes.append(e)
 
+    def batch_verifier_changed(self, e: ChainEvent) -> None:
+        """Set at construction and by executeVerifier, right after its VerifierChanged (whose checks cover the
+        timelock)."""
+        a = e.args
+        if not _same(a["previous"], self.s.batch_verifier):
+            self.bad(e, f"batch verifier change from {a['previous']}, but the active one was {self.s.batch_verifier}")
+        self.s = replace(self.s, batch_verifier=a["verifier"], batch_windows=int(a["windows"]))
+
     def governance_started(self, e: ChainEvent) -> None:
         self.s = replace(self.s, pending_governance=e.args["pending"])
 
@@ -325,7 +335,8 @@ _HANDLERS = {
     "ParamsChanged": _Machine.params_changed, "QuorumChanged": _Machine.quorum_changed,
     "AttesterAdded": _Machine.attester_added, "AttesterRemoved": _Machine.attester_removed,
     "VerifierChangeProposed": _Machine.verifier_proposed, "VerifierChangeCancelled": _Machine.verifier_cancelled,
-    "VerifierChanged": _Machine.verifier_changed, "GovernanceTransferStarted": _Machine.governance_started,
+    "VerifierChanged": _Machine.verifier_changed, "BatchVerifierChanged": _Machine.batch_verifier_changed,
+    "GovernanceTransferStarted": _Machine.governance_started,
     "GovernanceChanged": _Machine.governance_changed, "GuardianChanged": _Machine.guardian_changed,
 }
 
@@ -358,7 +369,8 @@ def compare_final(replayed: Snapshot, onchain: Snapshot) -> list[Finding]:
         (f"state.{k}", getattr(replayed.state, k), getattr(onchain.state, k)) for k in State.__dataclass_fields__
     ] + [(f"params.{k}", getattr(replayed.params, k), getattr(onchain.params, k)) for k in Params.__dataclass_fields__]
     for name in ("verifier", "score_scale", "cadence", "governance", "pending_governance", "guardian",
-                 "pending_verifier", "pending_score_scale", "pending_cadence", "pending_verifier_eta"):
+                 "pending_verifier", "pending_score_scale", "pending_cadence", "pending_verifier_eta", "batch_verifier",
+                 "batch_windows"):
         pairs.append((name, getattr(replayed, name), getattr(onchain, name)))
     pairs.append(("attesters", sorted(x.lower() for x in replayed.attesters),
                   sorted(x.lower() for x in onchain.attesters)))

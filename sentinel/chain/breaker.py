@@ -18,6 +18,7 @@ from sentinel.chain.client import Chain
 from sentinel.chain.deploy import Deployment, load_deployment
 from sentinel.chain.encoding import (
     AttestationMessage,
+    BatchBundle,
     ProofBundle,
     SignedAttestation,
     from_wad,
@@ -25,6 +26,7 @@ from sentinel.chain.encoding import (
     read_attestation,
     read_bundle,
     submit_args,
+    submit_batch_args,
 )
 from sentinel.chain.keys import Key, attester_keys, role_key
 from sentinel.config import SentinelConfig
@@ -173,6 +175,36 @@ def submit_signed(chain: Chain, breaker: Any, bundle: ProofBundle, attestation: 
         score_wad=int(report["score"]), tripped=bool(report["tripped"]), events=[name for name, _ in events],
         calldata_bytes=len(bytes(tx["input"])),
     )
+
+
+def submit_batch_signed(chain: Chain, breaker: Any, bundle: BatchBundle, attestations: list[SignedAttestation],
+                        key: Key, quorum: int | None = None) -> list[SubmitResult]:
+    """Send ``submitBatch`` for a batch bundle and one attestation per window; one result per window, in order
+    (all with the one transaction's hash, gas and calldata; each with its own Report and the Tripped or
+    Recovered before it). Reverts raise ContractRevert with the error's name; ``quorum`` as in submit_signed."""
+    if quorum is None:
+        quorum = int(chain.call(breaker.functions.params(), "reading params")[6])
+    ids = f"{attestations[0].message.window_id}..{attestations[-1].message.window_id}" if attestations else "none"
+    function = breaker.functions.submitBatch(*submit_batch_args(bundle, attestations, quorum))
+    receipt = chain.transact(function, key, f"submitBatch of windows {ids}")
+    events = report_events(breaker, receipt)
+    reports = [name for name, _ in events].count("Report")
+    if reports != bundle.size:
+        raise ChainError(f"submitBatch of windows {ids}: expected {bundle.size} Report events, got {reports}")
+    tx = chain.w3.eth.get_transaction(receipt["transactionHash"])
+    results: list[SubmitResult] = []
+    pending: list[str] = []
+    for name, args in events:
+        pending.append(name)
+        if name != "Report":
+            continue
+        results.append(SubmitResult(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(), gas_used=int(receipt["gasUsed"]),
+            block=int(receipt["blockNumber"]), window_id=int(args["windowId"]), score=from_wad(args["score"]),
+            score_wad=int(args["score"]), tripped=bool(args["tripped"]), events=pending,
+            calldata_bytes=len(bytes(tx["input"]))))
+        pending = []
+    return results
 
 
 def submit_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Path,

@@ -2,7 +2,10 @@
 
 The verifier is the circuit build's ``circuits/Halo2Verifier.json`` (its
 runtime code must hash to the manifest's ``verifier_runtime_sha256``, checked
-again on chain after deployment). The breaker's policy comes from the
+again on chain after deployment). When the build made the batch circuit too
+(the single manifest's ``batch`` entry), its verifier (``circuits/batch/``) is
+deployed and checked the same way and handed to the breaker with its windows
+per proof; otherwise the breaker gets none (batches disabled). The breaker's policy comes from the
 ``[chain]`` config, each unset field from the model card's trip policy.
 ``deployments.json`` is written once everything has been deployed and checked.
 """
@@ -24,7 +27,7 @@ from sentinel.config import ChainConfig, SentinelConfig
 from sentinel.errors import ArtifactFieldError, ChainError, CircuitError, ConfigError
 from sentinel.toolchain.solc import CompiledContract, compile_files
 from sentinel.zk.layout import InstanceLayout
-from sentinel.zk.manifest import load_manifest
+from sentinel.zk.manifest import load_batch_manifest, load_manifest
 
 CONTRACT_FILES = ("SentinelBreaker.sol", "GuardedVault.sol", "DemoToken.sol")
 #: solc optimizer runs for Sentinel's own contracts (favours cheap calls over small code).
@@ -32,6 +35,9 @@ OPTIMIZER_RUNS = 1000
 DEPLOYMENTS_VERSION = 1
 #: Demo token minted to the vault user at deployment (18 decimals).
 DEMO_MINT = 1_000_000 * 10**18
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: Windows per batch proof the breaker accepts (SentinelBreaker.MIN/MAX_BATCH_WINDOWS).
+BATCH_WINDOWS_RANGE = (2, 16)
 
 
 def compile_contracts(layout: ArtifactLayout) -> dict[str, CompiledContract]:
@@ -39,23 +45,53 @@ def compile_contracts(layout: ArtifactLayout) -> dict[str, CompiledContract]:
     return compile_files([layout.contracts_dir / name for name in CONTRACT_FILES], optimizer_runs=OPTIMIZER_RUNS)
 
 
-def verifier_contract(layout: ArtifactLayout) -> tuple[CompiledContract, dict[str, Any]]:
-    """The circuit's compiled Halo2 verifier and its manifest, cross-checked."""
-    manifest = load_manifest(layout)
+def _compiled_verifier(layout: ArtifactLayout, manifest: dict[str, Any]) -> CompiledContract:
+    """The compiled Halo2 verifier of an artifact set, its runtime code checked against its manifest."""
     artifact = read_json_artifact(layout.verifier_artifact, "verifier", "sentinel circuit build", CircuitError)
     runtime = bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
     if hashlib.sha256(runtime).hexdigest() != manifest["verifier_runtime_sha256"]:
         raise ChainError(f"{layout.verifier_artifact}: runtime code differs from the manifest's",
                          hint="rebuild with `sentinel circuit build`")
+    creation = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
+    return CompiledContract("Halo2Verifier", artifact["abi"], creation, runtime, artifact.get("compiler", "?"))
+
+
+def verifier_contract(layout: ArtifactLayout) -> tuple[CompiledContract, dict[str, Any]]:
+    """The circuit's compiled Halo2 verifier and its manifest, cross-checked."""
+    manifest = load_manifest(layout)
+    compiled = _compiled_verifier(layout, manifest)
     inst = manifest["instances"]
     if not InstanceLayout.from_manifest(inst).is_breakers():
         raise ChainError(f"{layout.circuit_manifest}: instance layout {inst.get('description')} is not the "
                          "breaker's [input_hash, score]")
     if not 0 <= int(inst["score_scale"]) <= MAX_SCORE_SCALE:
         raise ChainError(f"{layout.circuit_manifest}: score scale {inst['score_scale']} is above {MAX_SCORE_SCALE}")
-    creation = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
-    compiled = CompiledContract("Halo2Verifier", artifact["abi"], creation, runtime, artifact.get("compiler", "?"))
     return compiled, manifest
+
+
+def batch_verifier_contract(layout: ArtifactLayout, manifest: dict[str, Any],
+                            ) -> tuple[CompiledContract, dict[str, Any]] | None:
+    """The batch circuit's compiled verifier and manifest when the single set's ``manifest`` names one, checked to
+    be the same model's (score scale, cadence) with K windows per proof and 2K instances; else None."""
+    entry = manifest.get("batch")
+    if not entry:
+        return None
+    batch = layout.batch()
+    batch_manifest = load_batch_manifest(layout)
+    where = batch.circuit_manifest
+    k = int(batch_manifest.get("windows_per_proof", 0))
+    low, high = BATCH_WINDOWS_RANGE
+    if k != int(entry["windows"]) or not low <= k <= high:
+        raise ChainError(f"{where}: windows_per_proof {k}, but {layout.circuit_manifest} says {entry['windows']} "
+                         f"(the breaker takes {low}..{high})", hint="rebuild with `sentinel circuit build`")
+    inst, single = batch_manifest["instances"], manifest["instances"]
+    if int(inst["total"]) != 2 * k or int(inst["score_scale"]) != int(single["score_scale"]):
+        raise ChainError(f"{where}: {inst['total']} instances at score scale {inst['score_scale']}; the breaker "
+                         f"takes {2 * k} (hashes, then scores) at the single circuit's scale {single['score_scale']}")
+    if float(batch_manifest["cadence_seconds"]) != float(manifest["cadence_seconds"]):
+        raise ChainError(f"{where}: cadence {batch_manifest['cadence_seconds']} s is not the single circuit's "
+                         f"{manifest['cadence_seconds']} s")
+    return _compiled_verifier(batch, batch_manifest), batch_manifest
 
 
 @dataclass(frozen=True)
@@ -163,6 +199,10 @@ class Deployment:
     contracts: dict[str, ContractRecord]
     compiler: str
     version: int = DEPLOYMENTS_VERSION
+    #: the breaker's batch verifier (contracts["BatchHalo2Verifier"]) and windows per batch proof; zero and 0 when
+    #: the circuit build made no batch circuit
+    batch_verifier: str = ZERO_ADDRESS
+    batch_windows: int = 0
 
     def address(self, name: str) -> str:
         return self.contracts[name]["address"]
@@ -187,6 +227,7 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
     say = progress or (lambda step, detail: None)
     url = rpc_url(config.chain, rpc)
     verifier, manifest = verifier_contract(layout)
+    batch = batch_verifier_contract(layout, manifest)
     policy = resolve_policy(config.chain, load_card(layout) if not all(
         getattr(config.chain, f) for f in ("trip_threshold", "reset_threshold", "trip_after", "reset_after")) else None)
     say("compile", f"contracts in {layout.contracts_dir} with npm solc")
@@ -203,21 +244,31 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
     on_chain = chain.code(results["Halo2Verifier"].address)
     if hashlib.sha256(on_chain).hexdigest() != manifest["verifier_runtime_sha256"]:
         raise ChainError("deployed verifier code differs from the circuit manifest's verifier_runtime_sha256")
+    batch_address, batch_windows = ZERO_ADDRESS, 0
+    if batch is not None:
+        batch_verifier, batch_manifest = batch
+        batch_windows = int(batch_manifest["windows_per_proof"])
+        say("deploy", f"batch Halo2Verifier ({batch_windows} windows per proof, {len(batch_verifier.runtime)} bytes)")
+        results["BatchHalo2Verifier"] = chain.deploy(batch_verifier, [], roles.deployer)
+        batch_address = results["BatchHalo2Verifier"].address
+        if hashlib.sha256(chain.code(batch_address)).hexdigest() != batch_manifest["verifier_runtime_sha256"]:
+            raise ChainError("deployed batch verifier code differs from the batch manifest's verifier_runtime_sha256")
     say("deploy", f"SentinelBreaker: trip >= {policy.trip_threshold:.4f} x{policy.trip_after}, "
                   f"reset <= {policy.reset_threshold:.4f} x{policy.reset_after}, quorum {policy.quorum} of "
                   f"{len(roles.attesters)}")
     results["SentinelBreaker"] = chain.deploy(compiled["SentinelBreaker"], [
         results["Halo2Verifier"].address, scale, cadence, policy.params(), roles.attesters, roles.deployer.address,
-        roles.guardian, config.chain.timelock_seconds], roles.deployer)
+        roles.guardian, config.chain.timelock_seconds, batch_address, batch_windows], roles.deployer)
     results["DemoToken"] = chain.deploy(compiled["DemoToken"], ["Sentinel Demo USD", "sUSD"], roles.deployer)
     results["GuardedVault"] = chain.deploy(compiled["GuardedVault"], [
         results["DemoToken"].address, results["SentinelBreaker"].address], roles.deployer)
     token = chain.contract(results["DemoToken"].address, compiled["DemoToken"].abi)
     chain.transact(token.functions.mint(roles.vault_user, DEMO_MINT), roles.deployer, "minting demo tokens")
 
+    verifiers = {"Halo2Verifier": verifier, **({"BatchHalo2Verifier": batch[0]} if batch is not None else {})}
     contracts: dict[str, ContractRecord] = {}
     for name, d in results.items():
-        source = verifier if name == "Halo2Verifier" else compiled[name]
+        source = verifiers[name] if name in verifiers else compiled[name]
         code = chain.code(d.address)
         contracts[name] = {
             "address": d.address, "tx_hash": d.tx_hash, "block": d.block, "gas_used": d.gas_used,
@@ -233,8 +284,12 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
         policy={**asdict(policy), "params_wad": list(policy.params())},
         circuit={"vk_sha256": manifest["artifacts"]["vk"]["sha256"],
                  "verifier_runtime_sha256": manifest["verifier_runtime_sha256"],
-                 "srs_test_only": manifest["srs"]["warning"] is not None},
+                 "srs_test_only": manifest["srs"]["warning"] is not None,
+                 "batch": None if batch is None else {
+                     "windows": batch_windows, "vk_sha256": batch[1]["artifacts"]["vk"]["sha256"],
+                     "verifier_runtime_sha256": batch[1]["verifier_runtime_sha256"]}},
         contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
+        batch_verifier=batch_address, batch_windows=batch_windows,
     )
 
 

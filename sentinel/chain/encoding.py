@@ -88,10 +88,8 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     return doc
 
 
-def read_bundle(path: Path) -> ProofBundle:
-    """Load and cross-check a proof bundle: instances, proof hex, hash and window fields."""
-    path = Path(path)
-    doc = read_json(path, "proof bundle")
+def _proof_parts(doc: dict[str, Any], path: Path) -> tuple[tuple[int, ...], bytes]:
+    """The instances (``instances[0]``) and proof bytes of a bundle's ``ezkl_proof``."""
     raw_instances = _field(doc, path, "ezkl_proof.instances", list)
     if len(raw_instances) != 1 or not isinstance(raw_instances[0], list):
         raise ArtifactFieldError(path, "ezkl_proof.instances", "expected one list of instances")
@@ -99,9 +97,6 @@ def read_bundle(path: Path) -> ProofBundle:
         instances = tuple(felt_from_hex(str(x)) for x in raw_instances[0])
     except CircuitError as exc:
         raise ArtifactFieldError(path, "ezkl_proof.instances", f"not EZKL felts: {exc}") from None
-    if len(instances) != NUM_INSTANCES:
-        raise ArtifactFieldError(path, "ezkl_proof.instances",
-                                 f"{len(instances)} instances; the breaker takes [input_hash, score]")
     hex_proof = _field(doc, path, "ezkl_proof.hex_proof", str)
     try:
         proof = bytes.fromhex(hex_proof[2:] if hex_proof.startswith("0x") else hex_proof)
@@ -109,6 +104,17 @@ def read_bundle(path: Path) -> ProofBundle:
         raise ArtifactFieldError(path, "ezkl_proof.hex_proof", "not hex") from None
     if not proof:
         raise ArtifactFieldError(path, "ezkl_proof.hex_proof", "empty proof")
+    return instances, proof
+
+
+def read_bundle(path: Path) -> ProofBundle:
+    """Load and cross-check a proof bundle: instances, proof hex, hash and window fields."""
+    path = Path(path)
+    doc = read_json(path, "proof bundle")
+    instances, proof = _proof_parts(doc, path)
+    if len(instances) != NUM_INSTANCES:
+        raise ArtifactFieldError(path, "ezkl_proof.instances",
+                                 f"{len(instances)} instances; the breaker takes [input_hash, score]")
     try:
         input_hash = int(_field(doc, path, "input_hash", str), 16)
     except ValueError:
@@ -207,3 +213,90 @@ def submit_args(bundle: ProofBundle, attestation: SignedAttestation, quorum: int
     if quorum is not None:
         signatures = signatures[:quorum]
     return (bundle.proof, list(bundle.instances), attestation.message.as_tuple(), signatures)
+
+
+@dataclass(frozen=True)
+class BatchWindow:
+    """One window of a batch bundle, as the breaker attests it."""
+
+    window_id: int
+    window_end_unix: int
+    input_hash: int
+    score: float
+
+
+@dataclass(frozen=True)
+class BatchBundle:
+    """The parts of a ``proofs/batch-<first>-<last>.json`` bundle the chain needs: K windows, one proof.
+
+    Instances are the batch circuit's: the K input hashes, then the K score felts, windows in order.
+    """
+
+    path: Path
+    windows: tuple[BatchWindow, ...]
+    score_scale: int
+    instances: tuple[int, ...]
+    proof: bytes
+    vk_sha256: str
+    verifier_runtime_sha256: str
+
+    @property
+    def size(self) -> int:
+        return len(self.windows)
+
+    @property
+    def score_felts(self) -> tuple[int, ...]:
+        return self.instances[self.size:]
+
+
+def read_batch_bundle(path: Path) -> BatchBundle:
+    """Load and cross-check a batch bundle: K windows, 2K instances, each window's hash its instance."""
+    path = Path(path)
+    doc = read_json(path, "batch proof bundle")
+    if doc.get("kind") != "batch":
+        raise ArtifactFieldError(path, "kind", f"{doc.get('kind')!r}; a batch bundle says \"batch\"")
+    k = _field(doc, path, "windows_per_proof", int)
+    entries = _field(doc, path, "windows", list)
+    if k < 2 or len(entries) != k:
+        raise ArtifactFieldError(path, "windows", f"{len(entries)} windows for windows_per_proof {k} (2 or more)")
+    instances, proof = _proof_parts(doc, path)
+    if len(instances) != 2 * k:
+        raise ArtifactFieldError(path, "ezkl_proof.instances",
+                                 f"{len(instances)} instances; a batch of {k} takes {2 * k} (hashes, then scores)")
+    windows = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ArtifactFieldError(path, f"windows[{i}]", "expected an object")
+        try:
+            try:
+                input_hash = int(_field(entry, path, "input_hash", str), 16)
+            except ValueError:
+                raise ArtifactFieldError(path, "input_hash", "not a hex number") from None
+            if input_hash != instances[i]:
+                raise ArtifactFieldError(path, "input_hash", f"differs from the proof's instance {i}")
+            windows.append(BatchWindow(_field(entry, path, "window_id", int),
+                                       _field(entry, path, "window_end_unix", int), input_hash,
+                                       float(_field(entry, path, "score", (int, float)))))
+        except ArtifactFieldError as exc:  # name the window: windows[i].field
+            raise ArtifactFieldError(path, f"windows[{i}].{exc.field}", exc.problem) from None
+    scale = _field(doc, path, "score_scale", int)
+    if not 0 <= scale <= MAX_SCORE_SCALE:
+        raise ArtifactFieldError(path, "score_scale", f"{scale} is outside 0..{MAX_SCORE_SCALE}")
+    return BatchBundle(path, tuple(windows), scale, instances, proof, _field(doc, path, "model.vk_sha256", str),
+                       _field(doc, path, "model.verifier_runtime_sha256", str))
+
+
+def messages_for_batch(bundle: BatchBundle) -> list[AttestationMessage]:
+    """The attestation message of each window of a batch, in order."""
+    return [AttestationMessage(w.window_id, w.window_end_unix, w.input_hash) for w in bundle.windows]
+
+
+def submit_batch_args(bundle: BatchBundle, attestations: list[SignedAttestation], quorum: int | None = None,
+                      ) -> tuple[bytes, list[int], list[tuple[int, int, int]], list[list[bytes]]]:
+    """``submitBatch(proof, instances, attestations, signatures)`` arguments, in ABI order: one signed
+    attestation per window, in the batch's order (each cut to ``quorum`` signatures, as :func:`submit_args`)."""
+    if len(attestations) != bundle.size:
+        raise ArtifactFieldError(bundle.path, "windows", f"{bundle.size} windows but {len(attestations)} attestations")
+    signatures = [a.ordered_signatures()[:quorum] if quorum is not None else a.ordered_signatures()
+                  for a in attestations]
+    return (bundle.proof, list(bundle.instances), [a.message.as_tuple() for a in attestations], signatures)

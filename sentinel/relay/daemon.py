@@ -540,6 +540,7 @@ class Relay:
             return
         if newest.bundle is None:
             raise RelayError(f"window {wid} is proved but the queue holds no bundle path for it")
+        args: tuple[Any, ...]
         if len(windows) > 1:
             batch = read_batch_bundle(Path(newest.bundle))
             signed = [self._attest(result, m.window_id, message, breaker.quorum)

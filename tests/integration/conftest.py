@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.artifacts import ArtifactLayout
+from sentinel.chain.encoding import ProofBundle
 from sentinel.config import load_config
 
 #: A tiny but complete model setup: same code paths as the default (a hard model fine-tuned from a
@@ -83,6 +84,25 @@ def tiny_bundle(tiny_circuit: Path, tiny_feed: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def scored_bundles(tiny_circuit: Path, tiny_feed: Path) -> dict[str, ProofBundle]:
+    """Real proofs of the feed's highest- and lowest-scoring windows (float model picks them)."""
+    from sentinel.chain.encoding import read_bundle
+    from sentinel.data.io import read_market_csv
+    from sentinel.data.windows import cut_windows
+    from sentinel.model.export import onnx_scores
+    from sentinel.zk.prove import Prover
+
+    layout = ArtifactLayout(tiny_circuit)
+    prover = Prover(layout, load_config(tiny_circuit, env={}))
+    market = read_market_csv(tiny_feed)
+    windows = cut_windows(market, prover.window)
+    scores = onnx_scores(layout.onnx_model, windows.x)
+    high = prover.prove_end_row(market, int(windows.end_rows[scores.argmax()]))
+    low = prover.prove_end_row(market, int(windows.end_rows[scores.argmin()]))
+    return {"high": read_bundle(high.bundle), "low": read_bundle(low.bundle)}
+
+
+@pytest.fixture(scope="session")
 def other_model_circuit(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another model's project with its circuit built: the tiny model with its output bias shifted."""
     import hashlib
@@ -96,7 +116,8 @@ def other_model_circuit(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFac
     for part in ("models", "data"):
         if (tiny_circuit / part).exists():
             shutil.copytree(tiny_circuit / part, root / part)
-    shutil.copy(tiny_circuit / "sentinel.toml", root / "sentinel.toml")
+    # no batch circuit: the tests upgrading to this model need none (and it saves a K-window build)
+    (root / "sentinel.toml").write_text(TINY_TOML.replace("batch_windows = 2", "batch_windows = 0"))
     layout = ArtifactLayout(root)
     model = onnx.load(layout.onnx_model)
     bias = next(i for i in model.graph.initializer if i.name == "dense_bias")  # named by the circuit form

@@ -25,7 +25,7 @@ from sentinel.audit.run import AuditRequest, run_audit
 from sentinel.chain import anvil
 from sentinel.chain.breaker import BREAKER, breaker_state, connect, contract, sign_message, submit_signed
 from sentinel.chain.client import Chain
-from sentinel.chain.deploy import OPTIMIZER_RUNS, deploy_all, verifier_contract
+from sentinel.chain.deploy import OPTIMIZER_RUNS, ZERO_ADDRESS, deploy_all, verifier_contract
 from sentinel.chain.encoding import ProofBundle, message_for, read_bundle
 from sentinel.chain.keys import Key, demo_key
 from sentinel.config import load_config
@@ -305,7 +305,7 @@ def test_verifier_upgrade_through_the_timelock_is_followed(run: Run):
     deployed = run.chain.deploy(new_verifier, [], GOV)
     code = run.chain.codehash(deployed.address)
     run.gov(run.breaker.functions.proposeVerifier(deployed.address, manifest["instances"]["score_scale"],
-                                                  int(manifest["cadence_seconds"]), code))
+                                                  int(manifest["cadence_seconds"]), code, ZERO_ADDRESS, 0, b"\0" * 32))
     run.warp_to(anvil.chain_time(run.node) + TIMELOCK + 1)
     run.gov(run.breaker.functions.executeVerifier())
     other = run.windows["other"]
@@ -330,7 +330,8 @@ def test_a_verifier_set_with_another_score_scale_than_its_model_is_found(run: Ru
     """The breaker cannot read a circuit's scale from its verifier: the auditor checks it against the manifest."""
     manifest_scale = int(run.chain.call(run.breaker.functions.scoreScale(), "scoreScale"))
     code = run.chain.codehash(run.verifier)
-    run.gov(run.breaker.functions.proposeVerifier(run.verifier, manifest_scale + 2, 60, code))
+    run.gov(run.breaker.functions.proposeVerifier(run.verifier, manifest_scale + 2, 60, code, ZERO_ADDRESS, 0,
+                                                  b"\0" * 32))
     run.warp_to(anvil.chain_time(run.node) + TIMELOCK + 1)
     run.gov(run.breaker.functions.executeVerifier())
     report = run.audit()

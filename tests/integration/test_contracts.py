@@ -2,7 +2,7 @@
 
 One Anvil per test run (free port, readiness polled), evm_snapshot/evm_revert
 around each test. Proofs come from the session's tiny circuit: the window the
-tiny model scores highest and the one it scores lowest; the breaker is
+tiny model scores highest and the one it scores lowest (conftest ``scored_bundles``); the breaker is
 deployed with thresholds between those two real scores, so the state machine
 is driven by real, verified proofs. A second tiny model (same architecture,
 one weight changed) gives a proof for another model's vk.
@@ -33,7 +33,7 @@ from sentinel.chain.breaker import (
     submit_signed,
 )
 from sentinel.chain.client import Chain
-from sentinel.chain.deploy import Deployment, deploy_all
+from sentinel.chain.deploy import ZERO_ADDRESS, Deployment, deploy_all
 from sentinel.chain.encoding import (
     AttestationMessage,
     ProofBundle,
@@ -53,27 +53,11 @@ GOV, GUARDIAN, USER, STRANGER = demo_key(0), demo_key(1), demo_key(5), demo_key(
 ATTESTERS = [demo_key(i) for i in (2, 3, 4)]
 TRIP_AFTER, RESET_AFTER, COOLDOWN, MAX_AGE, TIMELOCK = 3, 2, 600, 1800, 3600
 CADENCE = 60  # the tiny circuit's, as the session's circuit is built with the default config
+#: proposeVerifier's batch verifier, windows and code hash for a model without a batch circuit
+NO_BATCH = (ZERO_ADDRESS, 0, b"\0" * 32)
 
 
 # --- session fixtures ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def scored_bundles(tiny_circuit: Path, tiny_feed: Path) -> dict[str, ProofBundle]:
-    """Real proofs of the feed's highest- and lowest-scoring windows (float model picks them)."""
-    from sentinel.data.io import read_market_csv
-    from sentinel.data.windows import cut_windows
-    from sentinel.model.export import onnx_scores
-    from sentinel.zk.prove import Prover
-
-    layout = ArtifactLayout(tiny_circuit)
-    prover = Prover(layout, load_config(tiny_circuit, env={}))
-    market = read_market_csv(tiny_feed)
-    windows = cut_windows(market, prover.window)
-    scores = onnx_scores(layout.onnx_model, windows.x)
-    high = prover.prove_end_row(market, int(windows.end_rows[scores.argmax()]))
-    low = prover.prove_end_row(market, int(windows.end_rows[scores.argmin()]))
-    return {"high": read_bundle(high.bundle), "low": read_bundle(low.bundle)}
 
 
 @pytest.fixture(scope="session")
@@ -294,7 +278,7 @@ def test_a_model_with_another_cadence_keeps_reporting(env: Env):
     last = env.submit(bundle)
     verifier = env.deployment.address("Halo2Verifier")
     gov(env, env.breaker.functions.proposeVerifier(verifier, env.state()["score_scale"], 5 * CADENCE,
-                                                   codehash(env, verifier)))
+                                                   codehash(env, verifier), *NO_BATCH))
     env.increase_time(TIMELOCK + 1)
     receipt = gov(env, env.breaker.functions.executeVerifier())
     (changed,) = env.breaker.events.VerifierChanged().process_receipt(receipt)
@@ -463,9 +447,9 @@ def test_verifier_change_goes_through_the_timelock(env: Env, other_model_bundle:
     scale = manifest["instances"]["score_scale"]
     reverts("NoPendingVerifier", gov, env, env.breaker.functions.executeVerifier())
     code = codehash(env, deployed.address)
-    propose = env.breaker.functions.proposeVerifier(deployed.address, scale, CADENCE, code)
+    propose = env.breaker.functions.proposeVerifier(deployed.address, scale, CADENCE, code, *NO_BATCH)
     reverts("NotGovernance", gov, env, propose, GUARDIAN)
-    receipt = gov(env, env.breaker.functions.proposeVerifier(deployed.address, scale, CADENCE, code))
+    receipt = gov(env, env.breaker.functions.proposeVerifier(deployed.address, scale, CADENCE, code, *NO_BATCH))
     (proposed,) = env.breaker.events.VerifierChangeProposed().process_receipt(receipt)
     assert proposed["args"]["eta"] == env.now() + TIMELOCK and proposed["args"]["codehash"] == code
     error = reverts("TimelockNotElapsed", gov, env, env.breaker.functions.executeVerifier())
@@ -483,11 +467,12 @@ def test_verifier_change_goes_through_the_timelock(env: Env, other_model_bundle:
 
 def test_a_cancelled_verifier_change_cannot_execute(env: Env, other_model_bundle: ProofBundle):
     verifier = env.deployment.address("Halo2Verifier")
-    gov(env, env.breaker.functions.proposeVerifier(verifier, 10, CADENCE, codehash(env, verifier)))
+    gov(env, env.breaker.functions.proposeVerifier(verifier, 10, CADENCE, codehash(env, verifier), *NO_BATCH))
     gov(env, env.breaker.functions.cancelVerifier())
     env.increase_time(TIMELOCK + 1)
     reverts("NoPendingVerifier", gov, env, env.breaker.functions.executeVerifier())
-    reverts("NotAContract", gov, env, env.breaker.functions.proposeVerifier(STRANGER.address, 10, CADENCE, b"\0" * 32))
+    reverts("NotAContract", gov, env,
+            env.breaker.functions.proposeVerifier(STRANGER.address, 10, CADENCE, b"\0" * 32, *NO_BATCH))
 
 
 def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bundle: ProofBundle):
@@ -495,9 +480,9 @@ def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bu
     verifier = env.deployment.address("Halo2Verifier")
     scale = env.state()["score_scale"]
     error = reverts("VerifierCodeMismatch", gov, env,
-                    env.breaker.functions.proposeVerifier(verifier, scale, CADENCE, b"\x01" * 32))
+                    env.breaker.functions.proposeVerifier(verifier, scale, CADENCE, b"\x01" * 32, *NO_BATCH))
     assert error.args_["actual"] == "0x" + codehash(env, verifier).hex()
-    gov(env, env.breaker.functions.proposeVerifier(verifier, scale, CADENCE, codehash(env, verifier)))
+    gov(env, env.breaker.functions.proposeVerifier(verifier, scale, CADENCE, codehash(env, verifier), *NO_BATCH))
     # What a metamorphic or upgradeable verifier does: other code at the same address (here, the
     # other model's verifier, which accepts that model's proofs).
     from sentinel.chain.deploy import verifier_contract
@@ -514,7 +499,7 @@ def test_the_verifier_timelock_pins_code_not_an_address(env: Env, other_model_bu
 def test_a_score_scale_that_does_not_fit_the_circuit_halts_instead_of_tripping(env: Env):
     """Security #18.4: the same verifier re-proposed with scale 0 made every ordinary window trip."""
     verifier = env.deployment.address("Halo2Verifier")
-    gov(env, env.breaker.functions.proposeVerifier(verifier, 0, CADENCE, codehash(env, verifier)))
+    gov(env, env.breaker.functions.proposeVerifier(verifier, 0, CADENCE, codehash(env, verifier), *NO_BATCH))
     env.increase_time(TIMELOCK + 1)
     gov(env, env.breaker.functions.executeVerifier())
     high = env.bundles["high"]  # its felt is >= 2^(scale-1): at scale 0 the score reads as hundreds
@@ -707,7 +692,8 @@ def test_bench_chain_reports_gas_and_sizes(run_cli, tiny_circuit: Path, scored_b
     assert code == 0, err
     report = json.loads(out)
     manifest = json.loads((tiny_circuit / "circuits" / "manifest.json").read_text())
-    assert set(report["deploy_gas"]) == {"Halo2Verifier", "SentinelBreaker", "DemoToken", "GuardedVault"}
+    assert set(report["deploy_gas"]) == {"Halo2Verifier", "BatchHalo2Verifier", "SentinelBreaker", "DemoToken",
+                                         "GuardedVault"}
     assert report["verifier_runtime_bytes"] == manifest["verifier_runtime_bytes"]
     assert report["verifier_under_eip170"] is (report["verifier_runtime_bytes"] <= 24_576)
     assert report["submit_gas"] < report["submit_gas_first_report"]
@@ -744,7 +730,8 @@ def test_cli_chain_deploy_attest_submit(run_cli, tiny_circuit: Path, tiny_feed: 
         assert code == 0, err
         assert "UNSAFE demo keys" in err
         deployment = json.loads(out)
-        assert set(deployment["contracts"]) == {"Halo2Verifier", "SentinelBreaker", "DemoToken", "GuardedVault"}
+        assert set(deployment["contracts"]) == {"Halo2Verifier", "BatchHalo2Verifier", "SentinelBreaker", "DemoToken",
+                                                "GuardedVault"}
         assert all(len(c["runtime_sha256"]) == 64 and c["block"] >= 1 for c in deployment["contracts"].values())
         assert deployment["policy"]["trip_threshold"] == 0.9
         code, out, err = run_cli("--root", root, "submit", path)

@@ -27,6 +27,7 @@ class Log:
         self.emit("GovernanceChanged", tx, previous=ZERO, governance=GOV)
         self.emit("GuardianChanged", tx, previous=ZERO, guardian=GUARD)
         self.emit("VerifierChanged", tx, previous=ZERO, verifier=V1, scoreScale=10, cadence=CADENCE)
+        self.emit("BatchVerifierChanged", tx, previous=ZERO, verifier=ZERO, windows=0)
         for who in (A, B, C):
             self.emit("AttesterAdded", tx, attester=who)
         self.emit("ParamsChanged", tx, tripThreshold=TRIP, resetThreshold=RESET, tripAfter=trip_after,

@@ -203,3 +203,26 @@ def test_a_score_outside_zero_one_accepted_is_a_discrepancy():
     log.report(0.5, False)
     log.report(1.02, False)  # the breaker refuses this: a contract that took it is flagged
     assert any("score 1.02 accepted" in m for m in findings(log))
+
+
+def test_batch_verifier_changes_are_followed_with_the_verifier():
+    log = Log()
+    tx = log.tx()
+    log.emit("VerifierChangeProposed", tx, verifier=V2, scoreScale=10, cadence=CADENCE, eta=log.time + 3600,
+             batchVerifier=C, batchWindows=4)
+    log.time += 3600
+    tx = log.tx(seconds=0)
+    log.emit("VerifierChanged", tx, previous=V1, verifier=V2, scoreScale=10, cadence=CADENCE)
+    log.emit("BatchVerifierChanged", tx, previous="0x" + "00" * 20, verifier=C, windows=4)
+    log.window = log.time // CADENCE
+    log.report(0.1, False)
+    result = replay(log.events)
+    assert result.findings == []
+    assert (result.final.batch_verifier, result.final.batch_windows) == (C, 4)
+    from dataclasses import replace
+
+    (differs,) = compare_final(result.final, replace(result.final, batch_windows=8))
+    assert differs.message.startswith("batch_windows: replay of the events gives 4, the contract holds 8")
+    wrong = Log()
+    wrong.emit("BatchVerifierChanged", wrong.tx(), previous=V1, verifier=C, windows=4)
+    assert any("batch verifier change from" in m for m in findings(wrong))

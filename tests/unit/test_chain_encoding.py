@@ -14,10 +14,13 @@ from sentinel.chain.encoding import (
     WAD,
     AttestationMessage,
     SignedAttestation,
+    messages_for_batch,
     read_attestation,
+    read_batch_bundle,
     read_bundle,
     score_wad,
     submit_args,
+    submit_batch_args,
     to_wad,
 )
 from sentinel.chain.keys import ANVIL_CHAIN_ID, attester_keys, demo_key, role_key
@@ -207,6 +210,53 @@ def test_bad_bundle_names_the_field(tmp_path: Path, changes, field):
 def test_missing_bundle_names_the_file(tmp_path: Path):
     with pytest.raises(ArtifactFieldError, match="no such proof bundle"):
         read_bundle(tmp_path / "nope.json")
+
+
+def _batch(tmp_path: Path, size: int = 2, **changes: Any) -> Path:
+    hashes = [MESSAGE.input_hash + i for i in range(size)]
+    doc: dict[str, Any] = {
+        "kind": "batch", "windows_per_proof": size, "score_scale": 10,
+        "windows": [{"window_id": MESSAGE.window_id + i, "window_end_unix": MESSAGE.window_end + 60 * i,
+                     "input_hash": f"0x{h:064x}", "score": 0.5} for i, h in enumerate(hashes)],
+        "model": {"vk_sha256": "ab" * 32, "verifier_runtime_sha256": "cd" * 32},
+        "ezkl_proof": {"hex_proof": "0x" + bytes(range(64)).hex(),
+                       "instances": [[felt_to_hex(h) for h in hashes] + [felt_to_hex(512 + i) for i in range(size)]]},
+        **changes,
+    }
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_batch_bundle_windows_messages_and_submit_args(tmp_path: Path):
+    bundle = read_batch_bundle(_batch(tmp_path, size=3))
+    assert bundle.size == 3 and bundle.score_felts == (512, 513, 514)
+    messages = messages_for_batch(bundle)
+    assert messages[2] == AttestationMessage(MESSAGE.window_id + 2, MESSAGE.window_end + 120, MESSAGE.input_hash + 2)
+    keys = [demo_key(i) for i in (4, 2, 3)]
+    signed = [SignedAttestation(m, 31337, BREAKER, tuple(eip712.sign(k.secret, 31337, BREAKER, m) for k in keys))
+              for m in messages]
+    proof, instances, attestations, signatures = submit_batch_args(bundle, signed, quorum=2)
+    assert proof == bytes(range(64)) and instances == list(bundle.instances)
+    assert attestations == [m.as_tuple() for m in messages]
+    assert signatures == [s.ordered_signatures()[:2] for s in signed]
+    with pytest.raises(ArtifactFieldError, match="3 windows but 2 attestations"):
+        submit_batch_args(bundle, signed[:2])
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"kind": None}, "kind"),
+    ({"windows_per_proof": 3}, "windows"),
+    ({"ezkl_proof": {"hex_proof": "0x00", "instances": [[felt_to_hex(1)] * 3]}}, "ezkl_proof.instances"),
+    ({"windows": [{"window_id": 1, "window_end_unix": 60, "input_hash": "0x01", "score": 0.5}] * 2},
+     "windows[0].input_hash"),
+    ({"windows": [{}, {}]}, "windows[0].input_hash"),
+    ({"windows": [1, 2]}, "windows[0]"),
+])
+def test_bad_batch_bundle_names_the_field(tmp_path: Path, changes, field):
+    with pytest.raises(ArtifactFieldError) as info:
+        read_batch_bundle(_batch(tmp_path, **changes))
+    assert info.value.field == field
 
 
 # --- keys ----------------------------------------------------------------------------------

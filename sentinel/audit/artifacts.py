@@ -27,7 +27,7 @@ from sentinel.artifacts import ArtifactLayout, sha256_file
 from sentinel.audit.findings import Finding, discrepancy
 from sentinel.errors import AuditArtifactsError, CircuitError, SentinelError
 from sentinel.toolchain.solc import CompiledContract, compile_files, compile_sources
-from sentinel.zk.manifest import load_manifest, srs_file
+from sentinel.zk.manifest import load_batch_manifest, load_manifest, srs_file
 
 #: Manifest entries an audit needs on disk (the rest are checked when present).
 REQUIRED = ("settings", "compiled_circuit", "vk")
@@ -43,10 +43,17 @@ class ArtifactSet:
     manifest: dict[str, Any]
     findings: list[Finding] = field(default_factory=list)
     runtime: bytes | None = None  #: verifier runtime code re-rendered from this set's vk
+    #: the same model's batch circuit (K windows per proof, ``circuits/batch/``), when the build made one
+    batch: ArtifactSet | None = None
+
+    @property
+    def windows_per_proof(self) -> int:
+        return int(self.manifest.get("windows_per_proof", 1))
 
     @property
     def name(self) -> str:
-        return str(self.root)
+        k = self.windows_per_proof
+        return str(self.root) if k == 1 else f"{self.root} (batch circuit, {k} windows per proof)"
 
     def path(self, artifact: str) -> Path:
         relative: str = self.manifest["artifacts"][artifact]["path"]
@@ -95,10 +102,14 @@ class ArtifactSet:
         return hashlib.sha256(self.runtime).hexdigest() if self.runtime is not None else None
 
     def summary(self) -> dict[str, Any]:
-        return {"root": str(self.root), "vk_sha256": self.vk_sha256,
-                "onnx_sha256": self.manifest["artifacts"]["onnx"]["sha256"],
-                "verifier_runtime_sha256": self.runtime_sha256,
-                "srs_test_only": self.manifest["srs"].get("warning") is not None}
+        out = {"root": str(self.root), "vk_sha256": self.vk_sha256,
+               "onnx_sha256": self.manifest["artifacts"]["onnx"]["sha256"],
+               "verifier_runtime_sha256": self.runtime_sha256,
+               "srs_test_only": self.manifest["srs"].get("warning") is not None}
+        if self.batch is not None:
+            out["batch"] = {"windows_per_proof": self.batch.windows_per_proof, "vk_sha256": self.batch.vk_sha256,
+                            "verifier_runtime_sha256": self.batch.runtime_sha256}
+        return out
 
 
 def resolve_root(directory: Path) -> Path:
@@ -118,15 +129,30 @@ def load_set(directory: Path) -> ArtifactSet:
     manifest_path = ArtifactLayout(root).circuit_manifest
     try:
         manifest = load_manifest(ArtifactLayout(root))
-        artifacts = manifest["artifacts"]
-        manifest["srs"]["path"], manifest["cadence_seconds"], manifest["window"], manifest["instances"]["score_scale"]
+        for key in ("artifacts", "srs", "cadence_seconds", "window", "instances"):  # every key the audit reads
+            manifest[key]
+        manifest["srs"]["path"], manifest["instances"]["score_scale"]
     except (CircuitError, KeyError, TypeError) as exc:
         cause = exc.__cause__ if isinstance(exc, CircuitError) and exc.__cause__ is not None else exc
         raise AuditArtifactsError(manifest_path, f"unreadable circuit manifest: {cause}") from exc
-    art = ArtifactSet(root, manifest)
+    art = _checked(ArtifactSet(root, manifest))
+    if manifest.get("batch"):
+        try:
+            batch_manifest = load_batch_manifest(ArtifactLayout(root))
+        except CircuitError as exc:
+            raise AuditArtifactsError(ArtifactLayout(root).batch().circuit_manifest,
+                                      f"unreadable batch circuit manifest: {exc}") from exc
+        art.batch = _checked(ArtifactSet(root, batch_manifest))
+    return art
+
+
+def _checked(art: ArtifactSet) -> ArtifactSet:
+    """``art`` with its needed files present (else exit 2) and its hash chain checked."""
+    artifacts = art.manifest["artifacts"]
     for name in REQUIRED:
         if name not in artifacts or not art.path(name).is_file():
-            raise AuditArtifactsError(root / artifacts.get(name, {}).get("path", name), f"artifact '{name}' is missing")
+            raise AuditArtifactsError(art.root / artifacts.get(name, {}).get("path", name),
+                                      f"artifact '{name}' is missing")
     if not art.srs.is_file():
         raise AuditArtifactsError(art.srs, "the SRS the circuit was set up with is missing",
                                   hint="the verifier cannot be re-rendered nor proofs verified without it")

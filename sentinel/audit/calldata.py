@@ -1,4 +1,5 @@
-"""Decoding ``SentinelBreaker.submit`` calldata, and finding the call behind each Report (pure: eth-abi only).
+"""Decoding ``SentinelBreaker.submit``/``submitBatch`` calldata, and finding the call behind each Report (pure:
+eth-abi only).
 
 The auditor takes proof, instances, attestation and signatures from the
 transaction's own input, not from any file the operator publishes. A report
@@ -6,7 +7,9 @@ forwarded through another contract (a smart-contract wallet, a multicall, an
 EIP-7702 delegated account) has a transaction whose input is that contract's
 call; its ``submit`` call is then found in the transaction's call tree
 (``debug_traceTransaction`` with the built-in ``callTracer``), read through
-:class:`CallSource` so this module does no I/O itself.
+:class:`CallSource` so this module does no I/O itself. A ``submitBatch``
+(K consecutive windows, one proof) is decoded into K :class:`SubmitCall`
+entries, one per window, sharing the proof and the instances.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from sentinel.audit.replay import ChainEvent
 
 SUBMIT_SIGNATURE = "submit(bytes,uint256[],(uint64,uint64,uint256),bytes[])"
 SUBMIT_TYPES = ["bytes", "uint256[]", "(uint64,uint64,uint256)", "bytes[]"]
+SUBMIT_BATCH_SIGNATURE = "submitBatch(bytes,uint256[],(uint64,uint64,uint256)[],bytes[][])"
+SUBMIT_BATCH_TYPES = ["bytes", "uint256[]", "(uint64,uint64,uint256)[]", "bytes[][]"]
 
 
 class CalldataError(ValueError):
@@ -31,7 +36,8 @@ class TraceUnavailable(CalldataError):
 
 @dataclass(frozen=True)
 class SubmitCall:
-    """The arguments of one ``submit`` transaction."""
+    """One window's report as a call carries it: a ``submit``, or window ``index`` of a ``submitBatch`` of
+    ``batch_size`` windows (whose instances are every window's hash, then every window's score)."""
 
     proof: bytes
     instances: tuple[int, ...]
@@ -39,13 +45,45 @@ class SubmitCall:
     window_end: int
     input_hash: int
     signatures: tuple[bytes, ...]
+    index: int | None = None  #: place in a submitBatch (None: a submit)
+    batch_size: int = 1
+
+    @property
+    def expected_instances(self) -> int:
+        """How many instances the breaker takes with this call."""
+        from sentinel.zk.layout import NUM_INSTANCES
+
+        return NUM_INSTANCES if self.index is None else 2 * self.batch_size
+
+    @property
+    def hash_instance(self) -> int:
+        """The proven input hash of this window (the instance count must be checked first)."""
+        from sentinel.zk.layout import INPUT_HASH_INDEX
+
+        return self.instances[INPUT_HASH_INDEX if self.index is None else self.index]
+
+    @property
+    def score_instance(self) -> int:
+        """The proven score felt of this window (the instance count must be checked first)."""
+        from sentinel.zk.layout import SCORE_INDEX
+
+        return self.instances[SCORE_INDEX if self.index is None else self.batch_size + self.index]
+
+
+def _selector(signature: str) -> bytes:
+    from eth_utils.crypto import keccak
+
+    return keccak(text=signature)[:4]
 
 
 def submit_selector() -> bytes:
     """The 4-byte selector of ``submit``."""
-    from eth_utils.crypto import keccak
+    return _selector(SUBMIT_SIGNATURE)
 
-    return keccak(text=SUBMIT_SIGNATURE)[:4]
+
+def submit_batch_selector() -> bytes:
+    """The 4-byte selector of ``submitBatch``."""
+    return _selector(SUBMIT_BATCH_SIGNATURE)
 
 
 def decode_submit(data: bytes) -> SubmitCall:
@@ -62,6 +100,31 @@ def decode_submit(data: bytes) -> SubmitCall:
         raise CalldataError(f"malformed submit calldata: {exc}") from exc
     return SubmitCall(bytes(proof), tuple(int(i) for i in instances), int(wid), int(end), int(input_hash),
                       tuple(bytes(s) for s in signatures))
+
+
+def decode_reports(data: bytes) -> list[SubmitCall]:
+    """The windows a ``submit`` or ``submitBatch`` call reports, one entry each, in order; CalldataError for any
+    other call or malformed calldata."""
+    from eth_abi.abi import decode
+    from eth_abi.exceptions import DecodingError
+
+    data = bytes(data)
+    if data[:4] == submit_selector():
+        return [decode_submit(data)]
+    if data[:4] != submit_batch_selector():
+        raise CalldataError(f"selector 0x{data[:4].hex()} is neither submit's 0x{submit_selector().hex()} nor "
+                            f"submitBatch's 0x{submit_batch_selector().hex()}")
+    try:
+        proof, instances, attestations, signatures = decode(SUBMIT_BATCH_TYPES, data[4:])
+    except (DecodingError, ValueError, OverflowError) as exc:
+        raise CalldataError(f"malformed submitBatch calldata: {exc}") from exc
+    if len(signatures) != len(attestations) or not attestations:
+        raise CalldataError(f"submitBatch with {len(attestations)} attestation(s) and {len(signatures)} signature "
+                            "list(s)")
+    proven = tuple(int(i) for i in instances)
+    return [SubmitCall(bytes(proof), proven, int(wid), int(end), int(input_hash), tuple(bytes(x) for x in sigs),
+                       index=i, batch_size=len(attestations))
+            for i, ((wid, end, input_hash), sigs) in enumerate(zip(attestations, signatures, strict=True))]
 
 
 # -- the submit call behind a Report ------------------------------------------------
@@ -100,18 +163,19 @@ def call_frames(trace: Mapping[str, Any]) -> list[CallFrame]:
 
 
 def breaker_submits(frames: list[CallFrame], breaker: str) -> list[tuple[CallFrame, SubmitCall]]:
-    """The ``submit`` calls that took effect on ``breaker``, in execution order: each emitted one Report.
+    """The windows of the ``submit``/``submitBatch`` calls that took effect on ``breaker``, in execution order:
+    each emitted one Report.
 
     Only a CALL runs the breaker's code on the breaker's storage (a
     DELEGATECALL runs it on the caller's, a STATICCALL cannot write), and a
     call that was undone left no Report.
     """
-    out = []
+    out: list[tuple[CallFrame, SubmitCall]] = []
     for frame in frames:
         if frame.kind != "CALL" or frame.undone or frame.to != breaker.lower():
             continue
         try:
-            out.append((frame, decode_submit(frame.input)))
+            out.extend((frame, call) for call in decode_reports(frame.input))
         except CalldataError:
             continue  # another function of the breaker (a view through CALL): emits no Report
     return out
@@ -166,9 +230,15 @@ class SubmitLocator:
         to = tx["to"]
         if to is not None and str(to).lower() == self.breaker:
             try:
-                return LocatedCall(decode_submit(tx["input"]), to)
+                calls = decode_reports(tx["input"])
             except CalldataError as exc:
                 raise CalldataError(f"cannot decode a submit call: {exc}") from exc
+            wid = int(event.args["windowId"])
+            mine = calls if len(calls) == 1 else [c for c in calls if c.window_id == wid]
+            if len(mine) != 1:
+                raise CalldataError(f"transaction {tx_hash} carries {len(mine)} attestation(s) for window {wid}, "
+                                    "whose Report it emitted")
+            return LocatedCall(mine[0], to)
         via = str(to) if to is not None else "a contract creation"
         if tx_hash not in self._submits:
             trace = self.source.call_trace(tx_hash)

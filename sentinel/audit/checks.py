@@ -21,10 +21,10 @@ def _where(e: ChainEvent) -> dict[str, Any]:
 
 
 def check_call(ctx: ReportContext, call: SubmitCall, tx_to: str | None, breaker: str) -> list[Finding]:
-    """The calldata is a direct ``submit`` to the breaker that carries exactly what the Report event says."""
+    """The calldata is a direct ``submit`` (or ``submitBatch``) to the breaker that carries exactly what the Report
+    event says."""
     from sentinel.chain.encoding import score_wad
     from sentinel.errors import CircuitError
-    from sentinel.zk.layout import INPUT_HASH_INDEX, NUM_INSTANCES, SCORE_INDEX
 
     e, a = ctx.event, ctx.event.args
     found = []
@@ -33,14 +33,17 @@ def check_call(ctx: ReportContext, call: SubmitCall, tx_to: str | None, breaker:
     attested = (int(a["windowId"]), int(a["windowEnd"]), int(a["inputHash"]))
     if (call.window_id, call.window_end, call.input_hash) != attested:
         found.append(discrepancy("calldata", "attestation in the calldata differs from the Report event", **_where(e)))
-    if len(call.instances) != NUM_INSTANCES:
-        found.append(discrepancy("calldata", f"{len(call.instances)} instances, the breaker takes {NUM_INSTANCES}",
-                                 **_where(e)))
+    if call.index is not None and call.batch_size != ctx.batch_windows:
+        found.append(discrepancy("calldata", f"a batch of {call.batch_size} windows; the breaker took batches of "
+                                             f"{ctx.batch_windows} at block {e.block}", **_where(e)))
+    if len(call.instances) != call.expected_instances:
+        found.append(discrepancy("calldata", f"{len(call.instances)} instances, the breaker takes "
+                                             f"{call.expected_instances}", **_where(e)))
         return found
-    if call.instances[INPUT_HASH_INDEX] != call.input_hash:
+    if call.hash_instance != call.input_hash:
         found.append(discrepancy("calldata", "proven input hash differs from the attested one", **_where(e)))
     try:
-        wad = score_wad(call.instances[SCORE_INDEX], ctx.score_scale)
+        wad = score_wad(call.score_instance, ctx.score_scale)
     except CircuitError:
         found.append(discrepancy("calldata", "score instance is not a field element", **_where(e)))
         return found

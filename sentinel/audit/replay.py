@@ -103,6 +103,8 @@ class ReportContext:
     score_scale: int
     params: Params
     tripped_after: bool
+    batch_verifier: str = ZERO  #: the batch verifier in force (a report that came in a submitBatch)
+    batch_windows: int = 0
 
 
 @dataclass
@@ -115,6 +117,7 @@ class ReplayResult:
     trips: list[ChainEvent] = field(default_factory=list)
     recoveries: list[ChainEvent] = field(default_factory=list)
     verifier_changes: list[ChainEvent] = field(default_factory=list)
+    batch_verifier_changes: list[ChainEvent] = field(default_factory=list)
     param_changes: list[tuple[ChainEvent, Params]] = field(default_factory=list)
     #: every event in chain order with the replayed snapshot after it (an automatic Tripped or Recovered
     #: changes nothing until its Report)
@@ -210,7 +213,8 @@ class _Machine:
             self.bad(e, f"window {wid}: Report says tripped={bool(a['tripped'])}, replay says {nxt.tripped}")
         self.s = replace(self.s, state=nxt)
         self.out.reports.append(ReportContext(e, frozenset(x.lower() for x in self.s.attesters), p.quorum,
-                                              self.s.verifier, self.s.score_scale, p, nxt.tripped))
+                                              self.s.verifier, self.s.score_scale, p, nxt.tripped,
+                                              self.s.batch_verifier, self.s.batch_windows))
 
     def tripped(self, e: ChainEvent) -> None:
         if not e.args["byGuardian"]:
@@ -311,6 +315,7 @@ class _Machine:
         if not _same(a["previous"], self.s.batch_verifier):
             self.bad(e, f"batch verifier change from {a['previous']}, but the active one was {self.s.batch_verifier}")
         self.s = replace(self.s, batch_verifier=a["verifier"], batch_windows=int(a["windows"]))
+        self.out.batch_verifier_changes.append(e)
 
     def governance_started(self, e: ChainEvent) -> None:
         self.s = replace(self.s, pending_governance=e.args["pending"])

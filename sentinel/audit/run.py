@@ -38,7 +38,7 @@ from sentinel.audit.artifacts import (
 )
 from sentinel.audit.calldata import CalldataError, SubmitCall, SubmitLocator
 from sentinel.audit.findings import AuditReport, Finding, discrepancy, notice
-from sentinel.audit.replay import ZERO, ReplayResult, ReportContext, Snapshot, compare_final, replay
+from sentinel.audit.replay import ZERO, ChainEvent, ReplayResult, ReportContext, Snapshot, compare_final, replay
 
 if TYPE_CHECKING:
     from sentinel.audit.rows import Archive
@@ -76,13 +76,16 @@ def _load_sets(paths: tuple[Path, ...], say: Progress) -> list[ArtifactSet]:
     sets = []
     for path in paths:
         art = load_set(path)
-        key = (sha256_file(art.vk), sha256_file(art.settings), sha256_file(art.srs), str(art.root))
-        if key not in _RENDER_CACHE:
-            say("artifacts", f"re-rendering the verifier from {art.vk} (EZKL) and compiling it (npm solc)")
-            findings = render_verifier(art)
-            _RENDER_CACHE[key] = (art.runtime, findings)
-        art.runtime, findings = _RENDER_CACHE[key]
-        art.findings.extend(findings)
+        for one in (art, art.batch):
+            if one is None:
+                continue
+            key = (sha256_file(one.vk), sha256_file(one.settings), sha256_file(one.srs), str(one.root))
+            if key not in _RENDER_CACHE:
+                say("artifacts", f"re-rendering the verifier from {one.vk} (EZKL) and compiling it (npm solc)")
+                findings = render_verifier(one)
+                _RENDER_CACHE[key] = (one.runtime, findings)
+            one.runtime, findings = _RENDER_CACHE[key]
+            one.findings.extend(findings)
         sets.append(art)
     return sets
 
@@ -100,7 +103,7 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     # 1. published artifacts
     sets = _load_sets(req.artifacts, say)
     hashes, render = report.tally("artifact-hashes"), report.tally("verifier-render")
-    for art in sets:
+    for art in [one for a in sets for one in (a, a.batch) if one is not None]:
         hashes.record(ok=not any(f.check == "artifact-hashes" for f in art.findings))
         render.record(ok=not any(f.check == "verifier-render" for f in art.findings))
         report.add(*art.findings)
@@ -166,6 +169,7 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
                 "verifier-code", f"verifier {address} (active from block {block}) matches no artifact set: a verifier "
                                  f"for a different model; its {accepted} report(s) cannot be checked against a "
                                  "published model", block=block))
+    batch_set = _batch_verifiers(report, reader, req, start, result, sets, verifier_set)
     # The breaker decodes scores at the scale and derives window ids at the cadence it was given with the
     # verifier; neither can be read from the verifier's code, so each must be the matched model's.
     stally = report.tally("model-settings")
@@ -228,7 +232,9 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
         found = checks.check_window_id(ctx.event, active.cadence)
         wtally.record(ok=not found)
         report.add(*found)
-        tasks.append((ctx, ProofTask(call.proof, call.instances, active.settings, active.vk, active.srs)))
+        proving = active if call.index is None else batch_set.get(ctx.batch_verifier.lower())
+        if proving is not None:
+            tasks.append((ctx, ProofTask(call.proof, call.instances, proving.settings, proving.vk, proving.srs)))
     if forwarded:
         ctally.note = (f"{forwarded} report(s) forwarded through another contract: submit calls taken from the "
                        "transaction trace")
@@ -239,8 +245,11 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     if len(tasks) < req.parallel_min_reports:
         workers = 1
     processes = f"{workers} process{'es' if workers > 1 else ''}"
-    say("proofs", f"verifying {len(tasks)} proof(s) off-chain with EZKL ({processes})")
-    ok = verify_all([task for _, task in tasks], workers)
+    # the windows of one submitBatch share their proof: it is verified once
+    unique = list(dict.fromkeys(task for _, task in tasks))
+    say("proofs", f"verifying {len(unique)} proof(s) of {len(tasks)} report(s) off-chain with EZKL ({processes})")
+    verdict = dict(zip(unique, verify_all(unique, workers), strict=True))
+    ok = [verdict[task] for _, task in tasks]
     ptally = report.tally("proofs")
     ptally.skipped = len(contexts) - len(tasks)
     for (ctx, _), good in zip(tasks, ok, strict=True):
@@ -290,6 +299,41 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
     return report
 
 
+def _batch_verifiers(report: AuditReport, reader: Any, req: AuditRequest, start: Snapshot, result: Any,
+                     sets: list[ArtifactSet], verifier_set: dict[str, ArtifactSet | None]
+                     ) -> dict[str, ArtifactSet | None]:
+    """Each batch verifier the breaker used must be the batch circuit of a published model, and of the model whose
+    verifier was set with it (they change together), for as many windows as the breaker was told."""
+    by_runtime = {art.batch.runtime: art for art in sets if art.batch is not None}
+    active_from: dict[str, tuple[int, ChainEvent | None]] = {}
+    if start.batch_verifier != ZERO:
+        active_from[start.batch_verifier.lower()] = (req.from_block, None)
+    for e in result.batch_verifier_changes:
+        if e.args["verifier"] != ZERO:
+            active_from.setdefault(e.args["verifier"].lower(), (e.block, e))
+    found: dict[str, ArtifactSet | None] = {}
+    tally = report.tally("verifier-code")
+    singles = {e.tx: e.args["verifier"].lower() for e in result.verifier_changes}
+    for address, (block, event) in active_from.items():
+        model = by_runtime.get(reader.code(address, block))
+        batch = model.batch if model is not None else None
+        found[address] = batch
+        problem = None
+        if batch is None:
+            problem = (f"batch verifier {address} (active from block {block}) matches no published model's batch "
+                       "circuit: its reports cannot be checked")
+        elif event is not None and int(event.args["windows"]) != batch.windows_per_proof:
+            problem = (f"batch verifier {address} was set for batches of {event.args['windows']}; its circuit "
+                       f"proves {batch.windows_per_proof} windows")
+        elif event is not None and event.tx in singles and verifier_set.get(singles[event.tx]) is not model:
+            problem = (f"batch verifier {address} is the batch circuit of {model.root if model else '?'}, not of the "
+                       f"model whose verifier {singles[event.tx]} was set with it")
+        tally.record(ok=problem is None)
+        if problem is not None:
+            report.add(discrepancy("verifier-code", problem, block=block, tx=event.tx if event else None))
+    return found
+
+
 def _check_rows(req: AuditRequest, report: AuditReport, archives: list[Archive], contexts: list[ReportContext],
                 calls: dict[int, SubmitCall], verifier_set: dict[str, ArtifactSet | None],
                 say: Progress) -> dict[str, Any]:
@@ -297,7 +341,6 @@ def _check_rows(req: AuditRequest, report: AuditReport, archives: list[Archive],
 
     from sentinel.audit.rows import float_scores, locate, raw_window
     from sentinel.zk.instances import fixed_to_float
-    from sentinel.zk.layout import SCORE_INDEX
     from sentinel.zk.witness_check import circuit_input_hash
 
     htally, gtally = report.tally("input-hash"), report.tally("score-gap")
@@ -326,7 +369,10 @@ def _check_rows(req: AuditRequest, report: AuditReport, archives: list[Archive],
             report.add(discrepancy("input-hash", f"Poseidon hash of rows {row - art.window + 2}..{row + 1} of "
                                                  f"{archive.path.name} differs from the proven input hash",
                                    window_id=int(e.args["windowId"]), block=e.block, tx=e.tx))
-        proven = fixed_to_float(call.instances[SCORE_INDEX], int(art.instances["score_scale"]))
+        if len(call.instances) != call.expected_instances:
+            gtally.skipped += 1  # malformed calldata: a calldata finding already
+            continue
+        proven = fixed_to_float(call.score_instance, int(art.instances["score_scale"]))
         per_set.setdefault(str(art.root), []).append((ctx, raw, proven))
     worst = 0.0
     by_root = {str(s.root): s for s in verifier_set.values() if s is not None}

@@ -11,6 +11,7 @@ high scores (or the guardian trips it) and governance recovers it.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -23,10 +24,25 @@ from sentinel.artifacts import ArtifactLayout
 from sentinel.audit.findings import AuditReport
 from sentinel.audit.run import AuditRequest, run_audit
 from sentinel.chain import anvil
-from sentinel.chain.breaker import BREAKER, breaker_state, connect, contract, sign_message, submit_signed
+from sentinel.chain.breaker import (
+    BREAKER,
+    breaker_state,
+    connect,
+    contract,
+    sign_message,
+    submit_batch_signed,
+    submit_signed,
+)
 from sentinel.chain.client import Chain
 from sentinel.chain.deploy import OPTIMIZER_RUNS, ZERO_ADDRESS, deploy_all, verifier_contract
-from sentinel.chain.encoding import ProofBundle, message_for, read_bundle
+from sentinel.chain.encoding import (
+    BatchBundle,
+    ProofBundle,
+    message_for,
+    messages_for_batch,
+    read_batch_bundle,
+    read_bundle,
+)
 from sentinel.chain.keys import Key, demo_key
 from sentinel.config import load_config
 from sentinel.errors import ContractRevert
@@ -55,10 +71,12 @@ def float_by_end(tiny_circuit: Path, tiny_feed: Path) -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path,
-                float_by_end: dict[int, float]) -> dict[str, list[ProofBundle]]:
+                float_by_end: dict[int, float]) -> dict[str, list[Any]]:
     """WINDOWS consecutive windows proven with the tiny model (the run ends on a rise: the last three score
-    highest, the skipped one clearly less), and the OTHER following windows proven with the other model."""
+    highest, the skipped one clearly less), the OTHER following windows proven with the other model, and the K
+    windows following them proven in one batch proof with the tiny model's batch circuit."""
     from sentinel.data.io import read_market_csv
+    from sentinel.zk.manifest import load_manifest
     from sentinel.zk.prove import Prover
 
     layout = ArtifactLayout(tiny_circuit)
@@ -67,7 +85,8 @@ def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path,
     times = market.timestamps_unix()
     ends = [row for row in range(len(times)) if int(times[row]) in float_by_end]
     scores = [float_by_end[int(times[row])] for row in ends]
-    n = WINDOWS + OTHER
+    k = int(load_manifest(layout)["batch"]["windows"])
+    n = WINDOWS + max(OTHER, k)
     # Runs of n consecutive rows whose last three tiny windows can trip the breaker (its lowest threshold is
     # 0.5); of those, the one whose skipped window scores furthest below them: skipping it hides nothing, so a
     # clean run audits clean with the suppression check too.
@@ -77,12 +96,14 @@ def run_windows(tiny_circuit: Path, other_model_circuit: Path, tiny_feed: Path,
     rows = [int(r) for r in ends[best : best + n]]
     tiny = [read_bundle(prover.prove_end_row(market, r).bundle) for r in rows[:WINDOWS]]
     other_prover = Prover(ArtifactLayout(other_model_circuit), load_config(other_model_circuit, env={}))
-    other = [read_bundle(other_prover.prove_end_row(market, r).bundle) for r in rows[WINDOWS:]]
-    return {"tiny": tiny, "other": other}
+    other = [read_bundle(other_prover.prove_end_row(market, r).bundle) for r in rows[WINDOWS:WINDOWS + OTHER]]
+    batch_prover = Prover(layout.batch(), load_config(tiny_circuit, env={}))
+    batch = read_batch_bundle(batch_prover.prove_windows(market, rows[WINDOWS:WINDOWS + k]).bundle)
+    return {"tiny": tiny, "other": other, "batch": [batch]}
 
 
 @pytest.fixture(scope="module")
-def node(run_windows: dict[str, list[ProofBundle]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def node(run_windows: dict[str, list[Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     genesis = run_windows["tiny"][0].window_end_unix - 600
     port = anvil.free_port()
     process = anvil.spawn(port, 31337, log=tmp_path_factory.mktemp("anvil-audit") / "anvil.log", timestamp=genesis)
@@ -95,6 +116,10 @@ def _deploy(node: str, model_root: Path, root: Path, trip: float) -> tuple[Chain
     (root / "circuits").mkdir(parents=True)
     for name in ("manifest.json", "Halo2Verifier.json"):
         shutil.copy(model_root / "circuits" / name, root / "circuits" / name)
+    if (model_root / "circuits" / "batch").is_dir():  # the model's batch circuit, named by its manifest
+        (root / "circuits" / "batch").mkdir()
+        for name in ("manifest.json", "Halo2Verifier.json"):
+            shutil.copy(model_root / "circuits" / "batch" / name, root / "circuits" / "batch" / name)
     config = load_config(root, {
         "chain.trip_threshold": trip, "chain.reset_threshold": round(trip - 0.05, 4), "chain.trip_after": 3,
         "chain.reset_after": 2, "chain.cooldown_seconds": 60, "chain.max_age_seconds": MAX_AGE,
@@ -110,7 +135,7 @@ class Run:
     chain: Chain
     breaker: Any
     verifier: str
-    windows: dict[str, list[ProofBundle]]
+    windows: dict[str, list[Any]]  #: "tiny" and "other": ProofBundle, "batch": BatchBundle
     tiny: Path
     other: Path
     trip: float = 0.9
@@ -136,7 +161,7 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def deployed(node: str, run_windows: dict[str, list[ProofBundle]], tiny_circuit: Path, other_model_circuit: Path,
+def deployed(node: str, run_windows: dict[str, list[Any]], tiny_circuit: Path, other_model_circuit: Path,
              tmp_path_factory: pytest.TempPathFactory) -> Run:
     tiny = run_windows["tiny"]
     trip = round(min(b.score for b in tiny[WINDOWS - 3 :]) - 0.005, 4)
@@ -432,3 +457,39 @@ def test_reports_forwarded_through_a_contract_are_decoded_from_the_trace_and_che
         assert "another contract" in finding.message and "tracing node" in finding.message
     assert (blind.checks["proofs"].passed, blind.checks["proofs"].skipped) == (1, len(txs))
     assert blind.checks["signatures"].passed == 1
+
+
+def test_a_batch_report_is_decoded_verified_once_and_checked_per_window(run: Run, tiny_feed: Path, tmp_path: Path):
+    """Issue #20 item 4: a submitBatch's windows are each checked like a submit's (calldata, signatures, window
+    id, input hash and score from the archived rows) and their one proof is verified with the batch circuit's
+    vk; a batch verifier that is no published model's batch circuit is found."""
+    for i, bundle in enumerate(run.windows["tiny"]):
+        if i != SKIPPED:
+            run.submit(bundle)
+    (batch,) = run.windows["batch"]
+    assert isinstance(batch, BatchBundle)
+    run.warp_to(batch.windows[-1].window_end_unix + 30)
+    signed = [sign_message(m, [A2, A3], run.chain.chain_id, run.breaker.address) for m in messages_for_batch(batch)]
+    submit_batch_signed(run.chain, run.breaker, batch, signed, GOV, quorum=2)
+    report = run.audit(data=(tiny_feed,))
+    assert report.exit_code == 0, report.discrepancies
+    reported = WINDOWS - 1 + batch.size
+    for check in ("proofs", "calldata", "signatures", "window-id", "input-hash", "score-gap"):
+        assert (report.checks[check].passed, report.checks[check].failed) == (reported, 0), check
+    assert report.checks["verifier-code"].passed == 2  # the verifier and the batch verifier
+
+    # Published without its batch circuit: the breaker's batch verifier matches nothing, its windows' proof
+    # cannot be checked (and is not counted as checked).
+    published = tmp_path / "published"
+    (published / "circuits").mkdir(parents=True)
+    for item in (run.tiny / "circuits").iterdir():
+        if item.name != "manifest.json":
+            (published / "circuits" / item.name).symlink_to(item)
+    (published / "models").symlink_to(run.tiny / "models")
+    manifest = json.loads((run.tiny / "circuits" / "manifest.json").read_text())
+    (published / "circuits" / "manifest.json").write_text(json.dumps({**manifest, "batch": None}))
+    bad = run.audit(artifacts=(published,))
+    assert bad.exit_code == 1
+    assert [f.check for f in bad.discrepancies] == ["verifier-code"], bad.discrepancies
+    assert "matches no published model's batch circuit" in bad.discrepancies[0].message
+    assert (bad.checks["proofs"].passed, bad.checks["proofs"].skipped) == (WINDOWS - 1, batch.size)

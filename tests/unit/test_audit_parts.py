@@ -10,13 +10,16 @@ import pytest
 
 from sentinel.audit import checks
 from sentinel.audit.calldata import (
+    SUBMIT_BATCH_TYPES,
     SUBMIT_TYPES,
     CalldataError,
     LocatedCall,
     SubmitCall,
     SubmitLocator,
     TraceUnavailable,
+    decode_reports,
     decode_submit,
+    submit_batch_selector,
     submit_selector,
 )
 from sentinel.audit.findings import AuditReport, discrepancy, notice
@@ -254,3 +257,51 @@ def test_which_trace_errors_mean_the_node_has_no_tracer():
     assert trace_refused({"code": -32000, "message": "tracer not found"})
     assert not trace_refused({"code": -32000, "message": "transaction 0xf00 not found"})
     assert not trace_refused({"code": -32000, "message": "required historical state unavailable (reexec=128)"})
+
+
+# -- submitBatch: K windows, one proof --------------------------------------------------------------------------
+
+BATCH = [SubmitCall(b"\x05" * 200, (11, 12, 900, 700), 28930160 + i, 1735689600 + 60 * i, (11, 12)[i],
+                    (b"\x06" * 65,), index=i, batch_size=2) for i in range(2)]
+
+
+def _batch_data(calls: list[SubmitCall]) -> str:
+    from eth_abi.abi import encode
+
+    first = calls[0]
+    args = [first.proof, list(first.instances), [(c.window_id, c.window_end, c.input_hash) for c in calls],
+            [list(c.signatures) for c in calls]]
+    return "0x" + (submit_batch_selector() + encode(SUBMIT_BATCH_TYPES, args)).hex()
+
+
+def test_a_batch_is_one_call_per_window_with_its_own_hash_and_score_instances():
+    assert decode_reports(bytes.fromhex(_batch_data(BATCH)[2:])) == BATCH
+    assert [(c.hash_instance, c.score_instance) for c in BATCH] == [(11, 900), (12, 700)]
+    assert decode_reports(bytes.fromhex(_data(CALL)[2:])) == [CALL]
+    with pytest.raises(CalldataError, match="neither submit's"):
+        decode_reports(b"\xde\xad\xbe\xef" + bytes(64))
+
+
+def test_the_locator_picks_the_window_of_the_report_from_a_batch():
+    node = FakeNode({"0xf00": _tx(BREAKER, _batch_data(BATCH))}, {})
+    locator = SubmitLocator(node, BREAKER)
+    assert [locator.locate(_report(c, RELAYER)).call for c in reversed(BATCH)] == list(reversed(BATCH))
+    stranger = replace(CALL, window_id=1)
+    with pytest.raises(CalldataError, match="0 attestation"):
+        locator.locate(_report(stranger, RELAYER))
+
+
+def test_a_batch_call_must_match_its_event_and_the_batch_size_in_force():
+    def ctx(call: SubmitCall, k: int) -> ReportContext:
+        base = _ctx(call, [], score=score_wad(BATCH[1].score_instance, 10))
+        return replace(base, batch_verifier="0x2", batch_windows=k)
+
+    assert checks.check_call(ctx(BATCH[1], 2), BATCH[1], BREAKER, BREAKER) == []
+    (size,) = checks.check_call(ctx(BATCH[1], 4), BATCH[1], BREAKER, BREAKER)
+    assert "batch of 2 windows; the breaker took batches of 4" in size.message
+    swapped = replace(BATCH[1], instances=(11, 13, 900, 700))  # window 1's hash is not its attested one
+    (hashed,) = checks.check_call(ctx(swapped, 2), swapped, BREAKER, BREAKER)
+    assert "proven input hash differs" in hashed.message
+    short = replace(BATCH[1], instances=(11, 12, 900))
+    (count,) = checks.check_call(ctx(short, 2), short, BREAKER, BREAKER)
+    assert "3 instances, the breaker takes 4" in count.message

@@ -185,7 +185,7 @@ def seed(src: dict[str, Any]) -> list[Table]:
 def chain(src: dict[str, Any]) -> list[Table]:
     c = src["chain"]
     dg, rb = c["deploy_gas"], c["runtime_bytes"]
-    rows = (
+    rows: tuple[tuple[str, str], ...] = (
         ("deploy `Halo2Verifier`", f"{n(dg['Halo2Verifier'])} gas"),
         ("deploy `SentinelBreaker`", f"{n(dg['SentinelBreaker'])} gas"),
         ("deploy `DemoToken` / `GuardedVault`", f"{n(dg['DemoToken'])} / {n(dg['GuardedVault'])} gas"),
@@ -202,6 +202,14 @@ def chain(src: dict[str, Any]) -> list[Table]:
          f"{n(c['submit_calldata_bytes'])} bytes (proof {n(c['proof_bytes'])}) = {n(c['submit_calldata_gas'])} gas"),
         (f"target: `submit` <= {n(c['submit_target_gas'])} gas", "met" if c["submit_within_target"] else "not met"),
     )
+    b = c.get("batch")
+    if b:
+        rows += (
+            ("deploy the batch verifier (`BatchHalo2Verifier`)", f"{n(dg['BatchHalo2Verifier'])} gas"),
+            (f"`submitBatch` of {b['windows']} windows, steady state (one proof, one verification)",
+             f"{n(b['submit_batch_gas'])} gas = {n(b['submit_batch_gas_per_window'])} per window "
+             f"({b['submit_batch_gas_per_window'] / c['submit_gas'] - 1:+.0%} vs `submit`)"),
+        )
     return [Table((f"`{Path(SOURCES['chain']).name}`", "figure"), rows)]
 
 

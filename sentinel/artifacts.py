@@ -155,11 +155,12 @@ class ArtifactLayout:
         """One batch proof bundle: consecutive windows ``first_id``..``last_id`` in one proof."""
         return self.proofs_dir / f"batch-{first_id}-{last_id}.json"
 
-    def newest_bundle(self, vk_sha256: str) -> Path | None:
-        """The most recently written proof bundle under proofs/ proven with this vk, or None."""
+    def newest_bundle(self, vk_sha256: str, pattern: str = "window-*.json") -> Path | None:
+        """The most recently written proof bundle under proofs/ proven with this vk (``pattern``: single-window
+        bundles by default, ``batch-*.json`` for batch ones), or None."""
         import json
 
-        bundles = [p for p in self.proofs_dir.glob("window-*.json") if not p.name.endswith(".attestation.json")]
+        bundles = [p for p in self.proofs_dir.glob(pattern) if not p.name.endswith(".attestation.json")]
         for path in sorted(bundles, key=lambda p: p.stat().st_mtime, reverse=True):
             try:
                 model = json.loads(path.read_text(encoding="utf-8")).get("model")

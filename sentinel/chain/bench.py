@@ -3,7 +3,9 @@
 Deploys the circuit's verifier, the breaker, token and vault on a fresh Anvil
 (its own free port; genesis just after the bundle's window so the window is
 fresh), attests a real proof bundle with the demo attesters, submits it, and
-calls the verifier alone in a transaction of its own. Nothing of the
+calls the verifier alone in a transaction of its own. With a batch circuit
+built, it also submits a real batch proof (the newest batch bundle, else the
+feed's latest K windows, proved now) in one ``submitBatch``. Nothing of the
 project's chain state or deployments is touched.
 """
 
@@ -77,6 +79,25 @@ def latest_bundle(layout: ArtifactLayout) -> Path:
     return path
 
 
+def batch_bundle(layout: ArtifactLayout, config: SentinelConfig, progress: Any = None) -> Path:
+    """The newest batch bundle proven with the batch circuit, else the feed's latest K windows proved now."""
+    from sentinel.data.io import read_market_csv
+    from sentinel.zk.manifest import load_batch_manifest
+    from sentinel.zk.prove import Prover
+
+    batch = layout.batch()
+    path = layout.newest_bundle(load_batch_manifest(layout)["artifacts"]["vk"]["sha256"], "batch-*.json")
+    if path is not None:
+        return path
+    feed = layout.feed(config.data.feed)
+    prover = Prover(batch, config)
+    market = read_market_csv(feed)
+    k = int(prover.manifest["windows_per_proof"])
+    if progress:
+        progress("bench", f"proving the latest {k} windows of {feed} in one batch proof")
+    return prover.prove_windows(market, list(range(len(market) - k, len(market)))).bundle
+
+
 def calldata_gas(data: bytes) -> int:
     """Intrinsic calldata gas: 16 per non-zero byte, 4 per zero byte."""
     zeros = data.count(0)
@@ -94,6 +115,7 @@ def bench_chain(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Pat
 
     path = bundle_path or latest_bundle(layout)
     bundle = read_bundle(path)
+    batch_path = batch_bundle(layout, config, progress) if load_manifest(layout).get("batch") else None
     port = anvil.free_port()
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-chain-") as tmp:
         process = anvil.spawn(port, ANVIL_CHAIN_ID, log=Path(tmp) / "anvil.log",
@@ -116,6 +138,8 @@ def bench_chain(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Pat
             alone = chain.transact(verifier.functions.verifyProof(bundle.proof, list(bundle.instances)), submitter,
                                    "verifier alone")
             submit_input = bytes(chain.w3.eth.get_transaction(HexStr(result.tx_hash))["input"])
+            batch = _submit_batch(chain, url, breaker, batch_path, bundle.window_id + 2, submitter) if batch_path \
+                else None
             verify_input = bytes(chain.w3.eth.get_transaction(alone["transactionHash"])["input"])
             try:
                 hardfork = chain.rpc("anvil_nodeInfo", []).get("hardFork")
@@ -145,4 +169,31 @@ def bench_chain(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Pat
         "proof_bytes": len(bundle.proof),
         "submit_target_gas": 450_000,
         "submit_within_target": result.gas_used <= 450_000,
+        "batch": batch,
     }
+
+
+def _submit_batch(chain: Any, url: str, breaker: Any, path: Path, first_id: int, submitter: Any) -> dict[str, Any]:
+    """Steady-state ``submitBatch`` of a real batch proof: its windows attested as the ids from ``first_id`` on
+    (right after the last report, as a relay sends them while tripped; the proof binds hashes and scores, not
+    ids), the chain's clock moved so the newest is not in the future."""
+    from eth_typing import HexStr
+
+    from sentinel.chain.breaker import submit_batch_signed
+    from sentinel.chain.encoding import read_batch_bundle
+    from sentinel.data.windows import FUTURE_SKEW_SECONDS
+
+    bundle = read_batch_bundle(path)
+    cadence = int(chain.call(breaker.functions.cadence(), "reading cadence"))
+    messages = [AttestationMessage(first_id + i, (first_id + i) * cadence, w.input_hash)
+                for i, w in enumerate(bundle.windows)]
+    newest = messages[-1].window_end - FUTURE_SKEW_SECONDS + 1
+    if newest > anvil.chain_time(url):
+        anvil.warp(url, newest)
+    signed = [sign_message(m, attester_keys(ANVIL_CHAIN_ID, ""), chain.chain_id, breaker.address) for m in messages]
+    results = submit_batch_signed(chain, breaker, bundle, signed, submitter)
+    data = bytes(chain.w3.eth.get_transaction(HexStr(results[0].tx_hash))["input"])
+    gas = results[0].gas_used
+    return {"bundle": str(path), "windows": bundle.size, "submit_batch_gas": gas,
+            "submit_batch_gas_per_window": round(gas / bundle.size), "calldata_bytes": len(data),
+            "calldata_gas": calldata_gas(data)}

@@ -686,7 +686,14 @@ def test_submit_sends_only_quorum_signatures(env: Env):
     assert two.gas_used < all_three.gas_used
 
 
-def test_bench_chain_reports_gas_and_sizes(run_cli, tiny_circuit: Path, scored_bundles: dict[str, ProofBundle]):
+def test_bench_chain_reports_gas_and_sizes(run_cli, tiny_circuit: Path, tiny_feed: Path,
+                                           scored_bundles: dict[str, ProofBundle]):
+    from sentinel.data.io import read_market_csv
+    from sentinel.zk.prove import Prover
+
+    market = read_market_csv(tiny_feed)
+    batch = Prover(ArtifactLayout(tiny_circuit).batch(), load_config(tiny_circuit, env={})).prove_windows(
+        market, [len(market) - 2, len(market) - 1])  # the newest batch bundle: the one bench submits
     code, out, err = run_cli("--root", tiny_circuit, "bench", "--chain", "--bundle", scored_bundles["high"].path,
                              "--json")
     assert code == 0, err
@@ -701,6 +708,9 @@ def test_bench_chain_reports_gas_and_sizes(run_cli, tiny_circuit: Path, scored_b
     assert report["proof_bytes"] == len(scored_bundles["high"].proof) < report["submit_calldata_bytes"]
     assert report["signatures_sent"] == 2 and report["window_id"] == scored_bundles["high"].window_id
     assert report["submit_within_target"] is (report["submit_gas"] <= 450_000)
+    # K windows in one submitBatch: one verification, so far less gas per window than a submit
+    assert report["batch"]["bundle"] == str(batch.bundle) and report["batch"]["windows"] == 2
+    assert report["batch"]["submit_batch_gas_per_window"] < 0.7 * report["submit_gas"]
 
 
 # --- the CLI end to end on its own local chain ------------------------------------------------

@@ -724,7 +724,7 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     assert "event=screened" in world.log.read_text()
 
 
-def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world: World):
+def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world: World, long_feed: list[str]):
     """Issue #20 item 4: once the breaker is tripped by a report, the relay proves K consecutive windows in one
     batch proof and sends one submitBatch for them; a run short of K waits for the rest until K cadences after
     its first window, then goes alone. Every window is on chain once, in order, by the transaction the queue
@@ -737,15 +737,22 @@ def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world:
     from sentinel.zk.manifest import load_manifest
 
     k = int(load_manifest(ArtifactLayout(world.root))["batch"]["windows"])
-    src = world.tmp / "scored.csv"
-    src.write_text("\n".join(world.lines) + "\n")
+    # The feed starts at a window scoring well above 0.5 (the lowest trip threshold the breaker takes; the
+    # circuit's score is within the tiny build's fidelity tolerance of it): its own report trips the breaker.
+    # Recovery is out of reach (30 calm windows), so every later window is reported while tripped. Such windows
+    # are in a few slices of the long feed: this test takes the last slice with one (later in time than the
+    # slices the other tests take, so the chain's clock only moves forward).
+    src = world.tmp / "long.csv"
+    src.write_text("\n".join(long_feed) + "\n")
     features = read_market_csv(src).features()
-    ends = list(range(49, len(features)))  # 0-based end rows of the slice's windows
+    ends = np.arange(49, len(features))  # 0-based end rows
     scores = onnx_scores(ArtifactLayout(world.root).onnx_model, np.stack([features[e - 49:e + 1] for e in ends]))
-    # The feed starts at the slice's first window scoring well above 0.5 (the lowest trip threshold the breaker
-    # takes; the circuit's score is within the tiny build's fidelity tolerance of it): its own report trips
-    # the breaker. Recovery is out of reach (30 calm windows), so every later window is reported while tripped.
-    s = next(i for i, score in enumerate(scores) if score >= 0.55 and i + 2 * k + 3 < len(scores))
+    fits = [(int(e) // SLICE, int(e) % SLICE) for e, score in zip(ends, scores, strict=True)
+            if score >= 0.55 and 49 <= int(e) % SLICE < SLICE - 2 * k - 3]
+    slice_no, end_row = fits[-1]  # end_row: 0-based within the slice
+    world.lines = [long_feed[0], *long_feed[1 + slice_no * SLICE:1 + (slice_no + 1) * SLICE]]
+    world.slice = slice_no
+    s = end_row - 49  # the feed starts at this 0-based row of the slice: its first window is the tripping one
     config = load_config(world.root, env={})
     chain = connect(world.deployment, config, world.url)
     breaker = contract(chain, world.deployment, BREAKER)

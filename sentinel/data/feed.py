@@ -284,21 +284,26 @@ class Feed:
             result.windows.append(FeedWindow(windows.window_id(end_unix, self.cadence), end_unix, row.source, row.line))
 
     # -- windows ----------------------------------------------------------------------
-    def window_rows(self, window_id: int) -> list[FeedRow] | None:
-        """The held rows of the window with this id (the newest row of that id ends it), or None if they are no
-        longer held or span a gap."""
+    def window_rows(self, window_id: int, before: int = 0) -> list[FeedRow] | None:
+        """The held rows of the window with this id (the newest row of that id ends it) and the ``before`` rows
+        preceding them (the windows before it, for a batch proof), or None if they are no longer held or span a
+        gap."""
         rows = list(self.rows)
         for i in range(len(rows) - 1, self.window - 2, -1):
             if windows.window_id(math.floor(rows[i].unix), self.cadence) == window_id:
-                cut = rows[i - self.window + 1: i + 1]
+                first = i - self.window + 1 - before
+                if first < 0:
+                    return None
+                cut = rows[first: i + 1]
                 return cut if cut[0].segment == cut[-1].segment else None
         return None
 
-    def market_for(self, window_id: int) -> Any:
-        """The window's rows as validated MarketData (gap check included), or None if they are no longer held."""
+    def market_for(self, window_id: int, before: int = 0) -> Any:
+        """The window's rows (and ``before`` more, see :meth:`window_rows`) as validated MarketData (gap check
+        included), or None if they are no longer held."""
         from sentinel.data.validate import parse_market_table
 
-        cut = self.window_rows(window_id)
+        cut = self.window_rows(window_id, before)
         if cut is None:
             return None
         return parse_market_table(schema.REQUIRED_COLUMNS, [list(r.cells) for r in cut], self._window_config,

@@ -349,10 +349,14 @@ class Relay:
                 if plan.action == "hold":
                     self._hold(plan, pending)
                     return
+                why = plan.reason
                 if plan.action == "batch":
-                    self._prove_batch(result, plan)
-                    return
-                log.info("event=batch_released %s reason=%r", kv(window=chosen), plan.reason)
+                    rows = self.feed.market_for(plan.windows[-1], before=len(plan.windows) - 1)
+                    if rows is not None:
+                        self._prove_batch(result, plan, rows)
+                        return
+                    why = f"no gap-free rows held for windows {plan.windows[0]}-{plan.windows[-1]}: proved alone"
+                log.info("event=batch_released %s reason=%r", kv(window=chosen), why)
             elif self._screen(result, chosen, market, breaker):
                 pending.pop(chosen)
                 continue
@@ -391,12 +395,10 @@ class Relay:
                 self.queue.transition(wid, "held", reason=plan.reason)
                 log.info("event=held %s reason=%r", kv(window=wid), plan.reason)
 
-    def _prove_batch(self, result: PassResult, plan: BatchPlan) -> None:
-        """Prove ``plan.windows`` (consecutive, oldest first) in one batch proof; they move as one from here on."""
+    def _prove_batch(self, result: PassResult, plan: BatchPlan, market: Any) -> None:
+        """Prove ``plan.windows`` (consecutive, oldest first; ``market``: their rows) in one batch proof; they move
+        as one from here on."""
         ids = list(plan.windows)
-        market = self.feed.market_for(ids[-1])
-        if market is None:
-            raise RelayError(f"window {ids[-1]}: the feed no longer holds its rows")
         self.load_prover()
         lead = self.queue.start_batch(ids, reason=plan.reason)
         log.info("event=proving_batch %s windows=%d-%d", kv(window=lead.window_id, attempt=lead.attempts), ids[0],

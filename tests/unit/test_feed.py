@@ -168,3 +168,18 @@ def test_a_state_saved_after_a_future_row_restores_without_the_bad_reference(tmp
         assert [(b.line, b.column) for b in poll.bad] == ([] if state is saved else [(10, "timestamp")])
         assert resumed.state()["rows"][-1][1] == 21
         assert all(r[3] <= later for r in resumed.state()["rows"])
+
+
+def test_a_batch_gets_its_windows_rows_and_the_rows_before_only_without_a_gap(tmp_path: Path, lines: list[str]):
+    path = tmp_path / "market_depth.csv"
+    path.write_text("\n".join(lines[:9]) + "\n")
+    feed = make(path)
+    newest = feed.poll().windows[-1].window_id
+    assert len(feed.market_for(newest, before=2)) == WINDOW + 2  # the rows of the two windows before too
+    assert feed.market_for(newest, before=9) is None  # more rows than the feed holds
+    bad = lines[6].split(",")
+    bad[1] = "oops"
+    path.write_text("\n".join([*lines[:6], ",".join(bad), *lines[7:10]]) + "\n")
+    gapped = make(path)
+    last = gapped.poll().windows[-1].window_id
+    assert gapped.market_for(last) is not None and gapped.market_for(last, before=1) is None  # no rows across a gap

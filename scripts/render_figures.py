@@ -117,12 +117,23 @@ def headline(src: dict[str, Any]) -> list[Table]:
         ("`submit` gas, verification included",
          f"{n(chain['submit_gas'])} (target {n(chain['submit_target_gas'])}: {target})", chain_file),
         ("the verifier alone, in its own transaction", f"{n(chain['verifier_only_tx_gas'])} gas", chain_file),
+        *_batch_headline(chain, chain_file),
         (f"audit of {n(audit['reports'])} reports (2^{audit['circuit_logrows']} circuit)",
          (f"{sec(audit['audit']['parallel']['seconds'])} in {audit['audit']['parallel']['workers']} processes, "
           f"{sec(audit['audit']['serial']['seconds'])} in 1"), audit_file),
     )
     fresh_rows = _fresh_headline(src["fresh"], Path(SOURCES["fresh"]).name)
     return [Table(("figure", "value", "source (docs/)"), rows + _day_headline(src["day"]) + fresh_rows)]
+
+
+def _batch_headline(chain: dict[str, Any], source: str) -> tuple[tuple[str, str, str], ...]:
+    """The batch row, when the bench had a batch circuit: what a window costs while tripped."""
+    b = chain.get("batch")
+    if not b:
+        return ()
+    per = b["submit_batch_gas_per_window"]
+    return ((f"while tripped: `submitBatch` of {b['windows']} windows (one proof), gas per window",
+             f"{n(per)} ({per / chain['submit_gas'] - 1:+.0%} vs `submit`)", source),)
 
 
 def _day_headline(d: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
@@ -207,8 +218,8 @@ def chain(src: dict[str, Any]) -> list[Table]:
         rows += (
             ("deploy the batch verifier (`BatchHalo2Verifier`)", f"{n(dg['BatchHalo2Verifier'])} gas"),
             (f"`submitBatch` of {b['windows']} windows, steady state (one proof, one verification)",
-             f"{n(b['submit_batch_gas'])} gas = {n(b['submit_batch_gas_per_window'])} per window "
-             f"({b['submit_batch_gas_per_window'] / c['submit_gas'] - 1:+.0%} vs `submit`)"),
+             (f"{n(b['submit_batch_gas'])} gas = {n(b['submit_batch_gas_per_window'])} per window "
+              f"({b['submit_batch_gas_per_window'] / c['submit_gas'] - 1:+.0%} vs `submit`)")),
         )
     return [Table((f"`{Path(SOURCES['chain']).name}`", "figure"), rows)]
 
@@ -372,7 +383,9 @@ def day(src: dict[str, Any]) -> list[Table]:
         ("transactions", *(n(m["transactions"]) for m in modes)),
         ("gas, total", *(n(m["gas_total"]) for m in modes)),
         (f"gas per market-day (scaled x {scale:.2f})", *(n(m["gas_per_market_day_scaled"]) for m in modes)),
-        ("proofs", *(n(m["proofs"]) for m in modes)),
+        ("proofs (windows proved; of them in batch proofs)",
+         *(f"{n(m['proofs'])} ({n(m.get('windows_proved', m['proofs']))}; "
+           f"{n(m.get('windows_in_batch_proofs', 0))})" for m in modes)),
         ("proving: wall time, summed / prover process CPU", *(f"{sec(m['prove_seconds_total'])} / {cpu(m)}"
                                                              for m in modes)),
         ("breaker tripped at", *(trip(m) for m in modes)),

@@ -417,10 +417,11 @@ class Relay:
         if got != ids:
             raise RelayError(f"windows {ids[0]}-{ids[-1]}: the prover made windows {got} (cadence mismatch?)")
         self.last_prove_seconds = proved.prove_seconds / len(ids)
-        self.queue.transition(lead.window_id, "proved", bundle=str(proved.bundle), prove_seconds=proved.prove_seconds,
-                              proved_at=self.clock(),
+        share = proved.prove_seconds / len(ids)  # each window's share: summed over windows, the proof's time
+        self.queue.transition(lead.window_id, "proved", bundle=str(proved.bundle), proved_at=self.clock(),
                               per_window={int(w["window_id"]): {"score": float(w["score"]),
-                                                                "float_score": float(w["float_score"])}
+                                                                "float_score": float(w["float_score"]),
+                                                                "prove_seconds": share}
                                           for w in proved.windows})
         self.metrics.prove_seconds.observe(proved.prove_seconds)
         result.proved.extend(ids)

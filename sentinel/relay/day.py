@@ -171,8 +171,9 @@ class WindowRecord:
     end_row: int
     state: str
     gas_used: int  #: gas of its mined transactions (their receipts)
-    prove_seconds: float | None  #: None: not proved
+    prove_seconds: float | None  #: None: not proved (a batch's window: its share of the batch proof)
     tripped: bool  #: its Report event said the breaker is tripped
+    batch_of: int | None = None  #: the batch proof it was in (its newest window), if any
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def mode_figures(run: ModeRun, feed: DayFeed, assumptions: CostAssumptions = ASS
     gas = sum(w.gas_used for w in run.windows)
     per_day = round(gas * scale)
     proved = [w.prove_seconds for w in run.windows if w.prove_seconds is not None]
+    proofs = {w.window_id if w.batch_of is None else w.batch_of for w in run.windows if w.prove_seconds is not None}
     trip = next((w for w in run.windows if w.tripped), None)
     healthy = [w for w in run.windows if w.end_row < feed.onset_row]
     return {
@@ -209,7 +211,10 @@ def mode_figures(run: ModeRun, feed: DayFeed, assumptions: CostAssumptions = ASS
         "transactions": run.transactions,
         "gas_total": gas,
         "gas_per_market_day_scaled": per_day,
-        "proofs": len(proved),
+        "proofs": len(proofs),
+        "windows_proved": len(proved),
+        "windows_in_batch_proofs": sum(1 for w in run.windows
+                                       if w.batch_of is not None and w.prove_seconds is not None),
         "prove_seconds_total": round(math.fsum(proved), 1),
         "prover_cpu_seconds": None if run.prover_cpu_seconds is None else round(run.prover_cpu_seconds, 1),
         "tripped_at": None if trip is None else {
@@ -284,7 +289,7 @@ def run_mode(layout: ArtifactLayout, config: SentinelConfig, feed: DayFeed, mode
                 gas[tx.window_id] += int(receipt["gasUsed"], 16)
                 mined += 1
         windows = tuple(WindowRecord(w.window_id, feed.row_of(w.end_unix), w.state, gas[w.window_id],
-                                     w.prove_seconds, bool(w.tripped)) for w in relay.queue.windows())
+                                     w.prove_seconds, bool(w.tripped), w.batch_of) for w in relay.queue.windows())
         setup = {"report": mode, "risk_margin": round(relay.margin, 6) if mode == "risk" else None,
                  "heartbeat_windows": relay.rc.heartbeat_windows, "confirmations": relay.rc.confirmations,
                  "breaker_policy": {k: relay.deployment.policy[k] for k in (

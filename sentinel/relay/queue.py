@@ -153,7 +153,7 @@ _WINDOW_FIELDS = frozenset({
     "tripped", "reason", "last_error", "proved_at", "submitted_at", "confirmed_at", "source", "end_line",
 })
 #: what a batch's rows do not share (each window's own proof output, float score and outcome)
-_OWN_FIELDS = frozenset({"score", "float_score", "tripped", "gas_used"})
+_OWN_FIELDS = frozenset({"score", "float_score", "tripped", "gas_used", "prove_seconds"})
 
 
 @dataclass(frozen=True)

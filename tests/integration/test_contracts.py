@@ -46,6 +46,7 @@ from sentinel.chain.keys import Key, demo_key
 from sentinel.config import load_config
 from sentinel.errors import ContractRevert
 from sentinel.zk.instances import BN254_R
+from tests.integration.batch_circuit import chain_project
 
 pytestmark = pytest.mark.integration
 
@@ -137,10 +138,7 @@ def deployed(node: str, tiny_circuit: Path, scored_bundles: dict[str, ProofBundl
     trip = round(high - 0.01, 4)
     reset = round(trip - 0.05, 4)
     assert trip >= 0.5 and low <= reset, f"tiny scores {low:.3f}..{high:.3f} cannot drive the breaker's bounds"
-    root = tmp_path_factory.mktemp("chain-project")
-    (root / "circuits").mkdir()
-    for name in ("manifest.json", "Halo2Verifier.json"):
-        shutil.copy(tiny_circuit / "circuits" / name, root / "circuits" / name)
+    root = chain_project(tiny_circuit, None, tmp_path_factory.mktemp("chain-project"))  # batches: test_contracts_batch
     config = load_config(root, {
         "chain.trip_threshold": trip, "chain.reset_threshold": reset, "chain.trip_after": TRIP_AFTER,
         "chain.reset_after": RESET_AFTER, "chain.cooldown_seconds": COOLDOWN, "chain.max_age_seconds": MAX_AGE,
@@ -722,7 +720,9 @@ def test_cli_chain_deploy_attest_submit(run_cli, tiny_circuit: Path, tiny_feed: 
     root = tmp_path / "project"
     (root / "circuits").mkdir(parents=True)
     (root / "proofs").mkdir()
-    for name in ("manifest.json", "Halo2Verifier.json", "model.compiled"):
+    for name in ("manifest.json", "Halo2Verifier.json", "model.compiled", "batch/manifest.json",
+                 "batch/Halo2Verifier.json"):
+        (root / "circuits" / name).parent.mkdir(exist_ok=True)
         shutil.copy(tiny_circuit / "circuits" / name, root / "circuits" / name)
     shutil.copy(bundle.path, root / "proofs" / bundle.path.name)
     (root / "sentinel.toml").write_text("[chain]\ntrip_threshold = 0.9\nreset_threshold = 0.45\n"

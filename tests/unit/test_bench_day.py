@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,16 @@ def test_a_modes_figures_scale_gas_to_a_market_day_and_find_the_trip_and_its_lea
     assert risk["windows"] == {"confirmed": 4, "screened": 1}
     assert risk["proofs"] == 4 and risk["transactions"] == 4
     assert risk["healthy_part"] == {"windows": 2, "gas": 12_000, "proofs": 1}
+
+
+def test_a_batch_proof_counts_once_and_its_windows_share_its_time():
+    batched = _run("every", [(600, "confirmed", 600_000, 5.0, True), (620, "confirmed", 0, 4.0, True),
+                             (640, "confirmed", 650_000, 4.0, True)])
+    batched = replace(batched, windows=(batched.windows[0], *(replace(w, batch_of=batched.windows[2].window_id)
+                                                            for w in batched.windows[1:])))
+    figures = mode_figures(batched, FEED)
+    assert (figures["proofs"], figures["windows_proved"], figures["windows_in_batch_proofs"]) == (2, 3, 2)
+    assert figures["prove_seconds_total"] == 13.0 and figures["gas_total"] == 1_250_000
 
 
 def test_the_healthy_part_compares_the_modes_against_the_target():

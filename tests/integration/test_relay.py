@@ -766,7 +766,17 @@ def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world:
         world.wait("the tripping report", lambda: chain.call(breaker.functions.tripped(), "tripped"), 120,
                    mine=True, process=relay)
         last_row = 50 + s + 2 * k + 2  # 1-based data row: 2k + 2 windows after the tripping one
-        world.append(51 + s, last_row, rate=2)
+        world.append(51 + s, 50 + s + k, rate=2)
+        # SIGKILL while the first batch is being proved: after a restart its windows are batched and proved
+        # again, and reported once
+        world.wait("a batch being proved", lambda: sum(w["state"] == "proving" for w in world.windows()) == k,
+                   120, process=relay)
+        relay.kill()
+        relay.wait(10)
+        lead = world.windows()[k]["window_id"]  # the trip's window, then the batch's k
+        assert [w["batch_of"] for w in world.windows() if w["state"] == "proving"] == [lead] * k
+        relay = world.start()
+        world.append(51 + s + k, last_row, rate=2)
         last_line = last_row - s + 1  # its line in the feed file (header, then rows 1 + s, ...)
 
         def tail_waits_or_all_final() -> bool:
@@ -796,8 +806,8 @@ def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world:
     assert [t["window_id"] for t in world.txs()] == [max(ids) for ids in by_tx.values()]  # the lead holds the tx
     first = windows[0]
     assert first["batch_of"] is None and first["tripped"] == 1  # the trip itself went alone
-    log = world.log.read_text()
-    assert "event=proved_batch" in log
+    log = world.log.read_text()  # the restarted relay's
+    assert "event=resume_proving" in log and "event=proved_batch" in log
     if held:
         assert "proved alone" in log
     state = chain.call(breaker.functions.state(), "state")

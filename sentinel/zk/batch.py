@@ -147,6 +147,7 @@ def build_batch_circuit(layout: ArtifactLayout, config: SentinelConfig, single: 
     from sentinel.zk.build import (
         TEST_SRS_WARNING,
         BuildResult,
+        resolve_srs,
         sample_windows,
         solidity_verifier,
         stress_windows,
@@ -189,13 +190,7 @@ def build_batch_circuit(layout: ArtifactLayout, config: SentinelConfig, single: 
         seconds["compile"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if srs is not None:
-            srs_path, srs_kind = Path(srs), "user-supplied"
-        else:
-            srs_path, srs_kind = batch.test_srs(logrows), "test-only (ezkl.gen_srs)"
-            if not srs_path.exists():
-                say("batch srs", f"generating a TEST-ONLY SRS for 2^{logrows} rows")
-                ezkl_api.gen_srs(srs_path, logrows)
+        srs_path, srs_kind = resolve_srs(batch, srs, logrows, say, "batch srs")
         seconds["srs"] = time.perf_counter() - t
 
         t = time.perf_counter()

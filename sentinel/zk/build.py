@@ -213,6 +213,19 @@ def table_columns(run_args: dict[str, Any]) -> int:
     return math.ceil((high - low + 1) / rows)
 
 
+def resolve_srs(layout: ArtifactLayout, srs: Path | None, logrows: int, say: Progress,
+                step: str) -> tuple[Path, str]:
+    """The SRS to set up with and its kind: ``srs`` (a ceremony file) if given, else this set's TEST-ONLY one for
+    ``logrows``, generated locally when absent."""
+    if srs is not None:
+        return Path(srs), "user-supplied"
+    path = layout.test_srs(logrows)
+    if not path.exists():
+        say(step, f"generating a TEST-ONLY SRS for 2^{logrows} rows")
+        ezkl_api.gen_srs(path, logrows)
+    return path, "test-only (ezkl.gen_srs)"
+
+
 def build_circuit(
     layout: ArtifactLayout,
     config: SentinelConfig,
@@ -285,13 +298,7 @@ def build_circuit(
         layout_info = instance_layout(settings_doc)
 
         t = time.perf_counter()
-        if srs is not None:
-            srs_path, srs_kind = Path(srs), "user-supplied"
-        else:
-            srs_path, srs_kind = layout.test_srs(logrows), "test-only (ezkl.gen_srs)"
-            if not srs_path.exists():
-                say("srs", f"generating a TEST-ONLY SRS for 2^{logrows} rows")
-                ezkl_api.gen_srs(srs_path, logrows)
+        srs_path, srs_kind = resolve_srs(layout, srs, logrows, say, "srs")
         seconds["srs"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -166,6 +166,20 @@ class Prover:
         self.input_range = InputRange(int(run_args["decomp_base"]), int(run_args["decomp_legs"]),
                                       int(run_args["input_scale"]))
 
+    def _provenance(self) -> dict[str, Any]:
+        """What a bundle records of the circuit it was proven with (its hashes) and of the SRS."""
+        artifacts = self.manifest["artifacts"]
+        return {
+            "model": {
+                "onnx_sha256": artifacts["onnx"]["sha256"],
+                "settings_sha256": artifacts["settings"]["sha256"],
+                "compiled_circuit_sha256": artifacts["compiled_circuit"]["sha256"],
+                "vk_sha256": artifacts["vk"]["sha256"],
+                "verifier_runtime_sha256": self.manifest["verifier_runtime_sha256"],
+            },
+            "srs_test_only": self.manifest["srs"]["warning"] is not None,
+        }
+
     def _check_artifacts(self) -> None:
         for name, entry in self.manifest["artifacts"].items():
             path = self.layout.root / entry["path"]
@@ -217,7 +231,6 @@ class Prover:
         if felt_from_hex(witness_input_hash(witness)) != hash_felt:
             raise CircuitError("proof's input-hash instance disagrees with the witness")
         float_score = float(onnx_scores(self.layout.onnx_model, windows.x)[0])
-        artifacts = self.manifest["artifacts"]
         bundle = {
             "bundle_version": BUNDLE_VERSION,
             "window_id": wid,
@@ -232,14 +245,7 @@ class Prover:
             "input_hash": f"0x{hash_felt:064x}",
             "instances": instances,
             "instance_layout": self.manifest["instances"],
-            "model": {
-                "onnx_sha256": artifacts["onnx"]["sha256"],
-                "settings_sha256": artifacts["settings"]["sha256"],
-                "compiled_circuit_sha256": artifacts["compiled_circuit"]["sha256"],
-                "vk_sha256": artifacts["vk"]["sha256"],
-                "verifier_runtime_sha256": self.manifest["verifier_runtime_sha256"],
-            },
-            "srs_test_only": self.manifest["srs"]["warning"] is not None,
+            **self._provenance(),
             "prove_seconds": round(seconds, 3),
             "ezkl_proof": proof,
         }
@@ -297,7 +303,6 @@ class Prover:
             entries.append({"window_id": ids[i], "window_end": stamps[end].isoformat(), "window_end_unix": ends_unix[i],
                             "window_end_row": end + 1, "input_hash": f"0x{hash_felt:064x}", "score": score,
                             "float_score": float(floats[i])})
-        artifacts = self.manifest["artifacts"]
         bundle = {
             "bundle_version": BUNDLE_VERSION,
             "kind": "batch",
@@ -308,14 +313,7 @@ class Prover:
             "score_scale": layout.score_scale,
             "window_rows": self.window,
             "data_source": str(market.source) if market.source else None,
-            "model": {
-                "onnx_sha256": artifacts["onnx"]["sha256"],
-                "settings_sha256": artifacts["settings"]["sha256"],
-                "compiled_circuit_sha256": artifacts["compiled_circuit"]["sha256"],
-                "vk_sha256": artifacts["vk"]["sha256"],
-                "verifier_runtime_sha256": self.manifest["verifier_runtime_sha256"],
-            },
-            "srs_test_only": self.manifest["srs"]["warning"] is not None,
+            **self._provenance(),
             "prove_seconds": round(seconds, 3),
             "ezkl_proof": proof,
         }

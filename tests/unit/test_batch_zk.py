@@ -143,7 +143,7 @@ def test_consecutive_end_rows():
         consecutive_end_rows([59, 60, 61], 4, 50)
     with pytest.raises(CircuitError, match="batch window 2 ends at row 63, not 61"):
         consecutive_end_rows([58, 59, 62, 63], 4, 50)
-    with pytest.raises(CircuitError, match="ends at row 60, not 62"):
+    with pytest.raises(CircuitError, match="batch window 1 ends at row 62, not 64"):  # descending
         consecutive_end_rows([62, 61, 60, 59], 4, 50)
     with pytest.raises(CircuitError, match="row 48 ends no complete 50-row window"):
         consecutive_end_rows([47, 48], 2, 50)

@@ -233,6 +233,13 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
         wtally.record(ok=not found)
         report.add(*found)
         proving = active if call.index is None else batch_set.get(ctx.batch_verifier.lower())
+        if call.index is not None and proving is not None and proving is not active.batch:
+            # each report, not only each setting: the batch circuit must be the model in force's
+            report.add(discrepancy("verifier-code", f"a batch report proven by the batch verifier "
+                                                    f"{ctx.batch_verifier}, which is not the batch circuit of the "
+                                                    f"model in force ({active.root})",
+                                   window_id=int(ctx.event.args["windowId"]), block=ctx.event.block, tx=ctx.event.tx))
+            proving = None
         if proving is not None:
             tasks.append((ctx, ProofTask(call.proof, call.instances, proving.settings, proving.vk, proving.srs)))
     if forwarded:
@@ -302,22 +309,24 @@ def run_audit(req: AuditRequest, progress: Progress | None = None) -> AuditRepor
 def _batch_verifiers(report: AuditReport, reader: Any, req: AuditRequest, start: Snapshot, result: Any,
                      sets: list[ArtifactSet], verifier_set: dict[str, ArtifactSet | None]
                      ) -> dict[str, ArtifactSet | None]:
-    """Each batch verifier the breaker used must be the batch circuit of a published model, and of the model whose
+    """The batch circuit behind each batch verifier the breaker used (None: no published model's). Every setting of
+    one (construction and each executed change) must be the batch circuit of a published model, of the model whose
     verifier was set with it (they change together), for as many windows as the breaker was told."""
     by_runtime = {art.batch.runtime: art for art in sets if art.batch is not None}
-    active_from: dict[str, tuple[int, ChainEvent | None]] = {}
-    if start.batch_verifier != ZERO:
-        active_from[start.batch_verifier.lower()] = (req.from_block, None)
-    for e in result.batch_verifier_changes:
-        if e.args["verifier"] != ZERO:
-            active_from.setdefault(e.args["verifier"].lower(), (e.block, e))
     found: dict[str, ArtifactSet | None] = {}
     tally = report.tally("verifier-code")
     singles = {e.tx: e.args["verifier"].lower() for e in result.verifier_changes}
-    for address, (block, event) in active_from.items():
-        model = by_runtime.get(reader.code(address, block))
-        batch = model.batch if model is not None else None
-        found[address] = batch
+    settings: list[tuple[str, int, ChainEvent | None]] = []
+    if start.batch_verifier != ZERO:
+        settings.append((start.batch_verifier.lower(), req.from_block, None))
+    settings += [(e.args["verifier"].lower(), e.block, e) for e in result.batch_verifier_changes
+                 if e.args["verifier"] != ZERO]
+    for address, block, event in settings:
+        if address not in found:
+            model = by_runtime.get(reader.code(address, block))
+            found[address] = model.batch if model is not None else None
+        batch = found[address]
+        model = next((art for art in sets if art.batch is not None and art.batch is batch), None)
         problem = None
         if batch is None:
             problem = (f"batch verifier {address} (active from block {block}) matches no published model's batch "

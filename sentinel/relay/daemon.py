@@ -39,6 +39,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,16 @@ def next_in_order(pending: dict[int, int], floor: int, oldest_end: int, stage: s
     return None, skipped
 
 
+def submission_units(proved: Iterable[WindowRow]) -> dict[int, int]:
+    """What goes on chain as one, keyed by its oldest window (whose id must be newer and whose end fresh): each
+    window alone, or a batch; values are the leads (the window, or the batch's newest, which moves its batch)."""
+    units: dict[int, int] = {}  # lead -> oldest window
+    for w in proved:
+        lead = w.window_id if w.batch_of is None else w.batch_of
+        units[lead] = min(units.get(lead, w.window_id), w.window_id)
+    return {first: lead for lead, first in units.items()}
+
+
 @dataclass(frozen=True)
 class BreakerNow:
     """The breaker's state and parameters as one read sees them."""
@@ -187,8 +198,10 @@ class Relay:
         self.prover: Any = None
         self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))  #: re-read from the chain
         self.last_prove_seconds = 0.0
-        #: windows per batch proof this relay's artifacts prove (0: no batch circuit was built)
+        #: windows per batch proof this relay's artifacts prove (0: no batch circuit was built, or it cannot load)
         self.batch_windows = int((manifest.get("batch") or {}).get("windows", 0))
+        self.last_batch_seconds = 0.0
+        self._solo: int | None = None  #: a window whose batch failed to prove: proved alone next
         self.ready = False
         self.last_error: str | None = None
         self.last_pass_at: float | None = None
@@ -262,6 +275,11 @@ class Relay:
             from sentinel.relay.prover import ProverProcess
 
             self.prover = ProverProcess(self.layout.root, self.config)
+            if self.batch_windows and self.prover.batch_windows != self.batch_windows:
+                # single proofs go on (the trip path needs nothing else); windows while tripped go alone
+                log.error("event=batch_unavailable windows=%d error=%r: every window is proved alone",
+                          self.batch_windows, self.prover.batch_error or "the batch circuit did not load")
+                self.batch_windows = 0
 
     def close(self) -> None:
         if self.prover is not None:
@@ -343,9 +361,13 @@ class Relay:
                 self._skip(result, chosen, "its rows are no longer held by the feed")
                 pending.pop(chosen)
                 continue
-            if self._batching(breaker):
-                plan = plan_batch(chosen, {wid: w.end_unix for wid, w in pending.items()}, k=breaker.batch_windows,
-                                  cadence=int(self.cadence), now=now)
+            if chosen == self._solo:
+                self._solo = None  # its batch failed to prove: this window goes alone, the next ones batch again
+            elif self._batching(breaker):
+                k = breaker.batch_windows
+                plan = plan_batch(chosen, {wid: w.end_unix for wid, w in pending.items()}, k=k,
+                                  cadence=int(self.cadence), now=now,
+                                  latest=pending[chosen].end_unix + breaker.max_age - int(self._batch_margin(k)))
                 if plan.action == "hold":
                     self._hold(plan, pending)
                     return
@@ -385,9 +407,16 @@ class Relay:
 
     def _batching(self, breaker: BreakerNow) -> bool:
         """Whether windows go in K-window batch proofs now: the breaker is tripped by scores (recovery needs every
-        calm window, and a report's latency only delays the unpause) and takes the batches this relay can prove."""
-        return (breaker.tripped and not breaker.manual and breaker.batch_windows > 1
-                and breaker.batch_windows == self.batch_windows)
+        calm window, and a report's latency only delays the unpause), takes the batches this relay can prove, and
+        a batch's first window, K-1 cadences old when the last arrives, can still be proved and mined fresh."""
+        k = breaker.batch_windows
+        return (breaker.tripped and not breaker.manual and k > 1 and k == self.batch_windows
+                and (k - 1) * self.cadence + self._batch_margin(k) < breaker.max_age)
+
+    def _batch_margin(self, k: int) -> float:
+        """Seconds a batch's first window needs before the breaker's max age: two batch proofs (the last one
+        measured, else K first proofs) and inclusion, as :func:`oldest_end` reckons for one window."""
+        return 2 * max(self.last_batch_seconds, k * FIRST_PROOF_SECONDS) + INCLUSION_MARGIN_SECONDS
 
     def _hold(self, plan: BatchPlan, pending: dict[int, WindowRow]) -> None:
         for wid in plan.windows:
@@ -407,6 +436,8 @@ class Relay:
         try:
             proved = self.prover.prove_windows(market, ends, timeout=self.rc.prove_timeout_seconds)
         except SentinelError as exc:
+            # Back to new and dissolved: the oldest window goes alone next, so one bad window costs only itself
+            self._solo = ids[0]
             target = "failed" if lead.attempts >= self.rc.max_attempts else "new"
             self.queue.transition(lead.window_id, target, last_error=str(exc))
             log.error("event=prove_failed %s windows=%d-%d error=%r",
@@ -416,7 +447,7 @@ class Relay:
         got = proved.window_ids
         if got != ids:
             raise RelayError(f"windows {ids[0]}-{ids[-1]}: the prover made windows {got} (cadence mismatch?)")
-        self.last_prove_seconds = proved.prove_seconds / len(ids)
+        self.last_prove_seconds = self.last_batch_seconds = proved.prove_seconds
         share = proved.prove_seconds / len(ids)  # each window's share: summed over windows, the proof's time
         self.queue.transition(lead.window_id, "proved", bundle=str(proved.bundle), proved_at=self.clock(),
                               per_window={int(w["window_id"]): {"score": float(w["score"]),
@@ -480,7 +511,9 @@ class Relay:
         state = self.chain.call(f.state(), "reading state")
         params = self.chain.call(f.params(), "reading params")
         cadence = int(self.chain.call(f.cadence(), "reading cadence"))
-        batch_windows = int(self.chain.call(f.batchWindows(), "reading batchWindows"))
+        # a breaker deployed before batches has no batchWindows: it takes none
+        has_batches = any(item.get("name") == "batchWindows" for item in self.breaker.abi)
+        batch_windows = int(self.chain.call(f.batchWindows(), "reading batchWindows")) if has_batches else 0
         if cadence != int(self.cadence):
             raise RelayError(f"the breaker derives window ids at a {cadence} s cadence, this relay's model at "
                              f"{self.cadence:g} s: the verifier was changed; run the relay with that model's artifacts")
@@ -516,14 +549,12 @@ class Relay:
         self._attest_retry = {wid: v for wid, v in self._attest_retry.items() if wid in proved}
         in_flight = [w.window_id for w in self.queue.windows("submitted", "confirmed")]
         now = int(head["timestamp"])
-        chosen, skips = next_in_order({wid: w.end_unix for wid, w in proved.items()}, max(in_flight, default=-1),
+        firsts = submission_units(proved.values())
+        chosen, skips = next_in_order({first: proved[first].end_unix for first in firsts}, max(in_flight, default=-1),
                                       oldest_end(now, self.max_age), "submitted")
-        for wid, reason in skips:
-            lead = proved[wid].batch_of
-            if lead is None:
-                self._skip(result, wid, reason)
-            elif self.queue.get(lead).state == "proved":  # a batch goes as one: its oldest window decides
-                self._skip(result, lead, f"window {wid} of its batch: {reason}")
+        for first, reason in skips:
+            lead = firsts[first]
+            self._skip(result, lead, reason if lead == first else f"window {first} of its batch: {reason}")
         if chosen is None:
             return
         windows = self.queue.batch(chosen)  # the window, or every window of its batch, oldest first

@@ -76,21 +76,24 @@ class BatchPlan:
     reason: str
 
 
-def plan_batch(first: int, pending: dict[int, int], *, k: int, cadence: int, now: int) -> BatchPlan:
+def plan_batch(first: int, pending: dict[int, int], *, k: int, cadence: int, now: int,
+               latest: int | None = None) -> BatchPlan:
     """How to prove ``first`` (the oldest reportable window; ``pending``: window id -> end of every window waiting)
     while the breaker is tripped and takes K-window batches.
 
     Recovery needs a run of consecutive calm reports, and while tripped a report's latency only delays the
     unpause (the safe direction), so K consecutive windows go in one proof and one transaction (about a K-th of
     the gas each). The run waits for its K-th window until chain time ``now`` reaches ``first``'s end plus K
-    cadences (one spare); a feed that falls behind that (a gap, an outage, its end) gets ``first`` proved alone.
+    cadences (one spare), and never past ``latest`` (the last chain time at which ``first`` can still be proved and
+    mined before the breaker's max age); a feed that falls behind (a gap, an outage, its end) gets ``first`` proved
+    alone.
     """
     run = [first]
     while len(run) < k and run[-1] + 1 in pending:
         run.append(run[-1] + 1)
     if len(run) == k:
         return BatchPlan("batch", tuple(run), f"the breaker is tripped: windows {run[0]}-{run[-1]} in one proof")
-    due = pending[first] + k * cadence
+    due = pending[first] + k * cadence if latest is None else min(pending[first] + k * cadence, latest)
     if now < due:
         return BatchPlan("hold", tuple(run), f"the breaker is tripped: waiting for {k - len(run)} more window(s) to "
                                              f"prove {k} in one proof (until chain time {due})")

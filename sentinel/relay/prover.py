@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
     """Child process: load the Prover once, then prove (request id, market, end) requests until the pipe closes;
     ``end`` is a row (one window) or a list of consecutive rows (one batch proof, with the batch circuit, whose
-    prover is loaded at start when the batch circuit is built).
+    prover is loaded at start when the batch circuit is built; if it cannot load, single proofs go on and the
+    ready message says why).
 
     Every reply carries its request's id, so the parent never takes one window's proof for another's.
     """
@@ -46,15 +47,21 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
 
     layout = ArtifactLayout(Path(root))
     batch_prover: Prover | None = None
+    batch_error: str | None = None
     try:
         settings = load_config(Path(root), config)
         prover = Prover(layout, settings)
-        if prover.manifest.get("batch"):  # loaded now, not when the breaker trips
-            batch_prover = Prover(layout.batch(), settings)
     except SentinelError as exc:
         conn.send((0, "error", str(exc)))
         return
-    conn.send((0, "ready", {"window": prover.window, "cadence": prover.cadence}))
+    if prover.manifest.get("batch"):  # loaded now, not when the breaker trips; without it, single proofs go on
+        try:
+            batch_prover = Prover(layout.batch(), settings)
+        except SentinelError as exc:
+            batch_error = str(exc)
+    conn.send((0, "ready", {"window": prover.window, "cadence": prover.cadence,
+                            "batch_windows": int(batch_prover.manifest["windows_per_proof"]) if batch_prover else 0,
+                            "batch_error": batch_error}))
     while True:
         try:
             request, market, end = conn.recv()
@@ -63,7 +70,7 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
         try:
             if isinstance(end, list):
                 if batch_prover is None:
-                    batch_prover = Prover(layout.batch(), settings)
+                    raise CircuitError(f"no batch circuit loaded: {batch_error or 'none was built'}")
                 conn.send((request, "ok", batch_prover.prove_windows(market, end)))
             else:
                 conn.send((request, "ok", prover.prove_end_row(market, end)))
@@ -108,6 +115,9 @@ class ProverProcess:
             raise CircuitError(f"the prover process could not start: {payload}")
         self.window = int(payload["window"])
         self.cadence = float(payload["cadence"])
+        #: windows per batch proof the child can prove (0: none), and why not if the build made a batch circuit
+        self.batch_windows = int(payload.get("batch_windows", 0))
+        self.batch_error: str | None = payload.get("batch_error")
 
     def _restart(self, why: str) -> None:
         self._stop()

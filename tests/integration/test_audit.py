@@ -351,6 +351,26 @@ def test_verifier_upgrade_through_the_timelock_is_followed(run: Run):
     assert [f.check for f in partial.discrepancies] == ["verifier-code"]
 
 
+def test_a_batch_verifier_set_again_with_another_models_verifier_is_found(run: Run):
+    """The review's A1: every setting of a batch verifier is checked, not only the first of its address. Here
+    governance upgrades to the other model but keeps the tiny model's batch verifier: its batches would carry the
+    tiny model's scores under the other model."""
+    run.submit(run.windows["tiny"][0])
+    batch = run.chain.call(run.breaker.functions.batchVerifier(), "batchVerifier")
+    k = int(run.chain.call(run.breaker.functions.batchWindows(), "batchWindows"))
+    new_verifier, manifest = verifier_contract(ArtifactLayout(run.other))
+    deployed = run.chain.deploy(new_verifier, [], GOV)
+    code = run.chain.codehash(deployed.address)
+    run.gov(run.breaker.functions.proposeVerifier(deployed.address, manifest["instances"]["score_scale"],
+                                                  int(manifest["cadence_seconds"]), code, batch, k,
+                                                  run.chain.codehash(batch)))
+    run.warp_to(anvil.chain_time(run.node) + TIMELOCK + 1)
+    run.gov(run.breaker.functions.executeVerifier())
+    report = run.audit(artifacts=(run.tiny, run.other))
+    (found,) = report.discrepancies
+    assert found.check == "verifier-code" and "not of the model whose verifier" in found.message, found
+
+
 def test_a_verifier_set_with_another_score_scale_than_its_model_is_found(run: Run):
     """The breaker cannot read a circuit's scale from its verifier: the auditor checks it against the manifest."""
     manifest_scale = int(run.chain.call(run.breaker.functions.scoreScale(), "scoreScale"))

@@ -24,3 +24,15 @@ def worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
         if end == -1:
             time.sleep(3)
         conn.send((request, "ok", f"proved {end} by {os.getpid()}"))
+
+
+def worker_with_a_broken_batch_circuit(conn: Connection, root: str, config: dict[str, Any]) -> None:
+    """Ready for single proofs, with the batch circuit that failed to load named, as the real worker says it."""
+    conn.send((0, "ready", {"window": 50, "cadence": 60.0, "batch_windows": 0,
+                            "batch_error": "circuits/batch/pk.key: regenerated vk differs from the manifest's"}))
+    while True:
+        try:
+            request, _market, end = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send((request, "ok", f"proved {end} by {os.getpid()}"))

@@ -72,3 +72,12 @@ def test_a_gap_in_the_feed_ends_the_run():
     ends = {100: 6000, 101: 6060, 103: 6180, 104: 6240}  # window 102 never came
     assert plan_batch(100, ends, k=4, cadence=60, now=6100).action == "hold"
     assert plan_batch(100, ends, k=4, cadence=60, now=6300).windows == (100,)
+
+
+def test_a_batch_never_waits_past_the_last_moment_its_first_window_can_be_reported():
+    """The review's R2: with a short max age the hold ends when the first window must be proved to stay fresh,
+    not K cadences after it."""
+    ends = {100: 6000, 101: 6060}
+    held = plan_batch(100, ends, k=4, cadence=60, now=6100, latest=6150)
+    assert held.action == "hold" and "until chain time 6150" in held.reason
+    assert plan_batch(100, ends, k=4, cadence=60, now=6150, latest=6150).windows == (100,)

@@ -44,3 +44,21 @@ def test_a_broken_pipe_is_survived(prover: ProverProcess):
     prover.process.kill()
     prover.process.join()
     assert str(prover.prove_end_row(STAND_IN, 4)).startswith("proved 4 by ")
+
+
+def test_a_batch_circuit_that_cannot_load_leaves_single_proofs_running(tmp_path: Path):
+    """The review's R3: the child reports the batch circuit's failure with its readiness; single proofs go on."""
+    from tests.support.fake_prover import worker_with_a_broken_batch_circuit
+
+    process = ProverProcess(tmp_path, load_config(tmp_path, env={}), start_timeout=60,
+                            target=worker_with_a_broken_batch_circuit)
+    try:
+        assert process.batch_windows == 0 and "regenerated vk differs" in (process.batch_error or "")
+        assert str(process.prove_end_row(STAND_IN, 7)).startswith("proved 7 by ")
+    finally:
+        process.close()
+    plain = ProverProcess(tmp_path, load_config(tmp_path, env={}), start_timeout=60, target=worker)
+    try:
+        assert plain.batch_windows == 0 and plain.batch_error is None
+    finally:
+        plain.close()

@@ -279,3 +279,22 @@ def test_a_batch_that_goes_back_to_new_is_dissolved(queue: Queue):
     assert [(w.state, w.batch_of) for w in queue.windows()] == [("new", None)] * 5
     queue.start_batch([11, 12, 13, 14])  # its windows can be batched again, differently
     assert queue.get(10).batch_of is None and queue.get(11).batch_of == 14
+
+
+def test_a_batch_goes_on_chain_as_one_unit_judged_by_its_oldest_window(queue: Queue):
+    """The review's R1: a stale oldest window takes its whole batch out, in one move, and the next unit is
+    chosen among the rest (no member of the skipped batch is picked on its own)."""
+    from sentinel.relay.daemon import next_in_order, submission_units
+
+    _batch(queue)  # windows 10-13 in a batch led by 13, window 14 alone
+    queue.transition(13, "proved", per_window={w: {"score": 0.9} for w in range(10, 14)})
+    queue.transition(14, "proving")
+    queue.transition(14, "proved")
+    units = submission_units(queue.windows("proved"))
+    assert units == {10: 13, 14: 14}
+    ends = {first: queue.get(first).end_unix for first in units}
+    chosen, skips = next_in_order(ends, -1, oldest_end=ends[10] + 1, stage="submitted")  # window 10 is stale
+    assert chosen == 14 and [first for first, _ in skips] == [10]
+    queue.transition(units[10], "skipped", reason="stale")
+    assert {w.window_id: w.state for w in queue.windows()} == {10: "skipped", 11: "skipped", 12: "skipped",
+                                                               13: "skipped", 14: "proved"}

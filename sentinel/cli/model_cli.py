@@ -1,4 +1,4 @@
-"""``sentinel train | evaluate | export | score``: the risk model."""
+"""``sentinel train | evaluate | export | score | onboard``: the risk model."""
 
 from __future__ import annotations
 
@@ -167,13 +167,15 @@ def _fresh_count(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="With --fresh: the episodes' seed  [default: one never used to train, in the demo or tests; "
                    "the output names it]")
 @click.option("--families", multiple=True, help=f"With --fresh: {FAMILY_HELP}")
+@click.option("--like", "like", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --fresh: calibrate the episodes to this real market-depth CSV's healthy statistics.")
 @click.option("--real", is_flag=True, help="Run the card's trip policy over the real healthy feeds FILE...: "
                                            "windows, trips (each a false trip) and scores.")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 @click.pass_obj
 def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: int | None, families: tuple[str, ...],
-             real: bool, files: tuple[Path, ...], as_json: bool) -> None:
+             like: Path | None, real: bool, files: tuple[Path, ...], as_json: bool) -> None:
     """Recompute the saved model's metrics beside every baseline (held-out episodes and family), or measure it
     at scale: on fresh episodes (--fresh) or real healthy feeds (--real FILE...)."""
     from sentinel.model.pipeline import run_evaluation, run_fresh_evaluation, run_real_evaluation
@@ -182,8 +184,8 @@ def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: in
         raise click.UsageError("--fresh and --real are separate runs; choose one")
     if data_path is not None and (fresh is not None or real):
         raise click.UsageError("--data names the training scenarios; --fresh and --real never read them")
-    if fresh is None and (seed is not None or families):
-        raise click.UsageError("--seed and --families go with --fresh")
+    if fresh is None and (seed is not None or families or like is not None):
+        raise click.UsageError("--seed, --families and --like go with --fresh")
     if files and not real:
         raise click.UsageError("feed files go with --real")
     if real and not files:
@@ -191,7 +193,7 @@ def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: in
     if fresh is not None:
         episodes = None if fresh == _AUTO else int(fresh)
         result = run_fresh_evaluation(app.layout, app.config(), episodes, seed, family_names(families),
-                                      None if as_json else progress)
+                                      None if as_json else progress, like=like)
         lines = _fresh_table(result)
     elif real:
         result = run_real_evaluation(app.layout, app.config(), list(files))
@@ -241,3 +243,37 @@ def score(app: App, windows: tuple[str, ...], data_path: Path | None, as_json: b
     for r in results:
         flag = "ABOVE trip threshold" if r["above_trip_threshold"] else "below trip threshold"
         click.echo(f"window ending row {r['end_row']} ({r['window_end']}): risk {r['score']:.4f} ({flag})")
+
+
+@click.command()
+@click.argument("real", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The new project directory (must not exist, or be empty).")
+@click.option("--episodes", type=int, default=None, help="Training episodes  [default: model.data_episodes]")
+@click.option("--fresh", type=int, default=None,
+              help="Fresh evaluation episodes  [default: >= 100 events per family with 99 % probability]")
+@click.option("--seed", type=int, default=None, help="The fresh episodes' seed  [default: as evaluate --fresh]")
+@click.option("--json", "as_json", is_flag=True, help="Print the onboarding report as JSON.")
+@click.pass_obj
+def onboard(app: App, real: Path, out: Path, episodes: int | None, fresh: int | None, seed: int | None,
+            as_json: bool) -> None:
+    """Onboard a real market: scenarios calibrated to REAL's healthy statistics, a model trained on them, and its
+    evaluation on fresh calibrated episodes and on REAL itself, in a new project (--out)."""
+    from sentinel.model.onboard import onboard as run_onboard
+
+    report = run_onboard(app.layout, app.config(), real, out, episodes=episodes, fresh=fresh, fresh_seed=seed,
+                         progress=None if as_json else progress)
+    if as_json:
+        emit_json(report)
+        return
+    cal = report["calibration"]
+    click.echo(f"calibrated {cal['episodes']} episodes to {real}: "
+               + ("every statistic within tolerance" if cal["within_tolerance"] else "NOT every statistic within "
+                  "tolerance (onboarding.json lists them)"))
+    click.echo(f"trained: trip policy {report['model']['trip_policy']}, {report['model']['train_seconds']:.0f} s")
+    for line in _fresh_table(report["fresh"]):
+        click.echo(line)
+    for line in _real_table(report["real_feed"]):
+        click.echo(line)
+    click.echo(f"wrote the project {out} (onboarding.json: every figure); next: "
+               f"sentinel --root {out} circuit build")

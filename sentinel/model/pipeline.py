@@ -262,7 +262,16 @@ def card_test_windows(layout: ArtifactLayout, config: SentinelConfig, data_path:
 
 def _card_data(layout: ArtifactLayout, config: SentinelConfig, card: dict[str, Any],
                data_path: Path | None = None) -> TrainingData:
-    """The card's training data (``data_path`` instead, if given); the regenerated default must match its hash."""
+    """The card's training data (``data_path`` instead, if given): the file the card names under ``data/`` when it
+    is there (scenarios calibrated to a market, ``sentinel onboard``), else the regenerated default; either must
+    match the card's hash."""
+    if data_path is None:
+        named = layout.data_dir / str(card["data"]["path"])
+        if named.is_file() and named != layout.training_data(config.model.data_seed, config.model.data_episodes):
+            data_path = named
+            if sha256_file(named) != card["data"]["sha256"]:
+                raise ModelError(f"{named}: sha256 differs from the model card's training data; retrain with "
+                                 "`sentinel train`")
     data = training_data(layout, config, data_path)
     if data_path is None and data.sha256 != card["data"]["sha256"]:
         raise ModelError(
@@ -299,8 +308,12 @@ def run_fresh_evaluation(
     seed: int | None = None,
     families: Sequence[str] | None = None,
     progress: Callable[[str, str], None] | None = None,
+    like: Path | None = None,
 ) -> dict[str, Any]:
     """The saved model and every baseline on ``episodes`` newly generated episodes, under the card's policies.
+
+    With ``like`` (a real market-depth CSV), the episodes are calibrated to its healthy statistics as
+    ``data generate --like`` calibrates them.
 
     Default ``episodes``: :func:`~sentinel.model.evaluate.fresh_episodes` of
     the mix; default ``seed``: :data:`~sentinel.model.evaluate.FRESH_SEED`.
@@ -330,13 +343,19 @@ def run_fresh_evaluation(
     for detector in (KerasDetector(model), *baselines(c.seed)):
         detector.fit(train)
         detectors.append((detector, _card_policy(card, detector.name)))
-    fresh = generate(n, seed, list(mix) if families else None)
+    profile = None
+    if like is not None:
+        from sentinel.data.calibrate import healthy_stats, profile_from_stats
+
+        profile = profile_from_stats(healthy_stats(read_market_csv(like, config.data)))
+    fresh = generate(n, seed, list(mix) if families else None, profile=profile)
     if progress is not None:
         progress("evaluate", f"generated {n:,} episodes ({len(fresh):,} rows) with seed {seed}")
     result = fresh_evaluation(fresh, detectors, c.window, c.horizon, c.false_trip_budget, progress)
     return {
         "kind": "fresh",
         "seed": seed,
+        "calibrated_to": None if like is None else str(like),
         "families": list(mix),
         "date": datetime.now(UTC).date().isoformat(),
         "model": {

@@ -152,6 +152,7 @@ def build_batch_circuit(layout: ArtifactLayout, config: SentinelConfig, single: 
         solidity_verifier,
         stress_windows,
         up_to_date,
+        write_verifier_artifact,
     )
 
     k = config.circuit.batch_windows
@@ -228,11 +229,7 @@ def build_batch_circuit(layout: ArtifactLayout, config: SentinelConfig, single: 
                          (compiled, batch.compiled_circuit), (vk, batch.vk),
                          (work / "Halo2Verifier.sol", batch.verifier_sol)):
             shutil.copyfile(src, dst)
-        atomic_write_text(batch.verifier_artifact, json.dumps({
-            "contractName": "Halo2Verifier", "abi": verifier.abi, "bytecode": "0x" + verifier.bytecode.hex(),
-            "deployedBytecode": "0x" + verifier.runtime.hex(), "compiler": verifier.compiler,
-            "optimizer_runs": c.optimizer_runs,
-        }, indent=1) + "\n")
+        write_verifier_artifact(batch.verifier_artifact, verifier, c.optimizer_runs)
         shutil.copyfile(pk, batch.pk)
     atomic_write_text(batch.pk.with_name(batch.pk.name + ".build"), key + "\n")
 

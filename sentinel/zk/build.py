@@ -213,6 +213,15 @@ def table_columns(run_args: dict[str, Any]) -> int:
     return math.ceil((high - low + 1) / rows)
 
 
+def write_verifier_artifact(path: Path, verifier: Any, optimizer_runs: int) -> None:
+    """``Halo2Verifier.json``: the compiled verifier's ABI, creation and runtime code, compiler and optimizer runs."""
+    atomic_write_text(path, json.dumps({
+        "contractName": "Halo2Verifier", "abi": verifier.abi, "bytecode": "0x" + verifier.bytecode.hex(),
+        "deployedBytecode": "0x" + verifier.runtime.hex(), "compiler": verifier.compiler,
+        "optimizer_runs": optimizer_runs,
+    }, indent=1) + "\n")
+
+
 def resolve_srs(layout: ArtifactLayout, srs: Path | None, logrows: int, say: Progress,
                 step: str) -> tuple[Path, str]:
     """The SRS to set up with and its kind: ``srs`` (a ceremony file) if given, else this set's TEST-ONLY one for
@@ -338,11 +347,7 @@ def build_circuit(
         }
         for _name, (src, dst) in targets.items():
             shutil.copyfile(src, dst)
-        atomic_write_text(layout.verifier_artifact, json.dumps({
-            "contractName": "Halo2Verifier", "abi": verifier.abi, "bytecode": "0x" + verifier.bytecode.hex(),
-            "deployedBytecode": "0x" + verifier.runtime.hex(), "compiler": verifier.compiler,
-            "optimizer_runs": circuit.optimizer_runs,
-        }, indent=1) + "\n")
+        write_verifier_artifact(layout.verifier_artifact, verifier, circuit.optimizer_runs)
         shutil.copyfile(pk, layout.pk)
     atomic_write_text(layout.pk.with_name(layout.pk.name + ".build"), key + "\n")
 

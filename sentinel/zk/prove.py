@@ -166,6 +166,19 @@ class Prover:
         self.input_range = InputRange(int(run_args["decomp_base"]), int(run_args["decomp_legs"]),
                                       int(run_args["input_scale"]))
 
+    def _witness_and_proof(self, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any], float]:
+        """EZKL's witness and proof of ``inputs`` (the circuit's input JSON), and the seconds both took."""
+        with tempfile.TemporaryDirectory(prefix="sentinel-prove-") as tmp:
+            work = Path(tmp)
+            data, witness_path, proof_path = work / "input.json", work / "witness.json", work / "proof.json"
+            data.write_text(json.dumps(inputs))
+            start = time.perf_counter()
+            witness = ezkl_api.gen_witness(data, self.layout.compiled_circuit, witness_path)
+            ezkl_api.prove(witness_path, self.layout.compiled_circuit, self.pk, proof_path, self.srs)
+            seconds = time.perf_counter() - start
+            proof: dict[str, Any] = json.loads(proof_path.read_text())
+        return witness, proof, seconds
+
     def _provenance(self) -> dict[str, Any]:
         """What a bundle records of the circuit it was proven with (its hashes) and of the SRS."""
         artifacts = self.manifest["artifacts"]
@@ -213,15 +226,7 @@ class Prover:
         end_unix = int(windows.end_times[0])
         wid = window_id(end_unix, self.cadence)
         window_end = pd.DatetimeIndex(market.frame["timestamp"])[end].isoformat()
-        with tempfile.TemporaryDirectory(prefix="sentinel-prove-") as tmp:
-            work = Path(tmp)
-            data, witness_path, proof_path = work / "input.json", work / "witness.json", work / "proof.json"
-            data.write_text(json.dumps(input_json(raw[None])))
-            start = time.perf_counter()
-            witness = ezkl_api.gen_witness(data, self.layout.compiled_circuit, witness_path)
-            ezkl_api.prove(witness_path, self.layout.compiled_circuit, self.pk, proof_path, self.srs)
-            seconds = time.perf_counter() - start
-            proof = json.loads(proof_path.read_text())
+        witness, proof, seconds = self._witness_and_proof(input_json(raw[None]))
         instances = [str(f) for f in proof["instances"][0]]
         score_felt = felt_from_hex(instances[self.instances.score_index])
         hash_felt = felt_from_hex(instances[self.instances.input_hash_index])
@@ -274,15 +279,7 @@ class Prover:
             raise CircuitError(f"rows {rows[0] + 1}..{rows[-1] + 1} end windows {ids}: not consecutive ids at cadence "
                                f"{self.cadence:g} s (a gap or a jitter in the feed); prove them one by one")
         stamps = pd.DatetimeIndex(market.frame["timestamp"])
-        with tempfile.TemporaryDirectory(prefix="sentinel-prove-batch-") as tmp:
-            work = Path(tmp)
-            data, witness_path, proof_path = work / "input.json", work / "witness.json", work / "proof.json"
-            data.write_text(json.dumps(batch_input_json(raws)))
-            start = time.perf_counter()
-            witness = ezkl_api.gen_witness(data, self.layout.compiled_circuit, witness_path)
-            ezkl_api.prove(witness_path, self.layout.compiled_circuit, self.pk, proof_path, self.srs)
-            seconds = time.perf_counter() - start
-            proof = json.loads(proof_path.read_text())
+        witness, proof, seconds = self._witness_and_proof(batch_input_json(raws))
         instances = [str(f) for f in proof["instances"][0]]
         hashes, score_felts = layout.split(instances)
         witness_hashes, witness_values = witness_input_hashes(witness), witness_scores(witness)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,8 +125,14 @@ def judge(attester: str, status: int | None, payload: Any, transport: str, secon
 
 
 def collect(urls: tuple[str, ...], message: AttestationMessage, *, chain_id: int, breaker: str,
-            registered: set[str], quorum: int, timeout: float) -> Collected:
-    """Ask every attester in parallel; return as soon as ``quorum`` distinct registered signers have signed."""
+            registered: set[str], quorum: int, timeout: float,
+            on_late: Callable[[Answer], None] | None = None) -> Collected:
+    """Ask every attester in parallel; return as soon as ``quorum`` distinct registered signers have signed.
+
+    The parties not heard by then are not waited for, but their answers still matter (a refusal says a party's
+    copy of the feed disagrees): each is handed to ``on_late`` when it comes (from the pool thread that asked, or
+    at once if it is already in).
+    """
     body = request_body(message, chain_id, breaker)
     answers: list[Answer] = []
     signatures: dict[str, bytes] = {}
@@ -133,11 +140,16 @@ def collect(urls: tuple[str, ...], message: AttestationMessage, *, chain_id: int
     try:
         started = time.monotonic()
         futures = {pool.submit(_ask, url, body, timeout): url for url in urls}
-        for future in concurrent.futures.as_completed(futures):
-            url = futures[future]
+
+        def answer_of(future: concurrent.futures.Future[tuple[int | None, Any, str]]) -> Answer:
             status, payload, transport = future.result()
-            answer = judge(redact_url(url), status, payload, transport, time.monotonic() - started,
-                           message=message, chain_id=chain_id, breaker=breaker, registered=registered)
+            return judge(redact_url(futures[future]), status, payload, transport, time.monotonic() - started,
+                         message=message, chain_id=chain_id, breaker=breaker, registered=registered)
+
+        heard: set[concurrent.futures.Future[tuple[int | None, Any, str]]] = set()
+        for future in concurrent.futures.as_completed(futures):
+            heard.add(future)
+            answer = answer_of(future)
             signer, signature = answer.signer, answer.signature
             if answer.outcome == "signed" and signer is not None and signature is not None:
                 if signer.lower() in {s.lower() for s in signatures}:
@@ -148,7 +160,10 @@ def collect(urls: tuple[str, ...], message: AttestationMessage, *, chain_id: int
             answers.append(answer)
             if len(signatures) >= quorum:
                 break
+        if on_late is not None:
+            for future in set(futures) - heard:
+                future.add_done_callback(lambda done: on_late(answer_of(done)))
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=on_late is None)
     attestation = SignedAttestation(message, chain_id, breaker, tuple(signatures.items()))
     return Collected(attestation, tuple(answers), quorum)

@@ -622,18 +622,10 @@ class Relay:
             return None
         collected = collect(self.rc.attesters, message, chain_id=self.chain.chain_id,
                             breaker=self.breaker.address, registered=self._registered_attesters(), quorum=quorum,
-                            timeout=self.rc.attester_timeout_seconds)
+                            timeout=self.rc.attester_timeout_seconds,
+                            on_late=lambda answer: self._record_answer(wid, answer, late=True))
         for answer in collected.answers:
-            self.metrics.attester_requests.labels(attester=answer.attester, outcome=answer.outcome).inc()
-            self.metrics.attester_seconds.observe(answer.seconds)
-            before = self.attester_answers.get(answer.attester, {}).get("outcome")
-            self.attester_answers[answer.attester] = {**answer.to_dict(), "window": wid, "at": self.clock()}
-            if answer.outcome == "refused" or answer.outcome not in ("signed", before):
-                # every refusal (it names the window's rows); an outage once, when it starts
-                log.warning("event=attester_%s %s attester=%s detail=%r", answer.outcome, kv(window=wid),
-                            answer.attester, answer.detail)
-            elif answer.outcome == "signed" and before not in (None, "signed"):
-                log.info("event=attester_back %s attester=%s", kv(window=wid), answer.attester)
+            self._record_answer(wid, answer)
         if collected.complete:
             self._attest_retry.pop(wid, None)
             self.attest_shortfall = None
@@ -650,6 +642,21 @@ class Relay:
                     collected.shortfall())
         result.errors.append(f"window {wid}: {collected.shortfall()}")
         return None
+
+    def _record_answer(self, wid: int, answer: Any, *, late: bool = False) -> None:
+        """Count, keep (for /healthz) and log one attester's answer; ``late``: it came after the quorum had signed
+        (the window went on without it), from the thread that asked it."""
+        self.metrics.attester_requests.labels(attester=answer.attester, outcome=answer.outcome).inc()
+        self.metrics.attester_seconds.observe(answer.seconds)
+        before = self.attester_answers.get(answer.attester, {}).get("outcome")
+        self.attester_answers[answer.attester] = {**answer.to_dict(), "window": wid, "at": self.clock()}
+        after = " after_quorum=1" if late else ""
+        if answer.outcome == "refused" or answer.outcome not in ("signed", before):
+            # every refusal (it names the window's rows); an outage once, when it starts
+            log.warning("event=attester_%s %s attester=%s detail=%r%s", answer.outcome, kv(window=wid),
+                        answer.attester, answer.detail, after)
+        elif answer.outcome == "signed" and before not in (None, "signed"):
+            log.info("event=attester_back %s attester=%s%s", kv(window=wid), answer.attester, after)
 
     def _revert(self, result: PassResult, window: WindowRow, exc: ContractRevert) -> None:
         """A decoded revert before sending: final for stale/already-reported windows, else retried then failed."""
@@ -922,7 +929,7 @@ class Relay:
             "lag_windows": (top - last.window_id) if (last and top is not None) else None,
             "windows": counts,
             "breaker_tripped": self.tripped,
-            "attesters": self.attester_answers,
+            "attesters": dict(self.attester_answers),  # a copy: a late answer may land from another thread
             "attester_shortfall": self.attest_shortfall,
             "last_pass_at": self.last_pass_at,
             "last_error": self.last_error,

@@ -169,3 +169,27 @@ def test_the_relay_refuses_to_start_without_attesters(tmp_path):
 
     with pytest.raises(RelayError, match=r"relay\.attesters is empty"):
         Relay(ArtifactLayout(tmp_path), load_config(tmp_path, env={}), db=tmp_path / "q.sqlite")
+
+
+def test_an_answer_after_the_quorum_is_still_heard(serve):
+    """A party slower than the quorum is not waited for, but its answer (here a refusal: its copy of the feed
+    disagrees) reaches ``on_late`` when it comes, so the relay logs it."""
+    late: list[Any] = []
+    heard = threading.Event()
+
+    def on_late(answer: Any) -> None:
+        late.append(answer)
+        heard.set()
+
+    def refuses_slowly(body: Any) -> tuple[int, dict[str, Any]]:
+        time.sleep(0.5)
+        return 409, {"error": "rows 3..52 hash differently"}
+
+    slow_refusal = serve(refuses_slowly)
+    started = time.monotonic()
+    got = collect((serve(signs_as(A)), serve(signs_as(B)), slow_refusal), MESSAGE, chain_id=CHAIN, breaker=BREAKER,
+                  registered=REGISTERED, quorum=2, timeout=5, on_late=on_late)
+    assert got.complete and time.monotonic() - started < 0.45  # not waited for
+    assert heard.wait(5)
+    (answer,) = late
+    assert answer.outcome == "refused" and "hash differently" in answer.detail

@@ -361,17 +361,9 @@ def day(src: dict[str, Any]) -> list[Table]:
         d["assumptions"]
     modes = (every, risk)
 
-    def trip(m: dict[str, Any]) -> str:
-        t = m["tripped_at"]
-        return "no trip" if t is None else f"window {t['window']} (row {t['end_row']})"
-
-    def lead(m: dict[str, Any]) -> str:
-        t = m["tripped_at"]
-        return "-" if t is None else f"{t['lead_rows']} rows = {t['lead_minutes']:g} min"
-
-    def cost(m: dict[str, Any], chain: str) -> str:
-        c = m["cost_per_market_day_scaled"][chain]
-        return f"{c['eth']:,.6f}".rstrip("0").rstrip(".") + f" ETH (${c['usd']:,.2f})"
+    from sentinel.relay.day import cost_text as cost
+    from sentinel.relay.day import lead_text as lead
+    from sentinel.relay.day import trip_text as trip
 
     def cpu(m: dict[str, Any]) -> str:
         return "-" if m["prover_cpu_seconds"] is None else sec(m["prover_cpu_seconds"])

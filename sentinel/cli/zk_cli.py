@@ -285,17 +285,9 @@ def day_lines(result: dict[str, Any]) -> list[str]:
     crash, modes, healthy, a = result["crash"], result["modes"], result["healthy_part"], result["assumptions"]
     every, risk = modes["every"], modes["risk"]
 
-    def trip(m: dict[str, Any]) -> str:
-        t = m["tripped_at"]
-        return "no trip" if t is None else f"{t['window']} (row {t['end_row']})"
-
-    def lead(m: dict[str, Any]) -> str:
-        t = m["tripped_at"]
-        return "-" if t is None else f"{t['lead_rows']} rows, {t['lead_minutes']:g} min"
-
-    def cost(m: dict[str, Any], chain: str) -> str:
-        c = m["cost_per_market_day_scaled"][chain]
-        return f"{c['eth']:.6f} ETH (${c['usd']:,.2f})"
+    from sentinel.relay.day import cost_text as cost
+    from sentinel.relay.day import lead_text as lead
+    from sentinel.relay.day import trip_text as trip
 
     table = [
         ("", "every", "risk"),

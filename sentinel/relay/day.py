@@ -228,6 +228,24 @@ def mode_figures(run: ModeRun, feed: DayFeed, assumptions: CostAssumptions = ASS
     }
 
 
+def trip_text(mode: dict[str, Any]) -> str:
+    """Where a mode's figures say the breaker tripped, for tables (the CLI's and the docs')."""
+    t = mode["tripped_at"]
+    return "no trip" if t is None else f"{t['window']} (row {t['end_row']})"
+
+
+def lead_text(mode: dict[str, Any]) -> str:
+    """A mode's lead from its trip to the price bottom, for tables."""
+    t = mode["tripped_at"]
+    return "-" if t is None else f"{t['lead_rows']} rows, {t['lead_minutes']:g} min"
+
+
+def cost_text(mode: dict[str, Any], chain: str) -> str:
+    """A mode's scaled market-day cost on ``chain`` ("mainnet" or "l2"), for tables."""
+    c = mode["cost_per_market_day_scaled"][chain]
+    return f"{c['eth']:.6f} ETH (${c['usd']:,.2f})"
+
+
 def healthy_part(every: dict[str, Any], risk: dict[str, Any]) -> dict[str, Any]:
     """The two modes on the windows ending before the crash onset, and whether they tripped at the same window."""
     gas_every, gas_risk = every["healthy_part"]["gas"], risk["healthy_part"]["gas"]

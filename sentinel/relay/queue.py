@@ -1,4 +1,4 @@
-"""The relay's durable queue: SQLite in WAL mode, one row per window id, a guarded state machine.
+"""The relay's durable queue: SQLite in WAL mode, one row per (market, window id), a guarded state machine.
 
 Every change is one SQLite transaction, so a crash (even ``kill -9``) leaves
 either the old or the new state, never half of one. The state machine is a
@@ -20,6 +20,11 @@ States::
      |        '-> new (crash or error while proving: retried) | skipped | failed
      '-> skipped (a newer window is pending: the breaker only takes increasing ids) | failed
 
+One queue serves every market of a relay: a :class:`Queue` is one market's view
+of the file (its ``market`` names it; window ids repeat across markets, which
+share a cadence), and the tables key everything by market. What crosses markets
+is the signer lane's nonces: :meth:`Queue.unmined_nonces` reads every market's.
+
 A batch (K consecutive windows in one proof and one ``submitBatch``) is K
 rows whose ``batch_of`` is the batch's lead, its newest window. They move
 together: a transition, an update or a recorded transaction of the lead
@@ -33,6 +38,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -73,9 +79,13 @@ class QueueLock:
             os.close(self._fd)
             self._fd = None
 
-#: 2 added windows.float_score (and the screened state), 3 windows.batch_of (and the held state);
-#: older queues are migrated
-SCHEMA_VERSION = 3
+#: 2 added windows.float_score (and the screened state), 3 windows.batch_of (and the held state), 4 the market
+#: (every table keyed by it); older queues are migrated, their rows become the default market's
+SCHEMA_VERSION = 4
+#: the market of a relay without ``[markets]`` tables, and of every row of a queue written before schema 4
+DEFAULT_MARKET = "default"
+#: what may name a market: it keys the queue and labels metrics and log lines
+MARKET_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
 STATES = ("new", "held", "screened", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
 FINAL = frozenset({"screened", "confirmed", "rejected", "skipped", "failed"})
@@ -96,7 +106,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
-    window_id     INTEGER PRIMARY KEY,
+    market        TEXT NOT NULL,
+    window_id     INTEGER NOT NULL,
     state         TEXT NOT NULL,
     end_unix      INTEGER NOT NULL,
     source        TEXT,
@@ -119,34 +130,71 @@ CREATE TABLE IF NOT EXISTS windows (
     proved_at     REAL,
     submitted_at  REAL,
     confirmed_at  REAL,
-    updated_at    REAL NOT NULL
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (market, window_id)
 );
-CREATE INDEX IF NOT EXISTS windows_state ON windows(state);
+CREATE INDEX IF NOT EXISTS windows_state ON windows(market, state);
 CREATE TABLE IF NOT EXISTS txs (
     tx_hash          TEXT PRIMARY KEY,
-    window_id        INTEGER NOT NULL REFERENCES windows(window_id),
+    market           TEXT NOT NULL,
+    window_id        INTEGER NOT NULL,
     nonce            INTEGER NOT NULL,
     raw_tx           TEXT NOT NULL,
     max_fee          INTEGER NOT NULL,
     max_priority_fee INTEGER NOT NULL,
     gas              INTEGER NOT NULL,
-    created_at       REAL NOT NULL
+    created_at       REAL NOT NULL,
+    FOREIGN KEY (market, window_id) REFERENCES windows(market, window_id)
 );
-CREATE INDEX IF NOT EXISTS txs_window ON txs(window_id);
+CREATE INDEX IF NOT EXISTS txs_window ON txs(market, window_id);
 CREATE TABLE IF NOT EXISTS quarantine (
+    market   TEXT NOT NULL,
     source   TEXT NOT NULL,
     line     INTEGER NOT NULL,
     column_  TEXT,
     problem  TEXT NOT NULL,
     raw      TEXT NOT NULL,
     seen_at  REAL NOT NULL,
-    PRIMARY KEY (source, line)
+    PRIMARY KEY (market, source, line)
 );
 CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
+    market TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (market, key)
 );
 """
+
+#: schema 3 -> 4: each table rebuilt with its market column (SQLite cannot change a primary key in place);
+#: every existing row becomes the default market's. Columns are named: a queue migrated from schema 1 or 2 has
+#: float_score and batch_of last.
+_WINDOW_COLUMNS = ("window_id, state, end_unix, source, end_line, attempts, bundle, score, float_score, "
+                   "prove_seconds, tx_hash, nonce, block_number, block_hash, gas_used, tripped, reason, last_error, "
+                   "batch_of, seen_at, proved_at, submitted_at, confirmed_at, updated_at")
+_TX_COLUMNS = "tx_hash, window_id, nonce, raw_tx, max_fee, max_priority_fee, gas, created_at"
+_QUARANTINE_COLUMNS = "source, line, column_, problem, raw, seen_at"
+# Constants only are interpolated (no input reaches this text).
+_TO_V4 = f"""
+BEGIN IMMEDIATE;
+DROP INDEX IF EXISTS windows_state;
+DROP INDEX IF EXISTS txs_window;
+ALTER TABLE txs RENAME TO txs_v3;
+ALTER TABLE windows RENAME TO windows_v3;
+ALTER TABLE quarantine RENAME TO quarantine_v3;
+ALTER TABLE meta RENAME TO meta_v3;
+{_SCHEMA}
+INSERT INTO windows (market, {_WINDOW_COLUMNS}) SELECT '{DEFAULT_MARKET}', {_WINDOW_COLUMNS} FROM windows_v3;
+INSERT INTO txs (market, {_TX_COLUMNS}) SELECT '{DEFAULT_MARKET}', {_TX_COLUMNS} FROM txs_v3;
+INSERT INTO quarantine (market, {_QUARANTINE_COLUMNS})
+    SELECT '{DEFAULT_MARKET}', {_QUARANTINE_COLUMNS} FROM quarantine_v3;
+INSERT INTO meta (market, key, value) SELECT '{DEFAULT_MARKET}', key, value FROM meta_v3;
+DROP TABLE txs_v3;
+DROP TABLE windows_v3;
+DROP TABLE quarantine_v3;
+DROP TABLE meta_v3;
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""  # noqa: S608
 
 _WINDOW_FIELDS = frozenset({
     "bundle", "score", "float_score", "prove_seconds", "tx_hash", "nonce", "block_number", "block_hash", "gas_used",
@@ -203,12 +251,39 @@ class TxRow:
     created_at: float
 
 
-class Queue:
-    """The relay's SQLite queue (WAL, synchronous=FULL: a committed change survives a crash)."""
+def check_market(name: str) -> str:
+    """``name`` if it can name a market (a queue key, a metric label, a log field), else RelayError."""
+    if not MARKET_NAME.fullmatch(name):
+        raise RelayError(f"market name {name!r} is not 1-32 of a-z, 0-9, '_' and '-'")
+    return name
 
-    def __init__(self, path: Path, clock: Any = time.time) -> None:
+
+def _fields(row: sqlite3.Row) -> dict[str, Any]:
+    """A row's columns but its market (a view knows its own)."""
+    fields = dict(row)
+    fields.pop("market", None)
+    return fields
+
+
+def _window(row: sqlite3.Row) -> WindowRow:
+    return WindowRow(**_fields(row))
+
+
+def _tx(row: sqlite3.Row) -> TxRow:
+    return TxRow(**_fields(row))
+
+
+class Queue:
+    """One market's view of the relay's SQLite queue (WAL, synchronous=FULL: a committed change survives a crash).
+
+    Every read and write is confined to ``market``; several views (one per market, each with its own connection)
+    may share one file inside one relay process.
+    """
+
+    def __init__(self, path: Path, clock: Any = time.time, *, market: str = DEFAULT_MARKET) -> None:
         self.path = Path(path)
         self.clock = clock
+        self.market = check_market(market)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
@@ -217,24 +292,28 @@ class Queue:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, 1, 2, SCHEMA_VERSION):
+            if version not in (0, 1, 2, 3, SCHEMA_VERSION):
                 raise QueueError(self.path, f"queue schema version {version}, this relay reads {SCHEMA_VERSION}")
             if version == 1:  # written before the reporting policy: same rows, one more column
                 self.db.execute("ALTER TABLE windows ADD COLUMN float_score REAL")
             if version in (1, 2):  # written before batch proofs: same rows, one more column
                 self.db.execute("ALTER TABLE windows ADD COLUMN batch_of INTEGER")
+            if version in (1, 2, 3):  # written for one market: its rows become the default market's
+                self.db.execute("PRAGMA foreign_keys=OFF")  # the tables are renamed and rebuilt under their keys
+                self.db.executescript(_TO_V4)
+                self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise QueueError(self.path, f"not a relay queue: {exc}") from exc
 
     @classmethod
-    def read_only(cls, path: Path) -> Queue:
+    def read_only(cls, path: Path, *, market: str = DEFAULT_MARKET) -> Queue:
         """A view of the queue on its own read-only connection (``/healthz`` in the status thread, ``relay
         status`` beside a running relay): it never writes, never holds a write lock, and never shares the
         daemon's connection or sees its uncommitted transaction."""
         view = cls.__new__(cls)
-        view.path, view.clock = Path(path), time.time
+        view.path, view.clock, view.market = Path(path), time.time, check_market(market)
         try:
             view.db = sqlite3.connect(f"{view.path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0,
                                       check_same_thread=False)
@@ -277,8 +356,9 @@ class Queue:
         added = []
         for wid, end_unix, source, line in windows:
             cur = db.execute(
-                "INSERT OR IGNORE INTO windows (window_id, state, end_unix, source, end_line, seen_at, updated_at)"
-                " VALUES (?, 'new', ?, ?, ?, ?, ?)", (int(wid), int(end_unix), source, line, now, now))
+                "INSERT OR IGNORE INTO windows (market, window_id, state, end_unix, source, end_line, seen_at, "
+                "updated_at) VALUES (?, ?, 'new', ?, ?, ?, ?, ?)",
+                (self.market, int(wid), int(end_unix), source, line, now, now))
             if cur.rowcount:
                 added.append(int(wid))
         return added
@@ -325,12 +405,14 @@ class Queue:
         lead = ids[-1]
         with self._write() as db:
             for wid in ids:
-                row = db.execute("SELECT state, batch_of FROM windows WHERE window_id = ?", (wid,)).fetchone()
+                row = db.execute("SELECT state, batch_of FROM windows WHERE market = ? AND window_id = ?",
+                                 (self.market, wid)).fetchone()
                 if row is None:
                     raise RelayError(f"window {wid} is not in the queue")
                 if "proving" not in TRANSITIONS[row["state"]] or row["batch_of"] is not None:
                     raise IllegalTransition(wid, row["state"], "proving")
-                db.execute("UPDATE windows SET batch_of = ? WHERE window_id = ?", (lead, wid))
+                db.execute("UPDATE windows SET batch_of = ? WHERE market = ? AND window_id = ?",
+                           (lead, self.market, wid))
                 self._set(db, wid, "proving", fields, count_attempt=True)
         return self.get(lead)
 
@@ -339,8 +421,9 @@ class Queue:
         row = self.get(window_id)
         if row.batch_of is None:
             return [row]
-        found = self.db.execute("SELECT * FROM windows WHERE batch_of = ? ORDER BY window_id", (row.batch_of,))
-        return [WindowRow(**dict(r)) for r in found.fetchall()]
+        found = self.db.execute("SELECT * FROM windows WHERE market = ? AND batch_of = ? ORDER BY window_id",
+                                (self.market, row.batch_of))
+        return [_window(r) for r in found.fetchall()]
 
     @staticmethod
     def _check_fields(fields: dict[str, Any], per_window: dict[int, dict[str, Any]] | None) -> None:
@@ -354,11 +437,10 @@ class Queue:
         if len(rows) > 1 and own:
             raise RelayError(f"{', '.join(sorted(own))} differ per window of a batch: pass them in per_window")
 
-    @staticmethod
-    def _group(db: sqlite3.Connection, window_id: int) -> list[sqlite3.Row]:
+    def _group(self, db: sqlite3.Connection, window_id: int) -> list[sqlite3.Row]:
         """``window_id``'s row, or every row of its batch if it leads one (inside the caller's transaction)."""
-        row = db.execute("SELECT window_id, state, batch_of FROM windows WHERE window_id = ?",
-                         (window_id,)).fetchone()
+        row = db.execute("SELECT window_id, state, batch_of FROM windows WHERE market = ? AND window_id = ?",
+                         (self.market, window_id)).fetchone()
         if row is None:
             raise RelayError(f"window {window_id} is not in the queue")
         if row["batch_of"] != window_id:
@@ -366,8 +448,8 @@ class Queue:
                 raise RelayError(f"window {window_id} is in the batch led by window {row['batch_of']}: "
                                  "it changes with its lead")
             return [row]
-        return db.execute("SELECT window_id, state, batch_of FROM windows WHERE batch_of = ? ORDER BY window_id",
-                          (window_id,)).fetchall()
+        return db.execute("SELECT window_id, state, batch_of FROM windows WHERE market = ? AND batch_of = ? "
+                          "ORDER BY window_id", (self.market, window_id)).fetchall()
 
     def _set(self, db: sqlite3.Connection, window_id: int, state: str | None, fields: dict[str, Any], *,
              count_attempt: bool) -> None:
@@ -378,7 +460,8 @@ class Queue:
         if count_attempt:
             sets += ", attempts = attempts + 1"
         # Safe to interpolate: column names come from _WINDOW_FIELDS (callers check); values are bound.
-        db.execute(f"UPDATE windows SET {sets} WHERE window_id = ?", (*values.values(), window_id))  # noqa: S608
+        db.execute(f"UPDATE windows SET {sets} WHERE market = ? AND window_id = ?",  # noqa: S608
+                   (*values.values(), self.market, window_id))
 
     def record_tx(self, window_id: int, tx: TxRow, *, from_state: str) -> None:
         """Store a signed transaction and point its window (a lead: its whole batch) at it, in one transaction,
@@ -392,10 +475,10 @@ class Queue:
             for row in rows:
                 if row["state"] != from_state or from_state not in {"proved", "submitted"}:
                     raise IllegalTransition(int(row["window_id"]), row["state"], "submitted")
-            db.execute("INSERT INTO txs (tx_hash, window_id, nonce, raw_tx, max_fee, max_priority_fee, gas, created_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (tx.tx_hash, window_id, tx.nonce, tx.raw_tx, tx.max_fee, tx.max_priority_fee, tx.gas,
-                        tx.created_at))
+            db.execute("INSERT INTO txs (tx_hash, market, window_id, nonce, raw_tx, max_fee, max_priority_fee, gas, "
+                       "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (tx.tx_hash, self.market, window_id, tx.nonce, tx.raw_tx, tx.max_fee, tx.max_priority_fee,
+                        tx.gas, tx.created_at))
             fields: dict[str, Any] = {"tx_hash": tx.tx_hash, "nonce": tx.nonce, "block_number": None,
                                       "block_hash": None}
             if from_state == "proved":
@@ -404,65 +487,83 @@ class Queue:
                 self._set(db, int(row["window_id"]), "submitted", fields, count_attempt=False)
 
     def get(self, window_id: int) -> WindowRow:
-        row = self.db.execute("SELECT * FROM windows WHERE window_id = ?", (window_id,)).fetchone()
+        row = self.db.execute("SELECT * FROM windows WHERE market = ? AND window_id = ?",
+                              (self.market, window_id)).fetchone()
         if row is None:
             raise RelayError(f"window {window_id} is not in the queue")
-        return WindowRow(**dict(row))
+        return _window(row)
 
     def windows(self, *states: str) -> list[WindowRow]:
         """Windows in any of ``states`` (all when none given), oldest id first."""
         if states:
             marks = ",".join("?" * len(states))  # only placeholders are interpolated; the states are bound
-            rows = self.db.execute(f"SELECT * FROM windows WHERE state IN ({marks}) ORDER BY window_id",  # noqa: S608
-                                   states).fetchall()
+            rows = self.db.execute(
+                f"SELECT * FROM windows WHERE market = ? AND state IN ({marks}) ORDER BY window_id",  # noqa: S608
+                (self.market, *states)).fetchall()
         else:
-            rows = self.db.execute("SELECT * FROM windows ORDER BY window_id").fetchall()
-        return [WindowRow(**dict(r)) for r in rows]
+            rows = self.db.execute("SELECT * FROM windows WHERE market = ? ORDER BY window_id",
+                                   (self.market,)).fetchall()
+        return [_window(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Windows per state (every state present, zeros included)."""
-        found = dict(self.db.execute("SELECT state, COUNT(*) FROM windows GROUP BY state").fetchall())
+        found = dict(self.db.execute("SELECT state, COUNT(*) FROM windows WHERE market = ? GROUP BY state",
+                                     (self.market,)).fetchall())
         return {state: int(found.get(state, 0)) for state in STATES}
 
     def max_id(self) -> int | None:
-        value = self.db.execute("SELECT MAX(window_id) FROM windows").fetchone()[0]
+        value = self.db.execute("SELECT MAX(window_id) FROM windows WHERE market = ?", (self.market,)).fetchone()[0]
         return None if value is None else int(value)
 
     def last_confirmed(self) -> WindowRow | None:
-        row = self.db.execute("SELECT * FROM windows WHERE state = 'confirmed' ORDER BY window_id DESC LIMIT 1"
-                              ).fetchone()
-        return WindowRow(**dict(row)) if row else None
+        row = self.db.execute("SELECT * FROM windows WHERE market = ? AND state = 'confirmed' "
+                              "ORDER BY window_id DESC LIMIT 1", (self.market,)).fetchone()
+        return _window(row) if row else None
 
     def txs(self, window_id: int) -> list[TxRow]:
         """Every transaction signed for a window, first one first."""
-        rows = self.db.execute("SELECT * FROM txs WHERE window_id = ? ORDER BY created_at, rowid",
-                               (window_id,)).fetchall()
-        return [TxRow(**dict(r)) for r in rows]
+        rows = self.db.execute("SELECT * FROM txs WHERE market = ? AND window_id = ? ORDER BY created_at, rowid",
+                               (self.market, window_id)).fetchall()
+        return [_tx(r) for r in rows]
 
     def all_txs(self) -> list[TxRow]:
-        return [TxRow(**dict(r)) for r in self.db.execute("SELECT * FROM txs ORDER BY created_at, rowid")]
+        return [_tx(r) for r in self.db.execute("SELECT * FROM txs WHERE market = ? ORDER BY created_at, rowid",
+                                                (self.market,))]
+
+    def unmined_nonces(self) -> list[int]:
+        """Nonces of every market's sent, not yet mined transactions: the markets share one signer lane, so a
+        new transaction's nonce is above all of them."""
+        rows = self.db.execute("SELECT nonce FROM windows WHERE state = 'submitted' AND block_number IS NULL AND "
+                               "nonce IS NOT NULL").fetchall()
+        return sorted({int(r[0]) for r in rows})
+
+    def markets(self) -> list[str]:
+        """Every market with a window in this queue file."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT market FROM windows ORDER BY market")]
 
     # -- quarantine and feed state ----------------------------------------------------
     def quarantine(self, source: str, line: int, column: str | None, problem: str, raw: str) -> bool:
         """Record a malformed feed row; False if it was already recorded (e.g. re-read after a restart)."""
         with self._write() as db:
-            cur = db.execute("INSERT OR IGNORE INTO quarantine (source, line, column_, problem, raw, seen_at)"
-                             " VALUES (?, ?, ?, ?, ?, ?)", (source, line, column, problem, raw, self.clock()))
+            cur = db.execute("INSERT OR IGNORE INTO quarantine (market, source, line, column_, problem, raw, seen_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (self.market, source, line, column, problem, raw, self.clock()))
         return bool(cur.rowcount)
 
     def quarantined(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT * FROM quarantine ORDER BY seen_at, source, line").fetchall()
+        rows = self.db.execute("SELECT * FROM quarantine WHERE market = ? ORDER BY seen_at, source, line",
+                               (self.market,)).fetchall()
         return [{"source": r["source"], "line": r["line"], "column": r["column_"], "problem": r["problem"],
                  "raw": r["raw"]} for r in rows]
 
     def get_meta(self, key: str) -> Any:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute("SELECT value FROM meta WHERE market = ? AND key = ?", (self.market, key)).fetchone()
         return None if row is None else json.loads(row["value"])
 
     def commit_feed(self, feed_state: Any, windows: Iterable[tuple[int, int, str | None, int | None]]) -> list[int]:
         """Save the feed's cursor and enqueue the windows it cut, in one transaction (no window lost on a crash)."""
         with self._write() as db:
             added = self._insert_new(db, windows)
-            db.execute("INSERT INTO meta (key, value) VALUES ('feed', ?) ON CONFLICT(key) DO UPDATE SET "
-                       "value = excluded.value", (json.dumps(feed_state),))
+            db.execute("INSERT INTO meta (market, key, value) VALUES (?, 'feed', ?) ON CONFLICT(market, key) DO "
+                       "UPDATE SET value = excluded.value", (self.market, json.dumps(feed_state)))
         return added

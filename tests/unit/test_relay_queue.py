@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.errors import IllegalTransition, QueueError, RelayError
-from sentinel.relay.queue import FINAL, STATES, TRANSITIONS, Queue, TxRow
+from sentinel.relay.queue import DEFAULT_MARKET, FINAL, SCHEMA_VERSION, STATES, TRANSITIONS, Queue, TxRow
 
 
 @pytest.fixture
@@ -178,8 +178,8 @@ def test_a_read_only_view_sees_committed_windows_only_and_cannot_write(tmp_path:
     queue = Queue(path)
     queue.enqueue([(1, 60, None, None)])
     queue.db.execute("BEGIN IMMEDIATE")  # the daemon mid-transaction
-    queue.db.execute("INSERT INTO windows (window_id, state, end_unix, seen_at, updated_at) "
-                     "VALUES (2, 'new', 120, 0, 0)")
+    queue.db.execute("INSERT INTO windows (market, window_id, state, end_unix, seen_at, updated_at) "
+                     "VALUES ('default', 2, 'new', 120, 0, 0)")
     view = Queue.read_only(path)
     try:
         assert view.counts()["new"] == 1 and view.max_id() == 1
@@ -194,43 +194,95 @@ def test_a_read_only_view_sees_committed_windows_only_and_cannot_write(tmp_path:
     assert not (tmp_path / "absent.sqlite").exists()
 
 
-def test_a_version_1_queue_is_migrated_with_its_windows(tmp_path: Path):
-    """Queues written before the reporting policy gain the float_score column; nothing else changes."""
-    path = tmp_path / "q.sqlite"
-    q = Queue(path)
-    q.enqueue([(5, 300, "f.csv", 51)])
-    q.close()
-    db = sqlite3.connect(path)
-    db.execute("ALTER TABLE windows DROP COLUMN float_score")
-    db.execute("ALTER TABLE windows DROP COLUMN batch_of")
-    db.execute("PRAGMA user_version=1")
-    db.commit()
-    db.close()
-    q = Queue(path)
-    try:
-        assert q.get(5).state == "new" and q.get(5).float_score is None
-        q.transition(5, "screened", float_score=0.12, reason="calm")
-        assert q.get(5).float_score == 0.12 and q.get(5).batch_of is None
-        assert q.db.execute("PRAGMA user_version").fetchone()[0] == 3
-    finally:
-        q.close()
+#: the tables as schema 3 (one market) wrote them, to test the migrations from a real old file
+_V3_SCHEMA = """
+CREATE TABLE windows (window_id INTEGER PRIMARY KEY, state TEXT NOT NULL, end_unix INTEGER NOT NULL, source TEXT,
+    end_line INTEGER, attempts INTEGER NOT NULL DEFAULT 0, bundle TEXT, score REAL, float_score REAL,
+    prove_seconds REAL, tx_hash TEXT, nonce INTEGER, block_number INTEGER, block_hash TEXT, gas_used INTEGER,
+    tripped INTEGER, reason TEXT, last_error TEXT, batch_of INTEGER, seen_at REAL NOT NULL, proved_at REAL,
+    submitted_at REAL, confirmed_at REAL, updated_at REAL NOT NULL);
+CREATE INDEX windows_state ON windows(state);
+CREATE TABLE txs (tx_hash TEXT PRIMARY KEY, window_id INTEGER NOT NULL REFERENCES windows(window_id),
+    nonce INTEGER NOT NULL, raw_tx TEXT NOT NULL, max_fee INTEGER NOT NULL, max_priority_fee INTEGER NOT NULL,
+    gas INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX txs_window ON txs(window_id);
+CREATE TABLE quarantine (source TEXT NOT NULL, line INTEGER NOT NULL, column_ TEXT, problem TEXT NOT NULL,
+    raw TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (source, line));
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO windows (window_id, state, end_unix, source, end_line, attempts, tx_hash, nonce, seen_at, updated_at)
+    VALUES (5, 'submitted', 300, 'f.csv', 51, 1, '0xab', 7, 10.0, 11.0);
+INSERT INTO windows (window_id, state, end_unix, source, end_line, seen_at, updated_at)
+    VALUES (6, 'new', 360, 'f.csv', 52, 12.0, 12.0);
+INSERT INTO txs VALUES ('0xab', 5, 7, '0xf8', 100, 2, 500000, 11.0);
+INSERT INTO quarantine VALUES ('f.csv', 9, 'blr', 'missing value', 'x', 3.0);
+INSERT INTO meta VALUES ('feed', '{"files": {"f.csv": {"offset": 10}}}');
+"""
 
 
-def test_a_version_2_queue_gains_the_batch_column(tmp_path: Path):
-    path = tmp_path / "q.sqlite"
-    q = Queue(path)
-    q.enqueue([(5, 300, "f.csv", 51)])
-    q.close()
+def _old_queue(path: Path, version: int) -> None:
+    """A queue file as schema ``version`` (1, 2 or 3) left it: before 3 no batch_of, before 2 no float_score."""
     db = sqlite3.connect(path)
-    db.execute("ALTER TABLE windows DROP COLUMN batch_of")
-    db.execute("PRAGMA user_version=2")
+    db.executescript(_V3_SCHEMA)
+    if version < 3:
+        db.execute("ALTER TABLE windows DROP COLUMN batch_of")
+    if version < 2:
+        db.execute("ALTER TABLE windows DROP COLUMN float_score")
+    db.execute(f"PRAGMA user_version={version}")
     db.commit()
     db.close()
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_an_older_queue_is_migrated_with_every_row_as_the_default_markets(tmp_path: Path, version: int):
+    """Schema 1 lacked float_score, 2 batch_of, 3 the market: every window, transaction, quarantined row and the
+    feed cursor survive as the default market's, and the schema is current."""
+    path = tmp_path / "q.sqlite"
+    _old_queue(path, version)
     q = Queue(path)
     try:
-        assert q.get(5).batch_of is None and q.db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert q.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        five = q.get(5)
+        assert (five.state, five.end_unix, five.source, five.end_line, five.attempts, five.tx_hash, five.nonce,
+                five.seen_at) == ("submitted", 300, "f.csv", 51, 1, "0xab", 7, 10.0)
+        assert five.float_score is None and five.batch_of is None and q.get(6).state == "new"
+        assert [(t.tx_hash, t.window_id, t.nonce, t.gas) for t in q.txs(5)] == [("0xab", 5, 7, 500000)]
+        assert q.quarantined() == [{"source": "f.csv", "line": 9, "column": "blr", "problem": "missing value",
+                                    "raw": "x"}]
+        assert q.get_meta("feed") == {"files": {"f.csv": {"offset": 10}}}
+        assert q.unmined_nonces() == [7] and q.markets() == [DEFAULT_MARKET]
+        q.transition(6, "screened", float_score=0.12, reason="calm")  # the new columns work
+        assert q.get(6).float_score == 0.12
+        assert q.db.execute("PRAGMA foreign_key_check").fetchall() == []
+        tables = {r[0] for r in q.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"windows", "txs", "quarantine", "meta"}
     finally:
         q.close()
+    assert Queue(path, market="eth").windows() == []  # another market sees none of them
+
+
+def test_markets_share_one_file_but_never_a_row(tmp_path: Path):
+    """Window ids repeat across markets (one cadence): each market's view reads and moves only its own rows; the
+    signer lane's unmined nonces span every market."""
+    path = tmp_path / "q.sqlite"
+    eth, btc = Queue(path, market="eth"), Queue(path, market="btc")
+    try:
+        eth.commit_feed({"cursor": "eth"}, [(5, 300, "eth.csv", 51)])
+        btc.commit_feed({"cursor": "btc"}, [(5, 300, "btc.csv", 51), (6, 360, "btc.csv", 52)])
+        assert [w.window_id for w in eth.windows()] == [5] and [w.window_id for w in btc.windows()] == [5, 6]
+        assert eth.get_meta("feed") == {"cursor": "eth"} and btc.get_meta("feed") == {"cursor": "btc"}
+        eth.transition(5, "proving")
+        eth.transition(5, "proved", bundle="b", score=0.9)
+        eth.record_tx(5, TxRow("0x01", 5, 3, "0xf8", 10, 1, 100, 1.0), from_state="proved")
+        assert btc.get(5).state == "new" and btc.txs(5) == [] and [t.tx_hash for t in eth.txs(5)] == ["0x01"]
+        assert btc.unmined_nonces() == [3] == eth.unmined_nonces()
+        assert eth.counts()["submitted"] == 1 and btc.counts()["new"] == 2 and btc.max_id() == 6
+        assert eth.quarantine("eth.csv", 9, None, "bad", "x") and btc.quarantined() == []
+        assert sorted(eth.markets()) == ["btc", "eth"]
+        with pytest.raises(RelayError, match="market name 'ETH!'"):
+            Queue(path, market="ETH!")
+    finally:
+        eth.close()
+        btc.close()
 
 
 def _batch(queue: Queue) -> None:

@@ -68,7 +68,7 @@ def run_cmd(app: App, data_path: Path | None, rpc: str | None, interval: float |
     install_signal_handlers(stop)
     server = None
     if config.relay.metrics_port:
-        server = StatusServer(config.relay.metrics_host, config.relay.metrics_port, relay_.metrics,
+        server = StatusServer(config.relay.metrics_host, config.relay.metrics_port, relay_.registry,
                               relay_.health).start()
         log.info("event=serving url=http://%s:%d/healthz", config.relay.metrics_host, server.port)
     log.info("event=started data=%s db=%s", relay_.data_path, relay_.queue.path)

@@ -51,7 +51,7 @@ from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.policy import BatchPlan, auto_margin, decide, plan_batch
-from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
+from sentinel.relay.queue import DEFAULT_MARKET, FINAL, Queue, QueueLock, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
 log = logging.getLogger("sentinel.relay")
@@ -61,6 +61,17 @@ FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow", "BatchesDisabled", "
 #: Reverts that a pending transaction meets when the breaker's signing policy changed under it (quorum raised,
 #: an attester removed): its window is signed again under the policy now on chain, not sent as it is.
 RESIGN_REVERTS = frozenset({"TooFewSignatures", "NotAttester", "InvalidSignature", "SignersNotAscending"})
+
+
+class MarketLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The relay's logger for one market: every line ends with ``market=<name>`` (one daemon, many markets)."""
+
+    def __init__(self, logger: logging.Logger, market: str) -> None:
+        super().__init__(logger, {"market": market})
+        self.suffix = f" market={market}"
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{msg}{self.suffix}", kwargs
 
 
 def kv(**fields: Any) -> str:
@@ -160,7 +171,8 @@ class Relay:
 
     def __init__(self, layout: ArtifactLayout, config: SentinelConfig, *, data: Path | None = None,
                  rpc: str | None = None, db: Path | None = None, metrics: RelayMetrics | None = None,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, market: str = DEFAULT_MARKET, lock: QueueLock | None = None,
+                 nonce_lock: threading.Lock | None = None) -> None:
         from sentinel.chain.deploy import load_deployment
         from sentinel.zk.manifest import load_manifest
 
@@ -168,6 +180,8 @@ class Relay:
         self.config = config
         self.rc = config.relay
         self.clock = clock
+        self.market = market
+        self.log = MarketLog(log, market)
         if not self.rc.attesters:
             raise RelayError("relay.attesters is empty: the relay holds no attester key and asks the attester "
                              "services for signatures",
@@ -186,12 +200,17 @@ class Relay:
         self._scorer: Any = None
         self.data_path = Path(data) if data else layout.feed(config.data.feed)
         queue_path = Path(db or self.rc.db or layout.relay_db)
-        self.lock = QueueLock(queue_path)  # before anything reads or resets the queue
-        self.queue = Queue(queue_path, clock=clock)
+        #: one relay per queue file; the markets of one relay share its lock (and release it once)
+        self._own_lock = lock is None
+        self.lock = lock or QueueLock(queue_path)  # before anything reads or resets the queue
+        self.queue = Queue(queue_path, clock=clock, market=market)
+        #: held from choosing a nonce to handing the transaction to the node: markets share one signer
+        self.nonce_lock = nonce_lock or threading.Lock()
         self.feed = Feed(self.data_path, config.data, self.cadence, self.window, self.rc.keep_rows,
                          state=self.queue.get_meta("feed"), clock=self._feed_clock,
                          future_skew=self.rc.future_skew_seconds)
-        self.metrics = metrics or RelayMetrics()
+        self.registry = metrics or RelayMetrics()  #: every market's metrics (served by /metrics)
+        self.metrics = self.registry.market(market)
         self.chain: Any = None
         self.breaker: Any = None
         self._lane: Lane | None = None
@@ -236,9 +255,9 @@ class Relay:
             if w.batch_of not in (None, w.window_id):
                 continue  # moves with its batch's lead
             self.queue.transition(w.window_id, "new", last_error="interrupted while proving; retried")
-            log.warning("event=resume_proving %s", kv(window=w.window_id, attempt=w.attempts))
+            self.log.warning("event=resume_proving %s", kv(window=w.window_id, attempt=w.attempts))
         for w in self.queue.windows("submitted"):
-            log.info("event=resume_submitted %s", kv(window=w.window_id, tx=w.tx_hash, nonce=w.nonce,
+            self.log.info("event=resume_submitted %s", kv(window=w.window_id, tx=w.tx_hash, nonce=w.nonce,
                                                         attempt=w.attempts))
 
     def connect(self) -> None:
@@ -255,7 +274,7 @@ class Relay:
         chain.stop_retrying()
         self.key = role_key("relay", chain.chain_id)
         if self.key.demo:
-            log.warning("event=demo_key %s", kv(address=self.key.address, origin=self.key.origin))
+            self.log.warning("event=demo_key %s", kv(address=self.key.address, origin=self.key.origin))
         self.breaker = contract(chain, self.deployment, BREAKER)
         private = SendOnlyEndpoint(self.rc.private_rpc_url) if self.rc.private_rpc_url else None
         self._lane = Lane(chain, self.key, multiplier=self.rc.base_fee_multiplier,
@@ -263,7 +282,7 @@ class Relay:
                          bump_percent=self.rc.fee_bump_percent, priority_cap_gwei=self.rc.max_priority_fee_gwei,
                          private=private, fallback_public=self.rc.private_fallback_public)
         self.chain = chain
-        log.info("event=connected %s", kv(rpc=redact_url(chain.rpc_url), chain=chain.chain_id,
+        self.log.info("event=connected %s", kv(rpc=redact_url(chain.rpc_url), chain=chain.chain_id,
                                            signer=self.key.address, breaker=self.breaker.address,
                                            attesters=len(self.rc.attesters),
                                            private_rpc=private.label if private else None,
@@ -277,15 +296,16 @@ class Relay:
             self.prover = ProverProcess(self.layout.root, self.config)
             if self.batch_windows and self.prover.batch_windows != self.batch_windows:
                 # single proofs go on (the trip path needs nothing else); windows while tripped go alone
-                log.error("event=batch_unavailable windows=%d error=%r: every window is proved alone",
-                          self.batch_windows, self.prover.batch_error or "the batch circuit did not load")
+                self.log.error("event=batch_unavailable windows=%d error=%r: every window is proved alone",
+                               self.batch_windows, self.prover.batch_error or "the batch circuit did not load")
                 self.batch_windows = 0
 
     def close(self) -> None:
         if self.prover is not None:
             self.prover.close()
         self.queue.close()
-        self.lock.release()
+        if self._own_lock:
+            self.lock.release()
 
     # -- one pass -------------------------------------------------------------------------
     def run_once(self, stop: threading.Event | None = None) -> PassResult:
@@ -315,7 +335,7 @@ class Relay:
             if self.queue.quarantine(bad.source, bad.line, bad.column, bad.problem, bad.raw):
                 self.metrics.quarantined.inc()
                 result.quarantined += 1
-                log.warning("event=row_quarantined %s problem=%r", kv(source=bad.source, line=bad.line,
+                self.log.warning("event=row_quarantined %s problem=%r", kv(source=bad.source, line=bad.line,
                                                                        column=bad.column), bad.problem)
         if not (poll.rows or poll.bad):
             return
@@ -326,13 +346,13 @@ class Relay:
         result.rows += len(poll.rows)
         result.enqueued += added
         for wid in added:
-            log.debug("event=enqueued %s", kv(window=wid))
+            self.log.debug("event=enqueued %s", kv(window=wid))
 
     # -- proving ----------------------------------------------------------------------------
     def _skip(self, result: PassResult, window_id: int, reason: str) -> None:
         self.queue.transition(window_id, "skipped", reason=reason)
         result.skipped.append(window_id)
-        log.info("event=skipped %s reason=%r", kv(window=window_id), reason)
+        self.log.info("event=skipped %s reason=%r", kv(window=window_id), reason)
 
     def _floor(self) -> int:
         """Highest id already proved, in flight or confirmed: an older window is useless after it."""
@@ -378,21 +398,21 @@ class Relay:
                         self._prove_batch(result, plan, rows)
                         return
                     why = f"no gap-free rows held for windows {plan.windows[0]}-{plan.windows[-1]}: proved alone"
-                log.info("event=batch_released %s reason=%r", kv(window=chosen), why)
+                self.log.info("event=batch_released %s reason=%r", kv(window=chosen), why)
             elif self._screen(result, chosen, market, breaker):
                 pending.pop(chosen)
                 continue
             break
         self.load_prover()
         w = self.queue.transition(chosen, "proving", count_attempt=True)
-        log.info("event=proving %s", kv(window=w.window_id, attempt=w.attempts))
+        self.log.info("event=proving %s", kv(window=w.window_id, attempt=w.attempts))
         try:
             proved = self.prover.prove_end_row(market, len(market) - 1, timeout=self.rc.prove_timeout_seconds)
         except SentinelError as exc:
             target = "failed" if w.attempts >= self.rc.max_attempts else "new"
             self.queue.transition(w.window_id, target, last_error=str(exc))
-            log.error("event=prove_failed %s error=%r", kv(window=w.window_id, attempt=w.attempts, next=target),
-                      str(exc))
+            self.log.error("event=prove_failed %s error=%r", kv(window=w.window_id, attempt=w.attempts, next=target),
+                           str(exc))
             result.errors.append(str(exc))
             return
         if proved.window_id != w.window_id:
@@ -402,8 +422,8 @@ class Relay:
                               prove_seconds=proved.prove_seconds, proved_at=self.clock())
         self.metrics.prove_seconds.observe(proved.prove_seconds)
         result.proved.append(w.window_id)
-        log.info("event=proved %s score=%.4f seconds=%.1f", kv(window=w.window_id, attempt=w.attempts),
-                 proved.score, proved.prove_seconds)
+        self.log.info("event=proved %s score=%.4f seconds=%.1f", kv(window=w.window_id, attempt=w.attempts),
+                      proved.score, proved.prove_seconds)
 
     def _batching(self, breaker: BreakerNow) -> bool:
         """Whether windows go in K-window batch proofs now: the breaker is tripped by scores (recovery needs every
@@ -422,7 +442,7 @@ class Relay:
         for wid in plan.windows:
             if pending[wid].state == "new":
                 self.queue.transition(wid, "held", reason=plan.reason)
-                log.info("event=held %s reason=%r", kv(window=wid), plan.reason)
+                self.log.info("event=held %s reason=%r", kv(window=wid), plan.reason)
 
     def _prove_batch(self, result: PassResult, plan: BatchPlan, market: Any) -> None:
         """Prove ``plan.windows`` (consecutive, oldest first; ``market``: their rows) in one batch proof; they move
@@ -430,8 +450,8 @@ class Relay:
         ids = list(plan.windows)
         self.load_prover()
         lead = self.queue.start_batch(ids, reason=plan.reason)
-        log.info("event=proving_batch %s windows=%d-%d", kv(window=lead.window_id, attempt=lead.attempts), ids[0],
-                 ids[-1])
+        self.log.info("event=proving_batch %s windows=%d-%d", kv(window=lead.window_id, attempt=lead.attempts), ids[0],
+                      ids[-1])
         ends = list(range(len(market) - len(ids), len(market)))
         try:
             proved = self.prover.prove_windows(market, ends, timeout=self.rc.prove_timeout_seconds)
@@ -440,8 +460,8 @@ class Relay:
             self._solo = ids[0]
             target = "failed" if lead.attempts >= self.rc.max_attempts else "new"
             self.queue.transition(lead.window_id, target, last_error=str(exc))
-            log.error("event=prove_failed %s windows=%d-%d error=%r",
-                      kv(window=lead.window_id, attempt=lead.attempts, next=target), ids[0], ids[-1], str(exc))
+            self.log.error("event=prove_failed %s windows=%d-%d error=%r",
+                           kv(window=lead.window_id, attempt=lead.attempts, next=target), ids[0], ids[-1], str(exc))
             result.errors.append(str(exc))
             return
         got = proved.window_ids
@@ -456,9 +476,9 @@ class Relay:
                                           for w in proved.windows})
         self.metrics.prove_seconds.observe(proved.prove_seconds)
         result.proved.extend(ids)
-        log.info("event=proved_batch %s windows=%d-%d scores=%s seconds=%.1f",
-                 kv(window=lead.window_id, attempt=lead.attempts), ids[0], ids[-1],
-                 ",".join(f"{float(w['score']):.4f}" for w in proved.windows), proved.prove_seconds)
+        self.log.info("event=proved_batch %s windows=%d-%d scores=%s seconds=%.1f",
+                      kv(window=lead.window_id, attempt=lead.attempts), ids[0], ids[-1],
+                      ",".join(f"{float(w['score']):.4f}" for w in proved.windows), proved.prove_seconds)
 
     def _screen(self, result: PassResult, wid: int, market: Any, breaker: BreakerNow) -> bool:
         """Apply the reporting policy to ``wid``: True if it was screened (final, float score and reason kept)."""
@@ -477,11 +497,11 @@ class Relay:
         self.metrics.float_score.set(score)
         if decision.prove:
             self.queue.update(wid, float_score=score, reason=decision.reason)
-            log.info("event=to_prove %s float_score=%.4f why=%s", kv(window=wid), score, decision.why)
+            self.log.info("event=to_prove %s float_score=%.4f why=%s", kv(window=wid), score, decision.why)
             return False
         self.queue.transition(wid, "screened", float_score=score, reason=decision.reason)
         result.screened.append(wid)
-        log.info("event=screened %s float_score=%.4f reason=%r", kv(window=wid), score, decision.reason)
+        self.log.info("event=screened %s float_score=%.4f reason=%r", kv(window=wid), score, decision.reason)
         return True
 
     def _float_model(self) -> Any:
@@ -496,7 +516,7 @@ class Relay:
     def _reject(self, result: PassResult, window_id: int, reason: str) -> None:
         self.queue.transition(window_id, "rejected", reason=reason)
         result.rejected.append(window_id)
-        log.warning("event=rejected %s reason=%r", kv(window=window_id), reason)
+        self.log.warning("event=rejected %s reason=%r", kv(window=window_id), reason)
 
     def _breaker_now(self) -> BreakerNow:
         """What the relay needs of the breaker, read now (governance may change any of it at once).
@@ -570,7 +590,7 @@ class Relay:
                                       f"s, less than {INCLUSION_MARGIN_SECONDS} s to be mined (checked before sending)")
             return
         if newest.end_unix > now + FUTURE_SKEW_SECONDS:
-            log.info("event=waiting_for_chain_time %s", kv(window=wid, window_end=newest.end_unix, chain_time=now))
+            self.log.info("event=waiting_for_chain_time %s", kv(window=wid, window_end=newest.end_unix, chain_time=now))
             return
         if newest.bundle is None:
             raise RelayError(f"window {wid} is proved but the queue holds no bundle path for it")
@@ -596,19 +616,19 @@ class Relay:
             self._revert(result, newest, exc)
             return
         gas = int(estimate * self.config.chain.gas_headroom)
-        outstanding = [w.nonce for w in self.queue.windows("submitted") if w.nonce is not None]
-        nonce = self.lane.next_nonce(outstanding)
         fees = self.lane.market_fees()
         data = self.breaker.encode_abi(name, args=list(args))
-        tx = self.lane.sign({"to": self.breaker.address, "data": data}, nonce, fees, gas)
-        # Stored before it is broadcast: after a crash the same bytes are sent again, never a second signature.
-        self.queue.record_tx(wid, TxRow(tx.tx_hash, wid, nonce, tx.raw_tx, fees.max_fee, fees.max_priority_fee, gas,
-                                        self.clock()), from_state="proved")
-        attempt = self.queue.get(wid).attempts
-        log.info("event=submitting %s windows=%d max_fee=%d priority_fee=%d gas=%d",
-                 kv(window=wid, tx=tx.tx_hash, nonce=nonce, attempt=attempt), len(windows), fees.max_fee,
-                 fees.max_priority_fee, gas)
-        self._broadcast(result, wid, tx.raw_tx, tx.tx_hash)
+        with self.nonce_lock:  # every market's relay signs with the same key: one nonce each, in order
+            nonce = self.lane.next_nonce(self.queue.submitted_nonces())
+            tx = self.lane.sign({"to": self.breaker.address, "data": data}, nonce, fees, gas)
+            # Stored before it is broadcast: after a crash the same bytes are sent again, never a second signature.
+            self.queue.record_tx(wid, TxRow(tx.tx_hash, wid, nonce, tx.raw_tx, fees.max_fee, fees.max_priority_fee,
+                                            gas, self.clock()), from_state="proved")
+            attempt = self.queue.get(wid).attempts
+            self.log.info("event=submitting %s windows=%d max_fee=%d priority_fee=%d gas=%d",
+                          kv(window=wid, tx=tx.tx_hash, nonce=nonce, attempt=attempt), len(windows), fees.max_fee,
+                          fees.max_priority_fee, gas)
+            self._broadcast(result, wid, tx.raw_tx, tx.tx_hash)
         result.submitted.extend(w.window_id for w in windows)
 
     def _attest(self, result: PassResult, wid: int, message: Any, quorum: int) -> Any:
@@ -630,16 +650,17 @@ class Relay:
             self._attest_retry.pop(wid, None)
             self.attest_shortfall = None
             self.metrics.attester_shortfall.set(0)
-            log.info("event=attested %s signers=%s", kv(window=wid),
-                     ",".join(sorted(signer for signer, _ in collected.attestation.signatures)))
+            self.log.info("event=attested %s signers=%s", kv(window=wid),
+                          ",".join(sorted(signer for signer, _ in collected.attestation.signatures)))
             return collected.attestation
         wait = self._attest_backoff.wait_after(rounds)
         self._attest_retry[wid] = (rounds + 1, self.clock() + wait)
         self.attest_shortfall = {"window": wid, "rounds": rounds + 1, "retry_in": round(wait, 1),
                                  "detail": collected.shortfall()}
         self.metrics.attester_shortfall.set(1)
-        log.warning("event=attester_shortfall %s round=%d retry_in=%.1f detail=%r", kv(window=wid), rounds + 1, wait,
-                    collected.shortfall())
+        self.log.warning("event=attester_shortfall %s round=%d retry_in=%.1f detail=%r", kv(window=wid), rounds + 1,
+                         wait,
+                         collected.shortfall())
         result.errors.append(f"window {wid}: {collected.shortfall()}")
         return None
 
@@ -653,10 +674,10 @@ class Relay:
         after = " after_quorum=1" if late else ""
         if answer.outcome == "refused" or answer.outcome not in ("signed", before):
             # every refusal (it names the window's rows); an outage once, when it starts
-            log.warning("event=attester_%s %s attester=%s detail=%r%s", answer.outcome, kv(window=wid),
-                        answer.attester, answer.detail, after)
+            self.log.warning("event=attester_%s %s attester=%s detail=%r%s", answer.outcome, kv(window=wid),
+                             answer.attester, answer.detail, after)
         elif answer.outcome == "signed" and before not in (None, "signed"):
-            log.info("event=attester_back %s attester=%s%s", kv(window=wid), answer.attester, after)
+            self.log.info("event=attester_back %s attester=%s%s", kv(window=wid), answer.attester, after)
 
     def _revert(self, result: PassResult, window: WindowRow, exc: ContractRevert) -> None:
         """A decoded revert before sending: final for stale/already-reported windows, else retried then failed."""
@@ -664,7 +685,8 @@ class Relay:
         if exc.error in FINAL_REVERTS:
             self._reject(result, wid, f"{exc.error}({', '.join(f'{k}={v}' for k, v in exc.args_.items())})")
             return
-        log.error("event=revert %s error=%s args=%s", kv(window=wid, attempt=window.attempts), exc.error, exc.args_)
+        self.log.error("event=revert %s error=%s args=%s", kv(window=wid, attempt=window.attempts), exc.error,
+                       exc.args_)
         result.errors.append(str(exc))
         if window.attempts + 1 >= self.rc.max_attempts:
             self.queue.transition(wid, "failed", last_error=str(exc))
@@ -676,8 +698,8 @@ class Relay:
         if outcome in ("sent", "known"):
             self._sent_at[tx_hash] = self.clock()
         else:
-            log.warning("event=broadcast_refused %s outcome=%s node=%r", kv(window=wid, tx=tx_hash), outcome,
-                        message.splitlines()[0] if message else "")
+            self.log.warning("event=broadcast_refused %s outcome=%s node=%r", kv(window=wid, tx=tx_hash), outcome,
+                             message.splitlines()[0] if message else "")
         return outcome
 
     # -- reconciling ----------------------------------------------------------------------
@@ -699,8 +721,8 @@ class Relay:
                 self._mined(result, window, tx, receipt, head)
                 return
         if window.block_number is not None:
-            log.warning("event=reorg %s block=%s: receipt gone, sending the same transaction again",
-                        kv(window=wid, tx=window.tx_hash), window.block_number)
+            self.log.warning("event=reorg %s block=%s: receipt gone, sending the same transaction again",
+                             kv(window=wid, tx=window.tx_hash), window.block_number)
             self.queue.update(wid, block_number=None, block_hash=None)
         mined_nonce, _ = self.lane.nonces()
         if window.nonce is not None and mined_nonce > window.nonce:
@@ -719,8 +741,8 @@ class Relay:
                 # Our nonce was used after the receipt lookups above: likely by our own report, landing
                 # meanwhile (that is also why the simulation reverts). The next pass finds its receipt, or
                 # decides the nonce was taken; rejecting now would disown a report of ours on chain.
-                log.info("event=nonce_used_meanwhile %s: deciding on the next pass",
-                         kv(window=wid, tx=newest.tx_hash, nonce=window.nonce))
+                self.log.info("event=nonce_used_meanwhile %s: deciding on the next pass",
+                              kv(window=wid, tx=newest.tx_hash, nonce=window.nonce))
                 return
             # Someone reported this window first (a copy of our calldata, say) or it went stale: sending,
             # re-sending or bumping it now only pays for a revert. Replace what the node still holds.
@@ -731,7 +753,8 @@ class Relay:
                 # The quorum or the attester set changed under it: sign the window again as the breaker wants now.
                 self.queue.transition(wid, "proved", count_attempt=True, tx_hash=None, nonce=None, block_number=None,
                                       block_hash=None, last_error=f"{final}: signing policy changed; signing anew")
-                log.warning("event=resign %s reason=%r", kv(window=wid, tx=newest.tx_hash, nonce=window.nonce), final)
+                self.log.warning("event=resign %s reason=%r", kv(window=wid, tx=newest.tx_hash, nonce=window.nonce),
+                                 final)
                 return
             self._reject(result, wid, f"{final}: dropped unmined, before it could revert on chain (simulated)")
             return
@@ -765,7 +788,7 @@ class Relay:
     def _rebroadcast(self, result: PassResult, window: WindowRow, tx: TxRow) -> None:
         """Send the stored bytes again (never a new signature); bump them if the node wants a higher price."""
         self.metrics.rebroadcasts.inc()
-        log.info("event=rebroadcast %s", kv(window=window.window_id, tx=tx.tx_hash, nonce=tx.nonce,
+        self.log.info("event=rebroadcast %s", kv(window=window.window_id, tx=tx.tx_hash, nonce=tx.nonce,
                                              attempt=window.attempts, private=self.lane.sends_privately))
         if self._broadcast(result, window.window_id, tx.raw_tx, tx.tx_hash) == UNDERPRICED:
             self._bump(window, tx)
@@ -791,12 +814,12 @@ class Relay:
         fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), self.lane.market_fees(),
                                 self.rc.fee_bump_percent)
         if not within_caps(fees, self.lane.cap, self.lane.priority_cap):
-            log.error("event=fee_cap %s: cannot outbid the pending transaction to cancel it",
-                      kv(window=window.window_id, tx=old.tx_hash))
+            self.log.error("event=fee_cap %s: cannot outbid the pending transaction to cancel it",
+                           kv(window=window.window_id, tx=old.tx_hash))
             return
         tx = self.lane.sign({"to": self.key.address, "data": b"", "value": 0}, old.nonce, fees, 21_000)
-        log.warning("event=cancel %s replaces=%s", kv(window=window.window_id, tx=tx.tx_hash, nonce=old.nonce),
-                    old.tx_hash)
+        self.log.warning("event=cancel %s replaces=%s", kv(window=window.window_id, tx=tx.tx_hash, nonce=old.nonce),
+                         old.tx_hash)
         self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
 
     def _bump(self, window: WindowRow, old: TxRow) -> bool:
@@ -805,9 +828,10 @@ class Relay:
         market = self.lane.market_fees()
         fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee), market, self.rc.fee_bump_percent)
         if not within_caps(fees, self.lane.cap, self.lane.priority_cap):
-            log.error("event=fee_cap %s max_fee=%d cap=%d priority_fee=%d priority_cap=%d: not bumping further",
-                      kv(window=window.window_id, tx=old.tx_hash), fees.max_fee, self.lane.cap, fees.max_priority_fee,
-                      self.lane.priority_cap)
+            self.log.error("event=fee_cap %s max_fee=%d cap=%d priority_fee=%d priority_cap=%d: not bumping further",
+                           kv(window=window.window_id, tx=old.tx_hash), fees.max_fee, self.lane.cap,
+                           fees.max_priority_fee,
+                           self.lane.priority_cap)
             return False
         from eth_account.typed_transactions.typed_transaction import TypedTransaction
         from hexbytes import HexBytes
@@ -819,9 +843,9 @@ class Relay:
                                                      fees.max_priority_fee, old.gas, self.clock()),
                              from_state="submitted")
         self.metrics.fee_bumps.inc()
-        log.warning("event=fee_bump %s replaces=%s max_fee=%d priority_fee=%d",
-                    kv(window=window.window_id, tx=tx.tx_hash, nonce=old.nonce, attempt=window.attempts),
-                    old.tx_hash, fees.max_fee, fees.max_priority_fee)
+        self.log.warning("event=fee_bump %s replaces=%s max_fee=%d priority_fee=%d",
+                         kv(window=window.window_id, tx=tx.tx_hash, nonce=old.nonce, attempt=window.attempts),
+                         old.tx_hash, fees.max_fee, fees.max_priority_fee)
         self._broadcast(PassResult(), window.window_id, tx.raw_tx, tx.tx_hash)
         return True
 
@@ -838,7 +862,7 @@ class Relay:
         if reporters:
             tx = next(iter(reporters))
             if tx in ours:  # ours after all: its receipt will be found on a later pass
-                log.info("event=report_seen %s: waiting for the receipt", kv(window=wid, tx=tx))
+                self.log.info("event=report_seen %s: waiting for the receipt", kv(window=wid, tx=tx))
                 return
             self._reject(result, wid, f"already reported on chain by tx {tx}, not one of ours")
             return
@@ -850,8 +874,8 @@ class Relay:
         self.queue.transition(wid, "proved", count_attempt=True, tx_hash=None, nonce=None, block_number=None,
                               block_hash=None,
                               last_error=f"nonce {window.nonce} was used by another transaction; none of ours mined")
-        log.warning("event=nonce_taken %s: signing the window again with a fresh nonce",
-                    kv(window=wid, tx=window.tx_hash, nonce=window.nonce, attempt=window.attempts))
+        self.log.warning("event=nonce_taken %s: signing the window again with a fresh nonce",
+                         kv(window=wid, tx=window.tx_hash, nonce=window.nonce, attempt=window.attempts))
 
     def _mined(self, result: PassResult, window: WindowRow, tx: TxRow, receipt: Any, head: Any) -> None:
         from sentinel.chain.breaker import report_events
@@ -863,22 +887,23 @@ class Relay:
         if window.block_number != block or window.block_hash != block_hash or window.tx_hash != tx_hash:
             self.queue.update(wid, block_number=block, block_hash=block_hash, tx_hash=tx_hash,
                               per_window={wid: {"gas_used": int(receipt["gasUsed"])}})
-            log.info("event=mined %s block=%d gas=%d status=%d", kv(window=wid, tx=tx_hash, nonce=tx.nonce,
+            self.log.info("event=mined %s block=%d gas=%d status=%d", kv(window=wid, tx=tx_hash, nonce=tx.nonce,
                                                                     attempt=window.attempts),
-                     block, int(receipt["gasUsed"]), int(receipt["status"]))
+                          block, int(receipt["gasUsed"]), int(receipt["status"]))
         if int(receipt["status"]) != 1:
             last = self._last_on_chain()
             if wid <= last:
                 self._reject(result, wid, f"reverted on chain (tx {tx_hash}); the breaker's last window is {last}")
             else:
                 self.queue.transition(wid, "failed", last_error=f"reverted on chain (tx {tx_hash})")
-                log.error("event=failed %s: reverted on chain", kv(window=wid, tx=tx_hash))
+                self.log.error("event=failed %s: reverted on chain", kv(window=wid, tx=tx_hash))
             return
         confirmations = int(head["number"]) - block + 1
         if confirmations < self.rc.confirmations:
             return
         if not self.lane.canonical(block, block_hash):
-            log.warning("event=reorg %s block=%d: the block is no longer canonical", kv(window=wid, tx=tx_hash), block)
+            self.log.warning("event=reorg %s block=%d: the block is no longer canonical", kv(window=wid, tx=tx_hash),
+                             block)
             self.queue.update(wid, block_number=None, block_hash=None)
             return
         ids = [w.window_id for w in self.queue.batch(wid)]
@@ -895,9 +920,9 @@ class Relay:
         self.metrics.submit_gas.observe(int(receipt["gasUsed"]))
         self.metrics.last_score.set(scores[-1])
         result.confirmed.extend(ids)
-        log.info("event=confirmed %s block=%d confirmations=%d score=%.4f tripped=%s%s",
-                 kv(window=wid, tx=tx_hash, nonce=tx.nonce, attempt=window.attempts), block, confirmations, scores[-1],
-                 bool(reports[-1]["tripped"]), f" windows={ids[0]}-{ids[-1]}" if len(ids) > 1 else "")
+        self.log.info("event=confirmed %s block=%d confirmations=%d score=%.4f tripped=%s%s",
+                      kv(window=wid, tx=tx_hash, nonce=tx.nonce, attempt=window.attempts), block, confirmations,
+                      scores[-1], bool(reports[-1]["tripped"]), f" windows={ids[0]}-{ids[-1]}" if len(ids) > 1 else "")
 
     # -- observability ----------------------------------------------------------------------
     def refresh_metrics(self) -> None:

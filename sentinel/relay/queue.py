@@ -23,7 +23,7 @@ States::
 One queue serves every market of a relay: a :class:`Queue` is one market's view
 of the file (its ``market`` names it; window ids repeat across markets, which
 share a cadence), and the tables key everything by market. What crosses markets
-is the signer lane's nonces: :meth:`Queue.unmined_nonces` reads every market's.
+is the signer lane's nonces: :meth:`Queue.submitted_nonces` reads every market's.
 
 A batch (K consecutive windows in one proof and one ``submitBatch``) is K
 rows whose ``batch_of`` is the batch's lead, its newest window. They move
@@ -530,12 +530,12 @@ class Queue:
         return [_tx(r) for r in self.db.execute("SELECT * FROM txs WHERE market = ? ORDER BY created_at, rowid",
                                                 (self.market,))]
 
-    def unmined_nonces(self) -> list[int]:
-        """Nonces of every market's sent, not yet mined transactions: the markets share one signer lane, so a
-        new transaction's nonce is above all of them."""
-        rows = self.db.execute("SELECT nonce FROM windows WHERE state = 'submitted' AND block_number IS NULL AND "
-                               "nonce IS NOT NULL").fetchall()
-        return sorted({int(r[0]) for r in rows})
+    def submitted_nonces(self) -> list[int]:
+        """Nonces of every market's ``submitted`` transactions (sent, not yet confirmed): the markets share one
+        signer lane, so a new transaction's nonce is above all of them."""
+        rows = self.db.execute("SELECT DISTINCT nonce FROM windows WHERE state = 'submitted' AND nonce IS NOT NULL "
+                               "ORDER BY nonce").fetchall()
+        return [int(r[0]) for r in rows]
 
     def markets(self) -> list[str]:
         """Every market with a window in this queue file."""

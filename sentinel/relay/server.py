@@ -16,43 +16,82 @@ from sentinel.errors import RelayError
 
 
 class RelayMetrics:
-    """The relay's Prometheus metrics."""
+    """The relay's Prometheus metrics, every one labelled with its market (one relay guards many).
+
+    A market's relay records through :meth:`market`'s view, which fills the label in.
+    """
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
         r = self.registry
-        self.prove_seconds = Histogram("sentinel_relay_prove_seconds", "Seconds to prove one window", registry=r,
+        m = ["market"]
+        self.prove_seconds = Histogram("sentinel_relay_prove_seconds", "Seconds to prove one window", m, registry=r,
                                        buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120, 300))
-        self.windows = Gauge("sentinel_relay_windows", "Windows in the queue by state", ["state"], registry=r)
-        self.submit_gas = Histogram("sentinel_relay_submit_gas", "Gas used by confirmed submit transactions",
+        self.windows = Gauge("sentinel_relay_windows", "Windows in the queue by state", [*m, "state"], registry=r)
+        self.submit_gas = Histogram("sentinel_relay_submit_gas", "Gas used by confirmed submit transactions", m,
                                     registry=r, buckets=(2e5, 4e5, 6e5, 8e5, 9e5, 1e6, 1.2e6, 1.5e6, 2e6))
-        self.last_score = Gauge("sentinel_relay_last_score", "Risk score of the last confirmed report", registry=r)
+        self.last_score = Gauge("sentinel_relay_last_score", "Risk score of the last confirmed report", m, registry=r)
         self.float_score = Gauge("sentinel_relay_float_score", "Float-model score of the last window the reporting "
-                                 "policy looked at (relay.report = risk)", registry=r)
-        self.tripped = Gauge("sentinel_relay_breaker_tripped", "1 while the breaker is tripped", registry=r)
-        self.rpc_errors = Counter("sentinel_relay_rpc_errors", "JSON-RPC calls that failed (node down, timeout)",
+                                 "policy looked at (relay.report = risk)", m, registry=r)
+        self.tripped = Gauge("sentinel_relay_breaker_tripped", "1 while the breaker is tripped", m, registry=r)
+        self.rpc_errors = Counter("sentinel_relay_rpc_errors", "JSON-RPC calls that failed (node down, timeout)", m,
                                   registry=r)
-        self.fee_bumps = Counter("sentinel_relay_fee_bumps", "Same-nonce replacements with bumped fees", registry=r)
-        self.rebroadcasts = Counter("sentinel_relay_rebroadcasts", "Stored raw transactions sent again", registry=r)
-        self.quarantined = Counter("sentinel_relay_quarantined_rows", "Malformed feed rows quarantined", registry=r)
-        self.last_confirmed = Gauge("sentinel_relay_last_confirmed_window", "Id of the last confirmed window",
+        self.fee_bumps = Counter("sentinel_relay_fee_bumps", "Same-nonce replacements with bumped fees", m,
+                                 registry=r)
+        self.rebroadcasts = Counter("sentinel_relay_rebroadcasts", "Stored raw transactions sent again", m,
+                                    registry=r)
+        self.quarantined = Counter("sentinel_relay_quarantined_rows", "Malformed feed rows quarantined", m,
+                                   registry=r)
+        self.last_confirmed = Gauge("sentinel_relay_last_confirmed_window", "Id of the last confirmed window", m,
                                     registry=r)
         self.attester_requests = Counter(
             "sentinel_relay_attester_requests", "Signature requests to attester services by outcome (signed, "
-            "refused, unavailable, invalid, unregistered)", ["attester", "outcome"], registry=r)
+            "refused, unavailable, invalid, unregistered)", [*m, "attester", "outcome"], registry=r)
         self.attester_seconds = Histogram("sentinel_relay_attester_seconds", "Seconds until an attester answered",
-                                          registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+                                          m, registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
         self.attester_shortfall = Gauge("sentinel_relay_attester_shortfall",
-                                        "1 while the next window waits for its attester quorum", registry=r)
+                                        "1 while the next window waits for its attester quorum", m, registry=r)
         self.lag = Gauge("sentinel_relay_lag_seconds",
-                         "Feed time from the last confirmed window's end to the newest row", registry=r)
+                         "Feed time from the last confirmed window's end to the newest row", m, registry=r)
+
+    def market(self, name: str) -> MarketMetrics:
+        """The metrics as one market records them (its label filled in)."""
+        return MarketMetrics(self, name)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry)
+
+
+class MarketMetrics:
+    """One market's view of :class:`RelayMetrics`: the same attributes, the ``market`` label already set
+    (``windows`` and ``attester_requests`` still take their own labels through ``labels(...)``)."""
+
+    _OWN_LABELS = frozenset({"windows", "attester_requests"})
+
+    def __init__(self, metrics: RelayMetrics, market: str) -> None:
+        self.all = metrics
+        self.name = market
+
+    def __getattr__(self, attr: str) -> Any:
+        metric = getattr(self.all, attr)
+        if attr in self._OWN_LABELS:
+            return _Partial(metric, self.name)
+        return metric.labels(market=self.name)
+
+
+class _Partial:
+    """A labelled metric with its market fixed: ``labels(state=...)`` fills in the rest."""
+
+    def __init__(self, metric: Any, market: str) -> None:
+        self.metric = metric
+        self.market = market
+
+    def labels(self, **labels: str) -> Any:
+        return self.metric.labels(market=self.market, **labels)
 
 
 class StatusServer:

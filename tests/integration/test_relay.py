@@ -290,10 +290,10 @@ def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: 
         assert health["lag_seconds"] is not None and health["lag_seconds"] >= 0
         _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
         text = metrics.decode()
-        for name in ("sentinel_relay_prove_seconds_bucket", 'sentinel_relay_windows{state="confirmed"}',
+        for name in ("sentinel_relay_prove_seconds_bucket", 'sentinel_relay_windows{market="default",state="confirmed"}',
                      "sentinel_relay_submit_gas_bucket", "sentinel_relay_last_score",
                      "sentinel_relay_breaker_tripped", "sentinel_relay_rpc_errors_total",
-                     "sentinel_relay_quarantined_rows_total 1.0"):
+                     'sentinel_relay_quarantined_rows_total{market="default"} 1.0'):
             assert name in text, name
         world.wait("every window settled", settled(world, 108), 60, mine=True, process=relay)
     finally:
@@ -656,7 +656,7 @@ def test_quorum_with_one_attester_down_and_a_window_waits_while_two_are(world: W
         assert status == 200 and shortfall["window"] == waiting["window_id"]
         assert shortfall["detail"].startswith("1 of 2 signatures") and "unavailable" in shortfall["detail"]
         _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
-        assert "sentinel_relay_attester_shortfall 1.0" in metrics.decode()
+        assert 'sentinel_relay_attester_shortfall{market="default"} 1.0' in metrics.decode()
         assert 'outcome="unavailable"' in metrics.decode()
         b.start()
         world.wait("the waiting window confirmed once b is back", settled(world, 54), 90, mine=True, process=relay)

@@ -249,7 +249,7 @@ def test_an_older_queue_is_migrated_with_every_row_as_the_default_markets(tmp_pa
         assert q.quarantined() == [{"source": "f.csv", "line": 9, "column": "blr", "problem": "missing value",
                                     "raw": "x"}]
         assert q.get_meta("feed") == {"files": {"f.csv": {"offset": 10}}}
-        assert q.unmined_nonces() == [7] and q.markets() == [DEFAULT_MARKET]
+        assert q.submitted_nonces() == [7] and q.markets() == [DEFAULT_MARKET]
         q.transition(6, "screened", float_score=0.12, reason="calm")  # the new columns work
         assert q.get(6).float_score == 0.12
         assert q.db.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -274,7 +274,7 @@ def test_markets_share_one_file_but_never_a_row(tmp_path: Path):
         eth.transition(5, "proved", bundle="b", score=0.9)
         eth.record_tx(5, TxRow("0x01", 5, 3, "0xf8", 10, 1, 100, 1.0), from_state="proved")
         assert btc.get(5).state == "new" and btc.txs(5) == [] and [t.tx_hash for t in eth.txs(5)] == ["0x01"]
-        assert btc.unmined_nonces() == [3] == eth.unmined_nonces()
+        assert btc.submitted_nonces() == [3] == eth.submitted_nonces()
         assert eth.counts()["submitted"] == 1 and btc.counts()["new"] == 2 and btc.max_id() == 6
         assert eth.quarantine("eth.csv", 9, None, "bad", "x") and btc.quarantined() == []
         assert sorted(eth.markets()) == ["btc", "eth"]

@@ -747,7 +747,9 @@ class Relay:
             # Someone reported this window first (a copy of our calldata, say) or it went stale: sending,
             # re-sending or bumping it now only pays for a revert. Replace what the node still holds.
             # (a private endpoint may hold ours unseen by the main node: replace it there too, to be sure)
-            if self.lane.sends_privately or self.lane.known(newest.tx_hash):
+            # Another market's transaction behind this nonce would wait forever for it: fill it even if the
+            # node forgot ours.
+            if self.lane.sends_privately or self.lane.known(newest.tx_hash) or self._waited_on(window):
                 self._cancel(window, newest)
             if error in RESIGN_REVERTS:
                 # The quorum or the attester set changed under it: sign the window again as the breaker wants now.
@@ -808,6 +810,11 @@ class Relay:
             if exc.error in FINAL_REVERTS | RESIGN_REVERTS:
                 return exc.error, f"{exc.error}({', '.join(f'{k}={v}' for k, v in exc.args_.items())})"
         return None
+
+    def _waited_on(self, window: WindowRow) -> bool:
+        """True if a transaction of another market (one signer, one nonce sequence) waits behind this window's
+        nonce: left unused, it would stall every later one."""
+        return window.nonce is not None and any(n > window.nonce for n in self.queue.submitted_nonces())
 
     def _cancel(self, window: WindowRow, old: TxRow) -> None:
         """Replace our pending ``old`` by a plain self-transfer at its nonce (21,000 gas instead of a revert)."""

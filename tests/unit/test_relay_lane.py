@@ -301,7 +301,7 @@ WINDOW_ID, WINDOW_END = 7, 1_750_000_000 - 120
 
 
 def relay_on(tmp_path, node: FakeNode, private: FakePrivate | None, clock: Clock, *, fallback: bool = False,
-             stuck: float = 30.0) -> Any:
+             stuck: float = 30.0, **shared: Any) -> Any:
     """A Relay on a fake node (and private endpoint), its queue in ``tmp_path``: as after ``connect``."""
     import json
 
@@ -320,7 +320,7 @@ def relay_on(tmp_path, node: FakeNode, private: FakePrivate | None, clock: Clock
     layout.circuit_manifest.write_text(json.dumps({"window": 50, "cadence_seconds": 60}))
     config = load_config(tmp_path, {"relay.stuck_seconds": stuck, "relay.private_fallback_public": fallback,
                                     "relay.attesters": "http://127.0.0.1:9"}, env={})
-    relay = Relay(layout, config, data=tmp_path / "feed.csv", db=tmp_path / "queue.sqlite", clock=clock)
+    relay = Relay(layout, config, data=tmp_path / "feed.csv", db=tmp_path / "queue.sqlite", clock=clock, **shared)
     relay.key = demo_key(6)
     relay.chain = FakeChain(node)
     relay._lane = Lane(relay.chain, relay.key, multiplier=2.0, priority_gwei=0, cap_gwei=1000, bump_percent=12.5,
@@ -328,7 +328,7 @@ def relay_on(tmp_path, node: FakeNode, private: FakePrivate | None, clock: Clock
     return relay
 
 
-def send_report(relay: Any) -> str:
+def send_report(relay: Any, nonce: int = 0) -> str:
     """What submit_next does once the window is attested: sign, store, then broadcast (the calldata is a stand-in)."""
     from sentinel.relay.daemon import PassResult
     from sentinel.relay.queue import TxRow
@@ -339,8 +339,8 @@ def send_report(relay: Any) -> str:
         queue.transition(WINDOW_ID, "proving")
         queue.transition(WINDOW_ID, "proved")
     fees = relay.lane.market_fees()
-    tx = relay.lane.sign({"to": "0x" + "22" * 20, "data": "0x1234"}, 0, fees, 200_000)
-    queue.record_tx(WINDOW_ID, TxRow(tx.tx_hash, WINDOW_ID, 0, tx.raw_tx, fees.max_fee, fees.max_priority_fee,
+    tx = relay.lane.sign({"to": "0x" + "22" * 20, "data": "0x1234"}, nonce, fees, 200_000)
+    queue.record_tx(WINDOW_ID, TxRow(tx.tx_hash, WINDOW_ID, nonce, tx.raw_tx, fees.max_fee, fees.max_priority_fee,
                                      200_000, relay.clock()), from_state="proved")
     relay._broadcast(PassResult(), WINDOW_ID, tx.raw_tx, tx.tx_hash)
     return str(tx.raw_tx)
@@ -563,3 +563,39 @@ def test_a_pending_report_signed_under_an_old_quorum_is_replaced_and_signed_agai
     assert node.sent[0] == raw and len(node.sent) == 2  # ours, then the self-transfer that replaces it
     cancel = TypedTransaction.from_bytes(HexBytes(node.sent[1])).as_dict()
     assert cancel["nonce"] == 0 and cancel["gas"] == 21_000
+
+
+def test_markets_on_one_signer_take_distinct_nonces_and_a_dropped_one_is_filled(tmp_path):
+    """Two markets' relays in one process share the signer: a nonce is above every market's sent transaction
+    even when the node forgot them; and when one market drops its unmined transaction (the window was reported
+    by someone else) while another market's waits behind its nonce, the nonce is filled by a cancel, though the
+    node no longer holds the dropped one: left unused, it would stall the other market for good."""
+    import threading
+
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+    from hexbytes import HexBytes
+
+    from sentinel.relay.queue import QueueLock
+
+    node = FakeNode()
+    node.keeps_pool = False  # the node forgets: only the queue knows which nonces are taken
+    clock = Clock(1000.0)
+    lock, nonces = QueueLock(tmp_path / "queue.sqlite"), threading.Lock()
+    eth = relay_on(tmp_path, node, None, clock, market="eth", lock=lock, nonce_lock=nonces)
+    btc = relay_on(tmp_path, node, None, clock, market="btc", lock=lock, nonce_lock=nonces)
+    first = eth.lane.next_nonce(eth.queue.submitted_nonces())
+    send_report(eth, first)
+    second = btc.lane.next_nonce(btc.queue.submitted_nonces())
+    send_report(btc, second)
+    assert (first, second) == (0, 1)
+    assert eth.queue.get(WINDOW_ID).nonce == 0 and btc.queue.get(WINDOW_ID).nonce == 1  # one id, two markets
+    node.reported = True  # eth's window was reported by a copy first: its transaction can only revert now
+    clock.now += 1
+    result = reconcile(eth)
+    assert result.rejected == [WINDOW_ID] and eth.queue.get(WINDOW_ID).state == "rejected"
+    cancel = TypedTransaction.from_bytes(HexBytes(node.sent[-1])).as_dict()
+    assert cancel["nonce"] == 0 and cancel["gas"] == 21_000  # nonce 0 filled: btc's nonce 1 can be mined
+    assert btc.queue.get(WINDOW_ID).state == "submitted"
+    eth.close()
+    btc.close()
+    lock.release()

@@ -291,7 +291,8 @@ def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: 
         _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
         text = metrics.decode()
         for name in ("sentinel_relay_prove_seconds_bucket",
-                     'sentinel_relay_windows{market="default",state="confirmed"}', "sentinel_relay_submit_gas_bucket", "sentinel_relay_last_score",
+                     'sentinel_relay_windows{market="default",state="confirmed"}', "sentinel_relay_submit_gas_bucket",
+                     "sentinel_relay_last_score",
                      "sentinel_relay_breaker_tripped", "sentinel_relay_rpc_errors_total",
                      'sentinel_relay_quarantined_rows_total{market="default"} 1.0'):
             assert name in text, name

@@ -234,8 +234,8 @@ class Deployments:
 
 
 def write_deployments(layout: ArtifactLayout, deployments: Deployments) -> None:
-    """``deployments.json``, atomically."""
-    atomic_write_text(layout.deployments, json.dumps(deployments.to_dict(), indent=1, sort_keys=True) + "\n")
+    """``deployments.json``, atomically (keys unsorted: the markets stay in configuration order)."""
+    atomic_write_text(layout.deployments, json.dumps(deployments.to_dict(), indent=1) + "\n")
 
 
 def deploy_project(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,

@@ -25,6 +25,11 @@ CONFIG_FILE_NAME = "sentinel.toml"
 #: Most windows one batch proof may carry (the breaker stores K in a uint8; proving time grows with K).
 MAX_BATCH_WINDOWS = 16
 ENV_PREFIX = "SENTINEL_"
+#: The one market a project without ``[markets.<name>]`` tables guards (data.feed, its own artifacts, relay.attesters).
+DEFAULT_MARKET = "default"
+#: The implicit default market's asset label (its demo token is sUSD, as before markets existed).
+DEFAULT_ASSET = "USD"
+MARKET_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
 
 def _f(default: Any, doc: str, *, secret: bool = False) -> Any:
@@ -277,6 +282,25 @@ class AttesterConfig:
 
 
 @dataclass(frozen=True)
+class MarketConfig:
+    """One guarded market, a ``[markets.<name>]`` table: its feed, its artifact set, its attesters, its asset.
+
+    Each market gets its own breaker (pinned to its own verifier) and vault at ``sentinel deploy``.
+    """
+
+    name: str = _f(DEFAULT_MARKET, "the market's name, the table's: [a-z0-9_-]{1,32}")
+    feed: str = _f("", "the market's depth feed, a CSV or a directory of them, relative to the project root "
+                       "('' = data.feed)")
+    artifacts: str = _f("", "directory of the market's artifact set, laid out like a project root (models/, "
+                            "circuits/: what `sentinel onboard` writes), relative to the project root "
+                            "('' = this project's own)")
+    attesters: tuple[str, ...] = _f((), "attester service URLs that sign this market's windows (a TOML array; "
+                                        "empty = relay.attesters)")
+    asset: str = _f("", "label of the asset the market's vault moves, e.g. WETH ('' = the market's name; the "
+                        f"implicit default market's is {DEFAULT_ASSET})")
+
+
+@dataclass(frozen=True)
 class SentinelConfig:
     """All of Sentinel's settings."""
 
@@ -287,15 +311,23 @@ class SentinelConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     attester: AttesterConfig = field(default_factory=AttesterConfig)
+    #: the guarded markets in file order; without ``[markets.<name>]`` tables, one named ``default``
+    markets: tuple[MarketConfig, ...] = (MarketConfig(asset=DEFAULT_ASSET),)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Plain nested dict of every setting (for ``--json`` and model cards)."""
-        return dataclasses.asdict(self)
+        """Plain nested dict of every setting (for ``--json`` and model cards): ``{section: {key: value}}``, the
+        markets as ``{"markets": {name: {key: value}}}``, so ``{"markets.NAME": table}`` overrides give them back
+        to :func:`load_config`."""
+        out = {name: dataclasses.asdict(getattr(self, name)) for name in _sections()}
+        out["markets"] = {m.name: {k: v for k, v in dataclasses.asdict(m).items() if k != "name"}
+                          for m in self.markets}
+        return out
 
 
 def _sections() -> dict[str, type]:
+    """The ``[section]`` dataclasses by name (the markets' tables are apart: see :func:`_apply_market`)."""
     hints = typing.get_type_hints(SentinelConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(SentinelConfig)}
+    return {f.name: hints[f.name] for f in dataclasses.fields(SentinelConfig) if f.name != "markets"}
 
 
 #: The layers a value can come from, lowest precedence first.
@@ -333,12 +365,17 @@ class ResolvedConfig:
     def settings(self) -> list[Setting]:
         """Every setting (dotted name, value, source, doc), in declaration order."""
         rows: list[Setting] = []
-        for section in dataclasses.fields(self.config):
-            sub = getattr(self.config, section.name)
+        for section in _sections():
+            sub = getattr(self.config, section)
             for f in dataclasses.fields(sub):
-                name = f"{section.name}.{f.name}"
+                name = f"{section}.{f.name}"
                 rows.append(Setting(name, getattr(sub, f.name), self.sources[name], f.metadata.get("doc", ""),
                                     bool(f.metadata.get("secret", False))))
+        for market in self.config.markets:
+            for f in dataclasses.fields(market):
+                if f.name != "name":
+                    name = f"markets.{market.name}.{f.name}"
+                    rows.append(Setting(name, getattr(market, f.name), self.sources[name], f.metadata.get("doc", "")))
         return rows
 
 
@@ -377,8 +414,11 @@ def _apply(
     source: Source, where: str,
 ) -> None:
     sections = _sections()
+    if section == "markets":
+        _apply_market(values, sources, key, raw, source, where)
+        return
     if section not in sections:
-        raise ConfigError(f"{where}: unknown section '{section}' (known: {', '.join(sections)})")
+        raise ConfigError(f"{where}: unknown section '{section}' (known: {', '.join([*sections, 'markets'])})")
     cls = sections[section]
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -388,6 +428,41 @@ def _apply(
         )
     values.setdefault(section, {})[key] = _coerce(raw, hints[key], where)
     sources[f"{section}.{key}"] = source
+
+
+def _apply_market(
+    values: dict[str, dict[str, Any]], sources: dict[str, Source], name: str, table: Any, source: Source, where: str,
+) -> None:
+    """One ``[markets.<name>]`` table (from the file, or a ``markets.<name>`` override holding a table, as
+    :meth:`SentinelConfig.to_dict` gives them), field by field over what an earlier layer set."""
+    table_name = f"[markets.{name}]"
+    if not MARKET_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: {table_name}: a market name must match [a-z0-9_-]{{1,32}}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: {table_name} must be a table of market settings, got {type(table).__name__} "
+                          "(markets are set in sentinel.toml)")
+    hints = typing.get_type_hints(MarketConfig)
+    names = sorted(f.name for f in dataclasses.fields(MarketConfig) if f.name != "name")
+    market = values.setdefault("markets", {}).setdefault(name, {})
+    for key, raw in table.items():
+        if key not in names:
+            raise ConfigError(f"{where}: {table_name}: unknown setting '{key}' (known: {', '.join(names)})")
+        market[key] = _coerce(raw, hints[key], f"{where}: {table_name} {key}")
+        sources[f"markets.{name}.{key}"] = source
+
+
+def _build_markets(values: dict[str, dict[str, Any]], sources: dict[str, Source]) -> tuple[MarketConfig, ...]:
+    """The configured markets in the order first named, each asset defaulting to its name; without any table,
+    the implicit default market."""
+    tables = values.get("markets") or {DEFAULT_MARKET: {"asset": DEFAULT_ASSET}}
+    built = []
+    for name, fields in tables.items():
+        market = MarketConfig(name=name, **fields)
+        built.append(market if market.asset else dataclasses.replace(market, asset=name))
+        for f in dataclasses.fields(MarketConfig):
+            if f.name != "name":
+                sources.setdefault(f"markets.{name}.{f.name}", Source("default"))
+    return tuple(built)
 
 
 def config_file(root: Path, env: Mapping[str, str] | None = None) -> Path:
@@ -420,7 +495,10 @@ def resolve_config(
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: '{section}' must be a [table]")
             for key, raw in table.items():
-                _apply(values, sources, section, key, raw, Source("file", str(path)), f"{path}: [{section}] {key}")
+                if section == "markets":  # [markets.<name>] tables: the key is the market's name
+                    _apply_market(values, sources, key, raw, Source("file", str(path)), str(path))
+                else:
+                    _apply(values, sources, section, key, raw, Source("file", str(path)), f"{path}: [{section}] {key}")
     elif ENV_PREFIX + "CONFIG" in env:
         raise ConfigError(f"{path}: configuration file named by {ENV_PREFIX}CONFIG does not exist")
 
@@ -437,7 +515,7 @@ def resolve_config(
         _apply(values, sources, section, key, raw, Source("flag"), f"option {dotted}")
 
     built = {name: cls(**values.get(name, {})) for name, cls in _sections().items()}
-    config = SentinelConfig(**built)
+    config = SentinelConfig(**built, markets=_build_markets(values, sources))
     _check(config)
     return ResolvedConfig(config, sources, path)
 
@@ -579,6 +657,20 @@ def _check(config: SentinelConfig) -> None:
     if not 0 <= relay.metrics_port <= 65535:
         raise ConfigError("relay.metrics_port must be in 0..65535 (0 = off)")
     _check_attester(config.attester)
+    _check_markets(config.markets)
+
+
+def _check_markets(markets: tuple[MarketConfig, ...]) -> None:
+    for market in markets:
+        where = f"[markets.{market.name}]"
+        for i, url in enumerate(market.attesters):
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{where} attesters[{i}] must be an http(s) URL, got "
+                                  f"{redact_url(url) or url[:16]!r}")
+        if len({u.rstrip("/") for u in market.attesters}) != len(market.attesters):
+            raise ConfigError(f"{where} attesters: an attester URL appears twice (each party is asked once)")
+        if not market.asset.strip():
+            raise ConfigError(f"{where} asset must not be blank")
 
 
 def _check_attester(attester: AttesterConfig) -> None:

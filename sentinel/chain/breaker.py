@@ -15,7 +15,7 @@ from typing import Any
 from sentinel.artifacts import ArtifactLayout, atomic_write_text
 from sentinel.chain import eip712
 from sentinel.chain.client import Chain
-from sentinel.chain.deploy import Deployment, load_deployment
+from sentinel.chain.deploy import Deployment, load_deployment, load_deployments
 from sentinel.chain.encoding import (
     AttestationMessage,
     BatchBundle,
@@ -269,13 +269,25 @@ def vault_state(chain: Chain, vault: Any, token: Any, account: str) -> dict[str,
     }
 
 
-def status(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None) -> dict[str, Any]:
-    """Breaker and vault state of the deployment, with the chain's head."""
-    deployment = load_deployment(layout)
+def status(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
+           market: str | None = None) -> dict[str, Any]:
+    """Breaker and vault state of one market's deployment (``market``, else the only or the default one), with
+    the chain's head."""
+    return market_status(load_deployment(layout, market), config, rpc)
+
+
+def statuses(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`market_status` of every deployed market, by name, in deployment order."""
+    return {name: market_status(d, config, rpc) for name, d in load_deployments(layout).markets.items()}
+
+
+def market_status(deployment: Deployment, config: SentinelConfig, rpc: str | None = None) -> dict[str, Any]:
+    """Breaker and vault state of a market's deployment, with the chain's head."""
     chain = connect(deployment, config, rpc)
     head = chain.block()
     user = role_key("vault_user", chain.chain_id).address
     return {
+        "market": deployment.market, "asset": deployment.asset,
         "chain_id": chain.chain_id, "block": int(head["number"]), "block_timestamp": int(head["timestamp"]),
         "breaker_address": deployment.address(BREAKER),
         "breaker": breaker_state(chain, contract(chain, deployment, BREAKER)),
@@ -296,21 +308,23 @@ class VaultResult:
     tx_hash: str
     gas_used: int
     account: str
+    market: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def vault_action(layout: ArtifactLayout, config: SentinelConfig, action: str, amount: float,
-                 rpc: str | None = None) -> VaultResult:
-    """``deposit``, ``withdraw``, ``borrow`` or ``repay`` ``amount`` tokens as the vault user."""
+                 rpc: str | None = None, market: str | None = None) -> VaultResult:
+    """``deposit``, ``withdraw``, ``borrow`` or ``repay`` ``amount`` tokens as the vault user, in ``market``'s
+    vault (else the only or the default market's)."""
     from decimal import Decimal
 
     if action not in {"deposit", "withdraw", "borrow", "repay"}:
         raise ChainError(f"unknown vault action '{action}'")
     if amount <= 0:
         raise ChainError(f"vault {action}: amount must be > 0, got {amount}")
-    deployment = load_deployment(layout)
+    deployment = load_deployment(layout, market)
     chain = connect(deployment, config, rpc)
     key = role_key("vault_user", chain.chain_id)
     vault, token = contract(chain, deployment, VAULT), contract(chain, deployment, TOKEN)
@@ -319,4 +333,4 @@ def vault_action(layout: ArtifactLayout, config: SentinelConfig, action: str, am
         chain.transact(token.functions.approve(vault.address, units), key, f"vault {action}: approve")
     receipt = chain.transact(getattr(vault.functions, action)(units), key, f"vault {action} of {amount:g}")
     return VaultResult(action, amount, "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["gasUsed"]),
-                       key.address)
+                       key.address, deployment.market)

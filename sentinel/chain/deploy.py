@@ -1,13 +1,14 @@
-"""``sentinel deploy``: compile the contracts, deploy verifier, breaker, token and vault, record them.
+"""``sentinel deploy``: compile the contracts; per market, deploy verifier, breaker, token and vault; record them.
 
-The verifier is the circuit build's ``circuits/Halo2Verifier.json`` (its
-runtime code must hash to the manifest's ``verifier_runtime_sha256``, checked
-again on chain after deployment). When the build made the batch circuit too
-(the single manifest's ``batch`` entry), its verifier (``circuits/batch/``) is
-deployed and checked the same way and handed to the breaker with its windows
-per proof; otherwise the breaker gets none (batches disabled). The breaker's policy comes from the
-``[chain]`` config, each unset field from the model card's trip policy.
-``deployments.json`` is written once everything has been deployed and checked.
+Each market (``[markets.<name>]``, else the one ``default`` market: see :mod:`sentinel.markets`) gets its own
+contracts from its own artifact set. Its verifier is the circuit build's ``circuits/Halo2Verifier.json`` (its
+runtime code must hash to the manifest's ``verifier_runtime_sha256``, checked again on chain after deployment).
+When the build made the batch circuit too (the single manifest's ``batch`` entry), its verifier
+(``circuits/batch/``) is deployed and checked the same way and handed to the breaker with its windows per proof;
+otherwise the breaker gets none (batches disabled). The breaker's policy comes from the ``[chain]`` config, each
+unset field from the market's model card trip policy. The market's DemoToken and GuardedVault follow: the vault
+consults its own market's breaker. ``deployments.json`` (version 2: one entry per market) is written once every
+market has been deployed and checked; a version-1 file (one deployment) reads as the ``default`` market.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_arti
 from sentinel.chain.client import Chain, Deployed
 from sentinel.chain.encoding import MAX_SCORE_SCALE, read_json, to_wad
 from sentinel.chain.keys import Key, attester_keys, role_key
-from sentinel.config import ChainConfig, SentinelConfig
+from sentinel.config import DEFAULT_ASSET, DEFAULT_MARKET, ChainConfig, SentinelConfig
 from sentinel.errors import ArtifactFieldError, ChainError, CircuitError, ConfigError
+from sentinel.markets import Market, markets, pick
 from sentinel.toolchain.solc import CompiledContract, compile_files
 from sentinel.zk.layout import InstanceLayout
 from sentinel.zk.manifest import load_batch_manifest, load_manifest
@@ -32,7 +34,7 @@ from sentinel.zk.manifest import load_batch_manifest, load_manifest
 CONTRACT_FILES = ("SentinelBreaker.sol", "GuardedVault.sol", "DemoToken.sol")
 #: solc optimizer runs for Sentinel's own contracts (favours cheap calls over small code).
 OPTIMIZER_RUNS = 1000
-DEPLOYMENTS_VERSION = 1
+DEPLOYMENTS_VERSION = 2
 #: Demo token minted to the vault user at deployment (18 decimals).
 DEMO_MINT = 1_000_000 * 10**18
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -181,7 +183,7 @@ class ContractRecord(TypedDict):
 
 @dataclass(frozen=True)
 class Deployment:
-    """What ``deployments.json`` records."""
+    """One market's deployment, as ``deployments.json`` records it (with the settings every market shares)."""
 
     chain_id: int
     rpc_url: str
@@ -198,11 +200,13 @@ class Deployment:
     circuit: dict[str, Any]
     contracts: dict[str, ContractRecord]
     compiler: str
-    version: int = DEPLOYMENTS_VERSION
     #: the breaker's batch verifier (contracts["BatchHalo2Verifier"]) and windows per batch proof; zero and 0 when
     #: the circuit build made no batch circuit
     batch_verifier: str = ZERO_ADDRESS
     batch_windows: int = 0
+    market: str = DEFAULT_MARKET
+    asset: str = DEFAULT_ASSET  #: label of the asset the market's vault moves (its DemoToken is s<asset>)
+    artifacts: str = ""  #: the market's artifact set, relative to the project root ('' = the project's own)
 
     def address(self, name: str) -> str:
         return self.contracts[name]["address"]
@@ -211,36 +215,106 @@ class Deployment:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Deployments:
+    """What ``deployments.json`` records: every market's deployment, in configuration order."""
+
+    markets: dict[str, Deployment]
+
+    def names(self) -> list[str]:
+        return list(self.markets)
+
+    def market(self, name: str | None = None) -> Deployment:
+        """The market ``name``; without one, the only market or the one called ``default`` (else a ConfigError
+        naming the markets)."""
+        return self.markets[pick(self.names(), name, "deployments.json")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": DEPLOYMENTS_VERSION, "markets": {name: d.to_dict() for name, d in self.markets.items()}}
+
+
+def write_deployments(layout: ArtifactLayout, deployments: Deployments) -> None:
+    """``deployments.json``, atomically (keys unsorted: the markets stay in configuration order)."""
+    atomic_write_text(layout.deployments, json.dumps(deployments.to_dict(), indent=1) + "\n")
+
+
+def deploy_project(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
+                   progress: Any = None) -> Deployments:
+    """Deploy every market (see :func:`deploy_markets`), then write deployments.json."""
+    deployments = deploy_markets(layout, config, rpc, progress)
+    write_deployments(layout, deployments)
+    return deployments
+
+
 def deploy_all(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
                progress: Any = None) -> Deployment:
-    """Deploy everything (see :func:`deploy_contracts`), then write deployments.json atomically."""
-    deployment = deploy_contracts(layout, config, rpc, progress)
-    atomic_write_text(layout.deployments, json.dumps(deployment.to_dict(), indent=1, sort_keys=True) + "\n")
-    return deployment
+    """A one-market project's :func:`deploy_project`: its market's deployment (several markets: ConfigError)."""
+    _one_market(config)
+    return deploy_project(layout, config, rpc, progress).market()
 
 
 def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
                      progress: Any = None) -> Deployment:
-    """Compile, deploy verifier, breaker, token and vault, check the verifier's code on chain; writes nothing."""
-    from sentinel.model.pipeline import load_card
+    """A one-market project's :func:`deploy_markets`: its market's deployment, nothing written."""
+    _one_market(config)
+    return deploy_markets(layout, config, rpc, progress).market()
 
+
+def _one_market(config: SentinelConfig) -> None:
+    if len(config.markets) != 1:
+        raise ConfigError(f"{len(config.markets)} markets configured ({', '.join(m.name for m in config.markets)}); "
+                          "this step deploys one", hint="deploy them all with `sentinel deploy` (deploy_project)")
+
+
+def deploy_markets(layout: ArtifactLayout, config: SentinelConfig, rpc: str | None = None,
+                   progress: Any = None) -> Deployments:
+    """Compile once, then per market deploy its verifier(s), breaker, token and vault, each verifier's code
+    checked on chain; writes nothing. Every market's artifacts are checked before the first transaction."""
     say = progress or (lambda step, detail: None)
     url = rpc_url(config.chain, rpc)
-    verifier, manifest = verifier_contract(layout)
-    batch = batch_verifier_contract(layout, manifest)
-    policy = resolve_policy(config.chain, load_card(layout) if not all(
-        getattr(config.chain, f) for f in ("trip_threshold", "reset_threshold", "trip_after", "reset_after")) else None)
+    every = markets(config, layout)
+    plans = [(market, _plan(market, config)) for market in every]
     say("compile", f"contracts in {layout.contracts_dir} with npm solc")
     compiled = compile_contracts(layout)
     chain = Chain(url, [c.abi for c in compiled.values()], gas_headroom=config.chain.gas_headroom,
                   receipt_timeout=config.chain.receipt_timeout_seconds)
     roles = resolve_roles(config.chain, chain.chain_id)
-    scale = int(manifest["instances"]["score_scale"])
-    cadence = breaker_cadence(manifest, layout.circuit_manifest)
+    found: dict[str, Deployment] = {}
+    for (market, plan), settings in zip(plans, config.markets, strict=True):
+        tell = say if len(every) == 1 else (lambda step, detail, name=market.name: say(step, f"{name}: {detail}"))
+        found[market.name] = _deploy_market(chain, compiled, roles, config, market, plan, settings.artifacts, tell)
+    return Deployments(found)
 
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one market deploys, read and checked from its artifact set before any transaction."""
+
+    verifier: CompiledContract
+    manifest: dict[str, Any]
+    batch: tuple[CompiledContract, dict[str, Any]] | None
+    policy: BreakerPolicy
+    cadence: int
+
+
+def _plan(market: Market, config: SentinelConfig) -> _Plan:
+    from sentinel.model.pipeline import load_card
+
+    verifier, manifest = verifier_contract(market.layout)
+    batch = batch_verifier_contract(market.layout, manifest)
+    policy = resolve_policy(config.chain, load_card(market.layout) if not all(
+        getattr(config.chain, f) for f in ("trip_threshold", "reset_threshold", "trip_after", "reset_after")) else None)
+    return _Plan(verifier, manifest, batch, policy, breaker_cadence(manifest, market.layout.circuit_manifest))
+
+
+def _deploy_market(chain: Chain, compiled: dict[str, CompiledContract], roles: Roles, config: SentinelConfig,
+                   market: Market, plan: _Plan, artifacts: str, say: Any) -> Deployment:
+    """One market's verifier (and batch verifier), breaker, token and vault; the token minted to the vault user."""
+    manifest, policy, batch = plan.manifest, plan.policy, plan.batch
+    scale = int(manifest["instances"]["score_scale"])
     results: dict[str, Deployed] = {}
-    say("deploy", f"Halo2Verifier ({len(verifier.runtime)} bytes of runtime code) on chain {chain.chain_id}")
-    results["Halo2Verifier"] = chain.deploy(verifier, [], roles.deployer)
+    say("deploy", f"Halo2Verifier ({len(plan.verifier.runtime)} bytes of runtime code) on chain {chain.chain_id}")
+    results["Halo2Verifier"] = chain.deploy(plan.verifier, [], roles.deployer)
     on_chain = chain.code(results["Halo2Verifier"].address)
     if hashlib.sha256(on_chain).hexdigest() != manifest["verifier_runtime_sha256"]:
         raise ChainError("deployed verifier code differs from the circuit manifest's verifier_runtime_sha256")
@@ -257,15 +331,17 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
                   f"reset <= {policy.reset_threshold:.4f} x{policy.reset_after}, quorum {policy.quorum} of "
                   f"{len(roles.attesters)}")
     results["SentinelBreaker"] = chain.deploy(compiled["SentinelBreaker"], [
-        results["Halo2Verifier"].address, scale, cadence, policy.params(), roles.attesters, roles.deployer.address,
-        roles.guardian, config.chain.timelock_seconds, batch_address, batch_windows], roles.deployer)
-    results["DemoToken"] = chain.deploy(compiled["DemoToken"], ["Sentinel Demo USD", "sUSD"], roles.deployer)
+        results["Halo2Verifier"].address, scale, plan.cadence, policy.params(), roles.attesters,
+        roles.deployer.address, roles.guardian, config.chain.timelock_seconds, batch_address, batch_windows],
+        roles.deployer)
+    results["DemoToken"] = chain.deploy(compiled["DemoToken"], [f"Sentinel Demo {market.asset}", f"s{market.asset}"],
+                                        roles.deployer)
     results["GuardedVault"] = chain.deploy(compiled["GuardedVault"], [
         results["DemoToken"].address, results["SentinelBreaker"].address], roles.deployer)
     token = chain.contract(results["DemoToken"].address, compiled["DemoToken"].abi)
     chain.transact(token.functions.mint(roles.vault_user, DEMO_MINT), roles.deployer, "minting demo tokens")
 
-    verifiers = {"Halo2Verifier": verifier, **({"BatchHalo2Verifier": batch[0]} if batch is not None else {})}
+    verifiers = {"Halo2Verifier": plan.verifier, **({"BatchHalo2Verifier": batch[0]} if batch is not None else {})}
     contracts: dict[str, ContractRecord] = {}
     for name, d in results.items():
         source = verifiers[name] if name in verifiers else compiled[name]
@@ -277,7 +353,7 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
             "abi": source.abi,
         }
     return Deployment(
-        chain_id=chain.chain_id, rpc_url=url, block=results["Halo2Verifier"].block,
+        chain_id=chain.chain_id, rpc_url=chain.rpc_url, block=results["Halo2Verifier"].block,
         deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), deployer=roles.deployer.address,
         governance=roles.deployer.address, guardian=roles.guardian, attesters=roles.attesters,
         quorum=policy.quorum, timelock_seconds=config.chain.timelock_seconds, score_scale=scale,
@@ -290,6 +366,7 @@ def deploy_contracts(layout: ArtifactLayout, config: SentinelConfig, rpc: str | 
                      "verifier_runtime_sha256": batch[1]["verifier_runtime_sha256"]}},
         contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
         batch_verifier=batch_address, batch_windows=batch_windows,
+        market=market.name, asset=market.asset, artifacts=artifacts,
     )
 
 
@@ -302,13 +379,28 @@ def breaker_cadence(manifest: dict[str, Any], where: Path) -> int:
     return int(cadence)
 
 
-def load_deployment(layout: ArtifactLayout) -> Deployment:
-    """``deployments.json``, or an error saying to deploy first."""
+def load_deployments(layout: ArtifactLayout) -> Deployments:
+    """``deployments.json``, every market (a version-1 file is the one ``default`` market), or an error saying to
+    deploy first."""
     path = layout.deployments
     if not path.exists():
         raise ChainError(f"{path}: nothing deployed yet", hint="run `sentinel deploy`")
     doc = read_json(path, "deployments file")
+    version = doc.pop("version", 1)
     try:
-        return Deployment(**doc)
+        if version == 1:
+            return Deployments({DEFAULT_MARKET: Deployment(**doc)})
+        if version != DEPLOYMENTS_VERSION:
+            raise ArtifactFieldError(path, "version", f"{version} is not 1 or {DEPLOYMENTS_VERSION}",
+                                     hint="run `sentinel deploy` again")
+        entries = doc.get("markets")
+        if not isinstance(entries, dict) or not entries:
+            raise ArtifactFieldError(path, "markets", "not a table of market deployments")
+        return Deployments({name: Deployment(**{**entry, "market": name}) for name, entry in entries.items()})
     except TypeError as exc:
         raise ArtifactFieldError(path, "(file)", f"not a deployments file of this version: {exc}") from None
+
+
+def load_deployment(layout: ArtifactLayout, market: str | None = None) -> Deployment:
+    """One market's deployment from ``deployments.json``: ``market``, else the only or the ``default`` one."""
+    return load_deployments(layout).market(market)

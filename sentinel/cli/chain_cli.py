@@ -71,24 +71,30 @@ def down(app: App) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def chain_status(app: App, rpc: str | None, as_json: bool) -> None:
-    """Local Anvil, then the deployed breaker's state and the vault's, if deployed."""
+    """Local Anvil, then every deployed market's breaker state and vault, if deployed.
+
+    JSON: ``markets`` maps each market to its state; ``deployment`` is the only (or the default) market's.
+    """
     from sentinel.chain.anvil import running_chain
-    from sentinel.chain.breaker import status
+    from sentinel.chain.breaker import statuses
+    from sentinel.config import DEFAULT_MARKET
 
     local = running_chain(app.layout)
     if not as_json:
         click.echo(f"local anvil: {local.rpc_url} (pid {local.pid})" if local else "local anvil: not running")
-    payload: dict[str, Any] = {"local_anvil": local.to_dict() if local else None, "deployment": None}
+    payload: dict[str, Any] = {"local_anvil": local.to_dict() if local else None, "deployment": None, "markets": {}}
     if app.layout.deployments.exists():
-        payload["deployment"] = status(app.layout, app.config(), rpc)
+        payload["markets"] = statuses(app.layout, app.config(), rpc)
+        found = payload["markets"]
+        payload["deployment"] = next(iter(found.values())) if len(found) == 1 else found.get(DEFAULT_MARKET)
     if as_json:
         emit_json(payload)
         return
-    dep = payload["deployment"]
-    if dep is None:
+    if not payload["markets"]:
         click.echo("breaker: not deployed (run `sentinel deploy`)")
         return
-    _print_state(dep)
+    for dep in payload["markets"].values():
+        _print_state(dep, named=len(payload["markets"]) > 1)
 
 
 def _trip_state(breaker: dict[str, Any]) -> str:
@@ -97,8 +103,11 @@ def _trip_state(breaker: dict[str, Any]) -> str:
     return "TRIPPED by hand (only governance recovers)" if breaker.get("manual_trip") else "TRIPPED"
 
 
-def _print_state(dep: dict[str, Any]) -> None:
+def _print_state(dep: dict[str, Any], *, named: bool = False) -> None:
+    """A market's breaker and vault, two lines (``named``: after a line naming the market and its asset)."""
     b, v = dep["breaker"], dep["vault"]
+    if named:
+        click.echo(f"market {dep['market']} (asset {dep['asset']}):")
     click.echo(f"breaker {dep['breaker_address']} on chain {dep['chain_id']} (block {dep['block']}): "
                f"{_trip_state(b)}; last window {b['last_window_id']}, "
                f"high streak {b['high_streak']}/{b['trip_after']} (>= {b['trip_threshold']:.4f}), "
@@ -128,26 +137,36 @@ def warp(app: App, to: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the deployment as JSON.")
 @click.pass_obj
 def deploy(app: App, rpc: str | None, as_json: bool) -> None:
-    """Compile (npm solc) and deploy verifier, breaker, demo token and vault; write deployments.json."""
-    from sentinel.chain.deploy import deploy_all
+    """Compile (npm solc) and deploy, per market, verifier, breaker, demo token and vault; write deployments.json.
 
-    deployment = deploy_all(app.layout, app.config(), rpc, progress=progress)
-    if deployment.chain_id == 31337 and deployment.deployer == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266":
+    JSON: one market's deployment as before; with several markets, ``{"version", "markets": {name: ...}}``.
+    """
+    from sentinel.chain.deploy import deploy_project
+
+    deployments = deploy_project(app.layout, app.config(), rpc, progress=progress)
+    every = list(deployments.markets.values())
+    if every[0].chain_id == 31337 and every[0].deployer == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266":
         warn("deployed with UNSAFE demo keys (Anvil's public dev accounts): local chains only")
-    if deployment.circuit["srs_test_only"]:
-        warn("the verifier's circuit was set up with a TEST-ONLY SRS: proofs can be forged")
+    for d in every:
+        if d.circuit["srs_test_only"]:
+            warn(f"{'' if len(every) == 1 else f'market {d.market}: '}the verifier's circuit was set up with a "
+                 "TEST-ONLY SRS: proofs can be forged")
     if as_json:
-        payload = deployment.to_dict()
-        for entry in payload["contracts"].values():
-            entry.pop("abi")
-        emit_json(payload)
+        payload = deployments.to_dict()
+        for entry in payload["markets"].values():
+            for contract in entry["contracts"].values():
+                contract.pop("abi")
+        emit_json(payload["markets"][every[0].market] if len(every) == 1 else payload)
         return
-    for name, c in deployment.contracts.items():
-        click.echo(f"{name:16s} {c['address']}  gas {c['gas_used']:>9,}  runtime {c['runtime_bytes']:>6,} bytes")
-    p = deployment.policy
-    click.echo(f"policy ({p['source']}): trip >= {p['trip_threshold']:.4f} x{p['trip_after']}, reset <= "
-               f"{p['reset_threshold']:.4f} x{p['reset_after']}, cooldown {p['cooldown_seconds']} s, max age "
-               f"{p['max_age_seconds']} s, quorum {deployment.quorum} of {len(deployment.attesters)}")
+    for d in every:
+        if len(every) > 1:
+            click.echo(f"market {d.market} (asset {d.asset}):")
+        for name, c in d.contracts.items():
+            click.echo(f"{name:16s} {c['address']}  gas {c['gas_used']:>9,}  runtime {c['runtime_bytes']:>6,} bytes")
+        p = d.policy
+        click.echo(f"policy ({p['source']}): trip >= {p['trip_threshold']:.4f} x{p['trip_after']}, reset <= "
+                   f"{p['reset_threshold']:.4f} x{p['reset_after']}, cooldown {p['cooldown_seconds']} s, max age "
+                   f"{p['max_age_seconds']} s, quorum {d.quorum} of {len(d.attesters)}")
     click.echo(f"wrote {app.layout.deployments}")
 
 
@@ -200,14 +219,20 @@ def vault() -> None:
     """The guarded example vault (as the demo user): status, deposit, withdraw, borrow, repay."""
 
 
+#: ``--market NAME``: which market's vault (default: the only market, or the one called default).
+market_option = click.option("--market", "market", default=None, metavar="NAME",
+                             help="The market whose vault to use  [default: the only market, or 'default']")
+
+
 @vault.command(name="status")
+@market_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def vault_status(app: App, as_json: bool) -> None:
-    """Breaker and vault state."""
+def vault_status(app: App, market: str | None, as_json: bool) -> None:
+    """A market's breaker and vault state."""
     from sentinel.chain.breaker import status
 
-    payload = status(app.layout, app.config())
+    payload = status(app.layout, app.config(), market=market)
     if as_json:
         emit_json(payload)
     else:
@@ -217,12 +242,13 @@ def vault_status(app: App, as_json: bool) -> None:
 def _vault_command(action: str) -> click.Command:
     @click.command(name=action, help=f"{action.capitalize()} AMOUNT demo tokens as the vault user.")
     @click.argument("amount", type=float)
+    @market_option
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.pass_obj
-    def command(app: App, amount: float, as_json: bool) -> None:
+    def command(app: App, amount: float, market: str | None, as_json: bool) -> None:
         from sentinel.chain.breaker import vault_action
 
-        result = vault_action(app.layout, app.config(), action, amount)
+        result = vault_action(app.layout, app.config(), action, amount, market=market)
         if as_json:
             emit_json(result.to_dict())
         else:

@@ -99,7 +99,7 @@ class Rig:
         self.feed = feed  #: the relay's feed file
         self.copies = copies  #: each attester party's copy of the feed, fed in step
         #: this thread's own read-only view of the queue (the relay's connection belongs to its thread)
-        self.view = Queue.read_only(relay.queue.path)
+        self.view = Queue.read_only(relay.queue.path, market=relay.market)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=run, args=(relay, self._stop), name="relay", daemon=True)
         self._worker.start()

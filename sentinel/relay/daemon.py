@@ -45,13 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.artifacts import ArtifactLayout
-from sentinel.config import SentinelConfig
+from sentinel.config import DEFAULT_MARKET, SentinelConfig
 from sentinel.data.feed import Feed, reference_time
 from sentinel.data.windows import FUTURE_SKEW_SECONDS
 from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.policy import BatchPlan, auto_margin, decide, plan_batch
-from sentinel.relay.queue import DEFAULT_MARKET, FINAL, Queue, QueueLock, TxRow, WindowRow
+from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
 from sentinel.relay.server import RelayMetrics
 
 log = logging.getLogger("sentinel.relay")
@@ -171,8 +171,13 @@ class Relay:
 
     def __init__(self, layout: ArtifactLayout, config: SentinelConfig, *, data: Path | None = None,
                  rpc: str | None = None, db: Path | None = None, metrics: RelayMetrics | None = None,
-                 clock: Any = time.time, market: str = DEFAULT_MARKET, lock: QueueLock | None = None,
+                 clock: Any = time.time, market: str = DEFAULT_MARKET, artifacts: ArtifactLayout | None = None,
+                 deployment: Any = None, attesters: tuple[str, ...] | None = None, lock: QueueLock | None = None,
                  nonce_lock: threading.Lock | None = None) -> None:
+        """One market's relay: ``layout`` is the project (deployments, queue), ``artifacts`` the market's model and
+        circuit (default: the project's), ``deployment`` its breaker (default: the project's only one),
+        ``attesters`` its attester services (default: relay.attesters). The markets of one daemon share the
+        queue file and its ``lock``, the signer's ``nonce_lock`` and the ``metrics`` registry."""
         from sentinel.chain.deploy import load_deployment
         from sentinel.zk.manifest import load_manifest
 
@@ -182,16 +187,18 @@ class Relay:
         self.clock = clock
         self.market = market
         self.log = MarketLog(log, market)
-        if not self.rc.attesters:
-            raise RelayError("relay.attesters is empty: the relay holds no attester key and asks the attester "
-                             "services for signatures",
+        self.artifacts = artifacts or layout
+        self.attesters = tuple(attesters) if attesters else self.rc.attesters
+        if not self.attesters:
+            raise RelayError(f"market {market}: no attester services: the relay holds no attester key and asks the "
+                             "attester services for signatures",
                              hint="start `sentinel attester serve` per attester party and list their URLs in "
-                                  "relay.attesters (or SENTINEL_RELAY__ATTESTERS=url,url)")
-        self.deployment = load_deployment(layout)
+                                  "relay.attesters (or SENTINEL_RELAY__ATTESTERS=url,url), or the market's attesters")
+        self.deployment = deployment or load_deployment(layout)
         # endpoints in order of preference: an explicit rpc alone, else relay.rpc_urls, else relay.rpc_url
         self.rpc = rpc or (self.rc.rpc_urls[0] if self.rc.rpc_urls else self.rc.rpc_url) or None
         self.rpc_fallbacks = () if rpc else self.rc.rpc_urls[1:]
-        manifest = load_manifest(layout)
+        manifest = load_manifest(self.artifacts)
         self.window = int(manifest["window"])
         self.cadence = float(manifest["cadence_seconds"])
         #: risk mode proves windows whose float score is within this of the trip threshold
@@ -284,7 +291,7 @@ class Relay:
         self.chain = chain
         self.log.info("event=connected %s", kv(rpc=redact_url(chain.rpc_url), chain=chain.chain_id,
                                            signer=self.key.address, breaker=self.breaker.address,
-                                           attesters=len(self.rc.attesters),
+                                           attesters=len(self.attesters),
                                            private_rpc=private.label if private else None,
                                            fallback_public=self.rc.private_fallback_public if private else None))
 
@@ -293,7 +300,7 @@ class Relay:
         if self.prover is None:
             from sentinel.relay.prover import ProverProcess
 
-            self.prover = ProverProcess(self.layout.root, self.config)
+            self.prover = ProverProcess(self.artifacts.root, self.config)
             if self.batch_windows and self.prover.batch_windows != self.batch_windows:
                 # single proofs go on (the trip path needs nothing else); windows while tripped go alone
                 self.log.error("event=batch_unavailable windows=%d error=%r: every window is proved alone",
@@ -509,7 +516,7 @@ class Relay:
         if self._scorer is None:
             from sentinel.model.export import OnnxScorer
 
-            self._scorer = OnnxScorer(self.layout.onnx_model)
+            self._scorer = OnnxScorer(self.artifacts.onnx_model)
         return self._scorer
 
     # -- submitting --------------------------------------------------------------------------
@@ -640,7 +647,7 @@ class Relay:
         rounds, next_at = self._attest_retry.get(wid, (0, 0.0))
         if self.clock() < next_at:
             return None
-        collected = collect(self.rc.attesters, message, chain_id=self.chain.chain_id,
+        collected = collect(self.attesters, message, chain_id=self.chain.chain_id,
                             breaker=self.breaker.address, registered=self._registered_attesters(), quorum=quorum,
                             timeout=self.rc.attester_timeout_seconds,
                             on_late=lambda answer: self._record_answer(wid, answer, late=True))
@@ -947,7 +954,7 @@ class Relay:
     def health(self) -> dict[str, Any]:
         """What /healthz answers. It runs in the status server's thread: the queue is read on a read-only
         connection of its own, never the daemon's."""
-        reader = Queue.read_only(self.queue.path)
+        reader = Queue.read_only(self.queue.path, market=self.market)
         try:
             last, top, counts = reader.last_confirmed(), reader.max_id(), reader.counts()
         finally:

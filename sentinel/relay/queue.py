@@ -38,7 +38,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sentinel.config import DEFAULT_MARKET, MARKET_NAME
 from sentinel.errors import IllegalTransition, QueueError, RelayError
 
 
@@ -82,10 +82,7 @@ class QueueLock:
 #: 2 added windows.float_score (and the screened state), 3 windows.batch_of (and the held state), 4 the market
 #: (every table keyed by it); older queues are migrated, their rows become the default market's
 SCHEMA_VERSION = 4
-#: the market of a relay without ``[markets]`` tables, and of every row of a queue written before schema 4
-DEFAULT_MARKET = "default"
-#: what may name a market: it keys the queue and labels metrics and log lines
-MARKET_NAME = re.compile(r"[a-z0-9_-]{1,32}")
+
 
 STATES = ("new", "held", "screened", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
 FINAL = frozenset({"screened", "confirmed", "rejected", "skipped", "failed"})

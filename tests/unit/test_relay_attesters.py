@@ -167,7 +167,7 @@ def test_the_relay_refuses_to_start_without_attesters(tmp_path):
     from sentinel.errors import RelayError
     from sentinel.relay.daemon import Relay
 
-    with pytest.raises(RelayError, match=r"relay\.attesters is empty"):
+    with pytest.raises(RelayError, match=r"market default: no attester services"):
         Relay(ArtifactLayout(tmp_path), load_config(tmp_path, env={}), db=tmp_path / "q.sqlite")
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sentinel.errors import IllegalTransition, QueueError, RelayError
-from sentinel.relay.queue import DEFAULT_MARKET, FINAL, SCHEMA_VERSION, STATES, TRANSITIONS, Queue, TxRow
+from sentinel.config import DEFAULT_MARKET
+from sentinel.relay.queue import FINAL, SCHEMA_VERSION, STATES, TRANSITIONS, Queue, TxRow
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sentinel.cli.common import App, emit_json, feed_option
 
 if TYPE_CHECKING:
     from sentinel.config import SentinelConfig
-    from sentinel.relay.daemon import Relay
+    from sentinel.relay.multi import MarketRelays
 
 
 def _overrides(data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
@@ -28,6 +28,8 @@ _DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), defa
 _CONF = click.option("--confirmations", type=int, default=None, help="Blocks before confirmed  [default: 2]")
 _ATTESTERS = click.option("--attesters", default=None, metavar="URL,URL,...",
                           help="Attester services to ask for signatures  [default: relay.attesters]")
+_MARKET = click.option("--market", "market_name", default=None, metavar="NAME",
+                       help="Relay this market only  [default: every [markets.<name>] of sentinel.toml]")
 
 
 @click.group()
@@ -36,11 +38,40 @@ def relay() -> None:
 
 
 def _start(app: App, data: Path | None, rpc: str | None, interval: float | None, db: Path | None,
-           metrics_port: int | None, confirmations: int | None, attesters: str | None) -> tuple[Relay, SentinelConfig]:
-    from sentinel.relay.daemon import Relay
+           metrics_port: int | None, confirmations: int | None, attesters: str | None,
+           market_name: str | None) -> tuple[MarketRelays, SentinelConfig]:
+    """A relay per market (or the one named), sharing one queue file, its lock, the signer and the metrics."""
+    import threading
+
+    from sentinel.chain.deploy import load_deployments
+    from sentinel.markets import markets, pick
+    from sentinel.relay.daemon import Relay, queue_path
+    from sentinel.relay.multi import MarketRelays
+    from sentinel.relay.queue import QueueLock
+    from sentinel.relay.server import RelayMetrics
 
     config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations, attesters))
-    return Relay(app.layout, config, rpc=rpc), config  # --rpc: that one endpoint, whatever relay.rpc_urls says
+    every = markets(config, app.layout)
+    if market_name is not None:
+        chosen = pick([m.name for m in every], market_name, "the configuration")
+        every = [m for m in every if m.name == chosen]
+    if data is not None and len(every) > 1:
+        raise click.UsageError(f"--data names one feed and this project guards {len(every)} markets "
+                               f"({', '.join(m.name for m in every)}): add --market NAME")
+    deployments = load_deployments(app.layout)
+    lock, metrics, nonces = QueueLock(queue_path(app.layout, config)), RelayMetrics(), threading.Lock()
+    relays: list[Relay] = []
+    try:
+        for m in every:  # --rpc: that one endpoint, whatever relay.rpc_urls says
+            relays.append(Relay(app.layout, config, rpc=rpc, data=m.feed, metrics=metrics, market=m.name,
+                                artifacts=m.layout, deployment=deployments.market(m.name), attesters=m.attesters,
+                                lock=lock, nonce_lock=nonces))
+    except BaseException:
+        for relay in relays:
+            relay.close()
+        lock.release()
+        raise
+    return MarketRelays(relays, lock, metrics), config
 
 
 @relay.command(name="run")
@@ -52,34 +83,38 @@ def _start(app: App, data: Path | None, rpc: str | None, interval: float | None,
               help="Port of /healthz and /metrics on 127.0.0.1 (0 = off)  [default: 9464]")
 @_CONF
 @_ATTESTERS
+@_MARKET
 @click.pass_obj
 def run_cmd(app: App, data_path: Path | None, rpc: str | None, interval: float | None, db: Path | None,
-            metrics_port: int | None, confirmations: int | None, attesters: str | None) -> None:
-    """Run until SIGTERM/SIGINT (the current step finishes first). Logs one line per event on stderr."""
+            metrics_port: int | None, confirmations: int | None, attesters: str | None,
+            market_name: str | None) -> None:
+    """Run until SIGTERM/SIGINT (the current step finishes first). Logs one line per event on stderr.
+
+    Every market of sentinel.toml is relayed by this one process, each in its own thread."""
     import logging
     import threading
 
-    from sentinel.relay.daemon import install_signal_handlers, run
+    from sentinel.relay.daemon import install_signal_handlers
     from sentinel.relay.server import StatusServer
 
-    relay_, config = _start(app, data_path, rpc, interval, db, metrics_port, confirmations, attesters)
+    relays, config = _start(app, data_path, rpc, interval, db, metrics_port, confirmations, attesters, market_name)
     log = logging.getLogger("sentinel.relay")
     stop = threading.Event()
     install_signal_handlers(stop)
     server = None
-    if config.relay.metrics_port:
-        server = StatusServer(config.relay.metrics_host, config.relay.metrics_port, relay_.registry,
-                              relay_.health).start()
-        log.info("event=serving url=http://%s:%d/healthz", config.relay.metrics_host, server.port)
-    log.info("event=started data=%s db=%s", relay_.data_path, relay_.queue.path)
     try:
-        relay_.load_prover()
-        log.info("event=prover_ready window=%d cadence=%g", relay_.window, relay_.cadence)
-        run(relay_, stop)
+        if config.relay.metrics_port:
+            server = StatusServer(config.relay.metrics_host, config.relay.metrics_port, relays.metrics,
+                                  relays.health).start()
+            log.info("event=serving url=http://%s:%d/healthz", config.relay.metrics_host, server.port)
+        for relay_ in relays:
+            relay_.log.info("event=started data=%s db=%s", relay_.data_path, relay_.queue.path)
+        relays.load_provers()
+        relays.run(stop)
     finally:
         if server is not None:
             server.stop()
-        relay_.close()
+        relays.close()
         log.info("event=stopped")
 
 
@@ -89,32 +124,45 @@ def run_cmd(app: App, data_path: Path | None, rpc: str | None, interval: float |
 @_DB
 @_CONF
 @_ATTESTERS
+@_MARKET
 @click.option("--json", "as_json", is_flag=True, help="Print what the pass did as JSON.")
 @click.pass_obj
 def once(app: App, data_path: Path | None, rpc: str | None, db: Path | None, confirmations: int | None,
-         attesters: str | None, as_json: bool) -> None:
-    """One pass (for cron and tests): ingest, reconcile, prove the newest window, submit."""
-    relay_, _ = _start(app, data_path, rpc, None, db, None, confirmations, attesters)
+         attesters: str | None, market_name: str | None, as_json: bool) -> None:
+    """One pass of every market (for cron and tests): ingest, reconcile, prove the newest window, submit."""
+    from sentinel.errors import RelayError
+
+    relays, _ = _start(app, data_path, rpc, None, db, None, confirmations, attesters, market_name)
     try:
-        result = relay_.run_once()
+        results, failures = relays.run_once()
     finally:
-        relay_.close()
+        relays.close()
+    if len(relays.relays) == 1 and failures:
+        raise next(iter(failures.values()))  # one market: its error as it is (its exit code, its hint)
     if as_json:
-        emit_json(result.to_dict())
-        return
-    click.echo(f"rows {result.rows}, quarantined {result.quarantined}, enqueued {len(result.enqueued)}, "
-               f"proved {result.proved}, submitted {result.submitted}, confirmed {result.confirmed}, "
-               f"rejected {result.rejected}, skipped {len(result.skipped)}, screened {len(result.screened)}")
+        one = next(iter(results.values())) if len(relays.relays) == 1 else None
+        emit_json(one.to_dict() if one is not None else {name: r.to_dict() for name, r in results.items()})
+    else:
+        for name, result in results.items():
+            prefix = f"{name}: " if len(relays.relays) > 1 else ""
+            click.echo(f"{prefix}rows {result.rows}, quarantined {result.quarantined}, enqueued "
+                       f"{len(result.enqueued)}, proved {result.proved}, submitted {result.submitted}, confirmed "
+                       f"{result.confirmed}, rejected {result.rejected}, skipped {len(result.skipped)}, screened "
+                       f"{len(result.screened)}")
+    if failures:  # the other markets' passes ran; exit non-zero naming each that failed
+        raise RelayError("; ".join(f"market {name}: {error}" for name, error in failures.items()))
 
 
 @relay.command(name="status")
 @_DB
+@_MARKET
 @click.option("--all", "show_all", is_flag=True, help="List every window, not only the last 20.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def status_cmd(app: App, db: Path | None, show_all: bool, as_json: bool) -> None:
-    """Read the queue: windows per state, the last ones with tx hashes, quarantined rows."""
+def status_cmd(app: App, db: Path | None, market_name: str | None, show_all: bool, as_json: bool) -> None:
+    """Read the queue: windows per state, the last ones with tx hashes, quarantined rows (per market)."""
     from sentinel.errors import RelayError
+    from sentinel.markets import pick
     from sentinel.relay.daemon import status
     from sentinel.relay.queue import Queue
 
@@ -122,17 +170,30 @@ def status_cmd(app: App, db: Path | None, show_all: bool, as_json: bool) -> None
     path = Path(config.relay.db or app.layout.relay_db)
     if not path.exists():
         raise RelayError(f"{path}: no relay queue yet", hint="run `sentinel relay run` or `sentinel relay once`")
+    reports: dict[str, dict[str, Any]] = {}
     queue = Queue.read_only(path)  # beside a running relay: never write, never take its write lock
     try:
-        report = status(queue, limit=0 if show_all else 20)
+        names = queue.markets() or [queue.market]
+        for name in [pick(names, market_name, str(path))] if market_name else names:
+            view = Queue.read_only(path, market=name)
+            try:
+                reports[name] = status(view, limit=0 if show_all else 20)
+            finally:
+                view.close()
     finally:
         queue.close()
     if as_json:
-        emit_json(report)
+        emit_json(next(iter(reports.values())) if len(reports) == 1 else {"markets": reports})
         return
+    for name, report in reports.items():
+        _print_status(report, name if len(reports) > 1 else None)
+
+
+def _print_status(report: dict[str, Any], market: str | None) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
     accounted = "every window accounted for" if report["all_accounted"] else f"{report['unfinished']} in progress"
-    click.echo(f"{report['db']}: {report['total']} windows ({counts or 'none'}); {accounted}")
+    where = f"{report['db']} [{market}]" if market else report["db"]
+    click.echo(f"{where}: {report['total']} windows ({counts or 'none'}); {accounted}")
     for w in report["windows"]:
         extra = w["tx_hash"] or ""
         if w["state"] in ("skipped", "rejected", "failed", "screened"):

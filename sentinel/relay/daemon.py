@@ -63,6 +63,11 @@ FINAL_REVERTS = frozenset({"WindowNotNewer", "StaleWindow", "BatchesDisabled", "
 RESIGN_REVERTS = frozenset({"TooFewSignatures", "NotAttester", "InvalidSignature", "SignersNotAscending"})
 
 
+def queue_path(layout: ArtifactLayout, config: SentinelConfig, db: Path | None = None) -> Path:
+    """The relay's queue file: ``db``, else relay.db, else the project's ``.sentinel/relay/queue.sqlite``."""
+    return Path(db or config.relay.db or layout.relay_db)
+
+
 class MarketLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """The relay's logger for one market: every line ends with ``market=<name>`` (one daemon, many markets)."""
 
@@ -206,11 +211,11 @@ class Relay:
                                                          config.circuit.fidelity_tolerance)
         self._scorer: Any = None
         self.data_path = Path(data) if data else layout.feed(config.data.feed)
-        queue_path = Path(db or self.rc.db or layout.relay_db)
+        path = queue_path(layout, config, db)
         #: one relay per queue file; the markets of one relay share its lock (and release it once)
         self._own_lock = lock is None
-        self.lock = lock or QueueLock(queue_path)  # before anything reads or resets the queue
-        self.queue = Queue(queue_path, clock=clock, market=market)
+        self.lock = lock or QueueLock(path)  # before anything reads or resets the queue
+        self.queue = Queue(path, clock=clock, market=market)
         #: held from choosing a nonce to handing the transaction to the node: markets share one signer
         self.nonce_lock = nonce_lock or threading.Lock()
         self.feed = Feed(self.data_path, config.data, self.cadence, self.window, self.rc.keep_rows,
@@ -983,6 +988,7 @@ def status(queue: Queue, limit: int = 50) -> dict[str, Any]:
     last = queue.last_confirmed()
     return {
         "db": str(queue.path),
+        "market": queue.market,
         "counts": queue.counts(),
         "total": len(windows),
         "unfinished": len(open_states),

@@ -59,20 +59,19 @@ class MarketRelays:
             relay.load_prover()
             relay.log.info("event=prover_ready window=%d cadence=%g", relay.window, relay.cadence)
 
-    def run_once(self) -> dict[str, PassResult]:
-        """One pass of every market, in turn (``relay once``); a market whose pass fails is reported in its result
-        and does not stop the others."""
+    def run_once(self) -> tuple[dict[str, PassResult], dict[str, SentinelError]]:
+        """One pass of every market, in turn (``relay once``): what each did, and the error of each whose pass
+        failed (the others' passes still ran)."""
         results: dict[str, PassResult] = {}
+        failures: dict[str, SentinelError] = {}
         for relay in self.relays:
             try:
                 results[relay.market] = relay.run_once()
             except SentinelError as exc:
-                failed = PassResult()
-                failed.errors.append(str(exc))
                 relay.last_error = str(exc)
                 relay.log.error("event=pass_failed error=%r", str(exc))
-                results[relay.market] = failed
-        return results
+                failures[relay.market] = exc
+        return results, failures
 
     def run(self, stop: threading.Event) -> None:
         """Run every market's pass loop in its own thread until ``stop`` is set; returns when all have finished

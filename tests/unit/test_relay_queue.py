@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.errors import IllegalTransition, QueueError, RelayError
 from sentinel.config import DEFAULT_MARKET
+from sentinel.errors import IllegalTransition, QueueError, RelayError
 from sentinel.relay.queue import FINAL, SCHEMA_VERSION, STATES, TRANSITIONS, Queue, TxRow
 
 

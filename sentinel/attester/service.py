@@ -136,8 +136,9 @@ class Target:
     breaker: str  #: checksummed
 
 
-def served_target(layout: ArtifactLayout, config: SentinelConfig) -> Target:
-    """``attester.chain_id`` and ``attester.breaker``, each unset one from the project's deployment record."""
+def served_target(layout: ArtifactLayout, config: SentinelConfig, market: str | None = None) -> Target:
+    """``attester.chain_id`` and ``attester.breaker``, each unset one from the project's deployment record (of
+    ``market``'s breaker; without one, the only or the default market's)."""
     from eth_utils.address import to_checksum_address
 
     chain_id, breaker = config.attester.chain_id, config.attester.breaker
@@ -145,7 +146,7 @@ def served_target(layout: ArtifactLayout, config: SentinelConfig) -> Target:
         from sentinel.chain.breaker import BREAKER
         from sentinel.chain.deploy import load_deployment
 
-        deployment = load_deployment(layout)
+        deployment = load_deployment(layout, market)
         chain_id = chain_id or deployment.chain_id
         breaker = breaker or deployment.address(BREAKER)
     return Target(chain_id, to_checksum_address(breaker))
@@ -164,18 +165,21 @@ class Attester:
     """
 
     def __init__(self, layout: ArtifactLayout, config: SentinelConfig, key: Key, *, target: Target | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 artifacts: ArtifactLayout | None = None, clock: Callable[[], float] = time.time) -> None:
+        """``layout`` is the project (deployment, feed and record paths); ``artifacts`` the market's model and
+        circuit, whose input hash it recomputes (default: the project's)."""
         from sentinel.zk.manifest import load_manifest
 
         self.layout = layout
+        self.artifacts = artifacts or layout
         self.ac = config.attester
         self.key = key
         self.clock = clock
         self.target = target or served_target(layout, config)
-        manifest = load_manifest(layout)
+        manifest = load_manifest(self.artifacts)
         self.window, self.cadence = int(manifest["window"]), float(manifest["cadence_seconds"])
-        if not layout.compiled_circuit.exists():
-            raise CircuitError(f"{layout.compiled_circuit}: no compiled circuit to recompute input hashes with",
+        if not self.artifacts.compiled_circuit.exists():
+            raise CircuitError(f"{self.artifacts.compiled_circuit}: no compiled circuit to recompute input hashes with",
                                hint="run `sentinel circuit build`")
         self.feed_path = layout.feed(self.ac.feed or config.data.feed)
         self.node = Node(self.ac.rpc_url) if self.ac.rpc_url else None
@@ -404,7 +408,7 @@ class Attester:
         rows, market = own
         started = time.perf_counter()
         try:
-            computed = circuit_input_hash(self.layout.compiled_circuit, market.features())
+            computed = circuit_input_hash(self.artifacts.compiled_circuit, market.features())
         except CircuitError as exc:
             raise Refusal(500, "hash_failed", f"cannot recompute the input hash of window {request.window_id}: "
                                               f"{exc}") from None

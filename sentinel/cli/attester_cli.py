@@ -30,9 +30,12 @@ def attester() -> None:
                    "else the wall clock]")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Signing record  [default: .sentinel/attester/signed.sqlite]")
+@click.option("--market", "market_name", default=None, metavar="NAME",
+              help="Sign for this market of sentinel.toml: its breaker, its model's input hash, its feed unless "
+                   "--data  [default: the only or the default market]")
 @click.pass_obj
 def serve(app: App, data_path: Path | None, keyfile: Path | None, demo_account: int | None, host: str | None,
-          port: int | None, rpc: str | None, record: Path | None) -> None:
+          port: int | None, rpc: str | None, record: Path | None, market_name: str | None) -> None:
     """Serve POST /v1/attest, /healthz and /metrics until SIGTERM/SIGINT. Logs one line per decision on stderr."""
     import time
 
@@ -40,15 +43,20 @@ def serve(app: App, data_path: Path | None, keyfile: Path | None, demo_account: 
     from sentinel.attester.server import serve as serve_forever
     from sentinel.attester.service import Attester, served_target
     from sentinel.chain.keys import attester_key
+    from sentinel.markets import market
 
     def absolute(path: Path | None) -> str | None:
         return str(path.absolute()) if path is not None else None
 
-    config = app.config(**{"attester.feed": absolute(data_path), "attester.keyfile": absolute(keyfile),
-                           "attester.demo_account": demo_account, "attester.host": host, "attester.port": port,
-                           "attester.rpc_url": rpc, "attester.record": absolute(record)})
+    overrides = {"attester.feed": absolute(data_path), "attester.keyfile": absolute(keyfile),
+                 "attester.demo_account": demo_account, "attester.host": host, "attester.port": port,
+                 "attester.rpc_url": rpc, "attester.record": absolute(record)}
+    config = app.config(**overrides)
+    chosen = market(config, app.layout, market_name)
+    if not config.attester.feed:  # the market's own feed (data.feed for the default market)
+        config = app.config(**{**overrides, "attester.feed": str(chosen.feed)})
     ac = config.attester
-    target = served_target(app.layout, config)
+    target = served_target(app.layout, config, chosen.name)
     key_path = str(app.layout.root / Path(ac.keyfile).expanduser()) if ac.keyfile else ""
     key = attester_key(target.chain_id, key_path, ac.demo_account)
-    serve_forever(Attester(app.layout, config, key, target=target), ac, started=started)
+    serve_forever(Attester(app.layout, config, key, target=target, artifacts=chosen.layout), ac, started=started)

@@ -27,6 +27,7 @@ class AttesterProcess:
     rpc: str
     port: int = field(default_factory=anvil.free_port)
     process: subprocess.Popen[bytes] | None = None
+    market: str | None = None  #: the market of sentinel.toml it signs for (None: the only or default one)
 
     @property
     def url(self) -> str:
@@ -57,7 +58,7 @@ class AttesterProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sentinel", "--root", str(self.root), "attester", "serve",
                  "--data", str(self.feed), "--keyfile", str(keyfile), "--port", str(self.port), "--rpc", self.rpc,
-                 "--record", str(self.home / "signed.sqlite")],
+                 "--record", str(self.home / "signed.sqlite"), *(["--market", self.market] if self.market else [])],
                 stdout=out, stderr=subprocess.STDOUT, env=env)
         return self
 

@@ -14,6 +14,9 @@ from sentinel.cli.common import App, emit_json, progress, verdict
 @click.option("--rpc", default=None, help="JSON-RPC URL  [default: chain.rpc_url, else the local Anvil's port]")
 @click.option("--breaker", default=None,
               help="SentinelBreaker address  [default: the one in .sentinel/deployments.json, for local runs]")
+@click.option("--market", "market_name", default=None, metavar="NAME",
+              help="Without --breaker: the breaker of this market of .sentinel/deployments.json, and its artifacts "
+                   "unless --artifacts  [default: the only or the default market]")
 @click.option("--artifacts", "artifacts", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="Published model/circuit set: a project dir with circuits/manifest.json (repeatable, one per "
                    "model the breaker used)  [default: --root]")
@@ -26,7 +29,8 @@ from sentinel.cli.common import App, emit_json, progress, verdict
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a single-file HTML report (risk timeline, checks, findings).")
 @click.pass_obj
-def audit(app: App, rpc: str | None, breaker: str | None, artifacts: tuple[Path, ...], data: tuple[Path, ...],
+def audit(app: App, rpc: str | None, breaker: str | None, market_name: str | None, artifacts: tuple[Path, ...],
+          data: tuple[Path, ...],
           from_block: int, to_block: int | None, workers: int | None, as_json: bool, html_out: Path | None) -> None:
     """Verify everything the breaker did from the chain and published artifacts."""
     from sentinel.audit.run import AuditRequest, run_audit
@@ -34,20 +38,25 @@ def audit(app: App, rpc: str | None, breaker: str | None, artifacts: tuple[Path,
     from sentinel.errors import AuditError
 
     config = app.config()
+    published = artifacts or (app.root,)
     if breaker is None:
         # Convenience for a local run only: the address is the one thing taken from the operator's file,
         # and everything at that address is then checked against the published source.
         from sentinel.chain.deploy import load_deployment
         from sentinel.errors import SentinelError
+        from sentinel.markets import markets
 
         try:
-            deployment = load_deployment(app.layout)
+            deployment = load_deployment(app.layout, market_name)
         except SentinelError as exc:
             raise AuditError(f"no --breaker given and no local deployment to take it from ({exc})") from exc
         breaker = deployment.address("SentinelBreaker")
         rpc = rpc or deployment.rpc_url
+        if not artifacts:  # the market's own published set
+            own = [m.layout.root for m in markets(config, app.layout) if m.name == deployment.market]
+            published = (own[0],) if own else published
     request = AuditRequest(
-        rpc_url=rpc_url(config.chain, rpc), breaker=breaker, artifacts=artifacts or (app.root,),
+        rpc_url=rpc_url(config.chain, rpc), breaker=breaker, artifacts=published,
         breaker_source=app.layout.breaker_source, breaker_optimizer_runs=OPTIMIZER_RUNS, data=data,
         from_block=from_block, to_block=to_block, workers=config.audit.workers if workers is None else workers,
         parallel_min_reports=config.audit.parallel_min_reports, log_chunk_blocks=config.audit.log_chunk_blocks,

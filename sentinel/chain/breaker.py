@@ -94,7 +94,7 @@ class AttestResult:
 
 
 def attest_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Path,
-                  data: Path | None = None) -> AttestResult:
+                  data: Path | None = None, market: str | None = None) -> AttestResult:
     """Sign a bundle's window with the attester keys for the deployed breaker; write the attestation file.
 
     With ``data`` (the attesters' own copy of the feed), the window's end, id and
@@ -106,7 +106,7 @@ def attest_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: P
 
         check_against_rows(layout, config, data, bundle=bundle.path, window_id=bundle.window_id,
                            window_end_unix=bundle.window_end_unix, input_hash=bundle.input_hash)
-    deployment = load_deployment(layout)
+    deployment = load_deployment(layout, market)
     keys = attester_keys(deployment.chain_id, config.chain.attester_keyfile)
     strangers = [k.address for k in keys if k.address not in deployment.attesters]
     if strangers:
@@ -208,7 +208,8 @@ def submit_batch_signed(chain: Chain, breaker: Any, bundle: BatchBundle, attesta
 
 
 def submit_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: Path,
-                  attestation_path: Path | None = None, rpc: str | None = None) -> SubmitResult:
+                  attestation_path: Path | None = None, rpc: str | None = None,
+                  market: str | None = None) -> SubmitResult:
     """Submit a proven, attested window to the deployed breaker."""
     bundle = read_bundle(bundle_path)
     path = attestation_path or layout.attestation(bundle.window_id)
@@ -218,7 +219,7 @@ def submit_bundle(layout: ArtifactLayout, config: SentinelConfig, bundle_path: P
     attestation = read_attestation(path)
     if attestation.message != message_for(bundle):
         raise ArtifactFieldError(Path(path), "message", f"attests another window or input hash than {bundle.path}")
-    deployment = load_deployment(layout)
+    deployment = load_deployment(layout, market)
     same_breaker = attestation.breaker.lower() == deployment.address(BREAKER).lower()
     if not same_breaker or attestation.chain_id != deployment.chain_id:
         raise ArtifactFieldError(Path(path), "domain", "signed for another breaker or chain than the deployment",

@@ -175,16 +175,18 @@ def deploy(app: App, rpc: str | None, as_json: bool) -> None:
 @feed_option("The attesters' own copy of the feed: the window's input hash is recomputed from it before signing.")
 @click.option("--no-check", is_flag=True,
               help="Sign without recomputing the input hash from a feed (trust the bundle's input hash).")
+@click.option("--market", "market", default=None, metavar="NAME",
+              help="The market whose breaker to sign for  [default: the only market, or 'default']")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def attest(app: App, bundle: Path, data_path: Path | None, no_check: bool, as_json: bool) -> None:
+def attest(app: App, bundle: Path, data_path: Path | None, no_check: bool, market: str | None, as_json: bool) -> None:
     """Sign BUNDLE's (windowId, windowEnd, inputHash) as EIP-712 data for the deployed breaker."""
     from sentinel.chain.breaker import attest_bundle
 
     if no_check and data_path is not None:
         raise click.UsageError("--no-check and --data are exclusive")
     config, feed = (app.config(), None) if no_check else app.config_and_feed(data_path)
-    result = attest_bundle(app.layout, config, bundle, feed)
+    result = attest_bundle(app.layout, config, bundle, feed, market)
     _warn_demo(result.demo_keys)
     if as_json:
         emit_json(result.to_dict())
@@ -199,13 +201,16 @@ def attest(app: App, bundle: Path, data_path: Path | None, no_check: bool, as_js
 @click.option("--attestation", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Attestation file  [default: the one `sentinel attest` wrote beside BUNDLE]")
 @click.option("--rpc", default=None, help="JSON-RPC URL  [default: the deployment's]")
+@click.option("--market", "market", default=None, metavar="NAME",
+              help="The market whose breaker to submit to  [default: the only market, or 'default']")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def submit(app: App, bundle: Path, attestation: Path | None, rpc: str | None, as_json: bool) -> None:
+def submit(app: App, bundle: Path, attestation: Path | None, rpc: str | None, market: str | None,
+           as_json: bool) -> None:
     """Submit a proven, attested window to the breaker; prints tx_hash, gas_used, score, tripped."""
     from sentinel.chain.breaker import submit_bundle
 
-    result = submit_bundle(app.layout, app.config(), bundle, attestation, rpc)
+    result = submit_bundle(app.layout, app.config(), bundle, attestation, rpc, market)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -60,10 +60,10 @@ def _lines(tiny_circuit: Path) -> tuple[str, list[str], np.ndarray]:
 
 def _slice(rows: list[str], scores: np.ndarray, *, hot: bool, after: int = 0) -> tuple[int, list[str]]:
     """The first ROWS consecutive rows from ``after`` on whose first window scores >= 0.6 (hot), or whose windows
-    all score < 0.3 (calm); and where they start."""
+    all score < 0.46 (calm: the trip threshold is 0.5, the lowest the breaker takes); and where they start."""
     for start in range(after, len(rows) - ROWS, 7):
         window_scores = scores[start + 49:start + ROWS]
-        if (hot and window_scores[0] >= 0.6) or (not hot and float(np.max(window_scores)) < 0.3):
+        if (hot and window_scores[0] >= 0.6) or (not hot and float(np.max(window_scores)) < 0.46):
             return start, rows[start:start + ROWS]
     raise AssertionError(f"no {'hot' if hot else 'calm'} slice in the generated feed")
 
@@ -92,6 +92,7 @@ def world(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         src[name].parent.mkdir(parents=True, exist_ok=True)
         src[name].write_text("\n".join([header, *lines]) + "\n")
 
+    (tmp / "project").mkdir()
     root = linked_project(tiny_circuit, tmp / "project")
     node_port = anvil.free_port()
     rpc = f"http://127.0.0.1:{node_port}"

@@ -57,33 +57,60 @@ if sentinel verify "$out/flipped.json"; then
   echo "demo: a tampered proof verified" >&2; exit 1
 fi
 
-step "11. a local chain: Anvil with its clock at the latest window (replaying a recorded feed), contracts deployed"
+step "11. two guarded markets, a local chain (Anvil, its clock at the latest window), contracts for each market"
+# Each market has its own feed, attester services, breaker (pinned to its verifier) and vault. Both use this
+# project's model here; a market's own (`sentinel onboard`) would go in its `artifacts`. The rest of the demo
+# reads this file (SENTINEL_CONFIG), as an operator's sentinel.toml would hold it.
+metrics_port=${SENTINEL_RELAY__METRICS_PORT:-9464}
+attester_port=${SENTINEL_DEMO_ATTESTER_PORT:-9481}
+chain_rpc="http://127.0.0.1:${SENTINEL_CHAIN__PORT:-8545}"
+rm -rf "$out/relay" "$out/attesters" && mkdir -p "$out/relay"
+cat > "$out/markets.toml" <<TOML
+[markets.btc]
+feed = "$PWD/$out/relay/btc"
+asset = "WBTC"
+attesters = ["http://127.0.0.1:$attester_port", "http://127.0.0.1:$((attester_port + 1))", "http://127.0.0.1:$((attester_port + 2))"]
+
+[markets.eth]
+feed = "$PWD/$out/relay/eth"
+asset = "WETH"
+attesters = ["http://127.0.0.1:$((attester_port + 3))", "http://127.0.0.1:$((attester_port + 4))"]
+TOML
+export SENTINEL_CONFIG="$PWD/$out/markets.toml"
+cat "$out/markets.toml"
 trap 'sentinel chain down >/dev/null 2>&1 || true' EXIT
 sentinel chain up --fresh --timestamp $((latest_end + 60))
 sentinel deploy
-sentinel vault deposit 1000
+sentinel vault deposit 1000 --market btc
+sentinel vault deposit 1000 --market eth
 
-step "12. attest the latest window (EIP-712, k of n attesters), submit it with its proof, read the breaker"
-sentinel attest "$bundle" --data "$out/scenarios.csv"
-sentinel submit "$bundle"
+step "12. attest the latest window (EIP-712, k of n attesters), submit it with its proof to btc's breaker"
+sentinel attest "$bundle" --data "$out/scenarios.csv" --market btc
+sentinel submit "$bundle" --market btc
 sentinel chain status
 echo "-- the same window again is refused (expected to fail):"
-if sentinel submit "$bundle"; then
+if sentinel submit "$bundle" --market btc; then
   echo "demo: the breaker accepted a replayed window" >&2; exit 1
 fi
 
-step "13. a liquidity drain arrives: a fresh crash scenario, to be appended row by row to a feed the relay follows"
+step "13. a liquidity drain arrives in btc while eth stays calm: feeds to be appended row by row, as crawled"
 sentinel data generate --out "$out/crash.csv" --episodes 1 --families drain --seed 5 \
   --start "$(date -u -d "@$((latest_end + 60))" +%Y-%m-%dT%H:%M:%SZ)"
 read -r onset bottom bottom_ts < <(awk -F, 'NR > 1 && $10 == 1 && !o { o = NR - 1 }
   NR > 1 && $9 == "crash" { b = NR - 1; t = $1 } END { print o, b, t }' "$out/crash.csv")
-echo "crash onset at data row $onset, price bottom at row $bottom ($bottom_ts)"
-feed="$out/relay/market_depth.csv"
+echo "btc: crash onset at data row $onset, price bottom at row $bottom ($bottom_ts)"
+# eth's feed: the committed sample feed (a calm market), row for row on the same minutes as btc's
+python3 - "$out/crash.csv" data/sample_market_depth.csv "$out/calm.csv" <<'PY'
+import sys
+crash, sample = (open(p).read().splitlines() for p in sys.argv[1:3])
+if len(sample) < len(crash):
+    sys.exit("demo: the sample feed is shorter than the crash scenario")
+rows = [c.split(",", 1)[0] + "," + s.split(",", 1)[1] for c, s in zip(crash[1:], sample[1:])]
+open(sys.argv[3], "w").write("\n".join([sample[0], *rows]) + "\n")
+PY
+echo "eth: the sample feed's first $(($(wc -l < "$out/calm.csv") - 1)) rows, on the same minutes"
+feed="$out/relay/btc/market_depth.csv"
 queue="$out/relay/queue.sqlite"
-rm -rf "$out/relay" "$out/attesters" && mkdir -p "$out/relay"
-metrics_port=${SENTINEL_RELAY__METRICS_PORT:-9464}
-attester_port=${SENTINEL_DEMO_ATTESTER_PORT:-9481}
-chain_rpc="http://127.0.0.1:${SENTINEL_CHAIN__PORT:-8545}"
 # Attester c's copy of the feed disagrees on one row: the mid price of the second row written (inside the first
 # windows the relay reports) is 1.00 higher. A valid row, so only a hash comparison can tell.
 corrupt_row=$((onset - 69))
@@ -93,27 +120,28 @@ awk -F, -v OFS=, -v r="$((corrupt_row + 1))" 'NR == r { $5 = sprintf("%.3f", $5 
 step "14. three attester parties, each its own process, key, copy of the feed and signing record (2 of 3 sign)"
 # Each party signs a window only after cutting it from its own feed and recomputing the Poseidon input hash.
 # The relay holds no attester key: it asks them over HTTP. Demo keys are Anvil's public dev accounts 2-4.
+# A party runs one service per market it attests (its breaker, its feed): a, b and c for btc, a and b for eth.
 pids=()
 n=0
-for name in a b c; do
-  home="$out/attesters/$name"
+for service in btc:a:2 btc:b:3 btc:c:4 eth:a:2 eth:b:3; do
+  IFS=: read -r market name account <<< "$service"
+  home="$out/attesters/$market-$name"
   mkdir -p "$home/feed"
   python3 -c 'import sys; from sentinel.chain.keys import demo_key; print(demo_key(int(sys.argv[1])).secret)' \
-    "$((2 + n))" > "$home/key"
+    "$account" > "$home/key"
   chmod 600 "$home/key"
-  env -u SENTINEL_ATTESTER_KEYS sentinel attester serve --data "$home/feed" --keyfile "$home/key" \
+  env -u SENTINEL_ATTESTER_KEYS sentinel attester serve --market "$market" --data "$home/feed" --keyfile "$home/key" \
     --port "$((attester_port + n))" --rpc "$chain_rpc" --record "$home/signed.sqlite" 2> "$home/attester.log" &
   pids+=($!)
   n=$((n + 1))
 done
-attesters="http://127.0.0.1:$attester_port,http://127.0.0.1:$((attester_port + 1)),http://127.0.0.1:$((attester_port + 2))"
 stop_all() {
   kill -TERM ${relay_pid:-} "${pids[@]}" 2>/dev/null || true
   wait ${relay_pid:-} "${pids[@]}" 2>/dev/null || true
   sentinel chain down >/dev/null 2>&1 || true
 }
 trap stop_all EXIT
-for port in $attester_port $((attester_port + 1)) $((attester_port + 2)); do
+for port in $(seq "$attester_port" $((attester_port + 4))); do
   python3 - "$port" <<'PY'
 import sys, time, urllib.error, urllib.request
 for _ in range(120):
@@ -127,28 +155,31 @@ for _ in range(120):
 sys.exit(f"demo: attester on port {sys.argv[1]} did not start")
 PY
 done
-echo "attesters a, b, c serving on ports $attester_port..$((attester_port + 2))"
+echo "btc: parties a, b, c serving on ports $attester_port..$((attester_port + 2)); eth: a, b on the next two"
 
-step "15. the relay follows the feed in risk mode: windows that can move the breaker proved, attested, submitted"
+step "15. one relay follows both markets in risk mode: windows that can move a breaker proved, attested, submitted"
 # Anvil mines only when asked, so one confirmation (the inclusion block) here; the default is 2.
 # relay.report = risk (the default): each window is float-scored; a calm one is screened (kept in the queue with
 # its score and why), one near the trip threshold, in a streak or while tripped is proved and sent. A heartbeat
-# every 10 windows reports a calm one too (the first window is one: party c refuses it, its copy disagrees).
-env -u SENTINEL_ATTESTER_KEYS SENTINEL_RELAY__ATTESTERS="$attesters" SENTINEL_RELAY__REPORT=risk \
-  SENTINEL_RELAY__HEARTBEAT_WINDOWS=10 sentinel relay run --data "$feed" --db "$queue" --metrics-port "$metrics_port" --confirmations 1 \
-  2> "$out/relay.log" &
+# every 10 windows reports a calm one too (btc's first window is one: party c refuses it, its copy disagrees).
+# One process, a thread per market, one queue, one signer (its nonces shared), each market's own attesters.
+env -u SENTINEL_ATTESTER_KEYS SENTINEL_RELAY__REPORT=risk SENTINEL_RELAY__HEARTBEAT_WINDOWS=10 \
+  sentinel relay run --db "$queue" --metrics-port "$metrics_port" --confirmations 1 2> "$out/relay.log" &
 relay_pid=$!
 # The demo compresses time: 1 row (a minute of market time) every 5 s, and the local chain's clock follows
 # each row (--chain-clock). A live feed needs no warping. The breaker counts runs of consecutive windows, so
 # the relay takes windows in order; a row every 5 s is about what one proof and one transaction take here,
 # so it keeps up even when every window must be proved. The replay starts 20 rows before onset, with a window's worth of earlier rows
 # written at once, and stops 5 rows after the price bottom. Every row reaches each party's copy just before
-# the relay's feed; party c's copy comes from the file with the altered row.
-copies=(--copy "$out/attesters/a/feed/market_depth.csv" --copy "$out/attesters/b/feed/market_depth.csv"
-        --copy "$out/attesters/c/feed/market_depth.csv=$out/crash-attester-c.csv")
+# the relay's feed; party c's copy comes from the file with the altered row. eth's rows go with them.
+copies=(--copy "$out/attesters/btc-a/feed/market_depth.csv" --copy "$out/attesters/btc-b/feed/market_depth.csv"
+        --copy "$out/attesters/btc-c/feed/market_depth.csv=$out/crash-attester-c.csv"
+        --copy "$out/attesters/eth-a/feed/market_depth.csv=$out/calm.csv"
+        --copy "$out/attesters/eth-b/feed/market_depth.csv=$out/calm.csv"
+        --copy "$out/relay/eth/market_depth.csv=$out/calm.csv")
 sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset - 20)):$onset" --prefill 50 \
   --rows-per-second 0.2 --chain-clock "${copies[@]}"
-echo "-- attester b goes down mid-run (SIGTERM); the relay goes on with a and c:"
+echo "-- btc's attester b goes down mid-run (SIGTERM); the relay goes on with a and c:"
 kill -TERM "${pids[1]}" && wait "${pids[1]}" || true
 sentinel data replay "$out/crash.csv" --to "$feed" --rows "$((onset + 1)):$((bottom + 5))" \
   --rows-per-second 0.2 --chain-clock "${copies[@]}"
@@ -161,8 +192,10 @@ sentinel chain warp --to "$(python3 -c 'import sys; from datetime import datetim
 print(int(datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00")).timestamp()) + 360)' "$(tail -n1 "$feed" | cut -d, -f1)")"
 for _ in $(seq 1 120); do  # wait (deadline 4 min) until the last row's window is queued and every window is final
   if sentinel relay status --db "$queue" --json | python3 -c 'import json, sys
-d = json.load(sys.stdin)
-sys.exit(0 if d["all_accounted"] and d["windows"] and d["windows"][-1]["end_line"] == int(sys.argv[1]) else 1)' "$feed_lines"; then
+d = json.load(sys.stdin)["markets"]
+btc = d["btc"]["windows"]
+sys.exit(0 if all(m["all_accounted"] for m in d.values()) and btc and btc[-1]["end_line"] == int(sys.argv[1]) else 1)' \
+    "$feed_lines"; then
     break
   fi
   sleep 2
@@ -172,15 +205,16 @@ python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]
   "http://127.0.0.1:$metrics_port/healthz"
 echo "-- /metrics (excerpt):"
 python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
-  "http://127.0.0.1:$metrics_port/metrics" | grep -E '^sentinel_relay_(windows\{|last_score |breaker_tripped |rpc_errors_total |prove_seconds_(count|sum) )'
-echo "-- what each party signed and refused (its /metrics):"
+  "http://127.0.0.1:$metrics_port/metrics" \
+  | grep -E '^sentinel_relay_(windows|last_score|breaker_tripped|rpc_errors_total|prove_seconds_count|prove_seconds_sum)\{'
+echo "-- what btc's parties a and c signed and refused (their /metrics):"
 for n in 0 2; do
   python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
     "http://127.0.0.1:$((attester_port + n))/metrics" | grep -E '^sentinel_attester_(signed_total|refused_total)' \
     | sed "s/^/  $([ $n = 0 ] && echo a || echo c): /"
 done
 kill -TERM $relay_pid && wait $relay_pid
-kill -TERM "${pids[0]}" "${pids[2]}" && wait "${pids[0]}" "${pids[2]}" || true
+kill -TERM "${pids[0]}" "${pids[2]}" "${pids[3]}" "${pids[4]}" && wait "${pids[0]}" "${pids[2]}" "${pids[3]}" "${pids[4]}" || true
 relay_pid=
 trap 'sentinel chain down >/dev/null 2>&1 || true' EXIT
 echo "-- relay log (events):"
@@ -189,10 +223,10 @@ echo "-- the relay's record of refusals and outages (first of each):"
 grep -m1 'event=attester_refused' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //' || true
 grep -m1 'event=attester_unavailable' "$out/relay.log" | sed 's/^[^ ]* [^ ]* [A-Z]* sentinel.relay //' || true
 if ! grep -q 'event=attester_refused.*HTTP 409' "$out/relay.log"; then
-  echo "demo: attester c did not refuse the window with its altered row" >&2; exit 1
+  echo "demo: btc's attester c did not refuse the window with its altered row" >&2; exit 1
 fi
 
-step "16. the breaker tripped on chain before the price bottom; every window is accounted for"
+step "16. btc's breaker tripped on chain before the price bottom, eth's stayed open; every window is accounted for"
 sentinel chain status
 sentinel relay status --db "$queue"
 sentinel chain status --json > "$out/chain_status.json"
@@ -200,34 +234,42 @@ sentinel relay status --db "$queue" --json > "$out/relay_status.json"
 python3 - "$out/chain_status.json" "$out/relay_status.json" "$bottom_ts" <<'PY'
 import json, sys
 from datetime import datetime
-chain, relay, bottom = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+chain, markets, bottom = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))["markets"], sys.argv[3]
 bottom_unix = datetime.fromisoformat(bottom.replace("Z", "+00:00")).timestamp()
-breaker = chain["deployment"]["breaker"]
+breaker, relay = chain["markets"]["btc"]["breaker"], markets["btc"]
 if not breaker["tripped"]:
-    sys.exit("demo: the relay did not trip the breaker")
-if not relay["all_accounted"]:
-    sys.exit(f"demo: {relay['unfinished']} relay windows are not final")
+    sys.exit("demo: the relay did not trip btc's breaker")
+if chain["markets"]["eth"]["breaker"]["tripped"]:
+    sys.exit("demo: eth's breaker tripped on a calm feed")
+unfinished = {name: m["unfinished"] for name, m in markets.items() if not m["all_accounted"]}
+if unfinished:
+    sys.exit(f"demo: relay windows not final: {unfinished}")
 lead = bottom_unix - breaker["tripped_at"]
 if lead <= 0:
     sys.exit(f"demo: the breaker tripped {-lead:.0f} s of market time AFTER the price bottom")
 counts = relay["counts"]
 if not counts["screened"]:
     sys.exit("demo: risk mode screened no window")
-print(f"tripped at chain time {breaker['tripped_at']}, {lead / 60:.0f} market minutes before the price bottom "
+print(f"btc tripped at chain time {breaker['tripped_at']}, {lead / 60:.0f} market minutes before the price bottom "
       f"({bottom}); windows: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-print(f"risk mode: {relay['total']} windows, {counts['screened']} screened (calm), "
+print(f"btc, risk mode: {relay['total']} windows, {counts['screened']} screened (calm), "
       f"{relay['total'] - counts['screened'] - counts['skipped']} proved, {counts['confirmed']} confirmed in "
       f"{relay['transactions']} transactions (while tripped, 4 windows per proof and transaction)")
+eth = markets["eth"]
+print(f"eth, risk mode: {eth['total']} windows, {eth['counts']['screened']} screened, {eth['counts']['confirmed']} "
+      "confirmed (heartbeats); its breaker stayed open")
 PY
 
-step "17. the guarded vault refuses a withdrawal while the breaker is tripped (expected to fail)"
-if sentinel vault withdraw 10; then
-  echo "demo: the vault allowed a withdrawal while the breaker was tripped" >&2; exit 1
+step "17. btc's vault refuses a withdrawal while its breaker is tripped (expected to fail); eth's vault pays out"
+if sentinel vault withdraw 10 --market btc; then
+  echo "demo: btc's vault allowed a withdrawal while its breaker was tripped" >&2; exit 1
 fi
+sentinel vault withdraw 10 --market eth
 
-step "18. audit the run from the chain and the published artifacts alone (breaker address from deployments.json)"
+step "18. audit each market from the chain and the published artifacts alone (breakers from deployments.json)"
 # Exit 0 only if clean: windows never reported (the gap before the crash) are notices, not failures.
-sentinel audit --data "$out/scenarios.csv" --data "$out/crash.csv" --html "$out/audit.html"
+sentinel audit --market btc --data "$out/scenarios.csv" --data "$out/crash.csv" --html "$out/audit.html"
+sentinel audit --market eth --data "$out/calm.csv"
 
 step "19. stop the local chain"
 sentinel chain down

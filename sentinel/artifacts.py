@@ -31,11 +31,15 @@ class ArtifactLayout:
 
     ``circuits`` names the circuit set's directory under ``root``: the
     single-window set in ``circuits/``, the batch set (K windows per proof)
-    in ``circuits/batch/`` (:meth:`batch`). Every other path is shared.
+    in ``circuits/batch/`` (:meth:`batch`). ``proofs`` names the directory
+    proof bundles are written to: ``proofs/``, or ``proofs/<market>/`` for a
+    market other than the default (:meth:`for_market`), since markets on one
+    cadence prove windows with the same ids. Every other path is shared.
     """
 
     root: Path
     circuits: str = "circuits"
+    proofs: str = "proofs"
 
     # --- data --------------------------------------------------------------
     @property
@@ -95,6 +99,12 @@ class ArtifactLayout:
     def batch(self) -> ArtifactLayout:
         """The layout of the batch circuit set (K windows per proof): same root, circuits in ``circuits/batch``."""
         return dataclasses.replace(self, circuits="circuits/batch")
+
+    def for_market(self, market: str) -> ArtifactLayout:
+        """The layout whose proof bundles go to ``proofs/<market>/`` (the default market's stay in ``proofs/``)."""
+        from sentinel.config import DEFAULT_MARKET
+
+        return self if market == DEFAULT_MARKET else dataclasses.replace(self, proofs=f"proofs/{market}")
 
     def single(self) -> ArtifactLayout:
         """The layout of the single-window circuit set (``circuits/``) of the same project."""
@@ -240,7 +250,7 @@ class ArtifactLayout:
 
     @property
     def proofs_dir(self) -> Path:
-        return self.root / "proofs"
+        return self.root / self.proofs
 
     def ensure(self, *dirs: Path) -> None:
         """Create the given directories (and parents) if missing."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentinel.errors import CircuitError, RelayError
+from sentinel.errors import CircuitError, ProverLost, RelayError
 
 log = logging.getLogger("sentinel.relay")
 
@@ -78,6 +79,14 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
             conn.send((request, "error", str(exc)))
 
 
+def _pinned(target: Callable[[Connection, str, dict[str, Any]], None], threads: int, conn: Connection, root: str,
+            config: dict[str, Any]) -> None:
+    """Child entry: pin EZKL's rayon pool to ``threads`` (0 = rayon's own choice) before anything imports ezkl."""
+    if threads > 0:
+        os.environ["RAYON_NUM_THREADS"] = str(threads)
+    target(conn, root, config)
+
+
 def _flat(config: SentinelConfig) -> dict[str, Any]:
     """The resolved config as dotted overrides, so the child resolves exactly the same settings."""
     return {f"{section}.{name}": value
@@ -93,10 +102,15 @@ class ProverProcess:
     Every failure is a RelayError, so the daemon's window leaves ``proving`` on every path.
     """
 
-    def __init__(self, root: Path, config: SentinelConfig, start_timeout: float = 600.0, *,
-                 target: Callable[[Connection, str, dict[str, Any]], None] = _worker) -> None:
-        self._args = (str(root), _flat(config))
+    def __init__(self, root: Path, config: SentinelConfig | dict[str, Any], start_timeout: float = 600.0, *,
+                 target: Callable[[Connection, str, dict[str, Any]], None] = _worker, threads: int = 0,
+                 name: str = "sentinel-prover") -> None:
+        """``config``: the settings, or their flat overrides as :func:`_flat` makes them; ``threads``: EZKL's
+        proving threads in the child (0 = all cores)."""
+        self._args = (str(root), config if isinstance(config, dict) else _flat(config))
         self._target = target
+        self.threads = threads
+        self.name = name
         self._start_timeout = start_timeout
         self._request = 0
         self.restarts = 0
@@ -105,8 +119,8 @@ class ProverProcess:
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sockets
         self._conn, child = context.Pipe()
-        self.process = context.Process(target=self._target, args=(child, *self._args), name="sentinel-prover",
-                                       daemon=True)
+        self.process = context.Process(target=_pinned, args=(self._target, self.threads, child, *self._args),
+                                       name=self.name, daemon=True)
         self.process.start()
         child.close()
         kind, payload = self._receive(0, self._start_timeout, "starting the prover")
@@ -147,7 +161,7 @@ class ProverProcess:
             raise RelayError(f"{what}: the prover process timed out after {timeout:g} s; it was stopped and "
                              "the next window starts a fresh one")
         self._stop()  # reaps it (and kills it, should it still run with its pipe closed)
-        raise RelayError(f"{what}: the prover process died (exit code {self.process.exitcode}); "
+        raise ProverLost(f"{what}: the prover process died (exit code {self.process.exitcode}); "
                          "the next window starts a fresh one")
 
     def prove_end_row(self, market: MarketData, end: int, timeout: float = 3600.0) -> ProveResult:

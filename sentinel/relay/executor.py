@@ -136,6 +136,7 @@ class Dispatcher:
         self._queue: list[_Entry] = []
         self._keys: set[tuple[str, int]] = set()  # submitted, outcome not yet handed out
         self._done: dict[tuple[str, int], ProofOutcome] = {}
+        self._running: dict[tuple[str, int], str] = {}  # key -> the worker proving it now
         self._idle = 0
         self._seq = 0
         self._closing = False
@@ -159,6 +160,11 @@ class Dispatcher:
     def in_flight(self) -> set[tuple[str, int]]:
         with self._cond:
             return set(self._keys)
+
+    def running(self) -> dict[tuple[str, int], str]:
+        """The jobs being proved now and their workers."""
+        with self._cond:
+            return dict(self._running)
 
     def poll(self, timeout: float = 0.0) -> list[ProofOutcome]:
         """Every outcome ready (waiting up to ``timeout`` s for the first); each is handed out once."""
@@ -203,6 +209,7 @@ class Dispatcher:
         outcome = ProofOutcome(entry.job.key, status, result, error, entry.job.arrived, started, self._clock(),
                                worker, node, entry.attempts)
         with self._cond:
+            self._running.pop(entry.job.key, None)
             self._done[entry.job.key] = outcome
             self._cond.notify_all()
 
@@ -215,6 +222,8 @@ class Dispatcher:
                 self._finish(entry, "stale", None, "deadline passed before a worker took it", None, None)
                 continue
             entry.attempts += 1
+            with self._cond:
+                self._running[job.key] = worker
             try:
                 result, node = self._prove_on(worker, job)
             except ProverLost as exc:
@@ -222,6 +231,7 @@ class Dispatcher:
                     log.warning("event=prove_requeued market=%s window=%d worker=%s attempt=%d error=%r",
                                 job.key[0], job.key[1], worker, entry.attempts, str(exc))
                     with self._cond:
+                        self._running.pop(job.key, None)
                         entry.avoid = worker
                         self._queue.append(entry)
                         self._cond.notify_all()
@@ -290,6 +300,14 @@ class LocalExecutor:
         if len(job.ends) == 1:
             return prover.prove_end_row(job.market, job.ends[0], timeout=self._timeout), None
         return prover.prove_windows(job.market, list(job.ends), timeout=self._timeout), None
+
+    def pid(self, worker: str, root: str) -> int | None:
+        """The pid of ``worker``'s prover process for ``root`` (None: not started)."""
+        prover = self._provers[worker].get(root)
+        return None if prover is None else prover.process.pid
+
+    def running(self) -> dict[tuple[str, int], str]:
+        return self._dispatch.running()
 
     def pids(self) -> list[int]:
         """The prover child processes' pids (for CPU accounting)."""

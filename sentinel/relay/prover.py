@@ -28,7 +28,37 @@ log = logging.getLogger("sentinel.relay")
 if TYPE_CHECKING:
     from sentinel.config import SentinelConfig
     from sentinel.data.validate import MarketData
-    from sentinel.zk.prove import BatchProveResult, ProveResult
+    from sentinel.zk.prove import BatchProveResult, Prover, ProveResult
+
+
+def load_provers(root: str, config: dict[str, Any]) -> tuple[Prover, Prover | None, str | None]:
+    """The warm provers of the artifact set at ``root``: single, batch (loaded now, not when the breaker trips,
+    when the manifest has one; None if it cannot load, with why, and single proofs go on)."""
+    from sentinel.artifacts import ArtifactLayout
+    from sentinel.config import load_config
+    from sentinel.errors import SentinelError
+    from sentinel.zk.prove import Prover
+
+    layout = ArtifactLayout(Path(root))
+    settings = load_config(Path(root), config)
+    prover = Prover(layout, settings)
+    if not prover.manifest.get("batch"):
+        return prover, None, None
+    try:
+        return prover, Prover(layout.batch(), settings), None
+    except SentinelError as exc:
+        return prover, None, str(exc)
+
+
+def prove_with(prover: Prover, batch_prover: Prover | None, batch_error: str | None, market: MarketData,
+               end: int | list[int]) -> ProveResult | BatchProveResult:
+    """Prove the window ending at row ``end``, or the consecutive windows ending at rows ``end`` (a list) in one
+    batch proof, with the provers :func:`load_provers` loaded."""
+    if isinstance(end, list):
+        if batch_prover is None:
+            raise CircuitError(f"no batch circuit loaded: {batch_error or 'none was built'}")
+        return batch_prover.prove_windows(market, end)
+    return prover.prove_end_row(market, end)
 
 
 def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
@@ -41,25 +71,13 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from sentinel.artifacts import ArtifactLayout
-    from sentinel.config import load_config
     from sentinel.errors import SentinelError
-    from sentinel.zk.prove import Prover
 
-    layout = ArtifactLayout(Path(root))
-    batch_prover: Prover | None = None
-    batch_error: str | None = None
     try:
-        settings = load_config(Path(root), config)
-        prover = Prover(layout, settings)
+        prover, batch_prover, batch_error = load_provers(root, config)
     except SentinelError as exc:
         conn.send((0, "error", str(exc)))
         return
-    if prover.manifest.get("batch"):  # loaded now, not when the breaker trips; without it, single proofs go on
-        try:
-            batch_prover = Prover(layout.batch(), settings)
-        except SentinelError as exc:
-            batch_error = str(exc)
     conn.send((0, "ready", {"window": prover.window, "cadence": prover.cadence,
                             "batch_windows": int(batch_prover.manifest["windows_per_proof"]) if batch_prover else 0,
                             "batch_error": batch_error}))
@@ -69,12 +87,7 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
         except (EOFError, OSError):
             return
         try:
-            if isinstance(end, list):
-                if batch_prover is None:
-                    raise CircuitError(f"no batch circuit loaded: {batch_error or 'none was built'}")
-                conn.send((request, "ok", batch_prover.prove_windows(market, end)))
-            else:
-                conn.send((request, "ok", prover.prove_end_row(market, end)))
+            conn.send((request, "ok", prove_with(prover, batch_prover, batch_error, market, end)))
         except SentinelError as exc:
             conn.send((request, "error", str(exc)))
 

@@ -119,5 +119,5 @@ def test_sizing_from_the_cores():
     assert local_size(2, 1, 0) == (1, 2)
     assert local_size(1, 0, 4) == (1, 4)
     assert local_size(16, 2, 3) == (2, 3)
-    with pytest.raises(ConfigError, match="relay.provers"):
+    with pytest.raises(ConfigError, match=r"relay\.provers"):
         local_size(2, -1, 0)

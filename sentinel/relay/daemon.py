@@ -280,7 +280,8 @@ class Relay:
             from sentinel.relay.prover import _flat
 
             self._flat = _flat(self.config)
-            self.executor = make_executor(self.config)
+            # one market proves one window at a time: auto sizing gives that one proof every core (today's prover)
+            self.executor = make_executor(self.config, at_once=1)
             info = self.executor.warm(str(self.layout.root), self._flat)
             if self.batch_windows and info.batch_windows != self.batch_windows:
                 # single proofs go on (the trip path needs nothing else); windows while tripped go alone

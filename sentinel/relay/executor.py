@@ -102,12 +102,15 @@ class ProvingExecutor(Protocol):
     def close(self) -> None: ...
 
 
-def local_size(cores: int, provers: int, threads: int) -> tuple[int, int]:
+def local_size(cores: int, provers: int, threads: int, *, at_once: int = 0) -> tuple[int, int]:
     """(workers, threads per proof) on ``cores`` cores for ``relay.provers`` and ``relay.prover_threads`` (0 = auto:
-    :data:`BEST_THREADS_PER_PROOF` threads, as many workers as the cores hold)."""
+    :data:`BEST_THREADS_PER_PROOF` threads, as many workers as the cores hold). ``at_once``: the most jobs the
+    caller keeps in flight (0 = many); auto sizing starts no more workers than that and gives them the cores."""
     if provers < 0 or threads < 0:
         raise ConfigError(f"relay.provers ({provers}) and relay.prover_threads ({threads}) must be >= 0")
     cores = max(1, cores)
+    if not provers and at_once and at_once < cores // (threads or min(BEST_THREADS_PER_PROOF, cores)):
+        provers = at_once
     if not threads:
         threads = max(1, cores // provers) if provers else min(BEST_THREADS_PER_PROOF, cores)
     return (provers or max(1, cores // threads)), threads
@@ -259,11 +262,11 @@ class LocalExecutor:
     holding one :class:`ProverProcess` per artifact-set root, started on first use (or by :meth:`warm`)."""
 
     def __init__(self, config: SentinelConfig, *, workers: int | None = None, threads: int | None = None,
-                 cores: int | None = None, target: Callable[[Connection, str, dict[str, Any]], None] | None = None,
+                 at_once: int = 0, target: Callable[[Connection, str, dict[str, Any]], None] | None = None,
                  start_timeout: float = 600.0) -> None:
         rc = config.relay
-        n, t = local_size(cores or os.cpu_count() or 1, rc.provers if workers is None else workers,
-                          rc.prover_threads if threads is None else threads)
+        n, t = local_size(os.cpu_count() or 1, rc.provers if workers is None else workers,
+                          rc.prover_threads if threads is None else threads, at_once=at_once)
         self.threads = t
         self._target = target
         self._start_timeout = start_timeout
@@ -337,11 +340,11 @@ class LocalExecutor:
                 prover.close()
 
 
-def make_executor(config: SentinelConfig) -> ProvingExecutor:
-    """The executor ``relay.executor`` names: ``local`` or ``ray``."""
+def make_executor(config: SentinelConfig, *, at_once: int = 0) -> ProvingExecutor:
+    """The executor ``relay.executor`` names: ``local`` or ``ray`` (``at_once``: see :func:`local_size`)."""
     kind = config.relay.executor
     if kind == "local":
-        return LocalExecutor(config)
+        return LocalExecutor(config, at_once=at_once)
     if kind == "ray":
         from sentinel.relay.ray_executor import RayExecutor
 

@@ -119,5 +119,8 @@ def test_sizing_from_the_cores():
     assert local_size(2, 1, 0) == (1, 2)
     assert local_size(1, 0, 4) == (1, 4)
     assert local_size(16, 2, 3) == (2, 3)
+    assert local_size(2, 0, 0, at_once=1) == (1, 2)  # the one-market relay: one proof at a time, on every core
+    assert local_size(8, 0, 0, at_once=2) == (2, 4)
+    assert local_size(2, 3, 0, at_once=1) == (3, 1)  # set explicitly: kept
     with pytest.raises(ConfigError, match=r"relay\.provers"):
         local_size(2, -1, 0)

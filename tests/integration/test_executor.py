@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from sentinel.artifacts import ArtifactLayout
-from sentinel.chain.anvil import free_port
+from sentinel.chain.anvil import free_port, port_in_use
 from sentinel.config import load_config
 from sentinel.relay.executor import LocalExecutor, ProofJob, ProofOutcome
 from sentinel.relay.prover import _flat
@@ -113,7 +114,7 @@ def _ray_node(args: list[str], log: Path) -> subprocess.Popen[bytes]:
                                             "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
                                             "--metrics-export-port", "--runtime-env-agent-port")}
     low = free_port()
-    cmd = [str(RAY), "start", "--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+    cmd = [str(RAY), "start", "--block", "--disable-usage-stats", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
            "--min-worker-port", str(low), "--max-worker-port", str(low + 200), *args]
     for flag, port in ports.items():
         cmd += [flag, str(port)]
@@ -139,11 +140,11 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A head node and a second node on 127.0.0.1, one CPU each; yields the head's address."""
     import ray
 
-    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must stay short
+    temps = [Path(tempfile.mkdtemp(prefix="ray", dir="/tmp")) for _ in range(2)]  # Ray's socket paths: short
     logs = tmp_path_factory.mktemp("ray-logs")
     port = free_port()
     address = f"127.0.0.1:{port}"
-    head = _ray_node(["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(temp),
+    head = _ray_node(["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(temps[0]),
                       "--ray-client-server-port", str(free_port())], logs / "head.log")
     nodes = [head]
     try:
@@ -152,8 +153,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         while time.monotonic() < deadline:
             if head.poll() is not None:
                 pytest.fail(f"ray head exited: {(logs / 'head.log').read_text()[-2000:]}")
-            if not second_started and (temp / "ray_current_cluster").exists():
-                nodes.append(_ray_node(["--address", address], logs / "node.log"))
+            if not second_started and port_in_use(port):
+                nodes.append(_ray_node(["--address", address, "--temp-dir", str(temps[1])], logs / "node.log"))
                 second_started = True
             if second_started:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=False)
@@ -168,6 +169,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         for node in reversed(nodes):
             _stop(node)
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

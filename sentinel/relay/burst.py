@@ -102,6 +102,7 @@ def run_burst(executor: ProvingExecutor, config: SentinelConfig, markets: list[B
         executor.warm(str(m.root), flat)
     outcomes: list[ProofOutcome] = []
     submitted = 0
+    load_before = os.getloadavg()[0]
     start = time.time()
     for tick in range(minutes):
         at = start + tick * cadence
@@ -118,7 +119,10 @@ def run_burst(executor: ProvingExecutor, config: SentinelConfig, markets: list[B
     while len(outcomes) < submitted:
         outcomes.extend(executor.poll(1.0))
     wall = max(o.finished for o in outcomes) - start
-    return figures(config, markets, outcomes, minutes, cadence, wall, executor)
+    result = figures(config, markets, outcomes, minutes, cadence, wall, executor)
+    # others' work on the same cores shows here: the bench does not run alone on a shared machine
+    result["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+    return result
 
 
 def figures(config: SentinelConfig, markets: list[BurstMarket], outcomes: list[ProofOutcome], minutes: int,

@@ -219,6 +219,15 @@ class RelayConfig:
     interval_seconds: float = _f(2.0, "pause between passes when there is nothing to do")
     confirmations: int = _f(2, "blocks (the inclusion block counts as 1) before a report counts as confirmed")
     stuck_seconds: float = _f(30.0, "a transaction not mined after this long gets its fees bumped")
+    executor: str = _f("local", "where proofs run: 'local' (a pool of warm prover processes on this machine) or 'ray' "
+                                "(Ray actors on the cluster at ray_address; every node reads the artifacts at the same "
+                                "path: a shared volume or rsync)")
+    provers: int = _f(0, "local executor: warm prover processes (0 = auto: as many as the cores hold at "
+                         "prover_threads each)")
+    prover_threads: int = _f(0, "EZKL proving threads per proof, local worker or Ray actor (0 = auto: the measured "
+                                "best on the default circuit, see docs/scaling.md)")
+    ray_address: str = _f("", "ray executor: the cluster's head, host:port (e.g. 127.0.0.1:6379)")
+    ray_actors: int = _f(0, "ray executor: prover actors (0 = one per prover_threads CPUs in the cluster)")
     prove_timeout_seconds: float = _f(600.0, "a proof not done after this long stops the prover process (a fresh one "
                                              "takes the next window)")
     fee_bump_percent: float = _f(12.5, "bump on both fee fields when replacing a stuck transaction (>= 12.5)")
@@ -618,6 +627,12 @@ def _check(config: SentinelConfig) -> None:
         raise ConfigError(f"relay.private_rpc_url must be an http(s) URL, got {redact_url(relay.private_rpc_url)!r}")
     if relay.confirmations < 1 or relay.max_attempts < 1 or relay.keep_rows < 1:
         raise ConfigError("relay.confirmations, relay.max_attempts and relay.keep_rows must be >= 1")
+    if relay.executor not in {"local", "ray"}:
+        raise ConfigError(f"relay.executor must be 'local' or 'ray', got {relay.executor!r}")
+    if relay.executor == "ray" and not relay.ray_address:
+        raise ConfigError("relay.executor = 'ray' needs relay.ray_address (the head's host:port)")
+    if relay.provers < 0 or relay.prover_threads < 0 or relay.ray_actors < 0:
+        raise ConfigError("relay.provers, relay.prover_threads and relay.ray_actors must be >= 0 (0 = auto)")
     if relay.fee_bump_percent < 12.5:
         raise ConfigError("relay.fee_bump_percent must be >= 12.5 (nodes refuse smaller replacements)")
     if relay.base_fee_multiplier < 1.125 or relay.priority_fee_gwei < 0 or relay.max_fee_gwei <= 0:

@@ -54,6 +54,10 @@ class RelayError(SentinelError):
     """The relay daemon could not make progress."""
 
 
+class ProverLost(RelayError):
+    """A prover process or actor died under a proof: its job may be proved again elsewhere."""
+
+
 class AuditError(SentinelError):
     """The audit itself could not run (as opposed to finding discrepancies)."""
 

@@ -46,6 +46,7 @@ def _start(app: App, data: Path | None, rpc: str | None, interval: float | None,
     from sentinel.chain.deploy import load_deployments
     from sentinel.markets import markets, pick
     from sentinel.relay.daemon import Relay, queue_path
+    from sentinel.relay.executor import make_executor
     from sentinel.relay.multi import MarketRelays
     from sentinel.relay.queue import QueueLock
     from sentinel.relay.server import RelayMetrics
@@ -61,17 +62,22 @@ def _start(app: App, data: Path | None, rpc: str | None, interval: float | None,
     deployments = load_deployments(app.layout)
     lock, metrics, nonces = QueueLock(queue_path(app.layout, config)), RelayMetrics(), threading.Lock()
     relays: list[Relay] = []
+    executor = None
     try:
+        # one pool for every market: each market proves one window (or batch) at a time
+        executor = make_executor(config, at_once=len(every))
         for m in every:  # --rpc: that one endpoint, whatever relay.rpc_urls says
             relays.append(Relay(app.layout, config, rpc=rpc, data=m.feed, metrics=metrics, market=m.name,
                                 artifacts=m.layout, deployment=deployments.market(m.name), attesters=m.attesters,
-                                lock=lock, nonce_lock=nonces))
+                                lock=lock, nonce_lock=nonces, executor=executor))
     except BaseException:
         for relay in relays:
             relay.close()
+        if executor is not None:
+            executor.close()
         lock.release()
         raise
-    return MarketRelays(relays, lock, metrics), config
+    return MarketRelays(relays, lock, metrics, executor), config
 
 
 @relay.command(name="run")

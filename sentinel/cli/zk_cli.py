@@ -190,15 +190,31 @@ def verify(app: App, bundles: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--rows", type=int, default=None,
               help="With --relay or --day: rows to replay  [default: 60 with --relay; 1440 (a day at 60 s) with --day]")
 @click.option("--rows-per-second", type=float, default=0.5, show_default=True, help="With --relay: replay speed.")
+@click.option("--burst", "burst_bench", is_flag=True,
+              help="Measure a market-wide crash instead: --markets N feeds crashing in the same minute, every "
+                   "market's newest window proved through the executor each cadence (no chain: proved, not confirmed).")
+@click.option("--markets", type=int, default=4, show_default=True, help="With --burst: markets.")
+@click.option("--executor", "executor_kind", type=click.Choice(["local", "ray"]), default=None,
+              help="With --burst: the proving executor  [default: relay.executor]")
+@click.option("--ray-address", default=None, help="With --burst --executor ray: the head's host:port  "
+                                                   "[default: relay.ray_address]")
+@click.option("--cadence", type=float, default=60.0, show_default=True,
+              help="With --burst: wall seconds per market minute (below 60 compresses time).")
+@click.option("--minutes", type=int, default=30, show_default=True,
+              help="With --burst: market minutes replayed (every crash onset is minute 2).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def bench(app: App, data_path: Path | None, windows: int, against: str | None, seed_settings: str,
           memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, relay_bench: bool, day_bench: bool,
-          rows: int | None, rows_per_second: float, as_json: bool) -> None:
+          rows: int | None, rows_per_second: float, burst_bench: bool, markets: int, executor_kind: str | None,
+          ray_address: str | None, cadence: float, minutes: int, as_json: bool) -> None:
     """Measure proving (latency, peak RSS, key and proof size, fidelity); --chain: gas and code size; --relay: relay;
     --day: the cost of a protected market-day in both reporting modes."""
-    if relay_bench and day_bench:
-        raise click.UsageError("--relay and --day are exclusive")
+    if sum((relay_bench, day_bench, burst_bench)) > 1:
+        raise click.UsageError("--relay, --day and --burst are exclusive")
+    if burst_bench:
+        _bench_burst(app, markets, executor_kind, ray_address, cadence, minutes, as_json)
+        return
     if day_bench:
         _bench_day(app, 1440 if rows is None else rows, as_json)
         return
@@ -267,6 +283,28 @@ def _bench_relay(app: App, rows: int, rows_per_second: float, as_json: bool) -> 
                f"{result['rows_per_second']:g} rows/s: {result['windows_confirmed_per_minute']} per minute; "
                f"row arrival -> confirmed median {lat['median']} s, p95 {lat['p95']} s; "
                f"prove median {result['prove_seconds_median']} s")
+
+
+def _bench_burst(app: App, markets: int, executor_kind: str | None, ray_address: str | None, cadence: float,
+                 minutes: int, as_json: bool) -> None:
+    from sentinel.config import load_config
+    from sentinel.relay.burst import bench_burst
+    from sentinel.relay.prover import _flat
+
+    overrides = {k: v for k, v in (("relay.executor", executor_kind), ("relay.ray_address", ray_address)) if v}
+    config = load_config(app.layout.root, {**_flat(app.config()), **overrides}) if overrides else app.config()
+    result = bench_burst(app.layout, config, markets, minutes, cadence, progress=progress)
+    if as_json:
+        emit_json(result)
+        return
+    lat = result["latency_arrival_to_proved_wall_seconds"]
+    click.echo(f"burst ({result['executor']}, {result['workers_count']} workers; no chain: proved, not confirmed): "
+               f"{result['markets']} markets x {result['minutes']} minutes, {result['time_compression']}")
+    click.echo(f"  {result['proved']}/{result['windows']} windows proved, {result['stale']} stale, "
+               f"{result['errors']} errors; {result['windows_proved_per_wall_minute']} proved per wall minute; "
+               f"arrival -> proved p50 {lat['p50']} s, p95 {lat['p95']} s (wall); prove median "
+               f"{result['prove_seconds']['median']} s")
+    click.echo(f"  tripped before the price bottom: {result['tripped_before_bottom']}/{result['markets']} markets")
 
 
 def _bench_day(app: App, rows: int, as_json: bool) -> None:

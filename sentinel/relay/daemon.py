@@ -178,11 +178,12 @@ class Relay:
                  rpc: str | None = None, db: Path | None = None, metrics: RelayMetrics | None = None,
                  clock: Any = time.time, market: str = DEFAULT_MARKET, artifacts: ArtifactLayout | None = None,
                  deployment: Any = None, attesters: tuple[str, ...] | None = None, lock: QueueLock | None = None,
-                 nonce_lock: threading.Lock | None = None) -> None:
+                 nonce_lock: threading.Lock | None = None, executor: Any = None) -> None:
         """One market's relay: ``layout`` is the project (deployments, queue), ``artifacts`` the market's model and
         circuit (default: the project's), ``deployment`` its breaker (default: the project's only one),
         ``attesters`` its attester services (default: relay.attesters). The markets of one daemon share the
-        queue file and its ``lock``, the signer's ``nonce_lock`` and the ``metrics`` registry."""
+        queue file and its ``lock``, the signer's ``nonce_lock``, the ``metrics`` registry and the proving
+        ``executor`` (default: its own, started by :meth:`load_prover`)."""
         from sentinel.chain.deploy import load_deployment
         from sentinel.zk.manifest import load_manifest
 
@@ -192,7 +193,8 @@ class Relay:
         self.clock = clock
         self.market = market
         self.log = MarketLog(log, market)
-        self.artifacts = artifacts or layout
+        #: the market's model and circuits; its proof bundles in its own directory (window ids repeat across markets)
+        self.artifacts = (artifacts or layout).for_market(market)
         self.attesters = tuple(attesters) if attesters else self.rc.attesters
         if not self.attesters:
             raise RelayError(f"market {market}: no attester services: the relay holds no attester key and asks the "
@@ -226,7 +228,11 @@ class Relay:
         self.chain: Any = None
         self.breaker: Any = None
         self._lane: Lane | None = None
-        self.prover: Any = None
+        self.executor: Any = executor  #: the proving executor (relay.executor): shared, else started by load_prover
+        self._owns_executor = False
+        self._warm = False  #: this market's provers are loaded in the executor
+        self._flat: dict[str, Any] = {}  #: the settings as flat overrides, for the executor's provers
+        self._proved_by: str | None = None  #: the worker (and Ray node) of the last proof
         self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))  #: re-read from the chain
         self.last_prove_seconds = 0.0
         #: windows per batch proof this relay's artifacts prove (0: no batch circuit was built, or it cannot load)
@@ -301,20 +307,46 @@ class Relay:
                                            fallback_public=self.rc.private_fallback_public if private else None))
 
     def load_prover(self) -> None:
-        """Start the warm prover child once (it loads the circuit and proving key, seconds)."""
-        if self.prover is None:
-            from sentinel.relay.prover import ProverProcess
+        """Start the proving executor, unless the daemon shares one, and warm this market's provers in it (they
+        load the circuits, seconds); once."""
+        if self._warm:
+            return
+        from sentinel.relay.executor import make_executor
+        from sentinel.relay.prover import _flat
 
-            self.prover = ProverProcess(self.artifacts.root, self.config)
-            if self.batch_windows and self.prover.batch_windows != self.batch_windows:
-                # single proofs go on (the trip path needs nothing else); windows while tripped go alone
-                self.log.error("event=batch_unavailable windows=%d error=%r: every window is proved alone",
-                               self.batch_windows, self.prover.batch_error or "the batch circuit did not load")
-                self.batch_windows = 0
+        self._flat = _flat(self.config)
+        if self.executor is None:  # one market proves one window at a time: auto sizing gives it every core
+            self.executor = make_executor(self.config, at_once=1)
+            self._owns_executor = True
+        info = self.executor.warm(str(self.artifacts.root), self._flat)
+        self._warm = True
+        if self.batch_windows and info.batch_windows != self.batch_windows:
+            # single proofs go on (the trip path needs nothing else); windows while tripped go alone
+            self.log.error("event=batch_unavailable windows=%d error=%r: every window is proved alone",
+                           self.batch_windows, info.batch_error or "the batch circuit did not load")
+            self.batch_windows = 0
+
+    def _prove(self, wid: int, end_unix: int, market: Any, ends: list[int], now: int) -> Any:
+        """Prove ``ends`` of ``market`` (window ``wid``, a batch's lead; ``end_unix``: its oldest window's end)
+        through the executor with the real deadline (that end plus the breaker's max age, less inclusion, from
+        chain time ``now`` onto this clock); RelayError if it could not, None if it would be proved stale."""
+        from sentinel.relay.executor import ProofJob
+
+        arrived = self.clock()
+        deadline = arrived + (end_unix + self.max_age - INCLUSION_MARGIN_SECONDS - now)
+        job = ProofJob((self.market, wid), str(self.artifacts.root), self._flat, market, tuple(ends), deadline,
+                       arrived, self.artifacts.proofs)
+        outcome = self.executor.prove(job, timeout=self.rc.prove_timeout_seconds * self.rc.max_attempts + 60)
+        if outcome.status == "error":
+            raise RelayError(outcome.error or "the prover failed")
+        if outcome.status == "stale":
+            return None
+        self._proved_by = outcome.worker if outcome.node is None else f"{outcome.worker}@{outcome.node}"
+        return outcome.result
 
     def close(self) -> None:
-        if self.prover is not None:
-            self.prover.close()
+        if self.executor is not None and self._owns_executor:
+            self.executor.close()
         self.queue.close()
         if self._own_lock:
             self.lock.release()
@@ -407,7 +439,7 @@ class Relay:
                 if plan.action == "batch":
                     rows = self.feed.market_for(plan.windows[-1], before=len(plan.windows) - 1)
                     if rows is not None:
-                        self._prove_batch(result, plan, rows)
+                        self._prove_batch(result, plan, rows, now)
                         return
                     why = f"no gap-free rows held for windows {plan.windows[0]}-{plan.windows[-1]}: proved alone"
                 self.log.info("event=batch_released %s reason=%r", kv(window=chosen), why)
@@ -419,13 +451,17 @@ class Relay:
         w = self.queue.transition(chosen, "proving", count_attempt=True)
         self.log.info("event=proving %s", kv(window=w.window_id, attempt=w.attempts))
         try:
-            proved = self.prover.prove_end_row(market, len(market) - 1, timeout=self.rc.prove_timeout_seconds)
+            proved = self._prove(w.window_id, w.end_unix, market, [len(market) - 1], now)
         except SentinelError as exc:
             target = "failed" if w.attempts >= self.rc.max_attempts else "new"
             self.queue.transition(w.window_id, target, last_error=str(exc))
             self.log.error("event=prove_failed %s error=%r", kv(window=w.window_id, attempt=w.attempts, next=target),
                            str(exc))
             result.errors.append(str(exc))
+            return
+        if proved is None:
+            self._skip(result, w.window_id, f"stale: its proof would be done after ends {w.end_unix} + max age "
+                                            f"{self.max_age} s less inclusion")
             return
         if proved.window_id != w.window_id:
             raise RelayError(f"window {w.window_id}: the prover made window {proved.window_id} (cadence mismatch?)")
@@ -434,8 +470,8 @@ class Relay:
                               prove_seconds=proved.prove_seconds, proved_at=self.clock())
         self.metrics.prove_seconds.observe(proved.prove_seconds)
         result.proved.append(w.window_id)
-        self.log.info("event=proved %s score=%.4f seconds=%.1f", kv(window=w.window_id, attempt=w.attempts),
-                      proved.score, proved.prove_seconds)
+        self.log.info("event=proved %s score=%.4f seconds=%.1f worker=%s", kv(window=w.window_id, attempt=w.attempts),
+                      proved.score, proved.prove_seconds, self._proved_by)
 
     def _batching(self, breaker: BreakerNow) -> bool:
         """Whether windows go in K-window batch proofs now: the breaker is tripped by scores (recovery needs every
@@ -456,7 +492,7 @@ class Relay:
                 self.queue.transition(wid, "held", reason=plan.reason)
                 self.log.info("event=held %s reason=%r", kv(window=wid), plan.reason)
 
-    def _prove_batch(self, result: PassResult, plan: BatchPlan, market: Any) -> None:
+    def _prove_batch(self, result: PassResult, plan: BatchPlan, market: Any, now: int) -> None:
         """Prove ``plan.windows`` (consecutive, oldest first; ``market``: their rows) in one batch proof; they move
         as one from here on."""
         ids = list(plan.windows)
@@ -466,7 +502,7 @@ class Relay:
                       ids[-1])
         ends = list(range(len(market) - len(ids), len(market)))
         try:
-            proved = self.prover.prove_windows(market, ends, timeout=self.rc.prove_timeout_seconds)
+            proved = self._prove(lead.window_id, self.queue.get(ids[0]).end_unix, market, ends, now)
         except SentinelError as exc:
             # Back to new and dissolved: the oldest window goes alone next, so one bad window costs only itself
             self._solo = ids[0]
@@ -475,6 +511,11 @@ class Relay:
             self.log.error("event=prove_failed %s windows=%d-%d error=%r",
                            kv(window=lead.window_id, attempt=lead.attempts, next=target), ids[0], ids[-1], str(exc))
             result.errors.append(str(exc))
+            return
+        if proved is None:
+            self._skip(result, lead.window_id, f"stale: batch {ids[0]}-{ids[-1]} would be proved after window "
+                                               f"{ids[0]}'s max age {self.max_age} s less inclusion")
+            result.skipped.extend(ids[:-1])  # they moved with their lead
             return
         got = proved.window_ids
         if got != ids:
@@ -488,9 +529,10 @@ class Relay:
                                           for w in proved.windows})
         self.metrics.prove_seconds.observe(proved.prove_seconds)
         result.proved.extend(ids)
-        self.log.info("event=proved_batch %s windows=%d-%d scores=%s seconds=%.1f",
+        self.log.info("event=proved_batch %s windows=%d-%d scores=%s seconds=%.1f worker=%s",
                       kv(window=lead.window_id, attempt=lead.attempts), ids[0], ids[-1],
-                      ",".join(f"{float(w['score']):.4f}" for w in proved.windows), proved.prove_seconds)
+                      ",".join(f"{float(w['score']):.4f}" for w in proved.windows), proved.prove_seconds,
+                      self._proved_by)
 
     def _screen(self, result: PassResult, wid: int, market: Any, breaker: BreakerNow) -> bool:
         """Apply the reporting policy to ``wid``: True if it was screened (final, float score and reason kept)."""

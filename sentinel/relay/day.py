@@ -266,6 +266,12 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
+def _cpus(pids: list[int]) -> float | None:
+    """CPU seconds of the prover processes ``pids`` together, or None if one cannot be read."""
+    seconds = [_cpu_seconds(pid) for pid in pids]
+    return None if any(s is None for s in seconds) else sum(s for s in seconds if s is not None)
+
+
 def run_mode(layout: ArtifactLayout, config: SentinelConfig, feed: DayFeed, mode: str,
              progress: Any = None) -> tuple[ModeRun, dict[str, Any]]:
     """Replay the day into a fresh relay in ``mode``, in lockstep; returns the run and the relay's setup."""
@@ -278,7 +284,7 @@ def run_mode(layout: ArtifactLayout, config: SentinelConfig, feed: DayFeed, mode
     started = time.monotonic()
     with relay_rig(layout, config, feed.first_unix, {"relay.report": mode}, progress) as rig:
         relay = rig.relay
-        cpu_before = _cpu_seconds(relay.prover.process.pid)
+        cpu_before = _cpus(relay.executor.pids())
 
         def lockstep(row: int, unix: float) -> None:
             wid = window_id(math.floor(unix), relay.cadence)
@@ -298,7 +304,7 @@ def run_mode(layout: ArtifactLayout, config: SentinelConfig, feed: DayFeed, mode
                              f"after the feed ended; the relay's last error: {relay.last_error or 'none'}")
         replay_seconds = time.monotonic() - replay_started
         rig.halt()
-        cpu_after = _cpu_seconds(relay.prover.process.pid) if relay.prover.restarts == 0 else None
+        cpu_after = _cpus(relay.executor.pids()) if relay.executor.restarts == 0 else None
         gas: Counter[int] = Counter()
         mined = 0
         for tx in relay.queue.all_txs():

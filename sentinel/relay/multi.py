@@ -7,7 +7,9 @@ pass loop unchanged; what the markets share is what must be shared:
 - the queue file (one table keyed by market and window) and its lock: one daemon per queue;
 - the signer: one key, so one nonce sequence; a nonce is chosen, signed, stored and sent under one lock,
   above every market's sent transactions (:meth:`~sentinel.relay.queue.Queue.submitted_nonces`);
-- the metrics registry, every metric labelled with its market, and one ``/healthz`` with a section per market.
+- the metrics registry, every metric labelled with its market, and one ``/healthz`` with a section per market;
+- the proving executor (:mod:`sentinel.relay.executor`): a pool of warm provers sized for the markets, or Ray
+  actors, each proof keyed by (market, window) and written to the market's own ``proofs/<market>/``.
 
 A market's threads only wait (on its node, its attesters, its prover process), so one market's bad feed,
 failing prover or stalled attesters holds up that market alone: its pass fails and backs off, the others go on.
@@ -33,7 +35,7 @@ log = logging.getLogger("sentinel.relay")
 class MarketRelays:
     """The relays of every market of one daemon, sharing its queue lock, signer nonce lock and metrics."""
 
-    def __init__(self, relays: Iterable[Relay], lock: QueueLock, metrics: RelayMetrics) -> None:
+    def __init__(self, relays: Iterable[Relay], lock: QueueLock, metrics: RelayMetrics, executor: Any) -> None:
         self.relays = list(relays)
         if not self.relays:
             raise RelayError("no market to relay")
@@ -42,6 +44,7 @@ class MarketRelays:
             raise RelayError(f"a market is listed twice: {', '.join(names)}")
         self.lock = lock
         self.metrics = metrics
+        self.executor = executor  #: the proving executor every market's relay shares
         self.threads: dict[str, threading.Thread] = {}
 
     def __iter__(self) -> Any:
@@ -112,4 +115,5 @@ class MarketRelays:
     def close(self) -> None:
         for relay in self.relays:
             relay.close()
+        self.executor.close()
         self.lock.release()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -20,14 +21,44 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentinel.errors import CircuitError, RelayError
+from sentinel.errors import CircuitError, ProverLost, RelayError
 
 log = logging.getLogger("sentinel.relay")
 
 if TYPE_CHECKING:
     from sentinel.config import SentinelConfig
     from sentinel.data.validate import MarketData
-    from sentinel.zk.prove import BatchProveResult, ProveResult
+    from sentinel.zk.prove import BatchProveResult, Prover, ProveResult
+
+
+def load_provers(root: str, config: dict[str, Any]) -> tuple[Prover, Prover | None, str | None]:
+    """The warm provers of the artifact set at ``root``: single, batch (loaded now, not when the breaker trips,
+    when the manifest has one; None if it cannot load, with why, and single proofs go on)."""
+    from sentinel.artifacts import ArtifactLayout
+    from sentinel.config import load_config
+    from sentinel.errors import SentinelError
+    from sentinel.zk.prove import Prover
+
+    layout = ArtifactLayout(Path(root))
+    settings = load_config(Path(root), config)
+    prover = Prover(layout, settings)
+    if not prover.manifest.get("batch"):
+        return prover, None, None
+    try:
+        return prover, Prover(layout.batch(), settings), None
+    except SentinelError as exc:
+        return prover, None, str(exc)
+
+
+def prove_with(prover: Prover, batch_prover: Prover | None, batch_error: str | None, market: MarketData,
+               end: int | list[int], proofs: str | None = None) -> ProveResult | BatchProveResult:
+    """Prove the window ending at row ``end``, or the consecutive windows ending at rows ``end`` (a list) in one
+    batch proof, with the provers :func:`load_provers` loaded."""
+    if isinstance(end, list):
+        if batch_prover is None:
+            raise CircuitError(f"no batch circuit loaded: {batch_error or 'none was built'}")
+        return batch_prover.prove_windows(market, end, proofs=proofs)
+    return prover.prove_end_row(market, end, proofs=proofs)
 
 
 def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
@@ -40,42 +71,33 @@ def _worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from sentinel.artifacts import ArtifactLayout
-    from sentinel.config import load_config
     from sentinel.errors import SentinelError
-    from sentinel.zk.prove import Prover
 
-    layout = ArtifactLayout(Path(root))
-    batch_prover: Prover | None = None
-    batch_error: str | None = None
     try:
-        settings = load_config(Path(root), config)
-        prover = Prover(layout, settings)
+        prover, batch_prover, batch_error = load_provers(root, config)
     except SentinelError as exc:
         conn.send((0, "error", str(exc)))
         return
-    if prover.manifest.get("batch"):  # loaded now, not when the breaker trips; without it, single proofs go on
-        try:
-            batch_prover = Prover(layout.batch(), settings)
-        except SentinelError as exc:
-            batch_error = str(exc)
     conn.send((0, "ready", {"window": prover.window, "cadence": prover.cadence,
                             "batch_windows": int(batch_prover.manifest["windows_per_proof"]) if batch_prover else 0,
                             "batch_error": batch_error}))
     while True:
         try:
-            request, market, end = conn.recv()
+            request, market, end, proofs = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            if isinstance(end, list):
-                if batch_prover is None:
-                    raise CircuitError(f"no batch circuit loaded: {batch_error or 'none was built'}")
-                conn.send((request, "ok", batch_prover.prove_windows(market, end)))
-            else:
-                conn.send((request, "ok", prover.prove_end_row(market, end)))
+            conn.send((request, "ok", prove_with(prover, batch_prover, batch_error, market, end, proofs)))
         except SentinelError as exc:
             conn.send((request, "error", str(exc)))
+
+
+def _pinned(target: Callable[[Connection, str, dict[str, Any]], None], threads: int, conn: Connection, root: str,
+            config: dict[str, Any]) -> None:
+    """Child entry: pin EZKL's rayon pool to ``threads`` (0 = rayon's own choice) before anything imports ezkl."""
+    if threads > 0:
+        os.environ["RAYON_NUM_THREADS"] = str(threads)
+    target(conn, root, config)
 
 
 def _flat(config: SentinelConfig) -> dict[str, Any]:
@@ -93,10 +115,15 @@ class ProverProcess:
     Every failure is a RelayError, so the daemon's window leaves ``proving`` on every path.
     """
 
-    def __init__(self, root: Path, config: SentinelConfig, start_timeout: float = 600.0, *,
-                 target: Callable[[Connection, str, dict[str, Any]], None] = _worker) -> None:
-        self._args = (str(root), _flat(config))
+    def __init__(self, root: Path, config: SentinelConfig | dict[str, Any], start_timeout: float = 600.0, *,
+                 target: Callable[[Connection, str, dict[str, Any]], None] = _worker, threads: int = 0,
+                 name: str = "sentinel-prover") -> None:
+        """``config``: the settings, or their flat overrides as :func:`_flat` makes them; ``threads``: EZKL's
+        proving threads in the child (0 = all cores)."""
+        self._args = (str(root), config if isinstance(config, dict) else _flat(config))
         self._target = target
+        self.threads = threads
+        self.name = name
         self._start_timeout = start_timeout
         self._request = 0
         self.restarts = 0
@@ -105,8 +132,8 @@ class ProverProcess:
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sockets
         self._conn, child = context.Pipe()
-        self.process = context.Process(target=self._target, args=(child, *self._args), name="sentinel-prover",
-                                       daemon=True)
+        self.process = context.Process(target=_pinned, args=(self._target, self.threads, child, *self._args),
+                                       name=self.name, daemon=True)
         self.process.start()
         child.close()
         kind, payload = self._receive(0, self._start_timeout, "starting the prover")
@@ -147,28 +174,31 @@ class ProverProcess:
             raise RelayError(f"{what}: the prover process timed out after {timeout:g} s; it was stopped and "
                              "the next window starts a fresh one")
         self._stop()  # reaps it (and kills it, should it still run with its pipe closed)
-        raise RelayError(f"{what}: the prover process died (exit code {self.process.exitcode}); "
+        raise ProverLost(f"{what}: the prover process died (exit code {self.process.exitcode}); "
                          "the next window starts a fresh one")
 
-    def prove_end_row(self, market: MarketData, end: int, timeout: float = 3600.0) -> ProveResult:
-        """Prove the window of ``market`` ending at row ``end`` in the child; returns its ProveResult."""
-        result: ProveResult = self._request_proof(market, end, timeout)
+    def prove_end_row(self, market: MarketData, end: int, timeout: float = 3600.0, *,
+                      proofs: str | None = None) -> ProveResult:
+        """Prove the window of ``market`` ending at row ``end`` in the child; returns its ProveResult (its bundle
+        under ``proofs``, relative to the root, else the child's layout's)."""
+        result: ProveResult = self._request_proof(market, end, timeout, proofs)
         return result
 
-    def prove_windows(self, market: MarketData, ends: list[int], timeout: float = 3600.0) -> BatchProveResult:
+    def prove_windows(self, market: MarketData, ends: list[int], timeout: float = 3600.0, *,
+                      proofs: str | None = None) -> BatchProveResult:
         """Prove the windows of ``market`` ending at rows ``ends`` (consecutive) in one batch proof in the child."""
-        result: BatchProveResult = self._request_proof(market, list(ends), timeout)
+        result: BatchProveResult = self._request_proof(market, list(ends), timeout, proofs)
         return result
 
-    def _request_proof(self, market: MarketData, end: int | list[int], timeout: float) -> Any:
+    def _request_proof(self, market: MarketData, end: int | list[int], timeout: float, proofs: str | None) -> Any:
         if not self.process.is_alive():
             self._restart(f"the prover process was gone (exit code {self.process.exitcode})")
         self._request += 1
         try:
-            self._conn.send((self._request, market, end))
+            self._conn.send((self._request, market, end, proofs))
         except (BrokenPipeError, EOFError, OSError):
             self._restart("the prover's pipe was broken")
-            self._conn.send((self._request, market, end))
+            self._conn.send((self._request, market, end, proofs))
         kind, payload = self._receive(self._request, timeout, "proving")
         if kind != "ok":
             raise CircuitError(payload)

@@ -18,6 +18,7 @@ the batch set's hashes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -214,8 +215,9 @@ class Prover:
         self.input_range.check(raw, end - self.window + 1)
         return raw
 
-    def prove_end_row(self, market: MarketData, end: int) -> ProveResult:
-        """Prove the window ending at 0-based row ``end``; writes its bundle."""
+    def prove_end_row(self, market: MarketData, end: int, *, proofs: str | None = None) -> ProveResult:
+        """Prove the window ending at 0-based row ``end``; writes its bundle (under ``proofs``, a directory
+        relative to the project root, else the layout's: a market's own, see ArtifactLayout.for_market)."""
         from sentinel.model.export import onnx_scores
 
         if self.instances is None:
@@ -254,12 +256,18 @@ class Prover:
             "prove_seconds": round(seconds, 3),
             "ezkl_proof": proof,
         }
-        path = self.layout.proof_bundle(wid)
+        path = self._bundles(proofs).proof_bundle(wid)
         atomic_write_text(path, json.dumps(bundle, indent=1, sort_keys=True) + "\n")
         return ProveResult(path, score, float_score, bundle["input_hash"], wid, window_end, seconds)
 
-    def prove_windows(self, market: MarketData, end_rows: list[int]) -> BatchProveResult:
-        """Prove K consecutive windows (0-based end rows, ascending) in one batch proof; writes one batch bundle."""
+    def _bundles(self, proofs: str | None) -> ArtifactLayout:
+        """The layout bundles are written with: this one, or its ``proofs`` directory instead."""
+        return self.layout if proofs is None else dataclasses.replace(self.layout, proofs=proofs)
+
+    def prove_windows(self, market: MarketData, end_rows: list[int], *,
+                      proofs: str | None = None) -> BatchProveResult:
+        """Prove K consecutive windows (0-based end rows, ascending) in one batch proof; writes one batch bundle
+        (under ``proofs``, as :meth:`prove_end_row`)."""
         from sentinel.model.export import onnx_scores
         from sentinel.zk.batch import batch_input_json, consecutive_end_rows
 
@@ -314,6 +322,6 @@ class Prover:
             "prove_seconds": round(seconds, 3),
             "ezkl_proof": proof,
         }
-        path = self.layout.batch_bundle(ids[0], ids[-1])
+        path = self._bundles(proofs).batch_bundle(ids[0], ids[-1])
         atomic_write_text(path, json.dumps(bundle, indent=1, sort_keys=True) + "\n")
         return BatchProveResult(path, entries, seconds)

@@ -16,7 +16,7 @@ def worker(conn: Connection, root: str, config: dict[str, Any]) -> None:
     conn.send((0, "ready", {"window": 50, "cadence": 60.0}))
     while True:
         try:
-            request, _market, end = conn.recv()
+            request, _market, end, _proofs = conn.recv()
         except (EOFError, OSError):
             return
         if end == -2:
@@ -32,7 +32,7 @@ def worker_with_a_broken_batch_circuit(conn: Connection, root: str, config: dict
                             "batch_error": "circuits/batch/pk.key: regenerated vk differs from the manifest's"}))
     while True:
         try:
-            request, _market, end = conn.recv()
+            request, _market, end, _proofs = conn.recv()
         except (EOFError, OSError):
             return
         conn.send((request, "ok", f"proved {end} by {os.getpid()}"))

@@ -362,6 +362,8 @@ def test_bench_day_refuses_too_few_rows_in_one_line_before_any_work(run_cli, tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bench_relay_and_day_are_exclusive(run_cli, tmp_path):
+def test_bench_relay_day_and_burst_are_exclusive(run_cli, tmp_path):
     code, _, stderr = run_cli("--root", tmp_path, "bench", "--day", "--relay")
-    assert code == 2 and "--relay and --day are exclusive" in stderr
+    assert code == 2 and "--relay, --day and --burst are exclusive" in stderr
+    code, _, stderr = run_cli("--root", tmp_path, "bench", "--burst", "--day")
+    assert code == 2 and "are exclusive" in stderr

@@ -26,6 +26,8 @@ from sentinel.relay.prover import _flat
 pytestmark = pytest.mark.integration
 
 RAY = Path(sys.executable).parent / "ray"  # the ray CLI of this environment (pinned with the ray package)
+#: The two nodes' addresses: loopback, but not 127.0.0.1, which Ray replaces with the machine's own interface address
+HEAD_IP, NODE_IP = "127.0.0.2", "127.0.0.3"
 
 
 def market_roots(tiny_circuit: Path, base: Path, names: tuple[str, ...]) -> dict[str, Path]:
@@ -69,8 +71,10 @@ def test_two_local_workers_prove_two_markets_at_once_and_the_proofs_verify(tiny_
     roots = market_roots(tiny_circuit, tmp_path, ("eth", "btc"))
     executor = LocalExecutor(load_config(tiny_circuit, env={}), workers=2, threads=1)
     try:
-        for job in jobs(roots, tiny_feed):
+        batch = jobs(roots, tiny_feed)
+        for job in batch:  # warm first: both jobs then wait for the two idle workers at once
             executor.warm(job.root, job.config)
+        for job in batch:
             executor.submit(job)
         outcomes = collect(executor, 2, 120)
     finally:
@@ -114,8 +118,8 @@ def _ray_node(args: list[str], log: Path) -> subprocess.Popen[bytes]:
                                             "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
                                             "--metrics-export-port", "--runtime-env-agent-port")}
     low = free_port()
-    cmd = [str(RAY), "start", "--block", "--disable-usage-stats", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-           "--min-worker-port", str(low), "--max-worker-port", str(low + 200), *args]
+    cmd = [str(RAY), "start", "--block", "--disable-usage-stats", "--num-cpus", "1", "--min-worker-port", str(low),
+           "--max-worker-port", str(low + 200), *args]
     for flag, port in ports.items():
         cmd += [flag, str(port)]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -129,7 +133,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             return
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=5)
             return
         except subprocess.TimeoutExpired:
             continue
@@ -137,14 +141,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A head node and a second node on 127.0.0.1, one CPU each; yields the head's address."""
+    """A head node and a second node on loopback addresses (127.0.0.2, .3), one CPU each; yields the head's address."""
     import ray
 
     temps = [Path(tempfile.mkdtemp(prefix="ray", dir="/tmp")) for _ in range(2)]  # Ray's socket paths: short
     logs = tmp_path_factory.mktemp("ray-logs")
     port = free_port()
-    address = f"127.0.0.1:{port}"
-    head = _ray_node(["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(temps[0]),
+    address = f"{HEAD_IP}:{port}"
+    head = _ray_node(["--head", "--node-ip-address", HEAD_IP, "--port", str(port), "--include-dashboard=false",
+                      "--temp-dir", str(temps[0]),
                       "--ray-client-server-port", str(free_port())], logs / "head.log")
     nodes = [head]
     try:
@@ -153,8 +158,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         while time.monotonic() < deadline:
             if head.poll() is not None:
                 pytest.fail(f"ray head exited: {(logs / 'head.log').read_text()[-2000:]}")
-            if not second_started and port_in_use(port):
-                nodes.append(_ray_node(["--address", address, "--temp-dir", str(temps[1])], logs / "node.log"))
+            if not second_started and port_in_use(port, HEAD_IP):
+                nodes.append(_ray_node(["--address", address, "--node-ip-address", NODE_IP, "--temp-dir",
+                                        str(temps[1])], logs / "node.log"))
                 second_started = True
             if second_started:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=False)
@@ -189,8 +195,10 @@ def test_ray_actors_on_both_nodes_prove_and_the_proofs_verify(ray_executor: Any,
     roots = market_roots(tiny_circuit, tmp_path, ("eth", "btc"))
     assert len(ray_executor.workers) == 2
     assert len({node for _, node in ray_executor.where().values()}) == 2  # one actor per node
-    for job in jobs(roots, tiny_feed):
+    batch = jobs(roots, tiny_feed)
+    for job in batch:  # warm first: both jobs then wait for the two idle actors at once
         ray_executor.warm(job.root, job.config)
+    for job in batch:
         ray_executor.submit(job)
     outcomes = collect(ray_executor, 2, 120)
     assert sorted(o.key for o in outcomes) == [("btc", 1), ("eth", 0)]

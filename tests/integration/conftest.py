@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,13 @@ def other_model_circuit(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFac
     build_circuit(layout, load_config(root, env={}))
     return root
 
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A head node and a second node on loopback (127.0.0.2, .3), one CPU each, for the session; yields the head's
+    address (see tests.support.raynodes)."""
+    from tests.support.raynodes import two_node_cluster
+
+    with two_node_cluster(tmp_path_factory.mktemp("ray-logs")) as address:
+        yield address

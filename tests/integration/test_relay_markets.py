@@ -1,8 +1,9 @@
-"""Three markets, one relay process, one signer, on a real Anvil (issue #21 item 5).
+"""Several markets, one relay process, one signer, on a real Anvil (issue #21 item 5).
 
 Each market has its own feed, breaker (deployed by ``deploy_project`` from the project's ``[markets.<name>]``
 tables) and attester services (``sentinel attester serve --market``). One market's feed crashes and its breaker
 trips; the others stay open. One market's feed turns bad mid-run: only that market waits, the others go on.
+On a two-node Ray cluster, a prover actor killed mid-proof has its window proved again and reported once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,9 +78,10 @@ def _on_grid(rows: list[str], start: float) -> list[str]:
     return [f"{stamp(i)},{row.split(',', 1)[1]}" for i, row in enumerate(rows)]
 
 
-@pytest.fixture(scope="module")
-def world(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("markets")
+@contextmanager
+def _world(tiny_circuit: Path, tmp: Path, markets: tuple[str, ...] = MARKETS) -> Iterator[dict[str, Any]]:
+    """A project with ``markets`` (eth hot, the others calm; sol's feed turns bad), deployed on its own Anvil, with
+    two attester services per market."""
     header, rows, scores = _lines(tiny_circuit)
     start = 1_780_000_000.0
     _, hot = _slice(rows, scores, hot=True)
@@ -97,9 +101,9 @@ def world(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     node_port = anvil.free_port()
     rpc = f"http://127.0.0.1:{node_port}"
     parties = {m: [AttesterProcess(demo_key(2 + n), tmp / "parties" / f"{m}-{n}", root, rpc, market=m)
-                   for n in range(2)] for m in MARKETS}
+                   for n in range(2)] for m in markets}
     tables = "".join(f'\n[markets.{m}]\nfeed = "feeds/{m}"\nattesters = {json.dumps([p.url for p in parties[m]])}\n'
-                     for m in MARKETS)
+                     for m in markets)
     (root / "sentinel.toml").write_text((root / "sentinel.toml").read_text() + tables)
     process = anvil.spawn(node_port, 31337, log=tmp / "anvil.log", timestamp=int(start))
     started: list[AttesterProcess] = []
@@ -108,13 +112,14 @@ def world(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                                     "chain.reset_after": 30, "chain.cooldown_seconds": 60,
                                     "chain.max_age_seconds": 1800}, env={})
         deployments = deploy_project(ArtifactLayout(root), config, rpc)
-        for m in MARKETS:
+        for m in markets:
             for party in parties[m]:
                 party.home.mkdir(parents=True, exist_ok=True)
                 started.append(party.launch())
         for party in started:
             party.wait_answering()
-        yield {"root": root, "rpc": rpc, "src": src, "parties": parties, "deployments": deployments, "tmp": tmp}
+        yield {"root": root, "rpc": rpc, "src": src, "parties": parties, "deployments": deployments, "tmp": tmp,
+               "markets": markets}
     finally:
         for party in started:
             party.stop()
@@ -160,14 +165,15 @@ def _wait(what: str, condition: Any, timeout: float, relay: subprocess.Popen[byt
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
-def test_one_relay_three_markets_one_trips_one_waits_on_a_bad_feed(world: dict[str, Any]):
-    root, rpc, src, parties = world["root"], world["rpc"], world["src"], world["parties"]
-    deployments: Deployments = world["deployments"]
+def _run(world: dict[str, Any], **settings: str) -> tuple[list[dict[str, Any]], Path, dict[str, Any], str]:
+    """Run ``sentinel relay run`` (every market) while every feed is replayed to its end; returns the queue's windows,
+    the relay's log, its /healthz and its /metrics at the end."""
+    root, rpc, src, parties, markets = world["root"], world["rpc"], world["src"], world["parties"], world["markets"]
     tmp: Path = world["tmp"]
-    feed = {m: root / "feeds" / m / "market_depth.csv" for m in MARKETS}
+    feed = {m: root / "feeds" / m / "market_depth.csv" for m in markets}
     # every market's feed and its attesters' copies take row i together; sol's turn malformed at BAD_FROM
     copies: list[tuple[Path, Path | None]] = []
-    for m in MARKETS:
+    for m in markets:
         source = src["sol-bad"] if m == "sol" else src[m]
         copies += [(p.feed / "market_depth.csv", source) for p in parties[m]]
         if m != "eth":
@@ -177,14 +183,15 @@ def test_one_relay_three_markets_one_trips_one_waits_on_a_bad_feed(world: dict[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
     env.update({"SENTINEL_RELAY__INTERVAL_SECONDS": "0.2", "SENTINEL_RELAY__REPORT": "every",
                 "SENTINEL_RELAY__ATTESTER_RETRY_SECONDS": "0.5", "SENTINEL_RELAY__BACKOFF_MAX_SECONDS": "1",
-                "SENTINEL_RELAY__CONFIRMATIONS": "1"})
+                "SENTINEL_RELAY__CONFIRMATIONS": "1",
+                **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in settings.items()}})
     with log.open("wb") as out:
         relay = subprocess.Popen([sys.executable, "-m", "sentinel", "--root", str(root), "relay", "run", "--db",
                                   str(db), "--rpc", rpc, "--metrics-port", str(port)],
                                  stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         _wait("every market's first window on chain", lambda: {w["market"] for w in _windows(db)
-                                                               if w["state"] == "confirmed"} == set(MARKETS),
+                                                               if w["state"] == "confirmed"} == set(markets),
               180, relay, log)
         replay(src["eth"], feed["eth"], rows_per_second=2, first=51, last=ROWS, chain_rpc=rpc, copies=copies)
         # eth is tripped, so its windows go two to a proof: a last one short of its pair is held until chain time
@@ -193,21 +200,26 @@ def test_one_relay_three_markets_one_trips_one_waits_on_a_bad_feed(world: dict[s
 
         def settled() -> bool:
             windows = _windows(db)
-            ends = {m: max((w["end_line"] for w in windows if w["market"] == m), default=0) for m in MARKETS}
+            ends = {m: max((w["end_line"] for w in windows if w["market"] == m), default=0) for m in markets}
             return (ends["eth"] == ends["btc"] == ROWS + 1 and all(w["state"] in FINAL for w in windows))
         _wait("eth and btc read to the end, every window final", settled, 240, relay, log)
         status, body = _get(f"http://127.0.0.1:{port}/healthz")
-        health = json.loads(body)
+        health = {"status": status, **json.loads(body)}
         _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
     finally:
         relay.send_signal(signal.SIGTERM)
         assert relay.wait(60) == 0, log.read_text()[-4000:]
+    return _windows(db), log, health, metrics.decode()
 
-    windows = _windows(db)
-    by_market = {m: [w for w in windows if w["market"] == m] for m in MARKETS}
-    # eth and btc: every window of the feed reported on its own breaker, once, by the transaction the queue holds
+
+def _check_books(world: dict[str, Any], windows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Every market: each window on its own breaker once, by the transaction the queue holds; only eth tripped; eth
+    and btc reported to the end of their feeds; every transaction of the one signer its own nonce."""
+    markets, root, rpc = world["markets"], world["root"], world["rpc"]
+    deployments: Deployments = world["deployments"]
+    by_market = {m: [w for w in windows if w["market"] == m] for m in markets}
     config = load_config(root, env={})
-    for m in MARKETS:
+    for m in markets:
         deployment = deployments.market(m)
         chain = connect(deployment, config, rpc)
         breaker = contract(chain, deployment, BREAKER)
@@ -222,22 +234,81 @@ def test_one_relay_three_markets_one_trips_one_waits_on_a_bad_feed(world: dict[s
         assert [w["end_line"] for w in by_market[m]] == list(range(51, ROWS + 2)), m
         assert all(w["state"] == "confirmed" for w in by_market[m]), [(w["window_id"], w["state"])
                                                                        for w in by_market[m]]
+    # one signer: every transaction of every market has its own nonce (a batch's windows share their transaction)
+    nonce_of = {w["tx_hash"]: w["nonce"] for w in windows if w["state"] == "confirmed"}
+    assert len(set(nonce_of.values())) == len(nonce_of) > len(markets)
+    assert any(len([w for w in by_market["eth"] if w["tx_hash"] == tx]) == 2 for tx in nonce_of)  # a batch
+    return by_market
+
+
+@pytest.fixture(scope="module")
+def world(tiny_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with _world(tiny_circuit, tmp_path_factory.mktemp("markets")) as made:
+        yield made
+
+
+def test_one_relay_three_markets_one_trips_one_waits_on_a_bad_feed(world: dict[str, Any]):
+    windows, _, health, text = _run(world)
+    by_market = _check_books(world, windows)
+    db = world["tmp"] / "queue.sqlite"
     # sol waited at its bad rows: no window past them, each bad row quarantined in sol's part of the queue only
     assert max(w["end_line"] for w in by_market["sol"]) == BAD_FROM  # the last good row's line
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     quarantined = conn.execute("SELECT market, COUNT(*) FROM quarantine GROUP BY market").fetchall()
     conn.close()
     assert quarantined == [("sol", ROWS - BAD_FROM + 1)], quarantined
-    # one signer: every transaction of every market has its own nonce (a batch's windows share their transaction)
-    nonce_of = {w["tx_hash"]: w["nonce"] for w in windows if w["state"] == "confirmed"}
-    assert len(set(nonce_of.values())) == len(nonce_of) > len(MARKETS)
-    assert any(len([w for w in by_market["eth"] if w["tx_hash"] == tx]) == 2 for tx in nonce_of)  # a batch
     # /healthz has a section per market; /metrics labels every market
-    assert set(health["markets"]) == set(MARKETS) and status == 200
+    assert set(health["markets"]) == set(MARKETS) and health["status"] == 200
     assert health["markets"]["eth"]["breaker_tripped"] is True and health["markets"]["btc"]["breaker_tripped"] is False
-    text = metrics.decode()
     for m in MARKETS:
         assert f'sentinel_relay_windows{{market="{m}",state="confirmed"}}' in text
     assert 'sentinel_relay_quarantined_rows_total{market="sol"} 7.0' in text
     assert 'sentinel_relay_quarantined_rows_total{market="eth"}' not in text or \
         'sentinel_relay_quarantined_rows_total{market="eth"} 0.0' in text
+
+
+def _proving_actors() -> list[int]:
+    """Pids of Ray prover actors busy proving now (Ray titles the process ``ray::ProverActor.prove`` meanwhile)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"ray::ProverActor.prove" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_on_ray_an_actor_killed_mid_proof_has_its_window_proved_again_and_reported_once(
+        ray_cluster: str, tiny_circuit: Path, tmp_path: Path):
+    """The relay proves on two Ray nodes (relay.executor = ray); a prover actor is SIGKILLed while it proves: the
+    window goes to the other actor (Ray restarts the dead one) and reaches the chain once."""
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_one_proving_actor() -> None:
+        while not stop.is_set() and not killed:
+            pids = _proving_actors()
+            if pids:
+                time.sleep(0.05)  # inside the proof
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.02)
+
+    with _world(tiny_circuit, tmp_path, ("eth", "btc")) as world:
+        killer = threading.Thread(target=kill_one_proving_actor, daemon=True)
+        killer.start()
+        try:
+            windows, log, health, _ = _run(world, executor="ray", ray_address=ray_cluster, prover_threads="1")
+        finally:
+            stop.set()
+            killer.join(5)
+        by_market = _check_books(world, windows)
+    assert killed, "no actor was caught proving"
+    text = log.read_text()
+    assert "event=prove_requeued" in text, text[-3000:]
+    workers = {w.split("worker=")[1].split()[0] for w in text.splitlines() if "event=proved" in w}
+    assert len({w.split("@")[1] for w in workers if "@" in w}) == 2, workers  # both nodes proved
+    assert all(w["state"] == "confirmed" for m in by_market.values() for w in m)
+    assert health["markets"]["eth"]["breaker_tripped"] is True

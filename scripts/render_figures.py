@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -39,7 +40,16 @@ SOURCES = {
     "fresh": "docs/detection-fresh-2026-11-27.json",
     "day": "docs/bench-day-2026-11-27.json",
     "sweep": "docs/gas-sweep-2026-11-27.json",
+    # `sentinel bench --markets 4 --burst`: through the relay and Anvil, and through the executors alone
+    "burst_chain": "docs/burst-bench-2026-11-27-chain-local.json",
+    "burst_local": "docs/burst-bench-2026-11-27-local.json",
+    "burst_ray1": "docs/burst-bench-2026-11-27-ray-1-node.json",
+    "burst_ray2": "docs/burst-bench-2026-11-27-ray-2-nodes.json",
+    "threads_2x1": "docs/burst-bench-2026-11-27-threads-2x1.json",
+    "threads_1x2": "docs/burst-bench-2026-11-27-threads-1x2.json",
 }
+#: The projection's worst case: every market needs one proof a minute, cores kept at this load
+PROJECTION_MARKETS, PROJECTION_LOAD = (50, 100, 200), 0.7
 REQUIRED = {"README.md": ("headline",), "docs/benchmarks.md": ("headline",)}
 BEGIN = re.compile(r"^<!-- figures:([a-z-]+) -->$")
 END = "<!-- /figures:{} -->"
@@ -123,7 +133,95 @@ def headline(src: dict[str, Any]) -> list[Table]:
           f"{sec(audit['audit']['serial']['seconds'])} in 1"), audit_file),
     )
     fresh_rows = _fresh_headline(src["fresh"], Path(SOURCES["fresh"]).name)
-    return [Table(("figure", "value", "source (docs/)"), rows + _day_headline(src["day"]) + fresh_rows)]
+    return [Table(("figure", "value", "source (docs/)"),
+                  rows + _day_headline(src["day"]) + _burst_headline(src) + fresh_rows)]
+
+
+def _burst_headline(src: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """The many-markets rows: a burst through one relay on Anvil, and the machines the measured proof cost asks
+    for at 50 / 100 / 200 markets."""
+    c = src["burst_chain"]
+    lat = c["latency_row_appended_to_confirmed_wall_seconds"]
+    machines = " / ".join(str(row[-2]) for row in _projection_rows(src))
+    return (
+        ((f"{c['markets']} markets crashing in the same minute, one relay, {c['executor']} executor, Anvil "
+          f"({c['time_compression'].split(':')[0]} time): windows confirmed per wall minute; row -> confirmed "
+          "p50 / p95; tripped before the bottom"),
+         (f"{c['windows_confirmed_per_wall_minute']:.1f}; {sec(lat['p50'], 0)} / {sec(lat['p95'], 0)}; "
+          f"{c['tripped_before_bottom']} of {c['markets']}"), Path(SOURCES["burst_chain"]).name),
+        ((f"2-core machines to prove for {' / '.join(map(str, PROJECTION_MARKETS))} markets, each a proof a "
+          f"minute, at {PROJECTION_LOAD:.0%} load"), machines, Path(SOURCES["threads_2x1"]).name),
+    )
+
+
+def _core_seconds(run: dict[str, Any]) -> float:
+    """Core-seconds one window's proof costs in a run: its median proof time x threads per proof."""
+    return float(run["prove_seconds"]["median"]) * int(run["prover_threads"])
+
+
+def _projection_rows(src: dict[str, Any]) -> list[tuple[str, ...]]:
+    cost = _core_seconds(src["threads_2x1"])
+    rows: list[tuple[str, ...]] = []
+    for markets in PROJECTION_MARKETS:
+        busy = markets * cost / 60
+        cores = busy / PROJECTION_LOAD
+        rows.append((str(markets), f"{markets * cost:,.0f}", f"{busy:.1f}", f"{cores:.1f}", str(math.ceil(cores / 2)),
+                     str(math.ceil(cores / 8))))
+    return rows
+
+
+def projection(src: dict[str, Any]) -> list[Table]:
+    cost = _core_seconds(src["threads_2x1"])
+    header = ("markets", f"core-seconds per minute ({cost:.2f} a window)", "cores busy",
+              f"cores at {PROJECTION_LOAD:.0%} load", "2-core machines", "8-core machines")
+    return [Table(header, tuple(_projection_rows(src)), "projection")]
+
+
+def threads(src: dict[str, Any]) -> list[Table]:
+    runs = (src["threads_2x1"], src["threads_1x2"])
+
+    def shape(r: dict[str, Any]) -> str:
+        workers, threads_ = r["workers_count"], r["prover_threads"]
+        return f"{workers} worker{'s' if workers > 1 else ''} x {threads_} thread{'s' if threads_ > 1 else ''}"
+
+    rows = (
+        (f"windows proved per wall minute (offered: {runs[0]['markets'] * 60 / runs[0]['cadence_wall_seconds']:g})",
+         *(f"{r['windows_proved_per_wall_minute']:.1f}" for r in runs)),
+        ("one proof, median (wall)", *(sec(r["prove_seconds"]["median"], 2) for r in runs)),
+        ("arrival -> proved p50 / p95", *(f"{sec(r['latency_arrival_to_proved_wall_seconds']['p50'])} / "
+                                          f"{sec(r['latency_arrival_to_proved_wall_seconds']['p95'])}"
+                                          for r in runs)),
+        ("JSON", *(f"`{Path(SOURCES[k]).name}`" for k in ("threads_2x1", "threads_1x2"))),
+    )
+    return [Table(("", *(shape(r) for r in runs)), rows, "threads")]
+
+
+def burst(src: dict[str, Any]) -> list[Table]:
+    """Every burst run side by side: through the relay and chain (confirmed), and through the executors alone
+    (proved)."""
+    def proofs_only(key: str, label: str) -> tuple[str, ...]:
+        r = src[key]
+        lat = r["latency_arrival_to_proved_wall_seconds"]
+        nodes = f", {len(r['per_node'])} node(s)" if r.get("per_node") else ""
+        return (f"{label}{nodes}: proved", f"{r['proved']} / {r['windows']}", str(r["stale"]),
+                f"{r['windows_proved_per_wall_minute']:.1f}", sec(r["prove_seconds"]["median"], 2),
+                f"{sec(lat['p50'])} / {sec(lat['p95'])}", f"{r['tripped_before_bottom']} of {r['markets']}",
+                f"`{Path(SOURCES[key]).name}`")
+
+    c = src["burst_chain"]
+    lat = c["latency_row_appended_to_confirmed_wall_seconds"]
+    rows = (
+        (f"relay on Anvil, {c['executor']}: confirmed", f"{c['confirmed']} / {c['windows']}",
+         str(c["stale"] + c["skipped"]), f"{c['windows_confirmed_per_wall_minute']:.1f}",
+         sec(c["prove_seconds_median"], 2), f"{sec(lat['p50'])} / {sec(lat['p95'])}",
+         f"{c['tripped_before_bottom']} of {c['markets']} (on chain)", f"`{Path(SOURCES['burst_chain']).name}`"),
+        proofs_only("burst_local", "executor only, local"),
+        proofs_only("burst_ray1", "executor only, ray"),
+        proofs_only("burst_ray2", "executor only, ray"),
+    )
+    header = ("run (4 markets)", "windows", "stale or skipped", "per wall minute", "one proof, median",
+              "latency p50 / p95", "tripped before the bottom", "JSON")
+    return [Table(header, rows, "burst")]
 
 
 def _batch_headline(chain: dict[str, Any], source: str) -> tuple[tuple[str, str, str], ...]:
@@ -424,7 +522,7 @@ def gas_sweep(src: dict[str, Any]) -> list[Table]:
 
 
 BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]]] = {
-    "headline": (headline, ("bench", "chain", "audit", "fresh", "day")),
+    "headline": (headline, ("bench", "chain", "audit", "fresh", "day", "burst_chain", "threads_2x1")),
     "seed": (seed, ("bench",)),
     "chain": (chain, ("chain",)),
     "gas-floor": (gas_floor, ("floor", "chain", "bench")),
@@ -433,6 +531,9 @@ BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]
     "fresh": (fresh, ("fresh",)),
     "day": (day, ("day",)),
     "gas-sweep": (gas_sweep, ("sweep",)),
+    "burst": (burst, ("burst_chain", "burst_local", "burst_ray1", "burst_ray2")),
+    "threads": (threads, ("threads_2x1", "threads_1x2")),
+    "projection": (projection, ("threads_2x1",)),
 }
 
 

@@ -202,7 +202,7 @@ def _run(world: dict[str, Any], **settings: str) -> tuple[list[dict[str, Any]], 
             windows = _windows(db)
             ends = {m: max((w["end_line"] for w in windows if w["market"] == m), default=0) for m in markets}
             return (ends["eth"] == ends["btc"] == ROWS + 1 and all(w["state"] in FINAL for w in windows))
-        _wait("eth and btc read to the end, every window final", settled, 240, relay, log)
+        _wait("eth and btc read to the end, every window final", settled, 420, relay, log)
         status, body = _get(f"http://127.0.0.1:{port}/healthz")
         health = {"status": status, **json.loads(body)}
         _, metrics = _get(f"http://127.0.0.1:{port}/metrics")

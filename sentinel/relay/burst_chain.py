@@ -161,6 +161,8 @@ def bench_burst_chain(layout: ArtifactLayout, config: SentinelConfig, count: int
                 **base, **tables, "relay.report": "every", "relay.confirmations": 1, "relay.interval_seconds": 0.2,
                 "relay.metrics_port": 0, "relay.db": str(root / "queue.sqlite"), "chain.quorum": len(PARTIES)})
             every = market_list(relay_config, temp)
+            for guarded in every:  # the feed files come with the replay's first rows; their directories now
+                guarded.feed.mkdir(parents=True)
             relays = MarketRelays.start(temp, relay_config, every, deployments, url)
             say("burst", f"warming {len(relays.executor.workers)} provers for {count} markets")
             relays.load_provers()
@@ -173,6 +175,7 @@ def bench_burst_chain(layout: ArtifactLayout, config: SentinelConfig, count: int
                 if guarded.name != names[0]:
                     copies.append((guarded.feed / "market_depth.csv", sources[guarded.name]))
             say("burst", f"replaying {minutes} minutes of {count} markets, one minute every {cadence:g} s")
+            load_before = os.getloadavg()[0]
             started = time.time()
             replayed = replay(sources[names[0]], every[0].feed / "market_depth.csv", rows_per_second=1 / cadence,
                               first=PREFILL + 1, last=PREFILL + minutes - 1, prefill=PREFILL, chain_rpc=url,
@@ -212,7 +215,9 @@ def bench_burst_chain(layout: ArtifactLayout, config: SentinelConfig, count: int
                   + (f"a tripped market's windows go {batch} to a proof" if batch else "each alone (no batch circuit)"),
         "attesters": f"{len(PARTIES)} services per market, quorum {len(PARTIES)}",
         "executor": config.relay.executor, "ray_address": config.relay.ray_address or None,
-        "machine_cores": os.cpu_count(), **result,
+        "machine_cores": os.cpu_count(),
+        # others' work on the same cores shows here: the bench does not run alone on a shared machine
+        "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}, **result,
     }
 
 

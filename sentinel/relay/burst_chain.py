@@ -190,7 +190,7 @@ def bench_burst_chain(layout: ArtifactLayout, config: SentinelConfig, count: int
                                         SETTLE_SECONDS)
             stop.set()
             worker.join(timeout=600)
-            result = _figures(temp, relay_config, url, every, deployments, feeds, queue_file, started,
+            result = _figures(relay_config, url, every, deployments, feeds, queue_file, started, cadence,
                               replayed.appended_at)
         finally:
             stop.set()
@@ -221,10 +221,14 @@ def bench_burst_chain(layout: ArtifactLayout, config: SentinelConfig, count: int
     }
 
 
-def _figures(layout: ArtifactLayout, config: SentinelConfig, rpc: str, every: list[Any], deployments: Any,
-             feeds: list[BurstMarket], queue_file: Path, started: float,
-             appended_at: dict[int, float]) -> dict[str, Any]:
-    """The run's figures from the queue and the chain."""
+def _figures(config: SentinelConfig, rpc: str, every: list[Any], deployments: Any, feeds: list[BurstMarket],
+             queue_file: Path, started: float, cadence: float, appended_at: dict[int, float]) -> dict[str, Any]:
+    """The run's figures from the queue and the chain.
+
+    A breaker's ``trippedAt`` is chain time: it follows the rows while they are replayed, but once the feeds have
+    ended Anvil's clock runs at wall speed, so a trip confirmed late (a backlog) looks earlier in chain time than
+    it would at the run's pace. Each trip is therefore also placed at the run's pace: the market minute at which
+    its Report was confirmed (wall time since the first replayed row, tick 1, over ``cadence``)."""
     from sentinel.chain.breaker import BREAKER, breaker_state, connect, contract
     from sentinel.relay.queue import Queue
 
@@ -247,6 +251,8 @@ def _figures(layout: ArtifactLayout, config: SentinelConfig, rpc: str, every: li
         states: dict[str, int] = {}
         for w in own:
             states[w.state] = states.get(w.state, 0) + 1
+        trips = sorted((w for w in own if w.tripped and w.confirmed_at is not None), key=lambda w: w.confirmed_at or 0)
+        paced = None if not trips else 1 + ((trips[0].confirmed_at or 0) - started) / cadence
         per_market.append({
             "market": m.name, "seed": feed.seed, "onset_minute": feed.onset_tick, "bottom_minute": feed.bottom_tick,
             "windows": states, "reports_on_chain": len(reports),
@@ -254,7 +260,10 @@ def _figures(layout: ArtifactLayout, config: SentinelConfig, rpc: str, every: li
             "tripped_on_chain": state["tripped"],
             "tripped_at_minute": None if tripped_at is None else round((tripped_at - tick_unix(0)) / 60, 2),
             "tripped_before_bottom": tripped_at is not None and tripped_at < bottom_unix,
-            "lead_minutes": None if tripped_at is None else round((bottom_unix - tripped_at) / 60, 2)})
+            "lead_minutes": None if tripped_at is None else round((bottom_unix - tripped_at) / 60, 2),
+            "trip_window_minute": None if not trips else (trips[0].end_unix - tick_unix(0)) // 60,
+            "trip_confirmed_minute_at_run_pace": _r(paced),
+            "tripped_before_bottom_at_run_pace": paced is not None and paced < feed.bottom_tick})
     confirmed = [w for w in windows if w.state == "confirmed" and w.confirmed_at is not None]
     proved = [w for w in windows if w.proved_at is not None]
     end = max((w.confirmed_at for w in confirmed if w.confirmed_at is not None), default=started)
@@ -286,6 +295,7 @@ def _figures(layout: ArtifactLayout, config: SentinelConfig, rpc: str, every: li
         "prove_seconds_median": _r(percentile(prove, 0.5)),
         "tripped_on_chain": sum(1 for p in per_market if p["tripped_on_chain"]),
         "tripped_before_bottom": sum(1 for p in per_market if p["tripped_before_bottom"]),
+        "tripped_before_bottom_at_run_pace": sum(1 for p in per_market if p["tripped_before_bottom_at_run_pace"]),
         "per_market": per_market,
     }
 

@@ -364,4 +364,4 @@ def test_bench_day_refuses_too_few_rows_in_one_line_before_any_work(run_cli, tmp
 
 def test_bench_relay_and_day_are_exclusive(run_cli, tmp_path):
     code, _, stderr = run_cli("--root", tmp_path, "bench", "--day", "--relay")
-    assert code == 2 and "--relay and --day are exclusive" in stderr
+    assert code == 2 and "--relay, --day and --burst are exclusive" in stderr

@@ -41,15 +41,9 @@ def _start(app: App, data: Path | None, rpc: str | None, interval: float | None,
            metrics_port: int | None, confirmations: int | None, attesters: str | None,
            market_name: str | None) -> tuple[MarketRelays, SentinelConfig]:
     """A relay per market (or the one named), sharing one queue file, its lock, the signer and the metrics."""
-    import threading
-
     from sentinel.chain.deploy import load_deployments
     from sentinel.markets import markets, pick
-    from sentinel.relay.daemon import Relay, queue_path
-    from sentinel.relay.executor import make_executor
     from sentinel.relay.multi import MarketRelays
-    from sentinel.relay.queue import QueueLock
-    from sentinel.relay.server import RelayMetrics
 
     config = app.config(**_overrides(data, rpc, interval, db, metrics_port, confirmations, attesters))
     every = markets(config, app.layout)
@@ -59,25 +53,7 @@ def _start(app: App, data: Path | None, rpc: str | None, interval: float | None,
     if data is not None and len(every) > 1:
         raise click.UsageError(f"--data names one feed and this project guards {len(every)} markets "
                                f"({', '.join(m.name for m in every)}): add --market NAME")
-    deployments = load_deployments(app.layout)
-    lock, metrics, nonces = QueueLock(queue_path(app.layout, config)), RelayMetrics(), threading.Lock()
-    relays: list[Relay] = []
-    executor = None
-    try:
-        # one pool for every market: each market proves one window (or batch) at a time
-        executor = make_executor(config, at_once=len(every))
-        for m in every:  # --rpc: that one endpoint, whatever relay.rpc_urls says
-            relays.append(Relay(app.layout, config, rpc=rpc, data=m.feed, metrics=metrics, market=m.name,
-                                artifacts=m.layout, deployment=deployments.market(m.name), attesters=m.attesters,
-                                lock=lock, nonce_lock=nonces, executor=executor))
-    except BaseException:
-        for relay in relays:
-            relay.close()
-        if executor is not None:
-            executor.close()
-        lock.release()
-        raise
-    return MarketRelays(relays, lock, metrics, executor), config
+    return MarketRelays.start(app.layout, config, every, load_deployments(app.layout), rpc), config
 
 
 @relay.command(name="run")

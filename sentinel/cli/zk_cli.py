@@ -191,8 +191,10 @@ def verify(app: App, bundles: tuple[Path, ...], as_json: bool) -> None:
               help="With --relay or --day: rows to replay  [default: 60 with --relay; 1440 (a day at 60 s) with --day]")
 @click.option("--rows-per-second", type=float, default=0.5, show_default=True, help="With --relay: replay speed.")
 @click.option("--burst", "burst_bench", is_flag=True,
-              help="Measure a market-wide crash instead: --markets N feeds crashing in the same minute, every "
-                   "market's newest window proved through the executor each cadence (no chain: proved, not confirmed).")
+              help="Measure a market-wide crash instead: --markets N feeds crashing in the same minute through one "
+                   "relay on a throwaway Anvil, each market with its breaker and two attester services (confirmed).")
+@click.option("--no-chain", "no_chain", is_flag=True,
+              help="With --burst: the executor alone, no relay or chain (proved, not confirmed).")
 @click.option("--markets", type=int, default=4, show_default=True, help="With --burst: markets.")
 @click.option("--executor", "executor_kind", type=click.Choice(["local", "ray"]), default=None,
               help="With --burst: the proving executor  [default: relay.executor]")
@@ -207,13 +209,13 @@ def verify(app: App, bundles: tuple[Path, ...], as_json: bool) -> None:
 def bench(app: App, data_path: Path | None, windows: int, against: str | None, seed_settings: str,
           memory_cap_gb: float | None, on_chain: bool, bundle_path: Path | None, relay_bench: bool, day_bench: bool,
           rows: int | None, rows_per_second: float, burst_bench: bool, markets: int, executor_kind: str | None,
-          ray_address: str | None, cadence: float, minutes: int, as_json: bool) -> None:
+          ray_address: str | None, cadence: float, minutes: int, no_chain: bool, as_json: bool) -> None:
     """Measure proving (latency, peak RSS, key and proof size, fidelity); --chain: gas and code size; --relay: relay;
     --day: the cost of a protected market-day in both reporting modes."""
     if sum((relay_bench, day_bench, burst_bench)) > 1:
         raise click.UsageError("--relay, --day and --burst are exclusive")
     if burst_bench:
-        _bench_burst(app, markets, executor_kind, ray_address, cadence, minutes, as_json)
+        _bench_burst(app, markets, executor_kind, ray_address, cadence, minutes, not no_chain, as_json)
         return
     if day_bench:
         _bench_day(app, 1440 if rows is None else rows, as_json)
@@ -286,13 +288,30 @@ def _bench_relay(app: App, rows: int, rows_per_second: float, as_json: bool) -> 
 
 
 def _bench_burst(app: App, markets: int, executor_kind: str | None, ray_address: str | None, cadence: float,
-                 minutes: int, as_json: bool) -> None:
+                 minutes: int, on_chain: bool, as_json: bool) -> None:
     from sentinel.config import load_config
     from sentinel.relay.burst import bench_burst
+    from sentinel.relay.burst_chain import bench_burst_chain
     from sentinel.relay.prover import _flat
 
     overrides = {k: v for k, v in (("relay.executor", executor_kind), ("relay.ray_address", ray_address)) if v}
     config = load_config(app.layout.root, {**_flat(app.config()), **overrides}) if overrides else app.config()
+    if on_chain:
+        result = bench_burst_chain(app.layout, config, markets, minutes, cadence, progress=progress)
+        if as_json:
+            emit_json(result)
+            return
+        lat = result["latency_seen_to_confirmed_wall_seconds"]
+        click.echo(f"burst through the relay and chain ({result['executor']}): {result['markets']} markets x "
+                   f"{result['minutes']} minutes, {result['time_compression']}")
+        click.echo(f"  {result['confirmed']}/{result['windows']} windows confirmed ({result['stale']} stale, "
+                   f"{result['skipped']} skipped, {result['rejected']} rejected); "
+                   f"{result['windows_confirmed_per_wall_minute']} confirmed and "
+                   f"{result['windows_proved_per_wall_minute']} proved per wall minute; seen -> confirmed p50 "
+                   f"{lat['p50']} s, p95 {lat['p95']} s (wall)")
+        click.echo(f"  tripped on chain: {result['tripped_on_chain']}/{result['markets']} markets, before the price "
+                   f"bottom: {result['tripped_before_bottom']}")
+        return
     result = bench_burst(app.layout, config, markets, minutes, cadence, progress=progress)
     if as_json:
         emit_json(result)

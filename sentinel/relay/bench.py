@@ -43,8 +43,10 @@ def _percentile(values: list[float], q: float) -> float:
 PARTY_ACCOUNTS = (2, 3, 4)
 
 
-def start_parties(root: Path, rpc: str, deadline: float = 60.0) -> list[tuple[subprocess.Popen[bytes], str, Path]]:
-    """Three ``sentinel attester serve`` processes under ``root``/attester-N: (process, URL, feed directory)."""
+def start_parties(root: Path, rpc: str, deadline: float = 60.0, *, accounts: tuple[int, ...] = PARTY_ACCOUNTS,
+                  market: str | None = None) -> list[tuple[subprocess.Popen[bytes], str, Path]]:
+    """A ``sentinel attester serve`` process per dev account (three by default) under ``root``/attester-N (with
+    ``market``: attester-<market>-N, signing for that market): (process, URL, feed directory)."""
     import urllib.error
     import urllib.request
 
@@ -52,15 +54,16 @@ def start_parties(root: Path, rpc: str, deadline: float = 60.0) -> list[tuple[su
     from sentinel.errors import RelayError
 
     parties = []
-    for account in PARTY_ACCOUNTS:
-        home = root / f"attester-{account}"
+    for account in accounts:
+        home = root / (f"attester-{market}-{account}" if market else f"attester-{account}")
         (home / "feed").mkdir(parents=True)
         port = anvil.free_port()
         with (home / "attester.log").open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "sentinel", "--root", str(root), "attester", "serve", "--data",
                  str(home / "feed"), "--demo-account", str(account), "--port", str(port), "--rpc", rpc,
-                 "--record", str(home / "signed.sqlite")], stdout=log, stderr=subprocess.STDOUT)
+                 "--record", str(home / "signed.sqlite"), *(["--market", market] if market else [])],
+                stdout=log, stderr=subprocess.STDOUT)
         parties.append((process, f"http://127.0.0.1:{port}", home / "feed"))
     until = time.monotonic() + deadline
     for process, url, feed in parties:

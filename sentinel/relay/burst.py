@@ -189,16 +189,21 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def bench_burst(layout: ArtifactLayout, config: SentinelConfig, markets: int, minutes: int, cadence: float,
-                progress: Any = None) -> dict[str, Any]:
-    """The burst bench on ``config``'s executor (relay.executor, relay.ray_address...)."""
-    from sentinel.relay.executor import make_executor
-
+def check_sizes(markets: int, minutes: int, cadence: float) -> None:
+    """ConfigError unless the run's sizes make sense (both burst modes)."""
     if markets < 1 or minutes < 1 or cadence <= 0:
         raise ConfigError(f"bench --burst: --markets ({markets}) and --minutes ({minutes}) must be >= 1 and "
                           f"--cadence ({cadence:g}) > 0")
     if minutes <= LEAD_MINUTES:
         raise ConfigError(f"bench --burst: --minutes {minutes} ends before the crash onset at minute {LEAD_MINUTES}")
+
+
+def bench_burst(layout: ArtifactLayout, config: SentinelConfig, markets: int, minutes: int, cadence: float,
+                progress: Any = None) -> dict[str, Any]:
+    """The burst bench on ``config``'s executor (relay.executor, relay.ray_address...)."""
+    from sentinel.relay.executor import make_executor
+
+    check_sizes(markets, minutes, cadence)
     with tempfile.TemporaryDirectory(prefix="sentinel-burst-") as tmp:
         feeds = burst_markets(Path(tmp), layout, markets, LEAD_MINUTES)
         executor = make_executor(config)

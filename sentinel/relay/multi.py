@@ -22,12 +22,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.errors import RelayError, SentinelError
-from sentinel.relay.daemon import Backoff, PassResult, Relay, run
+from sentinel.relay.daemon import Backoff, PassResult, Relay, queue_path, run
 from sentinel.relay.queue import QueueLock
 from sentinel.relay.server import RelayMetrics
+
+if TYPE_CHECKING:
+    from sentinel.artifacts import ArtifactLayout
+    from sentinel.chain.deploy import Deployments
+    from sentinel.config import SentinelConfig
+    from sentinel.markets import Market
 
 log = logging.getLogger("sentinel.relay")
 
@@ -46,6 +52,33 @@ class MarketRelays:
         self.metrics = metrics
         self.executor = executor  #: the proving executor every market's relay shares
         self.threads: dict[str, threading.Thread] = {}
+
+    @classmethod
+    def start(cls, layout: ArtifactLayout, config: SentinelConfig, every: list[Market], deployments: Deployments,
+              rpc: str | None = None) -> MarketRelays:
+        """A relay per market of ``every``, sharing one queue file (relay.db, else the project's), its lock, the
+        signer's nonce lock, the metrics and one proving executor sized for the markets (relay.executor); ``rpc``:
+        that one endpoint, whatever relay.rpc_urls says."""
+        from sentinel.relay.executor import make_executor
+
+        lock, metrics, nonces = QueueLock(queue_path(layout, config)), RelayMetrics(), threading.Lock()
+        relays: list[Relay] = []
+        executor = None
+        try:
+            # one pool for every market: each market proves one window (or batch) at a time
+            executor = make_executor(config, at_once=len(every))
+            for m in every:
+                relays.append(Relay(layout, config, rpc=rpc, data=m.feed, metrics=metrics, market=m.name,
+                                    artifacts=m.layout, deployment=deployments.market(m.name), attesters=m.attesters,
+                                    lock=lock, nonce_lock=nonces, executor=executor))
+        except BaseException:
+            for relay in relays:
+                relay.close()
+            if executor is not None:
+                executor.close()
+            lock.release()
+            raise
+        return cls(relays, lock, metrics, executor)
 
     def __iter__(self) -> Any:
         return iter(self.relays)

@@ -42,6 +42,7 @@ SOURCES = {
     "sweep": "docs/gas-sweep-2026-11-27.json",
     # `sentinel bench --markets 4 --burst`: through the relay and Anvil, and through the executors alone
     "burst_chain": "docs/burst-bench-2026-11-27-chain-local.json",
+    "burst_chain_ray": "docs/burst-bench-2026-11-27-chain-ray-2-nodes.json",
     "burst_local": "docs/burst-bench-2026-11-27-local.json",
     "burst_ray1": "docs/burst-bench-2026-11-27-ray-1-node.json",
     "burst_ray2": "docs/burst-bench-2026-11-27-ray-2-nodes.json",
@@ -202,25 +203,31 @@ def burst(src: dict[str, Any]) -> list[Table]:
     def proofs_only(key: str, label: str) -> tuple[str, ...]:
         r = src[key]
         lat = r["latency_arrival_to_proved_wall_seconds"]
-        nodes = f", {len(r['per_node'])} node(s)" if r.get("per_node") else ""
+        count = len(r.get("per_node") or {})
+        nodes = f", {count} node{'s' if count > 1 else ''}" if count else ""
         return (f"{label}{nodes}: proved", f"{r['proved']} / {r['windows']}", str(r["stale"]),
                 f"{r['windows_proved_per_wall_minute']:.1f}", sec(r["prove_seconds"]["median"], 2),
                 f"{sec(lat['p50'])} / {sec(lat['p95'])}", f"{r['tripped_before_bottom']} of {r['markets']}",
                 f"`{Path(SOURCES[key]).name}`")
 
-    c = src["burst_chain"]
-    lat = c["latency_row_appended_to_confirmed_wall_seconds"]
+    def confirmed(key: str) -> tuple[str, ...]:
+        c = src[key]
+        lat = c["latency_row_appended_to_confirmed_wall_seconds"]
+        nodes = " (2 nodes)" if c["executor"] == "ray" else ""
+        return (f"relay on Anvil, {c['executor']}{nodes}: confirmed", f"{c['confirmed']} / {c['windows']}",
+                str(c["stale"] + c["skipped"]), f"{c['windows_confirmed_per_wall_minute']:.1f}",
+                sec(c["prove_seconds_median"], 2), f"{sec(lat['p50'])} / {sec(lat['p95'])}",
+                f"{c['tripped_before_bottom']} of {c['markets']} (on chain)", f"`{Path(SOURCES[key]).name}`")
+
     rows = (
-        (f"relay on Anvil, {c['executor']}: confirmed", f"{c['confirmed']} / {c['windows']}",
-         str(c["stale"] + c["skipped"]), f"{c['windows_confirmed_per_wall_minute']:.1f}",
-         sec(c["prove_seconds_median"], 2), f"{sec(lat['p50'])} / {sec(lat['p95'])}",
-         f"{c['tripped_before_bottom']} of {c['markets']} (on chain)", f"`{Path(SOURCES['burst_chain']).name}`"),
+        confirmed("burst_chain"),
+        confirmed("burst_chain_ray"),
         proofs_only("burst_local", "executor only, local"),
         proofs_only("burst_ray1", "executor only, ray"),
         proofs_only("burst_ray2", "executor only, ray"),
     )
     header = ("run (4 markets)", "windows", "stale or skipped", "per wall minute", "one proof, median",
-              "latency p50 / p95", "tripped before the bottom", "JSON")
+              "latency p50 / p95 (row -> confirmed, or -> proved)", "tripped before the bottom", "JSON")
     return [Table(header, rows, "burst")]
 
 
@@ -531,7 +538,7 @@ BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]
     "fresh": (fresh, ("fresh",)),
     "day": (day, ("day",)),
     "gas-sweep": (gas_sweep, ("sweep",)),
-    "burst": (burst, ("burst_chain", "burst_local", "burst_ray1", "burst_ray2")),
+    "burst": (burst, ("burst_chain", "burst_chain_ray", "burst_local", "burst_ray1", "burst_ray2")),
     "threads": (threads, ("threads_2x1", "threads_1x2")),
     "projection": (projection, ("threads_2x1",)),
 }

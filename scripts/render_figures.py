@@ -141,15 +141,19 @@ def headline(src: dict[str, Any]) -> list[Table]:
 def _burst_headline(src: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
     """The many-markets rows: a burst through one relay on Anvil, and the machines the measured proof cost asks
     for at 50 / 100 / 200 markets."""
-    c = src["burst_chain"]
-    lat = c["latency_row_appended_to_confirmed_wall_seconds"]
-    machines = " / ".join(str(row[-2]) for row in _projection_rows(src))
+    def row(key: str, executor: str) -> tuple[str, str, str]:
+        c = src[key]
+        lat = c["latency_row_appended_to_confirmed_wall_seconds"]
+        return ((f"{c['markets']} markets crashing in the same minute, one relay, {executor}, Anvil "
+                 f"({c['time_compression'].split(':')[0]} time): windows confirmed per wall minute; row -> "
+                 "confirmed p50 / p95; tripped before the bottom"),
+                (f"{c['windows_confirmed_per_wall_minute']:.1f}; {sec(lat['p50'], 0)} / {sec(lat['p95'], 0)}; "
+                 f"{c['tripped_before_bottom']} of {c['markets']}"), Path(SOURCES[key]).name)
+
+    machines = " / ".join(str(r[-2]) for r in _projection_rows(src))
     return (
-        ((f"{c['markets']} markets crashing in the same minute, one relay, {c['executor']} executor, Anvil "
-          f"({c['time_compression'].split(':')[0]} time): windows confirmed per wall minute; row -> confirmed "
-          "p50 / p95; tripped before the bottom"),
-         (f"{c['windows_confirmed_per_wall_minute']:.1f}; {sec(lat['p50'], 0)} / {sec(lat['p95'], 0)}; "
-          f"{c['tripped_before_bottom']} of {c['markets']}"), Path(SOURCES["burst_chain"]).name),
+        row("burst_chain", "local pool"),
+        row("burst_chain_ray", "Ray on 2 nodes (same 2 cores)"),
         ((f"2-core machines to prove for {' / '.join(map(str, PROJECTION_MARKETS))} markets, each a proof a "
           f"minute, at {PROJECTION_LOAD:.0%} load"), machines, Path(SOURCES["threads_2x1"]).name),
     )
@@ -529,7 +533,8 @@ def gas_sweep(src: dict[str, Any]) -> list[Table]:
 
 
 BLOCKS: dict[str, tuple[Callable[[dict[str, Any]], list[Table]], tuple[str, ...]]] = {
-    "headline": (headline, ("bench", "chain", "audit", "fresh", "day", "burst_chain", "threads_2x1")),
+    "headline": (headline, ("bench", "chain", "audit", "fresh", "day", "burst_chain", "burst_chain_ray",
+                            "threads_2x1")),
     "seed": (seed, ("bench",)),
     "chain": (chain, ("chain",)),
     "gas-floor": (gas_floor, ("floor", "chain", "bench")),

@@ -163,7 +163,8 @@ def figures(config: SentinelConfig, markets: list[BurstMarket], outcomes: list[P
 
     return {
         "bench": "burst", "date": dt.date.today().isoformat(),
-        "chain": "none (--no-chain): windows are proved, not confirmed; without --no-chain the bench confirms them through the relay on Anvil",
+        "chain": ("none (--no-chain): windows are proved, not confirmed; without --no-chain the bench confirms them "
+                  "through the relay on Anvil"),
         "markets": len(markets), "minutes": minutes, "cadence_wall_seconds": cadence,
         "time_compression": f"{compression:g}x: one market minute every {cadence:g} wall seconds",
         "crash": f"every market's drain crash onset at minute {markets[0].onset_tick} of the run",

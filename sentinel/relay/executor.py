@@ -258,7 +258,29 @@ class Dispatcher:
             thread.join(timeout=30)
 
 
-class LocalExecutor:
+class Dispatching:
+    """What both executors hand to their :class:`Dispatcher` as they are: submitting, polling, proving and the
+    jobs in flight or running (each executor adds its workers and how a worker proves)."""
+
+    _dispatch: Dispatcher
+
+    def submit(self, job: ProofJob) -> None:
+        self._dispatch.submit(job)
+
+    def poll(self, timeout: float = 0.0) -> list[ProofOutcome]:
+        return self._dispatch.poll(timeout)
+
+    def prove(self, job: ProofJob, timeout: float) -> ProofOutcome:
+        return self._dispatch.prove(job, timeout)
+
+    def in_flight(self) -> set[tuple[str, int]]:
+        return self._dispatch.in_flight()
+
+    def running(self) -> dict[tuple[str, int], str]:
+        return self._dispatch.running()
+
+
+class LocalExecutor(Dispatching):
     """A pool of warm prover processes on this machine (see module doc): ``workers`` x ``threads``, each worker
     holding one :class:`ProverProcess` per artifact-set root, started on first use (or by :meth:`warm`)."""
 
@@ -310,9 +332,6 @@ class LocalExecutor:
         prover = self._provers[worker].get(root)
         return None if prover is None else prover.process.pid
 
-    def running(self) -> dict[tuple[str, int], str]:
-        return self._dispatch.running()
-
     def pids(self) -> list[int]:
         """The prover child processes' pids (for CPU accounting)."""
         return [p.process.pid for provers in self._provers.values() for p in provers.values()
@@ -321,18 +340,6 @@ class LocalExecutor:
     @property
     def restarts(self) -> int:
         return sum(p.restarts for provers in self._provers.values() for p in provers.values())
-
-    def submit(self, job: ProofJob) -> None:
-        self._dispatch.submit(job)
-
-    def poll(self, timeout: float = 0.0) -> list[ProofOutcome]:
-        return self._dispatch.poll(timeout)
-
-    def prove(self, job: ProofJob, timeout: float) -> ProofOutcome:
-        return self._dispatch.prove(job, timeout)
-
-    def in_flight(self) -> set[tuple[str, int]]:
-        return self._dispatch.in_flight()
 
     def close(self) -> None:
         self._dispatch.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentinel.errors import CircuitError, ProverLost, RelayError, SentinelError
-from sentinel.relay.executor import BEST_THREADS_PER_PROOF, Dispatcher, ProofJob, ProofOutcome, ProverInfo
+from sentinel.relay.executor import BEST_THREADS_PER_PROOF, Dispatcher, Dispatching, ProofJob, ProverInfo
 
 if TYPE_CHECKING:
     from sentinel.config import SentinelConfig
@@ -83,7 +83,7 @@ def _vk_digest(root: str) -> str:
     return str(load_manifest(ArtifactLayout(Path(root)))["artifacts"]["vk"]["sha256"])
 
 
-class RayExecutor:
+class RayExecutor(Dispatching):
     """Proofs on Ray actors (see module doc)."""
 
     def __init__(self, config: SentinelConfig, *, address: str | None = None, actors: int | None = None,
@@ -158,21 +158,6 @@ class RayExecutor:
         if status != "ok":
             raise CircuitError(str(payload))
         return payload, node
-
-    def submit(self, job: ProofJob) -> None:
-        self._dispatch.submit(job)
-
-    def poll(self, timeout: float = 0.0) -> list[ProofOutcome]:
-        return self._dispatch.poll(timeout)
-
-    def prove(self, job: ProofJob, timeout: float) -> ProofOutcome:
-        return self._dispatch.prove(job, timeout)
-
-    def in_flight(self) -> set[tuple[str, int]]:
-        return self._dispatch.in_flight()
-
-    def running(self) -> dict[tuple[str, int], str]:
-        return self._dispatch.running()
 
     def pids(self) -> list[int]:
         """The actors' pids (on their nodes)."""

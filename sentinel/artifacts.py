@@ -84,6 +84,12 @@ class ArtifactLayout:
         return self.models_dir / "model_card.json"
 
     @property
+    def evaluation(self) -> Path:
+        """The model's fresh-episode evaluation (``sentinel evaluate --fresh --json``), kept with the model: the
+        promotion check compares a candidate's with production's."""
+        return self.models_dir / "evaluation.json"
+
+    @property
     def history_plot(self) -> Path:
         return self.plots_dir / "training_history.png"
 

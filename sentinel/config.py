@@ -291,6 +291,22 @@ class AttesterConfig:
 
 
 @dataclass(frozen=True)
+class LifecycleConfig:
+    """How a model moves from training to production: shadow scoring and the promotion criteria
+    (docs/lifecycle.md). Production is whatever the breaker's verifier is; these settings decide when a
+    candidate may be proposed to it."""
+
+    shadow: tuple[str, ...] = _f((), "model versions (ids or unambiguous prefixes, `sentinel models list`) the relay "
+                                     "float-scores beside production on every window, without proofs")
+    min_shadow_windows: int = _f(1440, "windows a candidate must have been shadow-scored on before promotion "
+                                       "(1440 = one day at 60 s)")
+    recall_tolerance: float = _f(0.0, "promotion: a candidate's fresh-episode recall per crash family may be at "
+                                      "most this below production's, on the same episodes")
+    lead_tolerance_rows: float = _f(0.0, "promotion: its median lead to the price bottom may be at most this many "
+                                         "rows below production's")
+
+
+@dataclass(frozen=True)
 class MarketConfig:
     """One guarded market, a ``[markets.<name>]`` table: its feed, its artifact set, its attesters, its asset.
 
@@ -320,6 +336,7 @@ class SentinelConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     attester: AttesterConfig = field(default_factory=AttesterConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     #: the guarded markets in file order; without ``[markets.<name>]`` tables, one named ``default``
     markets: tuple[MarketConfig, ...] = (MarketConfig(asset=DEFAULT_ASSET),)
 
@@ -672,6 +689,7 @@ def _check(config: SentinelConfig) -> None:
     if not 0 <= relay.metrics_port <= 65535:
         raise ConfigError("relay.metrics_port must be in 0..65535 (0 = off)")
     _check_attester(config.attester)
+    _check_lifecycle(config.lifecycle)
     _check_markets(config.markets)
 
 
@@ -686,6 +704,19 @@ def _check_markets(markets: tuple[MarketConfig, ...]) -> None:
             raise ConfigError(f"{where} attesters: an attester URL appears twice (each party is asked once)")
         if not market.asset.strip():
             raise ConfigError(f"{where} asset must not be blank")
+
+
+def _check_lifecycle(lifecycle: LifecycleConfig) -> None:
+    if lifecycle.min_shadow_windows < 0:
+        raise ConfigError(f"lifecycle.min_shadow_windows must be >= 0, got {lifecycle.min_shadow_windows}")
+    if not 0 <= lifecycle.recall_tolerance <= 1:
+        raise ConfigError(f"lifecycle.recall_tolerance must be in [0, 1], got {lifecycle.recall_tolerance:g}")
+    if lifecycle.lead_tolerance_rows < 0:
+        raise ConfigError(f"lifecycle.lead_tolerance_rows must be >= 0, got {lifecycle.lead_tolerance_rows:g}")
+    for i, wanted in enumerate(lifecycle.shadow):
+        if not re.fullmatch(r"v-[0-9a-f]{1,12}", wanted):
+            raise ConfigError(f"lifecycle.shadow[{i}] must be a version id like v-3f2a9c01d4e5 (or a prefix of "
+                              f"one), got {wanted[:40]!r}")
 
 
 def _check_attester(attester: AttesterConfig) -> None:

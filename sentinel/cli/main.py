@@ -24,6 +24,7 @@ from sentinel.cli.common import EXIT_CODES, App
 from sentinel.cli.config_cli import config_cmd
 from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, onboard, score, train
+from sentinel.cli.models_cli import models, retrain
 from sentinel.cli.quiet import quiet_native_logs
 from sentinel.cli.relay_cli import relay, replay_cmd
 from sentinel.cli.zk_cli import bench, circuit, prove, verify
@@ -71,7 +72,7 @@ def cli(ctx: click.Context, root: Path, settings: dict[str, str], verbose: bool)
 
 
 for command in (data, train, evaluate, export, score, onboard, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd):
+                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd, models, retrain):
     cli.add_command(command)
 data.add_command(replay_cmd)
 

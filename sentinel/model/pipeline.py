@@ -208,6 +208,7 @@ def run_training(
         },
         "config": asdict(c),
         "seeds": {"data": c.data_seed, "split_and_training": c.seed},
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # `sentinel models list` shows it
         "data": {
             "path": data.path.name, "sha256": data.sha256,
             "rows": len(data.market), "episodes": int(data.market.frame["episode"].nunique()),

@@ -90,8 +90,8 @@ def test_the_listing_shows_figures_circuits_and_the_deployed_version_with_the_ch
     assert code == 0, err
     assert f"{prod_id}  project  {tmp_path}" in out and "circuit: built, 2^14 rows" in out
     assert "deployed with on market default" in out and "the chain did not answer" in out
-    assert "evaluation: 40 fresh episodes (seed 2718): recall drain 0.75, flash 0.50; false trips 0.50/10k; " \
-           "median lead 12 rows" in out
+    figures = "recall drain 0.75, flash 0.50; false trips 0.50/10k; median lead 12 rows"
+    assert f"evaluation: 40 fresh episodes (seed 2718): {figures}" in out
     assert "evaluation: not evaluated" in out and "circuit: not built" in out
 
     code, out, err = run_cli("--root", tmp_path, "models", "list", "--json")

@@ -56,7 +56,8 @@ def _listing_lines(listing: Listing) -> list[str]:
     for m in listing.markets:
         if m.version is None:
             code = str(m.verifier_runtime_sha256 or "?")[:12]
-            lines.append(f"market {m.market}: its breaker's verifier (code {code}) is no known version")
+            how = "its breaker's verifier" if m.source == "chain" else "it was deployed with a verifier whose"
+            lines.append(f"market {m.market}: {how} code {code} is no known version")
         if m.pending_verifier and m.pending_version is None:
             lines.append(f"market {m.market}: proposed verifier {m.pending_verifier} is no known version, "
                          f"executable after {utc(m.pending_eta)}")
@@ -211,5 +212,5 @@ def finish_retrain(result: RetrainResult, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
     if not as_json:
         v = cand["id"]
-        click.echo(f"wrote the candidate {v} at {result.written}; next: sentinel models build {v} (or sentinel "
-                   f"upgrade propose --version {v}), then shadow scoring (docs/lifecycle.md)")
+        click.echo(f"wrote the candidate {v} at {result.written}; next: sentinel models build {v}, shadow scoring, "
+                   f"sentinel upgrade propose --version {v} (docs/lifecycle.md)")

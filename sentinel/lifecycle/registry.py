@@ -123,10 +123,15 @@ def list_versions(config: SentinelConfig, layout: ArtifactLayout, rpc: str | Non
     deployments = load_deployments(layout)
     uses: list[MarketUse] = []
     note = None
+    down: set[str] = set()  # endpoints that did not answer: not asked again for the next market
     for deployment in deployments.markets.values():
+        url = rpc or deployment.rpc_url
         try:
+            if url in down:
+                raise ChainError(f"{url}: did not answer")
             uses.append(_on_chain(deployment, config, versions, rpc))
         except ChainError as exc:
+            down.add(url)
             note = note or f"the chain did not answer ({exc}); markets show the version they were deployed with"
             uses.append(_recorded(deployment, versions))
     return Listing(versions, uses, deployed=True, chain_note=note)

@@ -89,7 +89,7 @@ def test_retrain_keeps_a_candidate_only_when_it_beats_production(tiny_project: P
     code, out, err = run_cli("--root", root, "models", "list", "--json")
     assert code == 0, err
     listed = {v["id"]: v for v in json.loads(out)["versions"]}
-    assert listed[t.candidate.id]["origins"] == ["versions"]
+    assert listed[t.candidate.id]["origins"] == ["versions"] and listed[t.candidate.id]["trained_at"]
     assert listed[t.candidate.id]["evaluation"]["episodes"] == 40
     assert listed[t.production.id]["evaluation"] is None
     code, out, err = run_cli("--root", root, "models", "evaluate", t.candidate.id[:8], "--fresh", "10",

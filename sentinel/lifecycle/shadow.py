@@ -214,8 +214,8 @@ def shadow_checks(report: dict[str, Any] | None, settings: LifecycleConfig) -> l
     return [
         Check("shadow_windows", n >= need, f"{n} windows scored ({period}), at least {need} needed"),
         Check("no_extra_trips", extra == 0,
-              f"{extra} extra trip(s) of {len(trips['candidate'])} vs production's {len(trips['production'])} "
-              f"(none within {report['horizon_windows']} windows of a production trip)"),
+              f"{extra} extra trip(s), with no production trip within {report['horizon_windows']} windows "
+              f"(candidate trips {len(trips['candidate'])}, production's {len(trips['production'])})"),
     ]
 
 

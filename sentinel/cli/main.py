@@ -43,8 +43,8 @@ def _settings(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog="Exit codes: 0 done; 1 error, or the negative result of verify (an invalid proof), audit "
-                    "(discrepancies) and data validate (an invalid file); 2 usage error, or could not run for "
-                    "those three; 130 interrupted.")
+                    "(discrepancies), data validate (an invalid file) and shadow check (a promotion criterion "
+                    "fails); 2 usage error, or could not run for those four; 130 interrupted.")
 @click.version_option(__version__, prog_name="sentinel")
 @click.option(
     "--root",

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ class World:
         replay(src, self.feed, rows_per_second=rate, first=first, last=last, prefill=prefill, chain_rpc=self.url,
                copies=copies)
 
-    def start(self, rpc: str | None = None, settings: dict[str, str] | None = None,
+    def start(self, rpc: str | None = None, settings: Mapping[str, str] | None = None,
               **env: str) -> subprocess.Popen[bytes]:
         """``sentinel relay run`` as a subprocess (stderr to a log file); ``env`` are relay settings, ``settings``
         other SENTINEL_* variables."""

@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ class World:
     tmp: Path
     slice: int
     parties: list[AttesterProcess]
+    settings: dict[str, str] = field(default_factory=dict)  #: more SENTINEL_* variables for the relays it starts
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         return anvil.rpc(self.url, method, params or [])
@@ -121,10 +122,9 @@ class World:
         replay(src, self.feed, rows_per_second=rate, first=first, last=last, prefill=prefill, chain_rpc=self.url,
                copies=copies)
 
-    def start(self, rpc: str | None = None, settings: Mapping[str, str] | None = None,
-              **env: str) -> subprocess.Popen[bytes]:
-        """``sentinel relay run`` as a subprocess (stderr to a log file); ``env`` are relay settings, ``settings``
-        other SENTINEL_* variables."""
+    def start(self, rpc: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """``sentinel relay run`` as a subprocess (stderr to a log file); ``env`` are relay settings (other settings:
+        :attr:`settings`)."""
         port = anvil.free_port()
         self.metrics_port = port
         # no attester key reaches the relay: not in its environment, not in its configuration
@@ -135,7 +135,7 @@ class World:
                        # the fault tests need every window on chain; risk mode has its own test
                        "SENTINEL_RELAY__REPORT": "every",
                        "SENTINEL_RELAY__BACKOFF_MAX_SECONDS": "1", "SENTINEL_RELAY__BACKOFF_INITIAL_SECONDS": "0.2",
-                       **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in env.items()}, **(settings or {})}
+                       **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in env.items()}, **self.settings}
         self.log = self.tmp / f"relay-{time.monotonic_ns()}.log"
         with self.log.open("wb") as out:
             return subprocess.Popen(
@@ -711,8 +711,8 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     candidate = add_version(ArtifactLayout(world.root), other_model_circuit, circuits=False)
     production = read_version(ArtifactLayout(world.root), "project")
     world.append(1, 50)
-    relay = world.start(report="risk", risk_margin=str(margin),
-                        settings={"SENTINEL_LIFECYCLE__SHADOW": candidate.id[:8]})
+    world.settings["SENTINEL_LIFECYCLE__SHADOW"] = candidate.id[:8]
+    relay = world.start(report="risk", risk_margin=str(margin))
     try:
         world.append(51, 70, rate=4)
         world.wait("every window settled", settled(world, 71), 180, mine=True, process=relay)

@@ -236,3 +236,22 @@ def test_check_reads_production_from_the_newest_row(project: tuple[Path, str, st
     assert result["production"] == cand and result["market"] == "default"
     report = shadow_report(ArtifactLayout(root), load_config(root, env={}))["markets"]["default"][0]
     assert report["production_versions"] == [prod, cand]
+
+
+def test_score_with_a_version_uses_its_onnx_model(project: tuple[Path, str, str], market: Any, run_cli: Any,
+                                                  tmp_path: Path) -> None:
+    from sentinel.data.io import read_market_csv, write_market_csv
+
+    root, _, cand = project
+    feed = tmp_path / "feed.csv"
+    write_market_csv(market, feed)
+    code, out, err = run_cli("--root", root, "score", "--data", feed, "--version", cand[:7], "--window", "latest",
+                             "--window", "10", "--json")
+    assert code == 0, err
+    latest, tenth = json.loads(out)["windows"]
+    features = read_market_csv(feed).features().astype(np.float32)
+    assert latest["score"] == pytest.approx(float(features[-WINDOW:].mean()) + 1.0, rel=1e-5)
+    assert tenth["end_row"] == 10 and tenth["score"] == pytest.approx(float(features[5:10].mean()) + 1.0, rel=1e-5)
+    assert latest["above_trip_threshold"] is (latest["score"] >= CAND_POLICY["trip_threshold"])
+    code, _, err = run_cli("--root", root, "score", "--data", feed, "--version", "v-0000")
+    assert code == 1 and "is not one of the known artifact sets" in err

@@ -70,7 +70,6 @@ class Side:
     """One side's scores over the shadow period, in window order."""
 
     window_ids: list[int]
-    ends: list[int]
     scores: list[float]
     versions: list[str]  #: the version that scored each window (production's may change mid-period)
 
@@ -112,8 +111,8 @@ def candidate_report(rows: Sequence[ShadowRow], policies: dict[str, TripPolicy],
         raise RelayError("a shadow report needs at least one shadow score")
     version = rows[0].version
     ids, ends = [r.window_id for r in rows], [r.end_unix for r in rows]
-    cand = Side(ids, ends, [r.score for r in rows], [version] * len(rows))
-    prod = Side(ids, ends, [r.production_score for r in rows], [r.production_version for r in rows])
+    cand = Side(ids, [r.score for r in rows], [version] * len(rows))
+    prod = Side(ids, [r.production_score for r in rows], [r.production_version for r in rows])
     cand_trips, cand_above = _trips_and_above(cand, policies)
     prod_trips, prod_above = _trips_and_above(prod, policies)
     end_of = dict(zip(ids, ends, strict=True))

@@ -11,8 +11,13 @@ A candidate may be proposed to a breaker only if, on the same fresh episodes
    ``lifecycle.lead_tolerance_rows``.
 
 Evaluations from different episodes are not compared: that is a failed check,
-not a pass. The shadow criteria (enough live windows, no extra trips) are
-added by :mod:`sentinel.lifecycle.shadow`.
+not a pass. On the live feed, from the relay's shadow scores
+(:mod:`sentinel.lifecycle.shadow`, ``sentinel shadow check``):
+
+4. ``shadow_windows``: it was shadow-scored on at least
+   ``lifecycle.min_shadow_windows`` windows beside production;
+5. ``no_extra_trips``: over that period it made no trip that production did
+   not make within ``model.horizon`` windows.
 """
 
 from __future__ import annotations

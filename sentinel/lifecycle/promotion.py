@@ -51,7 +51,7 @@ def evaluation_checks(candidate: dict[str, Any] | None, production: dict[str, An
         who = " and the ".join(missing)
         return [Check("evaluated", passed=False, detail=f"no fresh-episode evaluation for the {who} "
                       "(models/evaluation.json: `sentinel models evaluate VERSION`)")]
-    same = _episodes(candidate) == _episodes(production)
+    same = same_episodes(candidate, production)
     checks = [Check("same_episodes", same,
                     f"candidate {_describe(candidate)}, production {_describe(production)}"
                     + ("" if same else ": evaluate both on the same seed and count"))]
@@ -82,6 +82,11 @@ def evaluation_checks(candidate: dict[str, Any] | None, production: dict[str, An
                         f"{lead:g} rows vs production {theirs_lead:g}"
                         + (f" (tolerance {lead_tolerance:g})" if lead_tolerance else "")))
     return checks
+
+
+def same_episodes(one: dict[str, Any] | None, other: dict[str, Any] | None) -> bool:
+    """True when two evaluations ran on the same fresh episodes (kind, seed, count and calibration)."""
+    return one is not None and other is not None and _episodes(one) == _episodes(other)
 
 
 def _episodes(doc: dict[str, Any]) -> tuple[Any, ...]:

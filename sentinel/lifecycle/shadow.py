@@ -34,7 +34,7 @@ from typing import Any
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import LifecycleConfig, SentinelConfig
 from sentinel.errors import ConfigError, RelayError
-from sentinel.lifecycle.promotion import Check, evaluation_checks, passed
+from sentinel.lifecycle.promotion import Check, evaluation_checks, passed, same_episodes
 from sentinel.model.policy import TripPolicy
 from sentinel.relay.queue import Queue, ShadowRow
 from sentinel.versions import Version, find_version, known_versions
@@ -243,9 +243,29 @@ def promotion_check(layout: ArtifactLayout, config: SentinelConfig, version: str
     rows = by_market[name]
     newest = max(rows, key=lambda r: r.window_id)
     production = find_version(versions, newest.production_version)  # the relay's at its newest shadow row
-    checks = evaluation_checks(candidate.evaluation, production.evaluation, config.lifecycle)
+    checks = evaluation_checks(candidate.evaluation, production_evaluation(candidate, production), config.lifecycle)
     report = candidate_report(rows, _policies(rows, versions), config.model.horizon)
     return _verdict(candidate.id, newest.production_version, name, checks + shadow_checks(report, config.lifecycle))
+
+
+def production_evaluation(candidate: Version, production: Version) -> dict[str, Any] | None:
+    """Production's figures on the candidate's episodes: its own ``models/evaluation.json`` when it is on the same
+    ones; else the figures ``sentinel retrain`` measured for this very production model on the candidate's
+    episodes (the candidate's ``models/retrain.json``); else its own (the check then says they differ)."""
+    own = production.evaluation
+    if own is not None and same_episodes(own, candidate.evaluation):
+        return own
+    import json
+
+    try:
+        report = json.loads((candidate.layout.models_dir / "retrain.json").read_text(encoding="utf-8"))
+        measured = report["production"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return own
+    if not isinstance(measured, dict) or measured.get("id") != production.id:
+        return own
+    fresh = measured.get("fresh")
+    return fresh if isinstance(fresh, dict) and same_episodes(fresh, candidate.evaluation) else own
 
 
 def _verdict(candidate: str, production: str | None, market: str | None, checks: list[Check]) -> dict[str, Any]:

@@ -255,3 +255,27 @@ def test_score_with_a_version_uses_its_onnx_model(project: tuple[Path, str, str]
     assert latest["above_trip_threshold"] is (latest["score"] >= CAND_POLICY["trip_threshold"])
     code, _, err = run_cli("--root", root, "score", "--data", feed, "--version", "v-0000")
     assert code == 1 and "is not one of the known artifact sets" in err
+
+
+def test_check_takes_productions_figures_from_retrain_on_the_candidates_episodes(project: tuple[Path, str, str],
+                                                                                 run_cli: Any) -> None:
+    root, prod, cand = project
+    candidate = ArtifactLayout(root / VERSIONS_DIR / "cand")
+    calibrated = {**_evaluation(0.95), "calibrated_to": "latest.csv"}
+    candidate.evaluation.write_text(json.dumps(calibrated))
+    queue = Queue(ArtifactLayout(root).relay_db)
+    queue.record_shadow([r for r in _synthetic(prod, cand) if r.window_id < 1070])
+    queue.close()
+    code, out, _ = run_cli("--root", root, "shadow", "check", "--version", cand)
+    assert code == 1 and "FAIL same_episodes" in out  # production's own evaluation is on other episodes
+
+    # retrain measured this production on the candidate's episodes: those figures are compared
+    retrain = {"production": {"id": prod, "fresh": {**_evaluation(0.9), "calibrated_to": "latest.csv"}}}
+    (candidate.models_dir / "retrain.json").write_text(json.dumps(retrain))
+    code, out, _ = run_cli("--root", root, "shadow", "check", "--version", cand)
+    assert code == 0, out
+    # ... only for the production model retrain measured
+    retrain["production"]["id"] = "v-000000000000"
+    (candidate.models_dir / "retrain.json").write_text(json.dumps(retrain))
+    code, out, _ = run_cli("--root", root, "shadow", "check", "--version", cand)
+    assert code == 1 and "FAIL same_episodes" in out

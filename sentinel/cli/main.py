@@ -26,6 +26,7 @@ from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, onboard, score, train
 from sentinel.cli.quiet import quiet_native_logs
 from sentinel.cli.relay_cli import relay, replay_cmd
+from sentinel.cli.upgrade_cli import upgrade
 from sentinel.cli.zk_cli import bench, circuit, prove, verify
 from sentinel.errors import SentinelError
 
@@ -71,7 +72,7 @@ def cli(ctx: click.Context, root: Path, settings: dict[str, str], verbose: bool)
 
 
 for command in (data, train, evaluate, export, score, onboard, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd):
+                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd, upgrade):
     cli.add_command(command)
 data.add_command(replay_cmd)
 

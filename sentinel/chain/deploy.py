@@ -208,7 +208,9 @@ class Deployment:
     market: str = DEFAULT_MARKET
     asset: str = DEFAULT_ASSET  #: label of the asset the market's vault moves (its DemoToken is s<asset>)
     artifacts: str = ""  #: the market's artifact set, relative to the project root ('' = the project's own)
-    version: str = ""  #: the model version in force (v-...; '' in a record written before versions)
+    #: the model version in force (v-...; '' in a record written before versions); not ``version``: a version-1
+    #: file's top-level ``version`` is the file format's
+    model_version: str = ""
     #: a verifier upgrade proposed on the breaker's timelock (`sentinel upgrade propose`), until executed or cancelled
     pending_upgrade: dict[str, Any] | None = None
     #: the verifier upgrades executed, oldest first (version, verifier, block, tx)
@@ -353,7 +355,7 @@ def _deploy_market(chain: Chain, compiled: dict[str, CompiledContract], roles: R
         circuit=circuit_record(manifest, None if batch is None else batch[1]),
         contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
         batch_verifier=batch_address, batch_windows=batch_windows,
-        market=market.name, asset=market.asset, artifacts=artifacts, version=plan.version,
+        market=market.name, asset=market.asset, artifacts=artifacts, model_version=plan.version,
     )
 
 

@@ -72,14 +72,18 @@ def settings_of(layout: ArtifactLayout) -> ModelSettings:
     from sentinel.zk.manifest import load_manifest
 
     manifest = load_manifest(layout)
-    vks = {str(manifest["artifacts"]["vk"]["sha256"])}
     batch = manifest.get("batch") or {}
-    if batch:
-        doc = _json(layout.batch().circuit_manifest)
-        if doc is not None:
-            vks.add(str(doc["artifacts"]["vk"]["sha256"]))
+    vks = {_vk(manifest), _vk(_json(layout.batch().circuit_manifest) if batch else None)} - {None}
     return ModelSettings(int(manifest["window"]), float(manifest["cadence_seconds"]), int(batch.get("windows", 0)),
-                         float(manifest.get("fidelity", {}).get("max_abs_error", 0.0)), frozenset(vks))
+                         float(manifest.get("fidelity", {}).get("max_abs_error", 0.0)),
+                         frozenset(str(v) for v in vks))
+
+
+def _vk(manifest: dict[str, Any] | None) -> str | None:
+    """A circuit manifest's vk sha256 (None when it records none)."""
+    vk = ((manifest or {}).get("artifacts") or {}).get("vk") or {}
+    sha = vk.get("sha256") if isinstance(vk, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def bundle_vk(path: Path | str | None) -> str | None:

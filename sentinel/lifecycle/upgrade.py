@@ -230,13 +230,13 @@ def execute(layout: ArtifactLayout, config: SentinelConfig, *, market: str | Non
         contracts["BatchHalo2Verifier"] = batch
     else:
         contracts.pop("BatchHalo2Verifier", None)
-    done = {"version": recorded["version"], "from": m.deployment.version, "verifier": pending,
+    done = {"version": recorded["version"], "from": m.deployment.model_version, "verifier": pending,
             "previous_verifier": previous, "block": block, "tx_hash": tx_hash}
     m.save(replace(m.deployment, contracts=contracts, circuit=recorded["circuit"],
                    score_scale=int(recorded["score_scale"]), batch_verifier=batch["address"] if batch else ZERO_ADDRESS,
-                   batch_windows=int(recorded["batch_windows"]), version=str(recorded["version"]),
+                   batch_windows=int(recorded["batch_windows"]), model_version=str(recorded["version"]),
                    pending_upgrade=None, upgrades=[*m.deployment.upgrades, done]))
-    return Executed(name, str(recorded["version"]), m.deployment.version, pending, previous,
+    return Executed(name, str(recorded["version"]), m.deployment.model_version, pending, previous,
                     batch["address"] if batch else None, tx_hash, block)
 
 
@@ -267,7 +267,7 @@ def status(layout: ArtifactLayout, config: SentinelConfig, *, market: str | None
     doc: dict[str, Any] = {
         "market": m.deployment.market, "breaker": m.breaker.address, "chain_time": now, "chain_time_utc": utc(now),
         "verifier": verifier, "verifier_code_sha256": hashlib.sha256(code).hexdigest(),
-        "version": in_force.id if in_force else None, "recorded_version": m.deployment.version or None,
+        "version": in_force.id if in_force else None, "recorded_version": m.deployment.model_version or None,
         "timelock_seconds": int(m.read("timelockDelay")), "pending": None,
         "upgrades": list(m.deployment.upgrades),
     }

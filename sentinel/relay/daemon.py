@@ -309,8 +309,6 @@ class Relay:
                                            attesters=len(self.attesters),
                                            private_rpc=private.label if private else None,
                                            fallback_public=self.rc.private_fallback_public if private else None))
-        # the model in force is the breaker's verifier's, not the configured one: matched before anything is proved
-        self._follow_verifier()
 
     # -- following the breaker's verifier ---------------------------------------------------
     def _use(self, artifacts: ArtifactLayout) -> None:
@@ -374,11 +372,13 @@ class Relay:
             return None
         return max((int(e["blockNumber"]) for e in changes), default=None)
 
-    def _of_model_in_force(self, bundle: str | None) -> bool:
-        """True when the proof bundle at ``bundle`` was proved with the set in force (its vk is one of the set's)."""
+    def _of_other_model(self, bundle: str | None) -> bool:
+        """True when the proof bundle at ``bundle`` was proved with another model than the set in force (its vk is
+        none of the set's; a bundle that cannot be read is left to the step that reads it)."""
         from sentinel.lifecycle.follow import bundle_vk
 
-        return bundle_vk(bundle) in self.model.vk_sha256
+        vk = bundle_vk(bundle)
+        return bool(self.model.vk_sha256) and vk is not None and vk not in self.model.vk_sha256
 
     def _model_of(self, bundle: str | None, fallback: str | None) -> str:
         """The version id whose circuit proved ``bundle`` (among the sets looked at), else ``fallback``."""
@@ -395,7 +395,7 @@ class Relay:
         ``new``: it is proved again with the set in force if still fresh (a proof of the old model would revert,
         or worse, count under the new verifier's scale)."""
         for w in self.queue.windows("proved"):
-            if w.batch_of not in (None, w.window_id) or self._of_model_in_force(w.bundle):
+            if w.batch_of not in (None, w.window_id) or not self._of_other_model(w.bundle):
                 continue
             old = self._model_of(w.bundle, before)
             self.queue.transition(w.window_id, "new", last_error=f"proved with model {old}, the breaker's verifier is "
@@ -454,6 +454,9 @@ class Relay:
         result = PassResult()
         self.ingest(result)
         self.connect()
+        # every pass: the breaker's verifier says which model is in force (before anything is reconciled or proved,
+        # so a restart at an upgrade proves with the new model)
+        self._follow_verifier()
         head = self.lane.head()
         self.reconcile(result, head)
         if stop is None or not stop.is_set():
@@ -891,14 +894,13 @@ class Relay:
             return
         newest = txs[-1]
         doomed = self._would_revert(window, newest)
-        if doomed is None:
-            self._follow_verifier()
-            if not self._of_model_in_force(window.bundle):
-                # proved with the model before a verifier upgrade: it would revert with InvalidProof once mined
-                if self.lane.sends_privately or self.lane.known(newest.tx_hash) or self._waited_on(window):
-                    self._cancel(window, newest)
-                self._reprove_sent(window, "unmined when the verifier changed")
-                return
+        if doomed is None and self._of_other_model(window.bundle):
+            # proved with the model before a verifier upgrade (followed by this pass): it would revert with
+            # InvalidProof once mined
+            if self.lane.sends_privately or self.lane.known(newest.tx_hash) or self._waited_on(window):
+                self._cancel(window, newest)
+            self._reprove_sent(window, "unmined when the verifier changed")
+            return
         if doomed is not None:
             error, final = doomed
             if window.nonce is not None and self.lane.nonces()[0] > window.nonce:
@@ -1075,7 +1077,7 @@ class Relay:
             last = self._last_on_chain()  # follows a verifier change, if one came first
             if wid <= last:
                 self._reject(result, wid, f"reverted on chain (tx {tx_hash}); the breaker's last window is {last}")
-            elif not self._of_model_in_force(window.bundle):
+            elif self._of_other_model(window.bundle):
                 self._reprove_sent(window, f"reverted on chain (tx {tx_hash})")
             else:
                 self.queue.transition(wid, "failed", last_error=f"reverted on chain (tx {tx_hash})")

@@ -128,6 +128,7 @@ def world(tiny_circuit: Path, other_model_circuit: Path, tmp_path: Path) -> Iter
     from sentinel.data.io import market_csv_bytes
     from sentinel.data.synthetic import generate
 
+    (tmp_path / "project").mkdir()
     root = linked_project(tiny_circuit, tmp_path / "project")
     with (root / "sentinel.toml").open("a") as toml:
         toml.write(CHAIN_TOML)

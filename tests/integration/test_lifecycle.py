@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,9 +30,10 @@ import pytest
 from sentinel.artifacts import ArtifactLayout
 from sentinel.chain import anvil
 from sentinel.chain.breaker import BREAKER, connect, contract
-from sentinel.chain.deploy import OPTIMIZER_RUNS, Deployment, deploy_all, load_deployment
+from sentinel.chain.deploy import OPTIMIZER_RUNS, ZERO_ADDRESS, Deployment, deploy_all, load_deployment
 from sentinel.chain.keys import demo_key
 from sentinel.config import SentinelConfig, load_config
+from sentinel.lifecycle.follow import UnknownModel
 from sentinel.relay.daemon import Relay
 from sentinel.relay.replay import replay
 from sentinel.versions import add_version, read_version
@@ -274,3 +276,31 @@ def test_an_upgrade_executed_mid_run_is_followed_by_the_relay_and_the_attesters(
     for check in ("proofs", "input-hash", "signatures"):
         assert (report.checks[check].passed, report.checks[check].failed) == (3, 0), check
     assert len([f for f in report.findings if f.check == "verifier-change"]) == 2
+
+    # governance moves the breaker to a verifier that is no known set's: the market stops proving, the attesters
+    # refuse, each saying which verifier and what to add
+    rogue = world.deployment.address("DemoToken")
+    gov = demo_key(0)
+    chain.transact(breaker.functions.proposeVerifier(rogue, 10, 60, chain.codehash(rogue), ZERO_ADDRESS, 0,
+                                                     b"\0" * 32), gov, "proposing a rogue verifier")
+    code, _, err = run_cli("--root", world.root, "upgrade", "execute")
+    assert code == 1 and f"the breaker's pending verifier is {rogue}, deployments.json records none" in err
+    anvil.warp(world.url, int(chain.call(breaker.functions.pendingVerifierEta(), "eta")) + 1)
+    chain.transact(breaker.functions.executeVerifier(), gov, "executing it")
+    stopped = world.relay()
+    try:
+        with pytest.raises(UnknownModel) as info:
+            stopped.run_once()
+    finally:
+        stopped.close()
+    assert rogue in str(info.value) and "sentinel models add" in str(info.value)
+    assert world.windows()[third]["state"] == "confirmed" and len(world.windows()) == 3
+    code, out, _ = run_cli("--root", world.root, "upgrade", "status", "--json")
+    assert code == 0 and json.loads(out)["version"] is None and json.loads(out)["verifier"] == rogue
+    answers = [world.healthz(p) for p in world.parties]
+    for _ in range(50):  # each party reads the verifier every poll_seconds
+        if all(a["model_error"] for a in answers):
+            break
+        time.sleep(0.2)
+        answers = [world.healthz(p) for p in world.parties]
+    assert all(a["ready"] is False and rogue in a["model_error"] for a in answers), answers

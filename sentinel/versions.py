@@ -166,11 +166,22 @@ def add_version(layout: ArtifactLayout, source: Path, *, circuits: bool = True) 
         _copy_into(src, staging, parts=parts)
         if (src.root / "sentinel.toml").is_file():
             shutil.copy2(src.root / "sentinel.toml", staging / "sentinel.toml")
+        if (data := _training_data(src)) is not None:  # its baselines are fitted on it: `models evaluate` needs it
+            (staging / "data").mkdir()
+            _link_or_copy(str(data), str(staging / "data" / data.name))
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return read_version(ArtifactLayout(target), "versions")
+
+
+def _training_data(src: ArtifactLayout) -> Path | None:
+    """The scenarios file the set's model card names under ``data/``, when it is there (``sentinel onboard`` and
+    ``sentinel retrain`` keep calibrated ones; default scenarios are regenerated on demand)."""
+    name = (_json(src.model_card) or {}).get("data", {}).get("path")
+    path = src.data_dir / name if isinstance(name, str) and name else None
+    return path if path is not None and path.is_file() and path.parent == src.data_dir else None
 
 
 def _copy_into(src: ArtifactLayout, target: Path, parts: tuple[str, ...]) -> None:

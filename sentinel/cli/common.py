@@ -6,9 +6,9 @@ warnings to stderr (:func:`progress`, :func:`warn`).
 Exit codes: 0 done; 1 an error (a :class:`~sentinel.errors.SentinelError`,
 one line on stderr); 2 a usage error. Commands whose result can be negative
 (``verify``: an invalid proof; ``audit``: discrepancies; ``data validate``: an
-invalid file) are marked with :func:`verdict`: for them 1 means that negative
-result and every other failure, "could not run", exits 2. ``main`` applies
-these rules in one place.
+invalid file; ``retrain``: no candidate; ``shadow check``: a promotion criterion fails) are marked with
+:func:`verdict`: for them 1 means that negative result and every other
+failure, "could not run", exits 2. ``main`` applies these rules in one place.
 """
 
 from __future__ import annotations

@@ -24,8 +24,10 @@ from sentinel.cli.common import EXIT_CODES, App
 from sentinel.cli.config_cli import config_cmd
 from sentinel.cli.data_cli import data
 from sentinel.cli.model_cli import evaluate, export, onboard, score, train
+from sentinel.cli.models_cli import models, retrain
 from sentinel.cli.quiet import quiet_native_logs
 from sentinel.cli.relay_cli import relay, replay_cmd
+from sentinel.cli.shadow_cli import shadow
 from sentinel.cli.upgrade_cli import upgrade
 from sentinel.cli.zk_cli import bench, circuit, prove, verify
 from sentinel.errors import SentinelError
@@ -43,8 +45,8 @@ def _settings(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog="Exit codes: 0 done; 1 error, or the negative result of verify (an invalid proof), audit "
-                    "(discrepancies) and data validate (an invalid file); 2 usage error, or could not run for "
-                    "those three; 130 interrupted.")
+                    "(discrepancies), data validate (an invalid file), retrain (no candidate) and shadow check (a "
+                    "promotion criterion fails); 2 usage error, or could not run for those five; 130 interrupted.")
 @click.version_option(__version__, prog_name="sentinel")
 @click.option(
     "--root",
@@ -72,7 +74,8 @@ def cli(ctx: click.Context, root: Path, settings: dict[str, str], verbose: bool)
 
 
 for command in (data, train, evaluate, export, score, onboard, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd, upgrade):
+                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd, models, retrain, shadow,
+                upgrade):
     cli.add_command(command)
 data.add_command(replay_cmd)
 

@@ -228,15 +228,23 @@ def export(app: App, data_path: Path | None, as_json: bool) -> None:
 @click.option("--window", "windows", multiple=True, default=("latest",), show_default=True,
               help="'latest', a 1-based end row, or an ISO-8601 end timestamp (repeatable).")
 @feed_option("Market-depth CSV to cut the windows from.")
+@click.option("--version", "version", default=None, metavar="V",
+              help="Score with this known model version's ONNX model (id or prefix, `sentinel models list`)  "
+                   "[default: the project's Keras model]")
 @click.option("--json", "as_json", is_flag=True, help='Print JSON: {"windows": [...]}, one entry per window.')
 @click.pass_obj
-def score(app: App, windows: tuple[str, ...], data_path: Path | None, as_json: bool) -> None:
-    """Score windows with the float model (no proof): a quick check."""
+def score(app: App, windows: tuple[str, ...], data_path: Path | None, version: str | None, as_json: bool) -> None:
+    """Score windows with the float model (no proof): a quick check, or a candidate version's view of them."""
     from sentinel.data.io import read_market_csv
     from sentinel.model.pipeline import score_windows
 
     config, feed = app.config_and_feed(data_path)
-    results = score_windows(app.layout, config, read_market_csv(feed, config.data), list(windows))
+    layout, onnx = app.layout, False
+    if version is not None:
+        from sentinel.versions import find_version, known_versions
+
+        layout, onnx = find_version(known_versions(config, app.layout), version).layout, True
+    results = score_windows(layout, config, read_market_csv(feed, config.data), list(windows), onnx=onnx)
     if as_json:
         emit_json({"windows": results})
         return

@@ -11,8 +11,13 @@ A candidate may be proposed to a breaker only if, on the same fresh episodes
    ``lifecycle.lead_tolerance_rows``.
 
 Evaluations from different episodes are not compared: that is a failed check,
-not a pass. The shadow criteria (enough live windows, no extra trips) are
-added by :mod:`sentinel.lifecycle.shadow`.
+not a pass. On the live feed, from the relay's shadow scores
+(:mod:`sentinel.lifecycle.shadow`, ``sentinel shadow check``):
+
+4. ``shadow_windows``: it was shadow-scored on at least
+   ``lifecycle.min_shadow_windows`` windows beside production;
+5. ``no_extra_trips``: over that period it made no trip that production did
+   not make within ``model.horizon`` windows.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def evaluation_checks(candidate: dict[str, Any] | None, production: dict[str, An
         who = " and the ".join(missing)
         return [Check("evaluated", passed=False, detail=f"no fresh-episode evaluation for the {who} "
                       "(models/evaluation.json: `sentinel models evaluate VERSION`)")]
-    same = _episodes(candidate) == _episodes(production)
+    same = same_episodes(candidate, production)
     checks = [Check("same_episodes", same,
                     f"candidate {_describe(candidate)}, production {_describe(production)}"
                     + ("" if same else ": evaluate both on the same seed and count"))]
@@ -77,6 +82,11 @@ def evaluation_checks(candidate: dict[str, Any] | None, production: dict[str, An
                         f"{lead:g} rows vs production {theirs_lead:g}"
                         + (f" (tolerance {lead_tolerance:g})" if lead_tolerance else "")))
     return checks
+
+
+def same_episodes(one: dict[str, Any] | None, other: dict[str, Any] | None) -> bool:
+    """True when two evaluations ran on the same fresh episodes (kind, seed, count and calibration)."""
+    return one is not None and other is not None and _episodes(one) == _episodes(other)
 
 
 def _episodes(doc: dict[str, Any]) -> tuple[Any, ...]:

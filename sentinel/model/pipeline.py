@@ -208,6 +208,7 @@ def run_training(
         },
         "config": asdict(c),
         "seeds": {"data": c.data_seed, "split_and_training": c.seed},
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # `sentinel models list` shows it
         "data": {
             "path": data.path.name, "sha256": data.sha256,
             "rows": len(data.market), "episodes": int(data.market.frame["episode"].nunique()),
@@ -426,16 +427,22 @@ def run_export(layout: ArtifactLayout, config: SentinelConfig, data_path: Path |
 
 
 def score_windows(layout: ArtifactLayout, config: SentinelConfig, market: MarketData,
-                  specs: list[str]) -> list[dict[str, Any]]:
-    """Float-model scores (no proof) of the windows named by ``specs``."""
-    from sentinel.model.train import KerasDetector
-
+                  specs: list[str], *, onnx: bool = False) -> list[dict[str, Any]]:
+    """Float-model scores (no proof) of the windows named by ``specs``: the Keras model's, or with ``onnx`` the
+    ONNX model's (the one the circuit proves and the relay shadow-scores; all a version needs to hold)."""
     card = load_card(layout)
     window = int(card["config"]["window"])
     policy = card["trip_policy"]
     ends = np.array([resolve_window(market, spec, window) for spec in specs], dtype=np.int64)
     windows = cut_windows(market, window, ends)
-    scores = KerasDetector(load_trained_model(layout)).score(windows.x)
+    if onnx:
+        from sentinel.model.export import onnx_scores
+
+        scores = onnx_scores(layout.onnx_model, windows.x)
+    else:
+        from sentinel.model.train import KerasDetector
+
+        scores = KerasDetector(load_trained_model(layout)).score(windows.x)
     ts = pd.DatetimeIndex(market.frame["timestamp"])
     return [
         {

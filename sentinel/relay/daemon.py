@@ -217,7 +217,12 @@ class Relay:
         self.margin = 0.0  #: risk mode proves windows whose float score is within this of the trip threshold
         self.batch_windows = 0  #: windows per batch proof the artifacts prove (0: none built, or it cannot load)
         self._scorer: Any = None
+        #: the last float score computed: ((window, artifact set), score), shared by the policy and shadow scoring
+        self._last_float: tuple[tuple[int, Path], float] | None = None
         self._use(self.artifacts)
+        from sentinel.relay.shadow import shadow_versions
+
+        candidates = shadow_versions(config, layout)  # before the lock: an unknown version stops the relay here
         self.data_path = Path(data) if data else layout.feed(config.data.feed)
         path = queue_path(layout, config, db)
         #: one relay per queue file; the markets of one relay share its lock (and release it once)
@@ -231,6 +236,12 @@ class Relay:
                          future_skew=self.rc.future_skew_seconds)
         self.registry = metrics or RelayMetrics()  #: every market's metrics (served by /metrics)
         self.metrics = self.registry.market(market)
+        from sentinel.relay.shadow import ShadowScorer
+
+        #: the candidate versions float-scored beside production (lifecycle.shadow), None without any
+        self.shadow = ShadowScorer(candidates, self.queue, self.log, self.metrics, clock) if candidates else None
+        if candidates:
+            self.log.info("event=shadow_scoring %s", kv(versions=",".join(v.id for v in candidates)))
         self.chain: Any = None
         self.breaker: Any = None
         self._lane: Lane | None = None
@@ -321,6 +332,7 @@ class Relay:
         self.window, self.cadence, self.batch_windows = model.window, model.cadence, model.batch_windows
         self.margin = self.rc.risk_margin or auto_margin(model.max_abs_error, self.config.circuit.fidelity_tolerance)
         self._scorer = None
+        self._last_float = None
         self._warm = False
         feed = getattr(self, "feed", None)
         if feed is not None and (feed.window, feed.cadence) != (self.window, self.cadence):
@@ -525,6 +537,7 @@ class Relay:
                 self._skip(result, chosen, "its rows are no longer held by the feed")
                 pending.pop(chosen)
                 continue
+            self._shadow(chosen, pending[chosen].end_unix, market)
             if chosen == self._solo:
                 self._solo = None  # its batch failed to prove: this window goes alone, the next ones batch again
             elif self._batching(breaker):
@@ -539,6 +552,8 @@ class Relay:
                 if plan.action == "batch":
                     rows = self.feed.market_for(plan.windows[-1], before=len(plan.windows) - 1)
                     if rows is not None:
+                        for wid in plan.windows[1:]:  # the batch's first window is ``chosen``, scored above
+                            self._shadow(wid, pending[wid].end_unix, self.feed.market_for(wid))
                         self._prove_batch(result, plan, rows, now)
                         return
                     why = f"no gap-free rows held for windows {plan.windows[0]}-{plan.windows[-1]}: proved alone"
@@ -638,7 +653,7 @@ class Relay:
         """Apply the reporting policy to ``wid``: True if it was screened (final, float score and reason kept)."""
         if self.rc.report == "every":
             return False
-        score = float(self._float_model()(market.features()[None, -self.window:])[0])
+        score = self._float_score(wid, market)
         # windows proved or in flight but not yet on chain may extend the breaker's high streak too
         in_flight_high = sum(1 for w in self.queue.windows("proved", "submitted")
                              if w.window_id > breaker.last_window_id
@@ -657,6 +672,18 @@ class Relay:
         result.screened.append(wid)
         self.log.info("event=screened %s float_score=%.4f reason=%r", kv(window=wid), score, decision.reason)
         return True
+
+    def _float_score(self, wid: int, market: Any) -> float:
+        """The float model's score of window ``wid`` (``market``: its rows), computed once per window and set."""
+        key = (wid, self.artifacts.root)
+        if self._last_float is None or self._last_float[0] != key:
+            self._last_float = key, float(self._float_model()(market.features()[None, -self.window:])[0])
+        return self._last_float[1]
+
+    def _shadow(self, wid: int, end_unix: int, market: Any) -> None:
+        """Shadow-score window ``wid`` with the candidate versions (lifecycle.shadow), if any; never raises."""
+        if self.shadow is not None and market is not None:
+            self.shadow.score(wid, end_unix, market, self.artifacts, lambda: self._float_score(wid, market))
 
     def _float_model(self) -> Any:
         """The float model (onnxruntime), loaded on first use."""

@@ -81,8 +81,9 @@ class QueueLock:
             self._fd = None
 
 #: 2 added windows.float_score (and the screened state), 3 windows.batch_of (and the held state), 4 the market
-#: (every table keyed by it); older queues are migrated, their rows become the default market's
-SCHEMA_VERSION = 4
+#: (every table keyed by it; older queues' rows become the default market's), 5 the shadow_scores table (candidate
+#: versions' float scores beside production's, :mod:`sentinel.relay.shadow`); older queues are migrated
+SCHEMA_VERSION = 5
 
 
 STATES = ("new", "held", "screened", "proving", "proved", "submitted", "confirmed", "rejected", "skipped", "failed")
@@ -102,7 +103,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset(),
 }
 
-_SCHEMA = """
+_SCHEMA_V4 = """
 CREATE TABLE IF NOT EXISTS windows (
     market        TEXT NOT NULL,
     window_id     INTEGER NOT NULL,
@@ -162,6 +163,23 @@ CREATE TABLE IF NOT EXISTS meta (
     PRIMARY KEY (market, key)
 );
 """
+#: schema 5: one row per (market, window, candidate version) the relay shadow-scored, with production's score of
+#: the same window and the version that was production then (it changes at a verifier upgrade)
+_SHADOW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shadow_scores (
+    market             TEXT NOT NULL,
+    window_id          INTEGER NOT NULL,
+    version            TEXT NOT NULL,
+    score              REAL NOT NULL,
+    production_version TEXT NOT NULL,
+    production_score   REAL NOT NULL,
+    end_unix           INTEGER NOT NULL,
+    scored_at          REAL NOT NULL,
+    PRIMARY KEY (market, window_id, version)
+);
+CREATE INDEX IF NOT EXISTS shadow_version ON shadow_scores(market, version, window_id);
+"""
+_SCHEMA = _SCHEMA_V4 + _SHADOW_SCHEMA
 
 #: schema 3 -> 4: each table rebuilt with its market column (SQLite cannot change a primary key in place);
 #: every existing row becomes the default market's. Columns are named: a queue migrated from schema 1 or 2 has
@@ -180,7 +198,7 @@ ALTER TABLE txs RENAME TO txs_v3;
 ALTER TABLE windows RENAME TO windows_v3;
 ALTER TABLE quarantine RENAME TO quarantine_v3;
 ALTER TABLE meta RENAME TO meta_v3;
-{_SCHEMA}
+{_SCHEMA_V4}
 INSERT INTO windows (market, {_WINDOW_COLUMNS}) SELECT '{DEFAULT_MARKET}', {_WINDOW_COLUMNS} FROM windows_v3;
 INSERT INTO txs (market, {_TX_COLUMNS}) SELECT '{DEFAULT_MARKET}', {_TX_COLUMNS} FROM txs_v3;
 INSERT INTO quarantine (market, {_QUARANTINE_COLUMNS})
@@ -190,9 +208,16 @@ DROP TABLE txs_v3;
 DROP TABLE windows_v3;
 DROP TABLE quarantine_v3;
 DROP TABLE meta_v3;
-PRAGMA user_version = {SCHEMA_VERSION};
+PRAGMA user_version = 4;
 COMMIT;
 """  # noqa: S608
+#: schema 4 -> 5: the shadow table added beside the others (no existing row changes)
+_TO_V5 = f"""
+BEGIN IMMEDIATE;
+{_SHADOW_SCHEMA}
+PRAGMA user_version = 5;
+COMMIT;
+"""
 
 _WINDOW_FIELDS = frozenset({
     "bundle", "score", "float_score", "prove_seconds", "tx_hash", "nonce", "block_number", "block_hash", "gas_used",
@@ -249,6 +274,22 @@ class TxRow:
     created_at: float
 
 
+@dataclass(frozen=True)
+class ShadowRow:
+    """One candidate version's float score of one window, beside production's (schema 5, ``shadow_scores``)."""
+
+    window_id: int
+    version: str
+    score: float
+    production_version: str  #: the version the relay proved with when it scored the window
+    production_score: float
+    end_unix: int
+    scored_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
 def check_market(name: str) -> str:
     """``name`` if it can name a market (a queue key, a metric label, a log field), else RelayError."""
     if not MARKET_NAME.fullmatch(name):
@@ -290,7 +331,7 @@ class Queue:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, 1, 2, 3, SCHEMA_VERSION):
+            if version not in (0, 1, 2, 3, 4, SCHEMA_VERSION):
                 raise QueueError(self.path, f"queue schema version {version}, this relay reads {SCHEMA_VERSION}")
             if version == 1:  # written before the reporting policy: same rows, one more column
                 self.db.execute("ALTER TABLE windows ADD COLUMN float_score REAL")
@@ -300,6 +341,9 @@ class Queue:
                 self.db.execute("PRAGMA foreign_keys=OFF")  # the tables are renamed and rebuilt under their keys
                 self.db.executescript(_TO_V4)
                 self.db.execute("PRAGMA foreign_keys=ON")
+                version = 4
+            if version == 4:  # written before shadow scoring: one more table
+                self.db.executescript(_TO_V5)
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -538,6 +582,40 @@ class Queue:
     def markets(self) -> list[str]:
         """Every market with a window in this queue file."""
         return [r[0] for r in self.db.execute("SELECT DISTINCT market FROM windows ORDER BY market")]
+
+    # -- shadow scores ------------------------------------------------------------------
+    def record_shadow(self, rows: Iterable[ShadowRow]) -> int:
+        """Store shadow scores in one transaction; a (window, version) already recorded keeps its first row (a
+        restart that scores a window again adds nothing). Returns the rows added."""
+        with self._write() as db:
+            added = 0
+            for r in rows:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO shadow_scores (market, window_id, version, score, production_version, "
+                    "production_score, end_unix, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.market, int(r.window_id), r.version, float(r.score), r.production_version,
+                     float(r.production_score), int(r.end_unix), float(r.scored_at)))
+                added += cur.rowcount
+        return added
+
+    def shadowed(self, window_id: int) -> set[str]:
+        """The versions that already have a shadow score of this window."""
+        rows = self.db.execute("SELECT version FROM shadow_scores WHERE market = ? AND window_id = ?",
+                               (self.market, window_id)).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def shadow_scores(self, version: str | None = None) -> list[ShadowRow]:
+        """This market's shadow scores (of ``version`` only, if given), by version then window id."""
+        query = "SELECT * FROM shadow_scores WHERE market = ?"
+        args: tuple[Any, ...] = (self.market,)
+        if version is not None:
+            query, args = query + " AND version = ?", (*args, version)
+        rows = self.db.execute(query + " ORDER BY version, window_id", args).fetchall()
+        return [ShadowRow(**_fields(r)) for r in rows]
+
+    def shadow_markets(self) -> list[str]:
+        """Every market with shadow scores in this queue file."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT market FROM shadow_scores ORDER BY market")]
 
     # -- quarantine and feed state ----------------------------------------------------
     def quarantine(self, source: str, line: int, column: str | None, problem: str, raw: str) -> bool:

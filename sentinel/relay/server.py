@@ -36,6 +36,8 @@ class RelayMetrics:
         self.last_score = Gauge("sentinel_relay_last_score", "Risk score of the last confirmed report", m, registry=r)
         self.float_score = Gauge("sentinel_relay_float_score", "Float-model score of the last window the reporting "
                                  "policy looked at (relay.report = risk)", m, registry=r)
+        self.shadow_score = Gauge("sentinel_relay_shadow_score", "Float score of the last window a candidate "
+                                  "version shadow-scored (lifecycle.shadow)", [*m, "version"], registry=r)
         self.tripped = Gauge("sentinel_relay_breaker_tripped", "1 while the breaker is tripped", m, registry=r)
         self.rpc_errors = Counter("sentinel_relay_rpc_errors", "JSON-RPC calls that failed (node down, timeout)", m,
                                   registry=r)
@@ -73,9 +75,10 @@ class RelayMetrics:
 
 class MarketMetrics:
     """One market's view of :class:`RelayMetrics`: the same attributes, the ``market`` label already set
-    (``windows`` and ``attester_requests`` still take their own labels through ``labels(...)``)."""
+    (``windows``, ``attester_requests``, ``shadow_score`` and ``model`` still take their own labels through
+    ``labels(...)``)."""
 
-    _OWN_LABELS = frozenset({"windows", "attester_requests", "model"})
+    _OWN_LABELS = frozenset({"windows", "attester_requests", "shadow_score", "model"})
 
     def __init__(self, metrics: RelayMetrics, market: str) -> None:
         self.all = metrics

@@ -3,14 +3,15 @@
 The project is deployed with the tiny model; the candidate is the tiny model with its output bias shifted
 (``other_model_circuit``, no batch circuit), added as a version. Real attester services follow the breaker
 through their node. The relay (in this process, real provers) proves a window with the tiny model and reports
-it; ``sentinel upgrade propose`` deploys the candidate's verifier and starts the 1 h timelock; the chain's clock
-is moved past the eta and the feed goes on at chain time; the relay proves the next window with the tiny model
-and, before it sends it, ``sentinel upgrade execute`` runs: the relay's next pass switches to the candidate,
-proves that window again and reports it. Then the breaker is moved back to the tiny model the same way, and
-this time the relay is restarted right after the execute (a second relay on the same queue, a proof of the
-candidate waiting in it): it starts on the model in force and proves that window again. Every window is
-accounted for, each report's proof is of the model whose verifier the breaker called in its block, the
-attesters switched too, and ``sentinel audit`` with both artifact sets is clean.
+it, shadow-scoring the candidate beside it; ``sentinel upgrade propose`` deploys the candidate's verifier and
+starts the 1 h timelock; the chain's clock is moved past the eta and the feed goes on at chain time; the relay
+proves the next window with the tiny model and, before it sends it, ``sentinel upgrade execute`` runs: the
+relay's next pass switches to the candidate, proves that window again and reports it. Then the breaker is moved
+back to the tiny model the same way, and this time the relay is restarted right after the execute (a second
+relay on the same queue, a proof of the candidate waiting in it): it starts on the model in force and proves
+that window again. Every window is accounted for, each report's proof is of the model whose verifier the
+breaker called in its block, the attesters switched too, and ``sentinel audit`` with both artifact sets is
+clean. Last, a verifier of no known set stops the market and the attesters, each saying which.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sqlite3
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,14 +95,19 @@ class World:
         copies = [(party.feed / "feed.csv", None) for party in self.parties]
         replay(src, self.feed, rows_per_second=2000, chain_rpc=self.url, copies=copies)
 
-    def relay(self) -> Relay:
-        return Relay(ArtifactLayout(self.root), self.config, data=self.feed, db=self.db)
+    def relay(self, shadow: str = "") -> Relay:
+        """A relay on the project's queue (``shadow``: a candidate version float-scored beside production)."""
+        config = replace(self.config, lifecycle=replace(self.config.lifecycle, shadow=(shadow,) if shadow else ()))
+        return Relay(ArtifactLayout(self.root), config, data=self.feed, db=self.db)
 
     def windows(self) -> dict[int, dict[str, Any]]:
+        return {int(r["window_id"]): r for r in self.select("SELECT * FROM windows ORDER BY window_id")}
+
+    def select(self, sql: str) -> list[dict[str, Any]]:
         db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         db.row_factory = sqlite3.Row
         try:
-            return {int(r["window_id"]): dict(r) for r in db.execute("SELECT * FROM windows ORDER BY window_id")}
+            return [dict(r) for r in db.execute(sql)]
         finally:
             db.close()
 
@@ -193,9 +199,9 @@ def test_an_upgrade_executed_mid_run_is_followed_by_the_relay_and_the_attesters(
     vk = {tiny.id: settings_of(tiny.layout).vk_sha256, other.id: settings_of(other.layout).vk_sha256}
     window = settings_of(tiny.layout).window
 
-    # tiny in force: the first window is proved and reported with it
+    # tiny in force: the first window is proved and reported with it, the candidate shadow-scored beside it
     world.append_window(window)
-    relay = world.relay()
+    relay = world.relay(shadow=other.id)
     first = second = third = switch_one = switch_two = -1
     try:
         world.passes(relay, lambda: bool(world.windows()) and all(w["state"] in FINAL
@@ -204,6 +210,8 @@ def test_an_upgrade_executed_mid_run_is_followed_by_the_relay_and_the_attesters(
         assert relay.model_version == tiny.id and relay.health()["model_version"] == tiny.id
         first = max(world.windows())
         assert world.confirmed(first)
+        shadow = world.select("SELECT window_id, version, production_version FROM shadow_scores")
+        assert shadow == [{"window_id": first, "version": other.id, "production_version": tiny.id}]
         assert {world.healthz(p)["model_version"] for p in world.parties} == {tiny.id}
 
         # the candidate proposed; past its eta the feed goes on at chain time; a window is proved with tiny ...

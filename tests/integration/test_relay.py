@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ class World:
     tmp: Path
     slice: int
     parties: list[AttesterProcess]
+    settings: dict[str, str] = field(default_factory=dict)  #: more SENTINEL_* variables for the relays it starts
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         return anvil.rpc(self.url, method, params or [])
@@ -122,7 +123,8 @@ class World:
                copies=copies)
 
     def start(self, rpc: str | None = None, **env: str) -> subprocess.Popen[bytes]:
-        """``sentinel relay run`` as a subprocess (stderr to a log file)."""
+        """``sentinel relay run`` as a subprocess (stderr to a log file); ``env`` are relay settings (other settings:
+        :attr:`settings`)."""
         port = anvil.free_port()
         self.metrics_port = port
         # no attester key reaches the relay: not in its environment, not in its configuration
@@ -133,7 +135,7 @@ class World:
                        # the fault tests need every window on chain; risk mode has its own test
                        "SENTINEL_RELAY__REPORT": "every",
                        "SENTINEL_RELAY__BACKOFF_MAX_SECONDS": "1", "SENTINEL_RELAY__BACKOFF_INITIAL_SECONDS": "0.2",
-                       **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in env.items()}}
+                       **{f"SENTINEL_RELAY__{k.upper()}": v for k, v in env.items()}, **self.settings}
         self.log = self.tmp / f"relay-{time.monotonic_ns()}.log"
         with self.log.open("wb") as out:
             return subprocess.Popen(
@@ -674,15 +676,19 @@ def test_quorum_with_one_attester_down_and_a_window_waits_while_two_are(world: W
     assert "event=attested" in world.log.read_text()
 
 
-def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_ones(world: World):
+def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_ones(world: World,
+                                                                                   other_model_circuit: Path):
     """Issue #20: in risk mode each window is float-scored; a window scoring within the margin of the trip
-    threshold is proved and reported, a calm one is screened (final, with its float score and why)."""
+    threshold is proved and reported, a calm one is screened (final, with its float score and why).
+    Issue #23: a candidate version (lifecycle.shadow) is float-scored beside production on every one of them,
+    and `sentinel shadow report` reads those scores back."""
     import numpy as np
 
     from sentinel.artifacts import ArtifactLayout
     from sentinel.chain.encoding import to_wad
     from sentinel.data.io import read_market_csv
     from sentinel.model.export import onnx_scores
+    from sentinel.versions import add_version, read_version
 
     src = world.tmp / "scored.csv"
     src.write_text("\n".join(world.lines[:71]) + "\n")
@@ -702,7 +708,10 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     # trip after 30 (never here): this test is about which windows are proved, not about tripping
     chain.transact(breaker.functions.setParams((to_wad(threshold), to_wad(threshold - 0.1), 30, params[3], params[4],
                                                 params[5], params[6])), demo_key(0), "setParams")
+    candidate = add_version(ArtifactLayout(world.root), other_model_circuit, circuits=False)
+    production = read_version(ArtifactLayout(world.root), "project")
     world.append(1, 50)
+    world.settings["SENTINEL_LIFECYCLE__SHADOW"] = candidate.id[:8]
     relay = world.start(report="risk", risk_margin=str(margin))
     try:
         world.append(51, 70, rate=4)
@@ -710,6 +719,7 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     finally:
         world.stop(relay)
     windows = {w["end_line"]: w for w in world.check_books()}
+    _check_shadow_scores(world, list(windows.values()), candidate.id, production.id)
     expected = {end + 2: float(score) for end, score in zip(ends, scores, strict=True)}  # feed line of the end row
     assert set(windows) == set(expected)
     for line, w in windows.items():
@@ -725,16 +735,52 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     assert "event=screened" in world.log.read_text()
 
 
-def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world: World, long_feed: list[str]):
+def _check_shadow_scores(world: World, windows: list[dict[str, Any]], candidate: str, production: str) -> None:
+    """One shadow row per handled window: the candidate's score (its output bias is production's + 0.25: higher)
+    beside production's float score of the same window; `shadow report --json` adds them up."""
+    db = sqlite3.connect(f"file:{world.db}?mode=ro", uri=True, timeout=5)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = {r["window_id"]: dict(r) for r in db.execute("SELECT * FROM shadow_scores")}
+    finally:
+        db.close()
+    assert set(rows) == {w["window_id"] for w in windows}, world.tail()
+    for w in windows:
+        row = rows[w["window_id"]]
+        assert (row["version"], row["production_version"], row["end_unix"]) == (candidate, production, w["end_unix"])
+        assert row["score"] > row["production_score"], (row, w)
+        if w["float_score"] is not None:  # risk mode and batch proofs keep production's float score too
+            assert row["production_score"] == pytest.approx(w["float_score"], abs=1e-9), (row, w)
+    assert f"event=shadow_scoring versions={candidate}" in world.log.read_text()
+    out = subprocess.run([sys.executable, "-m", "sentinel", "--root", str(world.root), "shadow", "report",
+                          "--db", str(world.db), "--json"], capture_output=True, text=True, check=True)
+    [report] = json.loads(out.stdout)["markets"]["default"]
+    policy = report["policy"]
+    assert report["version"] == candidate and report["production_versions"] == [production]
+    assert report["windows"] == len(rows)
+    assert report["above_threshold"] == {
+        "candidate": sum(r["score"] >= policy["trip_threshold"] for r in rows.values()),
+        "production": sum(r["production_score"] >= report["production_policies"][production]["trip_threshold"]
+                          for r in rows.values())}
+    trips = report["trips"]
+    assert report["extra_trips"] == sum(t["extra"] for t in trips["candidate"])
+    assert report["missed_trips"] == sum(p["missed"] for p in trips["production"])
+    assert report["false_trips"]["count"] <= len(trips["candidate"])
+    assert report["false_trips"]["healthy_windows"] <= report["windows"]
+
+
+def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world: World, long_feed: list[str],
+                                                                           other_model_circuit: Path):
     """Issue #20 item 4: once the breaker is tripped by a report, the relay proves K consecutive windows in one
     batch proof and sends one submitBatch for them; a run short of K waits for the rest until K cadences after
     its first window, then goes alone. Every window is on chain once, in order, by the transaction the queue
-    recorded."""
+    recorded. Issue #23: every window, batched or not, is shadow-scored once, across the kill and restart."""
     import numpy as np
 
     from sentinel.chain.encoding import to_wad
     from sentinel.data.io import read_market_csv
     from sentinel.model.export import onnx_scores
+    from sentinel.versions import add_version, read_version
     from sentinel.zk.manifest import load_manifest
 
     k = int(load_manifest(ArtifactLayout(world.root))["batch"]["windows"])
@@ -761,6 +807,8 @@ def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world:
     chain.transact(breaker.functions.setParams((to_wad(0.5), to_wad(0.4), 1, 30, 60, params[5], params[6])),
                    demo_key(0), "setParams")
     assert int(chain.call(breaker.functions.batchWindows(), "batchWindows")) == k
+    candidate = add_version(ArtifactLayout(world.root), other_model_circuit, circuits=False)
+    world.settings["SENTINEL_LIFECYCLE__SHADOW"] = candidate.id
     world.append(1 + s, 50 + s)
     relay = world.start()
     try:
@@ -813,3 +861,4 @@ def test_while_tripped_windows_go_k_to_a_proof_and_a_late_tail_goes_alone(world:
         assert "proved alone" in log
     state = chain.call(breaker.functions.state(), "state")
     assert int(state[0]) == windows[-1]["window_id"]
+    _check_shadow_scores(world, windows, candidate.id, read_version(ArtifactLayout(world.root), "project").id)

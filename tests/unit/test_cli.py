@@ -244,7 +244,7 @@ def test_every_command_documents_its_exit_codes(run_cli):
         for name, command in group.commands.items():
             yield from leaves(command, [*path, name]) if hasattr(command, "commands") else [([*path, name], command)]
 
-    verdicts = {("verify",), ("audit",), ("data", "validate")}
+    verdicts = {("verify",), ("audit",), ("data", "validate"), ("retrain",), ("shadow", "check")}
     for path, _ in leaves(cli, []):
         code, out, _ = run_cli(*path, "--help")
         text = " ".join(out.split())

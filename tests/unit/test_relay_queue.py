@@ -255,10 +255,89 @@ def test_an_older_queue_is_migrated_with_every_row_as_the_default_markets(tmp_pa
         assert q.get(6).float_score == 0.12
         assert q.db.execute("PRAGMA foreign_key_check").fetchall() == []
         tables = {r[0] for r in q.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables == {"windows", "txs", "quarantine", "meta"}
+        assert tables == {"windows", "txs", "quarantine", "meta", "shadow_scores"}
     finally:
         q.close()
     assert Queue(path, market="eth").windows() == []  # another market sees none of them
+
+
+#: the tables as schema 4 (keyed by market, no shadow scores) wrote them, with rows of two markets
+_V4_SCHEMA = """
+CREATE TABLE windows (market TEXT NOT NULL, window_id INTEGER NOT NULL, state TEXT NOT NULL,
+    end_unix INTEGER NOT NULL, source TEXT, end_line INTEGER, attempts INTEGER NOT NULL DEFAULT 0, bundle TEXT,
+    score REAL, float_score REAL, prove_seconds REAL, tx_hash TEXT, nonce INTEGER, block_number INTEGER,
+    block_hash TEXT, gas_used INTEGER, tripped INTEGER, reason TEXT, last_error TEXT, batch_of INTEGER,
+    seen_at REAL NOT NULL, proved_at REAL, submitted_at REAL, confirmed_at REAL, updated_at REAL NOT NULL,
+    PRIMARY KEY (market, window_id));
+CREATE INDEX windows_state ON windows(market, state);
+CREATE TABLE txs (tx_hash TEXT PRIMARY KEY, market TEXT NOT NULL, window_id INTEGER NOT NULL,
+    nonce INTEGER NOT NULL, raw_tx TEXT NOT NULL, max_fee INTEGER NOT NULL, max_priority_fee INTEGER NOT NULL,
+    gas INTEGER NOT NULL, created_at REAL NOT NULL,
+    FOREIGN KEY (market, window_id) REFERENCES windows(market, window_id));
+CREATE INDEX txs_window ON txs(market, window_id);
+CREATE TABLE quarantine (market TEXT NOT NULL, source TEXT NOT NULL, line INTEGER NOT NULL, column_ TEXT,
+    problem TEXT NOT NULL, raw TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (market, source, line));
+CREATE TABLE meta (market TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (market, key));
+INSERT INTO windows (market, window_id, state, end_unix, source, end_line, attempts, float_score, tx_hash, nonce,
+    seen_at, updated_at) VALUES ('default', 5, 'submitted', 300, 'f.csv', 51, 1, 0.4, '0xab', 7, 10.0, 11.0);
+INSERT INTO windows (market, window_id, state, end_unix, reason, float_score, seen_at, updated_at)
+    VALUES ('default', 6, 'screened', 360, 'calm', 0.1, 12.0, 12.0);
+INSERT INTO windows (market, window_id, state, end_unix, seen_at, updated_at) VALUES ('eth', 5, 'new', 300, 13.0, 13.0);
+INSERT INTO txs VALUES ('0xab', 'default', 5, 7, '0xf8', 100, 2, 500000, 11.0);
+INSERT INTO quarantine VALUES ('eth', 'e.csv', 9, 'blr', 'missing value', 'x', 3.0);
+INSERT INTO meta VALUES ('default', 'feed', '{"files": {"f.csv": {"offset": 10}}}');
+PRAGMA user_version = 4;
+"""
+
+
+def test_a_schema_4_queue_gets_the_shadow_table_and_keeps_every_row(tmp_path: Path):
+    from sentinel.relay.queue import ShadowRow
+
+    path = tmp_path / "q.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_V4_SCHEMA)
+    db.close()
+    q, eth = Queue(path), Queue(path, market="eth")
+    try:
+        assert SCHEMA_VERSION == 5 and q.db.execute("PRAGMA user_version").fetchone()[0] == 5
+        five, six = q.get(5), q.get(6)
+        assert (five.state, five.end_unix, five.source, five.end_line, five.attempts, five.float_score, five.tx_hash,
+                five.nonce, five.seen_at) == ("submitted", 300, "f.csv", 51, 1, 0.4, "0xab", 7, 10.0)
+        assert (six.state, six.reason, six.float_score) == ("screened", "calm", 0.1)
+        assert [(t.tx_hash, t.nonce, t.gas) for t in q.txs(5)] == [("0xab", 7, 500000)]
+        assert q.get_meta("feed") == {"files": {"f.csv": {"offset": 10}}}
+        assert [(w.window_id, w.state) for w in eth.windows()] == [(5, "new")]
+        assert eth.quarantined()[0]["line"] == 9 and q.quarantined() == []
+        assert q.markets() == ["default", "eth"] and q.shadow_scores() == []
+        row = ShadowRow(6, "v-aaaaaaaaaaaa", 0.7, "v-bbbbbbbbbbbb", 0.1, 360, 20.0)
+        assert q.record_shadow([row]) == 1
+        assert q.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        q.close()
+        eth.close()
+    again = Queue.read_only(path)  # reopened: nothing migrated twice, the shadow row is there
+    try:
+        assert [r.to_dict() for r in again.shadow_scores()] == [row.to_dict()] and len(again.windows()) == 2
+    finally:
+        again.close()
+
+
+def test_shadow_scores_are_recorded_once_per_window_and_version_per_market(queue: Queue, tmp_path: Path):
+    from sentinel.relay.queue import ShadowRow
+
+    rows = [ShadowRow(w, v, 0.5, "v-prod00000000", 0.2, 60 * w, 1000.0) for w in (1, 2) for v in ("v-a", "v-b")]
+    assert queue.record_shadow(rows) == 4
+    # a restart scoring window 2 again (another score even) adds nothing: the first row stands
+    assert queue.record_shadow([ShadowRow(2, "v-a", 0.9, "v-prod00000000", 0.3, 120, 2000.0)]) == 0
+    assert queue.shadowed(2) == {"v-a", "v-b"} and queue.shadowed(3) == set()
+    assert [(r.window_id, r.score) for r in queue.shadow_scores("v-a")] == [(1, 0.5), (2, 0.5)]
+    other = Queue(queue.path, market="eth")
+    try:
+        assert other.shadow_scores() == [] and other.shadowed(2) == set()
+        assert other.record_shadow([ShadowRow(2, "v-a", 0.1, "v-prod00000000", 0.1, 120, 3.0)]) == 1
+        assert queue.shadow_markets() == ["default", "eth"]
+    finally:
+        other.close()
 
 
 def test_markets_share_one_file_but_never_a_row(tmp_path: Path):

@@ -18,7 +18,7 @@ Each refusal is a status and one line saying why; see docs/attester.md.
 The model in force: the input hash depends on the circuit's input scale (rows are quantised before hashing),
 so a hash is only meaningful for one model. With its own node (``attester.rpc_url``) the attester hashes each
 request with the artifact set whose verifier code the breaker calls at the node's latest block (read per
-request, the set matched by code among those Sentinel knows: :mod:`sentinel.lifecycle.follow`), and checks the
+request, the set matched by code among those Sentinel knows: :mod:`sentinel.in_force`), and checks the
 window id at that set's cadence; a verifier of no known set is a 503 ``unknown_model``. Without a node it
 cannot see an upgrade: it keeps its configured set and says so at start and in ``/healthz``.
 """
@@ -256,7 +256,7 @@ class Attester:
     def _follow(self, node: Node) -> None:
         """Match the artifact set to the verifier the breaker calls at the node's latest block; a 503 Refusal when
         the node cannot say or no set Sentinel knows has that verifier's code."""
-        from sentinel.lifecycle.follow import UnknownModel, candidate_sets, in_force
+        from sentinel.in_force import UnknownModel, candidate_sets, in_force
 
         try:
             verifier = node.verifier(self.target.breaker)

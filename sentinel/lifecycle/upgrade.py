@@ -14,7 +14,7 @@ status
     The version in force (found by the verifier's code, never by the record) and the pending one with its eta.
 
 Nobody else has to be told: the relay and the attester services read the breaker's verifier and switch
-artifact sets at the block ``executeVerifier`` is mined in (:mod:`sentinel.lifecycle.follow`).
+artifact sets at the block ``executeVerifier`` is mined in (:mod:`sentinel.in_force`).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class _Market:
                              hint="set SENTINEL_DEPLOYER_KEY to the governance key")
 
     def versions(self) -> list[Version]:
-        from sentinel.lifecycle.follow import candidate_sets
+        from sentinel.in_force import candidate_sets
         from sentinel.markets import markets
 
         own = next((m.layout for m in markets(self.config, self.layout) if m.name == self.deployment.market),

@@ -325,7 +325,7 @@ class Relay:
     def _use(self, artifacts: ArtifactLayout) -> None:
         """Prove, score and cut windows with the artifact set at ``artifacts`` from now on (its manifest's window,
         cadence, batch size and fidelity margin; a fresh float scorer; its provers warmed on the next proof)."""
-        from sentinel.lifecycle.follow import settings_of
+        from sentinel.in_force import settings_of
 
         model = settings_of(artifacts)
         self.artifacts, self.model = artifacts, model
@@ -344,7 +344,7 @@ class Relay:
         """Match the artifact set to the breaker's verifier ``verifier`` (its runtime code, among every set Sentinel
         knows for this market); switch sets when it is another model's. UnknownModel when no set has its code:
         this market then proves nothing until one is added (each pass asks again)."""
-        from sentinel.lifecycle.follow import candidate_sets, in_force
+        from sentinel.in_force import candidate_sets, in_force
 
         self._versions = candidate_sets(self.config, self.layout, self.configured)
         version = in_force(self._versions, verifier, self.chain.code(verifier))
@@ -387,14 +387,14 @@ class Relay:
     def _of_other_model(self, bundle: str | None) -> bool:
         """True when the proof bundle at ``bundle`` was proved with another model than the set in force (its vk is
         none of the set's; a bundle that cannot be read is left to the step that reads it)."""
-        from sentinel.lifecycle.follow import bundle_vk
+        from sentinel.in_force import bundle_vk
 
         vk = bundle_vk(bundle)
         return bool(self.model.vk_sha256) and vk is not None and vk not in self.model.vk_sha256
 
     def _model_of(self, bundle: str | None, fallback: str | None) -> str:
         """The version id whose circuit proved ``bundle`` (among the sets looked at), else ``fallback``."""
-        from sentinel.lifecycle.follow import bundle_vk, settings_of
+        from sentinel.in_force import bundle_vk, settings_of
 
         vk = bundle_vk(bundle)
         for version in self._versions:

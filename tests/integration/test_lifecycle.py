@@ -34,7 +34,7 @@ from sentinel.chain.breaker import BREAKER, connect, contract
 from sentinel.chain.deploy import OPTIMIZER_RUNS, ZERO_ADDRESS, Deployment, deploy_all, load_deployment
 from sentinel.chain.keys import demo_key
 from sentinel.config import SentinelConfig, load_config
-from sentinel.lifecycle.follow import UnknownModel
+from sentinel.in_force import UnknownModel
 from sentinel.relay.daemon import Relay
 from sentinel.relay.replay import replay
 from sentinel.versions import add_version, read_version
@@ -190,7 +190,7 @@ def test_an_upgrade_executed_mid_run_is_followed_by_the_relay_and_the_attesters(
                                                                                 other_model_circuit: Path,
                                                                                 caplog: pytest.LogCaptureFixture):
     from sentinel.audit.run import AuditRequest, run_audit
-    from sentinel.lifecycle.follow import bundle_vk, settings_of
+    from sentinel.in_force import bundle_vk, settings_of
 
     layout = ArtifactLayout(world.root)
     tiny = read_version(layout, "project")

@@ -15,7 +15,7 @@ from sentinel.attester.service import Attester, AttestRequest, Refusal, Target
 from sentinel.chain.deploy import Deployment, Deployments, load_deployments, write_deployments
 from sentinel.chain.keys import demo_key
 from sentinel.config import load_config
-from sentinel.lifecycle.follow import UnknownModel, bundle_vk, candidate_sets, in_force, settings_of
+from sentinel.in_force import UnknownModel, bundle_vk, candidate_sets, in_force, settings_of
 from sentinel.lifecycle.upgrade import _duration, utc
 from sentinel.versions import read_version
 

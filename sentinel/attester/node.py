@@ -1,5 +1,5 @@
 """The attester's own node, read over plain JSON-RPC (no web3): chain id, code, the latest block's time, the
-breaker's attester set.
+breaker's attester set and verifier.
 
 Short timeouts: a signing request waits on :meth:`Node.block_time`, and a
 node that hangs must turn into a prompt 503, not a stuck service. The URL
@@ -38,8 +38,35 @@ class Node:
         return int(self._call("eth_chainId", []), 16)
 
     def has_code(self, address: str) -> bool:
+        return bool(self.code(address))
+
+    def code(self, address: str) -> bytes:
+        """The runtime code at ``address`` in the latest block."""
         code = str(self._call("eth_getCode", [address, "latest"]))
-        return code not in ("", "0x", "0x0")
+        try:
+            return bytes.fromhex(code.removeprefix("0x")) if code not in ("", "0x0") else b""
+        except ValueError:
+            raise ChainError(f"{self.label}: eth_getCode of {address} answered no hex code") from None
+
+    def verifier(self, breaker: str) -> str:
+        """The verifier the breaker calls in the latest block (``verifier()``), checksummed."""
+        from eth_utils.address import to_checksum_address
+
+        raw = self._view(breaker, "verifier()")
+        if len(raw) != 32:
+            raise ChainError(f"{self.label}: verifier() of {breaker} answered {len(raw)} bytes, not an address")
+        return to_checksum_address(raw[12:])
+
+    def _view(self, contract: str, signature: str) -> bytes:
+        """The raw result of calling a no-argument view function at the latest block."""
+        from eth_utils.crypto import keccak
+
+        data = "0x" + keccak(text=signature)[:4].hex()
+        raw = str(self._call("eth_call", [{"to": contract, "data": data}, "latest"]))
+        try:
+            return bytes.fromhex(raw.removeprefix("0x"))
+        except ValueError:
+            raise ChainError(f"{self.label}: {signature} of {contract} answered no hex data") from None
 
     def block_time(self) -> int:
         """The latest block's timestamp (Unix seconds): the time the breaker's freshness checks will see."""
@@ -53,12 +80,10 @@ class Node:
         from eth_abi.abi import decode
         from eth_abi.exceptions import DecodingError
         from eth_utils.address import to_checksum_address
-        from eth_utils.crypto import keccak
 
-        data = "0x" + keccak(text="attesters()")[:4].hex()
-        raw = str(self._call("eth_call", [{"to": breaker, "data": data}, "latest"]))
+        raw = self._view(breaker, "attesters()")
         try:
-            (addresses,) = decode(["address[]"], bytes.fromhex(raw.removeprefix("0x")))
+            (addresses,) = decode(["address[]"], raw)
         except (DecodingError, ValueError) as exc:
             raise ChainError(f"{self.label}: attesters() of {breaker} answered no address list ({exc})") from None
         return [to_checksum_address(a) for a in addresses]

@@ -95,6 +95,9 @@ class AttesterMetrics:
         self.feed_lag = Gauge("sentinel_attester_feed_lag_seconds",
                               "Reference time minus the newest feed row's time", registry=r)
         self.last_signed = Gauge("sentinel_attester_last_signed_window", "Id of the last window signed", registry=r)
+        self.model = Gauge("sentinel_attester_model", "1 for the model version whose circuit hashes the requests (the "
+                           "one whose verifier the breaker calls, when the attester has a node)", ["version"],
+                           registry=r)
         self.counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -122,6 +125,9 @@ class AttesterMetrics:
             self.feed_lag.set(health["feed_lag_seconds"])
         if health.get("last_signed_window") is not None:
             self.last_signed.set(health["last_signed_window"])
+        self.model.clear()
+        if health.get("model_version"):
+            self.model.labels(version=health["model_version"]).set(1)
         return generate_latest(self.registry)
 
 

@@ -4,7 +4,8 @@ A request names (chain id, breaker, window id, window end, input hash). The
 attester signs its EIP-712 attestation only if, in this order:
 
 1. the chain and breaker are the ones it serves (a signature is good for one breaker on one chain);
-2. the window id is the end's id at the model's cadence (the breaker's rule, so no id can be pushed ahead);
+2. the window id is the end's id at the model's cadence (the breaker's rule, so no id can be pushed ahead); the
+   model is the one whose verifier the breaker calls at its node's latest block (see "The model in force");
 3. the window is fresh by the reference clock (its own node's latest block, else the wall clock): not
    older than ``max_age_seconds``, not more than the breaker's 300 s future skew ahead;
 4. it has not signed another end or hash for this window (the record; the same ones get the stored signature);
@@ -13,6 +14,13 @@ attester signs its EIP-712 attestation only if, in this order:
 7. then it signs, checks the signature recovers to its address, and commits the record before answering.
 
 Each refusal is a status and one line saying why; see docs/attester.md.
+
+The model in force: the input hash depends on the circuit's input scale (rows are quantised before hashing),
+so a hash is only meaningful for one model. With its own node (``attester.rpc_url``) the attester hashes each
+request with the artifact set whose verifier code the breaker calls at the node's latest block (read per
+request, the set matched by code among those Sentinel knows: :mod:`sentinel.in_force`), and checks the
+window id at that set's cadence; a verifier of no known set is a 503 ``unknown_model``. Without a node it
+cannot see an upgrade: it keeps its configured set and says so at start and in ``/healthz``.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from sentinel.errors import (
     ChainError,
     CircuitError,
     DataValidationError,
+    ModelError,
     SentinelError,
     SigningKeyError,
 )
@@ -166,12 +175,16 @@ class Attester:
 
     def __init__(self, layout: ArtifactLayout, config: SentinelConfig, key: Key, *, target: Target | None = None,
                  artifacts: ArtifactLayout | None = None, clock: Callable[[], float] = time.time) -> None:
-        """``layout`` is the project (deployment, feed and record paths); ``artifacts`` the market's model and
-        circuit, whose input hash it recomputes (default: the project's)."""
+        """``layout`` is the project (deployment, feed and record paths); ``artifacts`` the market's configured model
+        and circuit, whose input hash it recomputes until its node shows the breaker runs another (default: the
+        project's)."""
         from sentinel.zk.manifest import load_manifest
 
         self.layout = layout
-        self.artifacts = artifacts or layout
+        self.config = config
+        #: the market's configured set; the set in force (``artifacts``) is the breaker's verifier's when followed
+        self.configured = artifacts or layout
+        self.artifacts = self.configured
         self.ac = config.attester
         self.key = key
         self.clock = clock
@@ -181,6 +194,9 @@ class Attester:
         if not self.artifacts.compiled_circuit.exists():
             raise CircuitError(f"{self.artifacts.compiled_circuit}: no compiled circuit to recompute input hashes with",
                                hint="run `sentinel circuit build`")
+        self.model_version: str | None = _version_id(self.configured)  #: the set in force's id
+        self.verifier: str | None = None  #: the breaker's verifier the set was matched to (None: not followed yet)
+        self.model_error: str | None = None  #: why no set could be matched to the breaker's verifier (unknown code)
         self.feed_path = layout.feed(self.ac.feed or config.data.feed)
         self.node = Node(self.ac.rpc_url) if self.ac.rpc_url else None
         self._node_time: float | None = None
@@ -194,6 +210,9 @@ class Attester:
         self._feed_lock = threading.Lock()
         if self.node is not None:
             self._check_node(self.node)
+        else:
+            log.warning("event=not_following %s: without a node (attester.rpc_url) this attester cannot see a verifier "
+                        "upgrade; it hashes with its configured model only", _kv(version=self.model_version))
         self.feed = Feed(self.feed_path, config.data, self.cadence, self.window, self.ac.keep_rows,
                          clock=self._feed_clock, future_skew=FUTURE_SKEW_SECONDS)
         self.record = SigningRecord(layout.root / Path(self.ac.record).expanduser() if self.ac.record
@@ -221,6 +240,10 @@ class Attester:
                                 f"{got}", hint="check attester.breaker or the deployment record")
         self._node_time, self.node_ok = float(node.block_time()), True
         try:
+            self._follow(node)
+        except Refusal as refusal:  # a set may be added before the first request: serve, and refuse until then
+            log.warning("event=unknown_model error=%r", refusal.message)
+        try:
             registered = node.attesters(self.target.breaker)
         except ChainError as exc:
             log.warning("event=attesters_unreadable %s error=%r", _kv(breaker=self.target.breaker), str(exc))
@@ -229,6 +252,53 @@ class Attester:
             log.warning("event=not_registered %s: the breaker does not count this signer's attestations until "
                         "governance adds it", _kv(signer=self.key.address, breaker=self.target.breaker,
                                                  attesters=len(registered)))
+
+    def _follow(self, node: Node) -> None:
+        """Match the artifact set to the verifier the breaker calls at the node's latest block; a 503 Refusal when
+        the node cannot say or no set Sentinel knows has that verifier's code."""
+        from sentinel.in_force import UnknownModel, candidate_sets, in_force
+
+        try:
+            verifier = node.verifier(self.target.breaker)
+            if verifier == self.verifier:
+                return
+            code = node.code(verifier)
+        except ChainError as exc:
+            self.node_ok = False
+            raise Refusal(503, "node_down", f"cannot read the breaker's verifier: {exc}") from None
+        try:
+            version = in_force(candidate_sets(self.config, self.layout, self.configured), verifier, code)
+        except UnknownModel as exc:
+            self.model_error = str(exc)
+            raise Refusal(503, "unknown_model", str(exc)) from None
+        self.model_error = None
+        before, self.verifier = self.model_version, verifier
+        if version.id != before:
+            self._use(self.configured if version.id == _version_id(self.configured) else version.layout)
+            self.model_version = version.id
+            log.warning("event=model_switched %s", _kv(**{"from": before}, to=version.id, verifier=verifier,
+                                                        window=self.window, cadence=f"{self.cadence:g}"))
+        else:
+            log.info("event=model_in_force %s", _kv(version=version.id, verifier=verifier))
+
+    def _use(self, artifacts: ArtifactLayout) -> None:
+        """Hash and check window ids with the set at ``artifacts`` (its manifest's window and cadence; the feed
+        is read again from the start when they differ from the current set's)."""
+        from sentinel.zk.manifest import load_manifest
+
+        manifest = load_manifest(artifacts)
+        window, cadence = int(manifest["window"]), float(manifest["cadence_seconds"])
+        if not artifacts.compiled_circuit.exists():
+            raise Refusal(503, "unknown_model", f"{artifacts.compiled_circuit}: the model in force has no compiled "
+                                                "circuit to recompute input hashes with")
+        self.artifacts = artifacts
+        if (window, cadence) != (self.window, self.cadence):
+            self.window, self.cadence = window, cadence
+            feed = getattr(self, "feed", None)
+            if feed is not None:
+                with self._feed_lock:
+                    self.feed = Feed(feed.path, feed.data, cadence, window, self.ac.keep_rows, clock=self._feed_clock,
+                                     future_skew=FUTURE_SKEW_SECONDS)
 
     def reference_time(self) -> tuple[float, str]:
         """(Unix seconds, what they are): the node's latest block time, read now, else the wall clock."""
@@ -264,7 +334,8 @@ class Attester:
                 log.warning("event=quarantined %s", bad.describe())
 
     def follow(self, stop: threading.Event) -> None:
-        """Poll the feed (and the node's clock) every ``attester.poll_seconds`` until ``stop`` is set."""
+        """Poll the feed (and the node's clock and the breaker's verifier) every ``attester.poll_seconds`` until
+        ``stop`` is set."""
         while not stop.is_set():
             with contextlib.suppress(SentinelError):  # logged once by poll_feed; /healthz says not ready
                 self.poll_feed()
@@ -278,6 +349,8 @@ class Attester:
                 else:
                     if not was_ok:
                         log.info("event=node_up node=%s", self.node.label)
+                    with self._attest_lock, contextlib.suppress(Refusal):  # a request says why, when one comes
+                        self._follow(self.node)  # /healthz shows an upgrade before the first request after it
             stop.wait(self.ac.poll_seconds)
 
     # -- attest -------------------------------------------------------------------------
@@ -316,6 +389,8 @@ class Attester:
         if request.breaker.lower() != target.breaker.lower():
             raise Refusal(422, "unknown_breaker", f"unknown breaker {request.breaker}: this attester signs for "
                                                   f"{target.breaker} only")
+        if self.node is not None:
+            self._follow(self.node)  # the model whose verifier the breaker calls now: its cadence, its input scale
         self._check_window_id(request)
         self._check_fresh(request)
         stored = self.record.get(target.chain_id, target.breaker, request.window_id)
@@ -436,8 +511,12 @@ class Attester:
             newest = self.feed.newest_unix()
         last = self.record.last()
         return {
-            "ready": self.feed_ok and self.node_ok,
+            "ready": self.feed_ok and self.node_ok and self.model_error is None,
             "signer": self.key.address,
+            "model_version": self.model_version,
+            "verifier": self.verifier,
+            "follows_upgrades": self.node is not None,
+            "model_error": self.model_error,
             "chain_id": self.target.chain_id,
             "breaker": self.target.breaker,
             "feed": str(self.feed_path),
@@ -455,6 +534,16 @@ class Attester:
             "last_hash_seconds": self.last_hash_seconds,
             "record": str(self.record.path),
         }
+
+
+def _version_id(layout: ArtifactLayout) -> str | None:
+    """The version id of the artifact set at ``layout`` (None when it holds no trained model)."""
+    from sentinel.versions import read_version
+
+    try:
+        return read_version(layout, "configured").id
+    except ModelError:
+        return None
 
 
 def _where(rows: list[FeedRow]) -> str:

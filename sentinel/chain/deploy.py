@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact
+from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact, sha256_file
 from sentinel.chain.client import Chain, Deployed
 from sentinel.chain.encoding import MAX_SCORE_SCALE, read_json, to_wad
 from sentinel.chain.keys import Key, attester_keys, role_key
@@ -28,6 +28,7 @@ from sentinel.config import DEFAULT_ASSET, DEFAULT_MARKET, ChainConfig, Sentinel
 from sentinel.errors import ArtifactFieldError, ChainError, CircuitError, ConfigError
 from sentinel.markets import Market, markets, pick
 from sentinel.toolchain.solc import CompiledContract, compile_files
+from sentinel.versions import version_id
 from sentinel.zk.layout import InstanceLayout
 from sentinel.zk.manifest import load_batch_manifest, load_manifest
 
@@ -207,6 +208,13 @@ class Deployment:
     market: str = DEFAULT_MARKET
     asset: str = DEFAULT_ASSET  #: label of the asset the market's vault moves (its DemoToken is s<asset>)
     artifacts: str = ""  #: the market's artifact set, relative to the project root ('' = the project's own)
+    #: the model version in force (v-...; '' in a record written before versions); not ``version``: a version-1
+    #: file's top-level ``version`` is the file format's
+    model_version: str = ""
+    #: a verifier upgrade proposed on the breaker's timelock (`sentinel upgrade propose`), until executed or cancelled
+    pending_upgrade: dict[str, Any] | None = None
+    #: the verifier upgrades executed, oldest first (version, verifier, block, tx)
+    upgrades: list[dict[str, Any]] = field(default_factory=list)
 
     def address(self, name: str) -> str:
         return self.contracts[name]["address"]
@@ -295,6 +303,7 @@ class _Plan:
     batch: tuple[CompiledContract, dict[str, Any]] | None
     policy: BreakerPolicy
     cadence: int
+    version: str  #: the model's version id
 
 
 def _plan(market: Market, config: SentinelConfig) -> _Plan:
@@ -304,7 +313,8 @@ def _plan(market: Market, config: SentinelConfig) -> _Plan:
     batch = batch_verifier_contract(market.layout, manifest)
     policy = resolve_policy(config.chain, load_card(market.layout) if not all(
         getattr(config.chain, f) for f in ("trip_threshold", "reset_threshold", "trip_after", "reset_after")) else None)
-    return _Plan(verifier, manifest, batch, policy, breaker_cadence(manifest, market.layout.circuit_manifest))
+    return _Plan(verifier, manifest, batch, policy, breaker_cadence(manifest, market.layout.circuit_manifest),
+                 version_id(sha256_file(market.layout.onnx_model)))
 
 
 def _deploy_market(chain: Chain, compiled: dict[str, CompiledContract], roles: Roles, config: SentinelConfig,
@@ -313,20 +323,12 @@ def _deploy_market(chain: Chain, compiled: dict[str, CompiledContract], roles: R
     manifest, policy, batch = plan.manifest, plan.policy, plan.batch
     scale = int(manifest["instances"]["score_scale"])
     results: dict[str, Deployed] = {}
-    say("deploy", f"Halo2Verifier ({len(plan.verifier.runtime)} bytes of runtime code) on chain {chain.chain_id}")
-    results["Halo2Verifier"] = chain.deploy(plan.verifier, [], roles.deployer)
-    on_chain = chain.code(results["Halo2Verifier"].address)
-    if hashlib.sha256(on_chain).hexdigest() != manifest["verifier_runtime_sha256"]:
-        raise ChainError("deployed verifier code differs from the circuit manifest's verifier_runtime_sha256")
+    single, many = deploy_verifiers(chain, roles.deployer, plan.verifier, manifest, batch, say)
+    results["Halo2Verifier"] = single
     batch_address, batch_windows = ZERO_ADDRESS, 0
-    if batch is not None:
-        batch_verifier, batch_manifest = batch
-        batch_windows = int(batch_manifest["windows_per_proof"])
-        say("deploy", f"batch Halo2Verifier ({batch_windows} windows per proof, {len(batch_verifier.runtime)} bytes)")
-        results["BatchHalo2Verifier"] = chain.deploy(batch_verifier, [], roles.deployer)
-        batch_address = results["BatchHalo2Verifier"].address
-        if hashlib.sha256(chain.code(batch_address)).hexdigest() != batch_manifest["verifier_runtime_sha256"]:
-            raise ChainError("deployed batch verifier code differs from the batch manifest's verifier_runtime_sha256")
+    if many is not None and batch is not None:
+        results["BatchHalo2Verifier"] = many
+        batch_address, batch_windows = many.address, int(batch[1]["windows_per_proof"])
     say("deploy", f"SentinelBreaker: trip >= {policy.trip_threshold:.4f} x{policy.trip_after}, "
                   f"reset <= {policy.reset_threshold:.4f} x{policy.reset_after}, quorum {policy.quorum} of "
                   f"{len(roles.attesters)}")
@@ -342,32 +344,58 @@ def _deploy_market(chain: Chain, compiled: dict[str, CompiledContract], roles: R
     chain.transact(token.functions.mint(roles.vault_user, DEMO_MINT), roles.deployer, "minting demo tokens")
 
     verifiers = {"Halo2Verifier": plan.verifier, **({"BatchHalo2Verifier": batch[0]} if batch is not None else {})}
-    contracts: dict[str, ContractRecord] = {}
-    for name, d in results.items():
-        source = verifiers[name] if name in verifiers else compiled[name]
-        code = chain.code(d.address)
-        contracts[name] = {
-            "address": d.address, "tx_hash": d.tx_hash, "block": d.block, "gas_used": d.gas_used,
-            "creation_sha256": hashlib.sha256(source.bytecode).hexdigest(),
-            "runtime_sha256": hashlib.sha256(code).hexdigest(), "runtime_bytes": len(code),
-            "abi": source.abi,
-        }
+    contracts = {name: contract_record(chain, d, verifiers[name] if name in verifiers else compiled[name])
+                 for name, d in results.items()}
     return Deployment(
         chain_id=chain.chain_id, rpc_url=chain.rpc_url, block=results["Halo2Verifier"].block,
         deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), deployer=roles.deployer.address,
         governance=roles.deployer.address, guardian=roles.guardian, attesters=roles.attesters,
         quorum=policy.quorum, timelock_seconds=config.chain.timelock_seconds, score_scale=scale,
         policy={**asdict(policy), "params_wad": list(policy.params())},
-        circuit={"vk_sha256": manifest["artifacts"]["vk"]["sha256"],
-                 "verifier_runtime_sha256": manifest["verifier_runtime_sha256"],
-                 "srs_test_only": manifest["srs"]["warning"] is not None,
-                 "batch": None if batch is None else {
-                     "windows": batch_windows, "vk_sha256": batch[1]["artifacts"]["vk"]["sha256"],
-                     "verifier_runtime_sha256": batch[1]["verifier_runtime_sha256"]}},
+        circuit=circuit_record(manifest, None if batch is None else batch[1]),
         contracts=contracts, compiler=compiled["SentinelBreaker"].compiler,
         batch_verifier=batch_address, batch_windows=batch_windows,
-        market=market.name, asset=market.asset, artifacts=artifacts,
+        market=market.name, asset=market.asset, artifacts=artifacts, model_version=plan.version,
     )
+
+
+def contract_record(chain: Chain, deployed: Deployed, source: CompiledContract) -> ContractRecord:
+    """How ``deployments.json`` records a contract just deployed from ``source`` (its code read back from chain)."""
+    code = chain.code(deployed.address)
+    return {"address": deployed.address, "tx_hash": deployed.tx_hash, "block": deployed.block,
+            "gas_used": deployed.gas_used, "creation_sha256": hashlib.sha256(source.bytecode).hexdigest(),
+            "runtime_sha256": hashlib.sha256(code).hexdigest(), "runtime_bytes": len(code), "abi": source.abi}
+
+
+def circuit_record(manifest: dict[str, Any], batch_manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``circuit`` entry of a deployment: the vk and verifier code of the model's circuit (and batch circuit)."""
+    return {"vk_sha256": manifest["artifacts"]["vk"]["sha256"],
+            "verifier_runtime_sha256": manifest["verifier_runtime_sha256"],
+            "srs_test_only": manifest["srs"]["warning"] is not None,
+            "batch": None if batch_manifest is None else {
+                "windows": int(batch_manifest["windows_per_proof"]),
+                "vk_sha256": batch_manifest["artifacts"]["vk"]["sha256"],
+                "verifier_runtime_sha256": batch_manifest["verifier_runtime_sha256"]}}
+
+
+def deploy_verifiers(chain: Chain, key: Key, verifier: CompiledContract, manifest: dict[str, Any],
+                     batch: tuple[CompiledContract, dict[str, Any]] | None, say: Any
+                     ) -> tuple[Deployed, Deployed | None]:
+    """Deploy a model's verifier (and batch verifier), each one's code on chain checked against its manifest's
+    ``verifier_runtime_sha256`` (a ChainError otherwise)."""
+    say("deploy", f"Halo2Verifier ({len(verifier.runtime)} bytes of runtime code) on chain {chain.chain_id}")
+    single = chain.deploy(verifier, [], key)
+    if hashlib.sha256(chain.code(single.address)).hexdigest() != manifest["verifier_runtime_sha256"]:
+        raise ChainError("deployed verifier code differs from the circuit manifest's verifier_runtime_sha256")
+    if batch is None:
+        return single, None
+    batch_verifier, batch_manifest = batch
+    say("deploy", f"batch Halo2Verifier ({int(batch_manifest['windows_per_proof'])} windows per proof, "
+                  f"{len(batch_verifier.runtime)} bytes)")
+    many = chain.deploy(batch_verifier, [], key)
+    if hashlib.sha256(chain.code(many.address)).hexdigest() != batch_manifest["verifier_runtime_sha256"]:
+        raise ChainError("deployed batch verifier code differs from the batch manifest's verifier_runtime_sha256")
+    return single, many
 
 
 def breaker_cadence(manifest: dict[str, Any], where: Path) -> int:

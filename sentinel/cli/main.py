@@ -28,6 +28,7 @@ from sentinel.cli.models_cli import models, retrain
 from sentinel.cli.quiet import quiet_native_logs
 from sentinel.cli.relay_cli import relay, replay_cmd
 from sentinel.cli.shadow_cli import shadow
+from sentinel.cli.upgrade_cli import upgrade
 from sentinel.cli.zk_cli import bench, circuit, prove, verify
 from sentinel.errors import SentinelError
 
@@ -73,7 +74,8 @@ def cli(ctx: click.Context, root: Path, settings: dict[str, str], verbose: bool)
 
 
 for command in (data, train, evaluate, export, score, onboard, circuit, prove, verify, bench,
-                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd, models, retrain, shadow):
+                chain, deploy, attest, submit, vault, relay, attester, audit, config_cmd, models, retrain, shadow,
+                upgrade):
     cli.add_command(command)
 data.add_command(replay_cmd)
 

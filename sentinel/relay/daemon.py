@@ -40,7 +40,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from sentinel.artifacts import ArtifactLayout
 from sentinel.config import DEFAULT_MARKET, SentinelConfig
 from sentinel.data.feed import Feed, reference_time
 from sentinel.data.windows import FUTURE_SKEW_SECONDS
-from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, RelayError, SentinelError
+from sentinel.errors import ChainError, ChainUnavailable, ContractRevert, ModelError, RelayError, SentinelError
 from sentinel.relay.lane import UNDERPRICED, Fees, Lane, replacement_fees, within_caps
 from sentinel.relay.policy import BatchPlan, auto_margin, decide, plan_batch
 from sentinel.relay.queue import FINAL, Queue, QueueLock, TxRow, WindowRow
@@ -185,7 +185,6 @@ class Relay:
         queue file and its ``lock``, the signer's ``nonce_lock``, the ``metrics`` registry and the proving
         ``executor`` (default: its own, started by :meth:`load_prover`)."""
         from sentinel.chain.deploy import load_deployment
-        from sentinel.zk.manifest import load_manifest
 
         self.layout = layout
         self.config = config
@@ -193,8 +192,16 @@ class Relay:
         self.clock = clock
         self.market = market
         self.log = MarketLog(log, market)
-        #: the market's model and circuits; its proof bundles in its own directory (window ids repeat across markets)
-        self.artifacts = (artifacts or layout).for_market(market)
+        #: the market's configured artifact set: where its first model lives (the one in force is the breaker's)
+        self.configured = artifacts or layout
+        #: the market's model and circuits in force; its proof bundles in its own directory (window ids repeat
+        #: across markets); switched by :meth:`_follow` when the breaker's verifier changes
+        self.artifacts = self.configured.for_market(market)
+        self.model: Any = None  #: the set in force's ModelSettings (window, cadence, vks), set by _use
+        self._configured_id = _version_id(self.configured)
+        self.model_version: str | None = self._configured_id  #: the set in force's version id (v-...)
+        self.verifier: str | None = None  #: the breaker's verifier the artifacts were matched to (None: not yet)
+        self._versions: list[Any] = []  #: the sets looked at on the last match
         self.attesters = tuple(attesters) if attesters else self.rc.attesters
         if not self.attesters:
             raise RelayError(f"market {market}: no attester services: the relay holds no attester key and asks the "
@@ -205,15 +212,14 @@ class Relay:
         # endpoints in order of preference: an explicit rpc alone, else relay.rpc_urls, else relay.rpc_url
         self.rpc = rpc or (self.rc.rpc_urls[0] if self.rc.rpc_urls else self.rc.rpc_url) or None
         self.rpc_fallbacks = () if rpc else self.rc.rpc_urls[1:]
-        manifest = load_manifest(self.artifacts)
-        self.window = int(manifest["window"])
-        self.cadence = float(manifest["cadence_seconds"])
-        #: risk mode proves windows whose float score is within this of the trip threshold
-        self.margin = self.rc.risk_margin or auto_margin(float(manifest.get("fidelity", {}).get("max_abs_error", 0.0)),
-                                                         config.circuit.fidelity_tolerance)
+        self.window = 0
+        self.cadence = 0.0
+        self.margin = 0.0  #: risk mode proves windows whose float score is within this of the trip threshold
+        self.batch_windows = 0  #: windows per batch proof the artifacts prove (0: none built, or it cannot load)
         self._scorer: Any = None
         #: the last float score computed: ((window, artifact set), score), shared by the policy and shadow scoring
         self._last_float: tuple[tuple[int, Path], float] | None = None
+        self._use(self.artifacts)
         from sentinel.relay.shadow import shadow_versions
 
         candidates = shadow_versions(config, layout)  # before the lock: an unknown version stops the relay here
@@ -246,8 +252,6 @@ class Relay:
         self._proved_by: str | None = None  #: the worker (and Ray node) of the last proof
         self.max_age = int(self.deployment.policy.get("max_age_seconds", 1800))  #: re-read from the chain
         self.last_prove_seconds = 0.0
-        #: windows per batch proof this relay's artifacts prove (0: no batch circuit was built, or it cannot load)
-        self.batch_windows = int((manifest.get("batch") or {}).get("windows", 0))
         self.last_batch_seconds = 0.0
         self._solo: int | None = None  #: a window whose batch failed to prove: proved alone next
         self.ready = False
@@ -317,6 +321,100 @@ class Relay:
                                            private_rpc=private.label if private else None,
                                            fallback_public=self.rc.private_fallback_public if private else None))
 
+    # -- following the breaker's verifier ---------------------------------------------------
+    def _use(self, artifacts: ArtifactLayout) -> None:
+        """Prove, score and cut windows with the artifact set at ``artifacts`` from now on (its manifest's window,
+        cadence, batch size and fidelity margin; a fresh float scorer; its provers warmed on the next proof)."""
+        from sentinel.in_force import settings_of
+
+        model = settings_of(artifacts)
+        self.artifacts, self.model = artifacts, model
+        self.window, self.cadence, self.batch_windows = model.window, model.cadence, model.batch_windows
+        self.margin = self.rc.risk_margin or auto_margin(model.max_abs_error, self.config.circuit.fidelity_tolerance)
+        self._scorer = None
+        self._last_float = None
+        self._warm = False
+        feed = getattr(self, "feed", None)
+        if feed is not None and (feed.window, feed.cadence) != (self.window, self.cadence):
+            # the rows held so far are kept; windows are cut at the new model's size and cadence from here on
+            self.feed = Feed(self.data_path, self.config.data, self.cadence, self.window, self.rc.keep_rows,
+                             state=feed.state(), clock=self._feed_clock, future_skew=self.rc.future_skew_seconds)
+
+    def _follow(self, verifier: str) -> None:
+        """Match the artifact set to the breaker's verifier ``verifier`` (its runtime code, among every set Sentinel
+        knows for this market); switch sets when it is another model's. UnknownModel when no set has its code:
+        this market then proves nothing until one is added (each pass asks again)."""
+        from sentinel.in_force import candidate_sets, in_force
+
+        self._versions = candidate_sets(self.config, self.layout, self.configured)
+        version = in_force(self._versions, verifier, self.chain.code(verifier))
+        before, matched = self.model_version, self.verifier
+        if version.id != self.model_version:
+            mine = self.configured.for_market(self.market)
+            # another set's proof bundles still go to this market's proofs directory, never into the set
+            other = replace(version.layout, proofs=str(mine.proofs_dir))
+            self._use(mine if version.id == self._configured_id else other)
+            self.model_version = version.id
+        self.verifier = verifier
+        if before is not None:
+            self.metrics.model.remove(before)
+        self.metrics.model.labels(version=version.id).set(1)
+        if matched is None:
+            self.log.info("event=model_in_force %s", kv(version=version.id, verifier=verifier, window=self.window,
+                                                        cadence=f"{self.cadence:g}"))
+        elif before != version.id:
+            self.metrics.model_switches.inc()
+            self.log.warning("event=model_switched %s", kv(**{"from": before}, to=version.id, verifier=verifier,
+                                                           block=self._changed_at(verifier)))
+        self._prove_again_with_model(before)
+
+    def _follow_verifier(self) -> None:
+        """Read the breaker's verifier (one call) and follow it if it changed since the artifacts were matched."""
+        verifier = str(self.chain.call(self.breaker.functions.verifier(), "reading verifier"))
+        if verifier != self.verifier:
+            self._follow(verifier)
+
+    def _changed_at(self, verifier: str) -> int | None:
+        """The block of the breaker's latest VerifierChanged to ``verifier`` (None if the logs do not show it)."""
+        try:
+            with self.chain._seam("reading VerifierChanged events"):
+                changes = self.breaker.events.VerifierChanged().get_logs(
+                    from_block=self.deployment.block, argument_filters={"verifier": verifier})
+        except ChainError:
+            return None
+        return max((int(e["blockNumber"]) for e in changes), default=None)
+
+    def _of_other_model(self, bundle: str | None) -> bool:
+        """True when the proof bundle at ``bundle`` was proved with another model than the set in force (its vk is
+        none of the set's; a bundle that cannot be read is left to the step that reads it)."""
+        from sentinel.in_force import bundle_vk
+
+        vk = bundle_vk(bundle)
+        return bool(self.model.vk_sha256) and vk is not None and vk not in self.model.vk_sha256
+
+    def _model_of(self, bundle: str | None, fallback: str | None) -> str:
+        """The version id whose circuit proved ``bundle`` (among the sets looked at), else ``fallback``."""
+        from sentinel.in_force import bundle_vk, settings_of
+
+        vk = bundle_vk(bundle)
+        for version in self._versions:
+            if version.built and vk in settings_of(version.layout).vk_sha256:
+                return str(version.id)
+        return fallback or f"vk {str(vk)[:12]}"
+
+    def _prove_again_with_model(self, before: str | None) -> None:
+        """Every proved window (not yet sent) whose proof is of another model than the one in force goes back to
+        ``new``: it is proved again with the set in force if still fresh (a proof of the old model would revert,
+        or worse, count under the new verifier's scale)."""
+        for w in self.queue.windows("proved"):
+            if w.batch_of not in (None, w.window_id) or not self._of_other_model(w.bundle):
+                continue
+            old = self._model_of(w.bundle, before)
+            self.queue.transition(w.window_id, "new", last_error=f"proved with model {old}, the breaker's verifier is "
+                                                                 f"model {self.model_version} now: proving again")
+            self._attest_retry.pop(w.window_id, None)
+            self.log.warning("event=prove_again %s from=%s to=%s", kv(window=w.window_id), old, self.model_version)
+
     def load_prover(self) -> None:
         """Start the proving executor, unless the daemon shares one, and warm this market's provers in it (they
         load the circuits, seconds); once."""
@@ -368,6 +466,9 @@ class Relay:
         result = PassResult()
         self.ingest(result)
         self.connect()
+        # every pass: the breaker's verifier says which model is in force (before anything is reconciled or proved,
+        # so a restart at an upgrade proves with the new model)
+        self._follow_verifier()
         head = self.lane.head()
         self.reconcile(result, head)
         if stop is None or not stop.is_set():
@@ -601,13 +702,15 @@ class Relay:
     def _breaker_now(self) -> BreakerNow:
         """What the relay needs of the breaker, read now (governance may change any of it at once).
 
-        The breaker's cadence must be the model's: a verifier upgrade to another model changes it, and
-        this relay's artifacts would then prove and id windows for the wrong model. That is a stop, not
-        a reason to reject window after window.
+        The breaker's verifier says which model is in force: when it is no longer the one the artifacts were
+        matched to, the relay switches sets first (:meth:`_follow`). The breaker's cadence must then be that
+        model's; if governance set another one, windows would be proved and id'd for the wrong model: a stop,
+        not a reason to reject window after window.
         """
         from sentinel.chain.encoding import from_wad
 
         f = self.breaker.functions
+        self._follow_verifier()
         state = self.chain.call(f.state(), "reading state")
         params = self.chain.call(f.params(), "reading params")
         cadence = int(self.chain.call(f.cadence(), "reading cadence"))
@@ -615,8 +718,9 @@ class Relay:
         has_batches = any(item.get("name") == "batchWindows" for item in self.breaker.abi)
         batch_windows = int(self.chain.call(f.batchWindows(), "reading batchWindows")) if has_batches else 0
         if cadence != int(self.cadence):
-            raise RelayError(f"the breaker derives window ids at a {cadence} s cadence, this relay's model at "
-                             f"{self.cadence:g} s: the verifier was changed; run the relay with that model's artifacts")
+            raise RelayError(f"the breaker derives window ids at a {cadence} s cadence, but its verifier's model "
+                             f"{self.model_version} has a {self.cadence:g} s cadence (its circuit manifest): "
+                             "governance set a cadence that is not the model's")
         return BreakerNow(last_window_id=int(state[1]) // cadence if int(state[1]) else -1,
                           tripped=bool(state[5]), max_age=int(params[5]), quorum=int(params[6]),
                           trip_threshold=from_wad(int(params[0])), high_streak=int(state[3]), manual=bool(state[6]),
@@ -660,7 +764,9 @@ class Relay:
         windows = self.queue.batch(chosen)  # the window, or every window of its batch, oldest first
         newest, oldest = windows[-1], windows[0]
         wid = newest.window_id
-        breaker = self._breaker_now()  # one read for the id check and the quorum
+        breaker = self._breaker_now()  # one read for the id check, the quorum and the model in force
+        if self.queue.get(wid).state != "proved":
+            return  # the verifier changed under it: back to new, proved again with the model in force
         last = breaker.last_window_id
         if oldest.window_id <= last:
             self._reject(result, wid, f"WindowNotNewer: the breaker's last window is {last} (checked before sending)")
@@ -815,6 +921,13 @@ class Relay:
             return
         newest = txs[-1]
         doomed = self._would_revert(window, newest)
+        if doomed is None and self._of_other_model(window.bundle):
+            # proved with the model before a verifier upgrade (followed by this pass): it would revert with
+            # InvalidProof once mined
+            if self.lane.sends_privately or self.lane.known(newest.tx_hash) or self._waited_on(window):
+                self._cancel(window, newest)
+            self._reprove_sent(window, "unmined when the verifier changed")
+            return
         if doomed is not None:
             error, final = doomed
             if window.nonce is not None and self.lane.nonces()[0] > window.nonce:
@@ -964,6 +1077,16 @@ class Relay:
         self.log.warning("event=nonce_taken %s: signing the window again with a fresh nonce",
                          kv(window=wid, tx=window.tx_hash, nonce=window.nonce, attempt=window.attempts))
 
+    def _reprove_sent(self, window: WindowRow, what: str) -> None:
+        """A sent window proved with a model the breaker's verifier no longer is: back to ``new`` (it cannot be
+        accepted), proved again with the set in force if still fresh."""
+        old = self._model_of(window.bundle, None)
+        self.queue.transition(window.window_id, "new", tx_hash=None, nonce=None, block_number=None, block_hash=None,
+                              last_error=f"{what}: proved with model {old}, the breaker's verifier is model "
+                                         f"{self.model_version} now: proving again")
+        self.log.warning("event=prove_again %s from=%s to=%s reason=%r", kv(window=window.window_id, tx=window.tx_hash),
+                         old, self.model_version, what)
+
     def _mined(self, result: PassResult, window: WindowRow, tx: TxRow, receipt: Any, head: Any) -> None:
         from sentinel.chain.breaker import report_events
 
@@ -978,9 +1101,11 @@ class Relay:
                                                                     attempt=window.attempts),
                           block, int(receipt["gasUsed"]), int(receipt["status"]))
         if int(receipt["status"]) != 1:
-            last = self._last_on_chain()
+            last = self._last_on_chain()  # follows a verifier change, if one came first
             if wid <= last:
                 self._reject(result, wid, f"reverted on chain (tx {tx_hash}); the breaker's last window is {last}")
+            elif self._of_other_model(window.bundle):
+                self._reprove_sent(window, f"reverted on chain (tx {tx_hash})")
             else:
                 self.queue.transition(wid, "failed", last_error=f"reverted on chain (tx {tx_hash})")
                 self.log.error("event=failed %s: reverted on chain", kv(window=wid, tx=tx_hash))
@@ -1046,7 +1171,19 @@ class Relay:
             "last_pass_at": self.last_pass_at,
             "last_error": self.last_error,
             "rpc": self.chain.rpc_status() if self.chain is not None else None,
+            "model_version": self.model_version,
+            "verifier": self.verifier,
         }
+
+
+def _version_id(layout: ArtifactLayout) -> str | None:
+    """The version id of the artifact set at ``layout`` (None when it holds no trained model)."""
+    from sentinel.versions import read_version
+
+    try:
+        return read_version(layout, "market").id
+    except ModelError:
+        return None
 
 
 def status(queue: Queue, limit: int = 50) -> dict[str, Any]:

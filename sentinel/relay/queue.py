@@ -15,8 +15,9 @@ States::
      |-> screened (reporting policy ``risk``: its float score cannot move the breaker; score and reason kept)
      |        |          |          |-> rejected   (the breaker refuses it for good: already reported, stale)
      |        |          |          |-> failed     (other reverts, max attempts)
-     |        |          |          '-> proved     (our nonce was taken by a foreign tx and none of ours was mined)
-     |        |          '-> skipped | rejected | failed
+     |        |          |          |-> proved     (our nonce was taken by a foreign tx and none of ours was mined)
+     |        |          |          '-> new        (proved with a model whose verifier the breaker no longer calls)
+     |        |          '-> skipped | rejected | failed | new (the verifier was upgraded before it was sent)
      |        '-> new (crash or error while proving: retried) | skipped | failed
      '-> skipped (a newer window is pending: the breaker only takes increasing ids) | failed
 
@@ -94,8 +95,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "held": frozenset({"screened", "proving", "skipped", "failed"}),
     "screened": frozenset(),
     "proving": frozenset({"proved", "new", "skipped", "failed"}),
-    "proved": frozenset({"submitted", "skipped", "rejected", "failed"}),
-    "submitted": frozenset({"confirmed", "rejected", "failed", "proved"}),
+    "proved": frozenset({"submitted", "skipped", "rejected", "failed", "new"}),
+    "submitted": frozenset({"confirmed", "rejected", "failed", "proved", "new"}),
     "confirmed": frozenset(),
     "rejected": frozenset(),
     "skipped": frozenset(),

@@ -6,6 +6,7 @@ several relays in one process (tests, the bench) do not collide.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -55,6 +56,10 @@ class RelayMetrics:
                                           m, registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
         self.attester_shortfall = Gauge("sentinel_relay_attester_shortfall",
                                         "1 while the next window waits for its attester quorum", m, registry=r)
+        self.model = Gauge("sentinel_relay_model", "1 for the model version the breaker's verifier is (the artifact "
+                           "set the relay proves with)", [*m, "version"], registry=r)
+        self.model_switches = Counter("sentinel_relay_model_switches", "Verifier upgrades followed (artifact sets "
+                                      "switched at the block the breaker changed its verifier)", m, registry=r)
         self.lag = Gauge("sentinel_relay_lag_seconds",
                          "Feed time from the last confirmed window's end to the newest row", m, registry=r)
 
@@ -70,9 +75,10 @@ class RelayMetrics:
 
 class MarketMetrics:
     """One market's view of :class:`RelayMetrics`: the same attributes, the ``market`` label already set
-    (``windows``, ``attester_requests`` and ``shadow_score`` still take their own labels through ``labels(...)``)."""
+    (``windows``, ``attester_requests``, ``shadow_score`` and ``model`` still take their own labels through
+    ``labels(...)``)."""
 
-    _OWN_LABELS = frozenset({"windows", "attester_requests", "shadow_score"})
+    _OWN_LABELS = frozenset({"windows", "attester_requests", "shadow_score", "model"})
 
     def __init__(self, metrics: RelayMetrics, market: str) -> None:
         self.all = metrics
@@ -94,6 +100,11 @@ class _Partial:
 
     def labels(self, **labels: str) -> Any:
         return self.metric.labels(market=self.market, **labels)
+
+    def remove(self, *labels: str) -> None:
+        """Drop the series with these labels (after the market's), if it exists."""
+        with contextlib.suppress(KeyError):
+            self.metric.remove(self.market, *labels)
 
 
 class StatusServer:

@@ -11,7 +11,6 @@ reads stay with the callers (the relay's web3 chain, the attester's own node).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from sentinel.artifacts import ArtifactLayout
 from sentinel.config import SentinelConfig
 from sentinel.errors import ModelError
-from sentinel.versions import Version, for_verifier_code, known_versions, read_version
+from sentinel.versions import Version, for_verifier_code, json_object, known_versions, read_version
 
 
 class UnknownModel(ModelError):
@@ -73,7 +72,7 @@ def settings_of(layout: ArtifactLayout) -> ModelSettings:
 
     manifest = load_manifest(layout)
     batch = manifest.get("batch") or {}
-    vks = {_vk(manifest), _vk(_json(layout.batch().circuit_manifest) if batch else None)} - {None}
+    vks = {_vk(manifest), _vk(json_object(layout.batch().circuit_manifest) if batch else None)} - {None}
     return ModelSettings(int(manifest["window"]), float(manifest["cadence_seconds"]), int(batch.get("windows", 0)),
                          float(manifest.get("fidelity", {}).get("max_abs_error", 0.0)),
                          frozenset(str(v) for v in vks))
@@ -90,15 +89,7 @@ def bundle_vk(path: Path | str | None) -> str | None:
     """The ``model.vk_sha256`` of a proof bundle (single or batch), None if it cannot be read."""
     if path is None:
         return None
-    doc = _json(Path(path))
+    doc = json_object(Path(path))
     model = (doc or {}).get("model")
     vk = model.get("vk_sha256") if isinstance(model, dict) else None
     return vk if isinstance(vk, str) else None
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None

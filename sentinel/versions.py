@@ -68,15 +68,15 @@ def read_version(layout: ArtifactLayout, origin: str) -> Version:
                               hint="an artifact set is laid out like a project root: run `sentinel train` in it")
     digest = sha256_file(onnx)
     runtime = batch = None
-    manifest = _json(layout.circuit_manifest)
+    manifest = json_object(layout.circuit_manifest)
     if manifest is not None and _model_sha(manifest) in (None, digest):
         runtime = manifest.get("verifier_runtime_sha256")
         if manifest.get("batch"):
-            batch_manifest = _json(layout.batch().circuit_manifest) or {}
+            batch_manifest = json_object(layout.batch().circuit_manifest) or {}
             batch = batch_manifest.get("verifier_runtime_sha256")
-    card = _json(layout.model_card) or {}
+    card = json_object(layout.model_card) or {}
     return Version(version_id(digest), layout, (origin,), digest, runtime, batch, card.get("trained_at"),
-                   _json(layout.evaluation))
+                   json_object(layout.evaluation))
 
 
 def _model_sha(manifest: dict[str, Any]) -> str | None:
@@ -86,7 +86,8 @@ def _model_sha(manifest: dict[str, Any]) -> str | None:
     return sha if isinstance(sha, str) else None
 
 
-def _json(path: Path) -> dict[str, Any] | None:
+def json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing, unreadable or not an object."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -179,7 +180,7 @@ def add_version(layout: ArtifactLayout, source: Path, *, circuits: bool = True) 
 def _training_data(src: ArtifactLayout) -> Path | None:
     """The scenarios file the set's model card names under ``data/``, when it is there (``sentinel onboard`` and
     ``sentinel retrain`` keep calibrated ones; default scenarios are regenerated on demand)."""
-    name = (_json(src.model_card) or {}).get("data", {}).get("path")
+    name = (json_object(src.model_card) or {}).get("data", {}).get("path")
     path = src.data_dir / name if isinstance(name, str) and name else None
     return path if path is not None and path.is_file() and path.parent == src.data_dir else None
 

@@ -36,7 +36,7 @@ from sentinel.config import LifecycleConfig, SentinelConfig
 from sentinel.errors import ModelError
 from sentinel.lifecycle.promotion import Check, evaluation_checks, passed
 from sentinel.lifecycle.registry import fresh_defaults
-from sentinel.model.onboard import Progress, scenarios_name
+from sentinel.model.onboard import Progress
 from sentinel.versions import VERSIONS_DIR, Version, add_version, read_version
 
 #: The report's name in the candidate's ``models/``.
@@ -96,8 +96,8 @@ def trial(layout: ArtifactLayout, source: ArtifactLayout, market: str, config: S
     else ``evaluate --fresh``'s).
     """
     from sentinel.data.io import read_market_csv
-    from sentinel.data.pipeline import generate_file
-    from sentinel.model.pipeline import run_fresh_evaluation, run_real_evaluation, run_training
+    from sentinel.model.onboard import train_like
+    from sentinel.model.pipeline import run_fresh_evaluation, run_real_evaluation
 
     say = progress or (lambda step, detail: None)
     start = time.perf_counter()
@@ -115,15 +115,8 @@ def trial(layout: ArtifactLayout, source: ArtifactLayout, market: str, config: S
     try:
         candidate = ArtifactLayout(work)
         settings = source.root / "sentinel.toml"
-        if not settings.is_file():
-            settings = layout.root / "sentinel.toml"
-        if settings.is_file():
-            shutil.copy(settings, work / "sentinel.toml")
-        scenarios = candidate.data_dir / scenarios_name(real)
-        say("generate", f"{n} episodes calibrated to {real} (seed {config.model.data_seed})")
-        generated = generate_file(scenarios, episodes=n, seed=config.model.data_seed, like=real, config=config.data)
-        say("train", f"training on {scenarios.name} ({generated.rows:,} rows)")
-        trained = run_training(candidate, config, scenarios)
+        scenarios, generated, trained = train_like(
+            candidate, settings if settings.is_file() else layout.root / "sentinel.toml", config, real, n, say)
         say("evaluate", f"production {production.id} on fresh episodes calibrated to {real.name}")
         prod_fresh = run_fresh_evaluation(source, config, fresh, seed, None, progress, like=real)
         say("evaluate", "the candidate on the same episodes")

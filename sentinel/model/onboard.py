@@ -41,6 +41,24 @@ def scenarios_name(real: Path) -> str:
     return f"scenarios-like-{real.stem}.csv"
 
 
+def train_like(work: ArtifactLayout, settings: Path | None, config: SentinelConfig, real: Path, episodes: int,
+               say: Progress) -> tuple[Path, Any, Any]:
+    """Steps 1-2 in the new set ``work``: ``settings`` (a ``sentinel.toml``, if any) copied in, ``episodes``
+    scenarios calibrated to ``real`` under its ``data/``, a model trained on them. Returns (scenarios file, the
+    generation result, the training result)."""
+    from sentinel.data.pipeline import generate_file
+    from sentinel.model.pipeline import run_training
+
+    if settings is not None and settings.is_file():
+        shutil.copy(settings, work.root / "sentinel.toml")
+    scenarios = work.data_dir / scenarios_name(real)
+    say("generate", f"{episodes} episodes calibrated to {real} (seed {config.model.data_seed})")
+    generated = generate_file(scenarios, episodes=episodes, seed=config.model.data_seed, like=real,
+                              config=config.data)
+    say("train", f"training on {scenarios.name} ({generated.rows:,} rows)")
+    return scenarios, generated, run_training(work, config, scenarios)
+
+
 def onboard(source: ArtifactLayout, config: SentinelConfig, real: Path, out: Path, *, episodes: int | None = None,
             fresh: int | None = None, fresh_seed: int | None = None,
             progress: Progress | None = None) -> dict[str, Any]:
@@ -50,8 +68,7 @@ def onboard(source: ArtifactLayout, config: SentinelConfig, real: Path, out: Pat
     (default: enough for 100 events per family). The new project starts from ``source``'s ``sentinel.toml``.
     """
     from sentinel.data.io import read_market_csv
-    from sentinel.data.pipeline import generate_file
-    from sentinel.model.pipeline import run_fresh_evaluation, run_real_evaluation, run_training
+    from sentinel.model.pipeline import run_fresh_evaluation, run_real_evaluation
 
     say = progress or (lambda step, detail: None)
     start = time.perf_counter()
@@ -66,14 +83,7 @@ def onboard(source: ArtifactLayout, config: SentinelConfig, real: Path, out: Pat
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         layout = ArtifactLayout(work)
-        settings = source.root / "sentinel.toml"
-        if settings.is_file():
-            shutil.copy(settings, work / "sentinel.toml")
-        scenarios = layout.data_dir / scenarios_name(real)
-        say("generate", f"{n} episodes calibrated to {real} (seed {config.model.data_seed})")
-        generated = generate_file(scenarios, episodes=n, seed=config.model.data_seed, like=real, config=config.data)
-        say("train", f"training on {scenarios.name} ({generated.rows:,} rows)")
-        trained = run_training(layout, config, scenarios)
+        scenarios, generated, trained = train_like(layout, source.root / "sentinel.toml", config, real, n, say)
         say("evaluate", "fresh episodes calibrated to the feed, never trained on")
         fresh_result = run_fresh_evaluation(layout, config, fresh, fresh_seed, None, progress, like=real)
         say("evaluate", f"{real} as a healthy feed: every trip is a false one")

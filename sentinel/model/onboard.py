@@ -71,7 +71,8 @@ def onboard(source: ArtifactLayout, config: SentinelConfig, real: Path, out: Pat
             shutil.copy(settings, work / "sentinel.toml")
         scenarios = layout.data_dir / scenarios_name(real)
         say("generate", f"{n} episodes calibrated to {real} (seed {config.model.data_seed})")
-        generated = generate_file(scenarios, episodes=n, seed=config.model.data_seed, like=real, config=config.data)
+        generated = generate_file(scenarios, episodes=n, seed=config.model.data_seed, like=real, config=config.data,
+                                  scenarios=config.model.scenarios)
         say("train", f"training on {scenarios.name} ({generated.rows:,} rows)")
         trained = run_training(layout, config, scenarios)
         say("evaluate", "fresh episodes calibrated to the feed, never trained on")

@@ -54,7 +54,9 @@ def train(app: App, data_path: Path | None, seed: int | None, epochs: int | None
     """Train the LSTM, evaluate it beside the baselines, export ONNX with parity, write the card and plots."""
     from sentinel.model.pipeline import run_training
 
-    config = app.config(**{"model.seed": seed, "model.epochs": epochs, "model.units": units})
+    flags = {"model.seed": seed, "model.epochs": epochs, "model.units": units}
+    # a flag not given must not mask the same setting from --set, the environment or sentinel.toml
+    config = app.config(**{key: value for key, value in flags.items() if value is not None})
 
     def progress(stage: str, epoch: int, total: int, logs: dict[str, float]) -> None:
         click.echo(

@@ -37,7 +37,7 @@ SOURCES = {
     "floor": "docs/verifier-gas-floor.json",
     "audit": "docs/audit-bench-1000.json",
     "card": "models/model_card.json",
-    "fresh": "docs/detection-fresh-2026-11-27.json",
+    "fresh": "docs/detection-fresh-ranges-2026-11-27.json",
     "day": "docs/bench-day-2026-11-27.json",
     "sweep": "docs/gas-sweep-2026-11-27.json",
     # `sentinel bench --markets 4 --burst`: through the relay and Anvil, and through the executors alone
@@ -443,7 +443,9 @@ def _spread(d: dict[str, Any], fmt: Callable[[float], str]) -> str:
 
 def _shapes(region: dict[str, Any]) -> str:
     """The unseen region of a fresh run in words: each family's crash durations."""
-    return ", ".join(f"{fam}s of {lo}-{hi} rows" for fam, (lo, hi) in region["crash_rows"].items())
+    plural = {"flash": "flash crashes"}
+    return ", ".join(f"{plural.get(fam, fam + 's')} of {lo}-{hi} rows"
+                     for fam, (lo, hi) in region["crash_rows"].items())
 
 
 def fresh(src: dict[str, Any]) -> list[Table]:

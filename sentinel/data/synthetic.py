@@ -412,7 +412,7 @@ def _ranged_negative(family: str, rng: np.random.Generator) -> _Overlay:
         n = int(rng.integers(10, 81))
         peak = (math.log(rng.uniform(0.8, 1.1)), math.log(rng.uniform(0.25, 0.6)),
                 math.log(1.0 + rng.uniform(-0.015, 0.01)), 1.0 + rng.uniform(0.2, 1.0))
-        return _bump_event(family, n, peak, _bump)
+        return _bump_event(family, n, peak)
     if family == schema.MOVE:  # the price moves to a new level with no liquidity loss (the level stays)
         n = int(rng.integers(5, 61))
         sign = -1.0 if rng.random() < 0.7 else 1.0

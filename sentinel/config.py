@@ -109,7 +109,20 @@ class ModelConfig:
         "it multiplies the hidden state's fixed-point rounding into the score",
     )
     horizon: int = _f(30, "a window is positive if a crash begins within this many rows after it")
+    early_weight: float = _f(
+        0.0, "training: positive windows from a crash's onset through the first half of its fall weigh 1 + this "
+        "in the loss (on top of the class weights; 0 = off): detection there leaves the most lead"
+    )
+    negative_weight: float = _f(
+        0.0, "training: windows holding a hard negative's event rows (dip, spike, drift, withdrawal, move) weigh "
+        "1 + this in the loss (on top of the class weights; 0 = off): the false trips are there"
+    )
     holdout_family: str = _f("bleed", "scenario family kept out of training, evaluated alone ('' for none)")
+    scenarios: str = _f(
+        "classic", "scenario space of the default training data and `data generate`: classic (fixed ranges per "
+        "family) or ranges (continuous parameter ranges, more hard negatives, an unseen region never drawn for "
+        "training); docs/data.md"
+    )
     data_episodes: int = _f(400, "episodes in the default training scenarios")
     data_seed: int = _f(7, "seed of the default training scenarios")
     seed: int = _f(7, "seed of the split, weight initialisation and shuffling")
@@ -572,11 +585,15 @@ def _check(config: SentinelConfig) -> None:
         if getattr(model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
     parse_pooling(model.pooling, model.window)
+    if model.scenarios not in ("classic", "ranges"):  # sentinel.data.synthetic.SCENARIO_SPACES
+        raise ConfigError(f"model.scenarios must be 'classic' or 'ranges', not {model.scenarios!r}")
     if model.activations not in ("smooth", "hard"):  # sentinel.model.network.ACTIVATIONS
         raise ConfigError(f"model.activations must be 'smooth' or 'hard', not {model.activations!r}")
     if model.activations == "hard" and model.finetune_learning_rate == 0 and model.preactivation_bound > 0:
         raise ConfigError("model.preactivation_bound must be 0 for a hard model trained from scratch "
                           "(model.finetune_learning_rate = 0): it bounds a smooth model's lookup table")
+    if model.early_weight < 0 or model.negative_weight < 0:
+        raise ConfigError("model.early_weight and model.negative_weight must be >= 0 (0 = off)")
     if model.finetune_learning_rate < 0:
         raise ConfigError("model.finetune_learning_rate must be >= 0 (0 = train a hard model from scratch)")
     if model.feature_clip < 0 or model.preactivation_bound < 0:

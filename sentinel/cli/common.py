@@ -124,7 +124,8 @@ def verdict(ok: str, negative: str, *negative_errors: type[SentinelError]) -> Ca
 
 
 #: Help of every ``--families`` option.
-FAMILY_HELP = "drain, flash, bleed, dip, spike (comma-separated or repeated); default: a fixed mix of all"
+FAMILY_HELP = ("drain, flash, bleed, dip, spike, drift, withdrawal, move (comma-separated or repeated; the last "
+               "three have no classic form); default: the scenario space's fixed mix")
 
 
 def family_names(values: tuple[str, ...]) -> list[str] | None:

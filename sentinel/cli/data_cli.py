@@ -25,21 +25,26 @@ def data() -> None:
               help="Real market_depth.csv whose healthy statistics the scenarios should match.")
 @click.option("--start", default=None,
               help="Timestamp of the first row (ISO-8601, UTC).  [default: 2025-01-01T00:00:00Z]")
+@click.option("--scenarios", type=click.Choice(["classic", "ranges"]), default=None,
+              help="Scenario space: classic (fixed ranges per family) or ranges (parameter ranges, more hard "
+                   "negatives; docs/data.md)  [default: model.scenarios]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def generate(app: App, out: Path | None, episodes: int, seed: int, families: tuple[str, ...],
-             like: Path | None, start: str | None, as_json: bool) -> None:
+             like: Path | None, start: str | None, scenarios: str | None, as_json: bool) -> None:
     """Generate seeded synthetic liquidity-crash scenarios with ground truth."""
     from sentinel.data.pipeline import generate_file
 
+    config = app.config()
     result = generate_file(
         out or app.layout.synthetic_data, episodes=episodes, seed=seed, families=family_names(families),
-        like=like, start=start, config=app.config().data,
+        like=like, start=start, config=config.data, scenarios=scenarios or config.model.scenarios,
     )
     if as_json:
         emit_json(result.to_dict())
         return
-    click.echo(f"wrote {result.path}: {result.rows} rows, {result.episodes} episodes, sha256 {result.sha256[:16]}")
+    click.echo(f"wrote {result.path}: {result.rows} rows, {result.episodes} episodes ({result.scenarios} scenarios), "
+               f"sha256 {result.sha256[:16]}")
     click.echo("episodes by family: " + ", ".join(f"{k} {v}" for k, v in result.by_family.items()))
     if result.calibration is not None:
         click.echo(f"calibrated to {like} (healthy rows only; tolerance per statistic):")

@@ -54,7 +54,9 @@ def train(app: App, data_path: Path | None, seed: int | None, epochs: int | None
     """Train the LSTM, evaluate it beside the baselines, export ONNX with parity, write the card and plots."""
     from sentinel.model.pipeline import run_training
 
-    config = app.config(**{"model.seed": seed, "model.epochs": epochs, "model.units": units})
+    flags = {"model.seed": seed, "model.epochs": epochs, "model.units": units}
+    # a flag not given must not mask the same setting from --set, the environment or sentinel.toml
+    config = app.config(**{key: value for key, value in flags.items() if value is not None})
 
     def progress(stage: str, epoch: int, total: int, logs: dict[str, float]) -> None:
         click.echo(
@@ -102,13 +104,21 @@ def _fresh_table(result: dict[str, Any]) -> list[str]:
         f"crash events: {events or 'none'}; healthy rows {first['false_trips']['healthy_rows']:,}",
         "policies: the model card's, nothing re-tuned; 95 % intervals: Wilson (recall), exact Poisson (false trips)",
     ]
-    heads = [f + ("*" if f == unseen else "") for f in families]
+    region = result.get("unseen_region")
+    if region:
+        lines.append("unseen region (never trained on): " + ", ".join(
+            f"{f} {n}" for f, n in region["episodes_per_family"].items()) + " episodes; its healthy rows count in "
+            "the false trips, as the hard negatives' do")
+    heads = [f + ("*" if f == unseen else "") for f in families] + (["unseen region"] if region else [])
     lines.append(f"  {'detector':<16} " + " ".join(f"{h:<28}" for h in heads)
                  + f" {'false trips /10k':<22} {'lead rows: median [p10, p90]':<30} drawdown at trip, %")
     for name, r in result["detectors"].items():
         cells = []
         for f in families:
             fam = r["families"][f]
+            cells.append(f"{_fmt(fam['recall'])} {_interval(fam['ci95'], '.3f')} {fam['detected']}/{fam['events']}")
+        if region:
+            fam = r["unseen_region"]["all_crashes"]
             cells.append(f"{_fmt(fam['recall'])} {_interval(fam['ci95'], '.3f')} {fam['detected']}/{fam['events']}")
         ft = r["false_trips"]
         lines.append(f"  {name:<16} " + " ".join(f"{c:<28}" for c in cells)
@@ -169,13 +179,16 @@ def _fresh_count(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--families", multiple=True, help=f"With --fresh: {FAMILY_HELP}")
 @click.option("--like", "like", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --fresh: calibrate the episodes to this real market-depth CSV's healthy statistics.")
+@click.option("--unseen", "unseen", type=int, default=None, metavar="N",
+              help="With --fresh: episodes of the unseen region (slowest drains, fastest flashes; never trained on), "
+                   "reported apart; 0 = none  [default: >= 100 per family with 99 % probability]")
 @click.option("--real", is_flag=True, help="Run the card's trip policy over the real healthy feeds FILE...: "
                                            "windows, trips (each a false trip) and scores.")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 @click.pass_obj
 def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: int | None, families: tuple[str, ...],
-             like: Path | None, real: bool, files: tuple[Path, ...], as_json: bool) -> None:
+             like: Path | None, unseen: int | None, real: bool, files: tuple[Path, ...], as_json: bool) -> None:
     """Recompute the saved model's metrics beside every baseline (held-out episodes and family), or measure it
     at scale: on fresh episodes (--fresh) or real healthy feeds (--real FILE...)."""
     from sentinel.model.pipeline import run_evaluation, run_fresh_evaluation, run_real_evaluation
@@ -184,8 +197,8 @@ def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: in
         raise click.UsageError("--fresh and --real are separate runs; choose one")
     if data_path is not None and (fresh is not None or real):
         raise click.UsageError("--data names the training scenarios; --fresh and --real never read them")
-    if fresh is None and (seed is not None or families or like is not None):
-        raise click.UsageError("--seed, --families and --like go with --fresh")
+    if fresh is None and (seed is not None or families or like is not None or unseen is not None):
+        raise click.UsageError("--seed, --families, --like and --unseen go with --fresh")
     if files and not real:
         raise click.UsageError("feed files go with --real")
     if real and not files:
@@ -193,7 +206,7 @@ def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: in
     if fresh is not None:
         episodes = None if fresh == _AUTO else int(fresh)
         result = run_fresh_evaluation(app.layout, app.config(), episodes, seed, family_names(families),
-                                      None if as_json else progress, like=like)
+                                      None if as_json else progress, like=like, unseen_episodes=unseen)
         lines = _fresh_table(result)
     elif real:
         result = run_real_evaluation(app.layout, app.config(), list(files))

@@ -11,7 +11,7 @@ from sentinel.config import DataConfig
 from sentinel.data import schema
 from sentinel.data.calibrate import compare, healthy_stats, profile_from_stats
 from sentinel.data.io import read_market_csv, write_market_csv
-from sentinel.data.synthetic import DEFAULT_START, MarketProfile, generate
+from sentinel.data.synthetic import CLASSIC, DEFAULT_START, MarketProfile, generate
 from sentinel.data.validate import MarketData
 
 
@@ -23,6 +23,7 @@ class GenerateResult:
     rows: int
     episodes: int
     seed: int
+    scenarios: str
     sha256: str
     by_family: dict[str, int]
     profile: MarketProfile
@@ -43,14 +44,17 @@ def generate_file(
     like: Path | None = None,
     start: str | None = None,
     config: DataConfig | None = None,
+    scenarios: str = CLASSIC,
 ) -> GenerateResult:
-    """Generate scenarios (optionally calibrated to a real file) and write them canonically."""
+    """Generate scenarios of the space ``scenarios`` (optionally calibrated to a real file) and write them
+    canonically."""
     profile = MarketProfile()
     reference = None
     if like is not None:
         reference = healthy_stats(read_market_csv(like, config))
         profile = profile_from_stats(reference)
-    market = generate(episodes, seed, families=families, profile=profile, start=start or DEFAULT_START)
+    market = generate(episodes, seed, families=families, profile=profile, start=start or DEFAULT_START,
+                      scenarios=scenarios)
     written = write_market_csv(market, out)
     calibration = compare(reference, healthy_stats(market)) if reference is not None else None
     per_episode = market.frame.drop_duplicates(schema.EPISODE)[schema.FAMILY]
@@ -59,6 +63,7 @@ def generate_file(
         rows=written.rows,
         episodes=episodes,
         seed=seed,
+        scenarios=scenarios,
         sha256=written.sha256,
         by_family=dict(sorted(Counter(per_episode).items())),
         profile=profile,

@@ -34,19 +34,25 @@ TRUTH_COLUMNS: tuple[str, ...] = (EPISODE, FAMILY, PHASE, CRASH_ONSET)
 
 # Phases. A crash runs from its onset (first row of ``crash``) to its price
 # bottom (last row of ``crash``); ``stress`` rows precede some crashes and are
-# not part of the crash; ``dip`` and ``spike`` are the hard negatives' events.
+# not part of the crash; each hard negative's event rows carry its family's name
+# (``dip``, ``spike``, ``drift``, ``withdrawal``, ``move``) and count as healthy.
 HEALTHY = "healthy"
 STRESS = "stress"
 CRASH = "crash"
 RECOVERY = "recovery"
 DIP = "dip"
 SPIKE = "spike"
-PHASES: tuple[str, ...] = (HEALTHY, STRESS, CRASH, RECOVERY, DIP, SPIKE)
+DRIFT = "drift"
+WITHDRAWAL = "withdrawal"
+MOVE = "move"
+PHASES: tuple[str, ...] = (HEALTHY, STRESS, CRASH, RECOVERY, DIP, SPIKE, DRIFT, WITHDRAWAL, MOVE)
 
 # Scenario families.
 DRAIN = "drain"
 FLASH = "flash"
 BLEED = "bleed"
 CRASH_FAMILIES: tuple[str, ...] = (DRAIN, FLASH, BLEED)
-HARD_NEGATIVE_FAMILIES: tuple[str, ...] = (DIP, SPIKE)
+HARD_NEGATIVE_FAMILIES: tuple[str, ...] = (DIP, SPIKE, DRIFT, WITHDRAWAL, MOVE)
+#: Phases of rows that are healthy for evaluation: a trip on one is a false trip (hard negatives included).
+HEALTHY_PHASES: tuple[str, ...] = (HEALTHY, *HARD_NEGATIVE_FAMILIES)
 FAMILIES: tuple[str, ...] = CRASH_FAMILIES + HARD_NEGATIVE_FAMILIES

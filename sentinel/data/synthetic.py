@@ -29,6 +29,19 @@ Events are overlays on the log BLR, log depth, log price and on volatility:
 A crash's ``crash`` phase runs from its onset to its price bottom; ``recovery``
 follows. :func:`generate` is a pure function of its arguments: the same seed
 gives the same table, hence (through the canonical writer) the same bytes.
+
+Two scenario spaces (``scenarios``): ``classic`` draws each family from the
+fixed ranges above (the space models before 2026-11-27 were trained on; its
+files are byte-identical to theirs); ``ranges`` draws each crash family as
+ranges of continuous parameters (:class:`CrashRanges`: duration from a few
+rows to several hundred, depth of the BLR and price fall, each side's depth
+path, the fall's curvature and lags, pre-crash stress, noise) and adds hard
+negatives labelled healthy: ``drift`` (a slow healthy BLR drift),
+``withdrawal`` (depth on both sides withdrawn and back) and ``move`` (a price
+move without liquidity loss). A region of each of some families' durations
+(the slowest drains, the fastest flashes: :attr:`CrashRanges.unseen_rows`) is
+*unseen*: ``region="train"`` (the default, and all training data) never
+draws it, ``region="unseen"`` draws only it, for ``evaluate --fresh``.
 """
 
 from __future__ import annotations
@@ -82,7 +95,16 @@ class MarketProfile:
             raise DataError("market profile: need 0 <= vol_alpha < vol_persistence < 1")
 
 
-#: Default mix of families when none are chosen (weights, renormalised).
+#: Scenario spaces (see the module doc).
+CLASSIC = "classic"
+RANGES = "ranges"
+SCENARIO_SPACES: tuple[str, ...] = (CLASSIC, RANGES)
+#: Regions of the ``ranges`` space: what training draws, and the unseen shapes it never draws.
+TRAIN_REGION = "train"
+UNSEEN_REGION = "unseen"
+REGIONS: tuple[str, ...] = (TRAIN_REGION, UNSEEN_REGION)
+
+#: Default mix of families when none are chosen (weights, renormalised): the ``classic`` space.
 DEFAULT_MIX: dict[str, float] = {
     schema.DRAIN: 0.26,
     schema.FLASH: 0.14,
@@ -90,6 +112,72 @@ DEFAULT_MIX: dict[str, float] = {
     schema.DIP: 0.26,
     schema.SPIKE: 0.20,
 }
+#: Default mix of the ``ranges`` space: every crash family and every hard negative, none under 10 %.
+RANGES_MIX: dict[str, float] = {
+    schema.DRAIN: 0.18,
+    schema.FLASH: 0.16,
+    schema.BLEED: 0.14,
+    schema.DIP: 0.10,
+    schema.SPIKE: 0.10,
+    schema.DRIFT: 0.10,
+    schema.WITHDRAWAL: 0.11,
+    schema.MOVE: 0.11,
+}
+
+
+@dataclass(frozen=True)
+class CrashRanges:
+    """A crash family in the ``ranges`` space: each parameter a (low, high) range, drawn uniformly
+    (``rows`` log-uniformly, so short and long crashes are both common)."""
+
+    rows: tuple[int, int]  #: crash duration, onset to price bottom, in rows (all regions)
+    unseen_rows: tuple[int, int] | None  #: the durations training never draws (an end of ``rows``), or None
+    blr_ratio: tuple[float, float]  #: BLR at the bottom / healthy BLR
+    drop: tuple[float, float]  #: price fall from onset to bottom, as a fraction
+    sell_ratio: tuple[float, float]  #: sell-side depth at the bottom / healthy; buy side = blr_ratio x this
+    curvature: tuple[float, float]  #: rate of the exponential approach (near 0: linear; 4: front-loaded)
+    depth_lag: tuple[float, float]  #: share of the crash before depth starts to move (after BLR)
+    price_lag: tuple[float, float]  #: share of the crash before the price starts to fall
+    vol_peak: tuple[float, float]  #: volatility multiplier at the bottom
+    stress_p: float  #: probability of a pre-crash stress phase
+    stress_rows: tuple[int, int]  #: its length
+    stress_blr: tuple[float, float]  #: its BLR softening (fraction)
+    stress_depth: tuple[float, float]  #: its depth thinning (fraction)
+
+    def region_rows(self, region: str) -> tuple[int, int] | None:
+        """The durations ``region`` draws from (None: the family has no unseen region)."""
+        if region == UNSEEN_REGION:
+            return self.unseen_rows
+        if self.unseen_rows is None:
+            return self.rows
+        lo, hi = self.rows
+        u_lo, u_hi = self.unseen_rows
+        return (u_hi + 1, hi) if u_lo == lo else (lo, u_lo - 1)
+
+
+#: The crash families of the ``ranges`` space. Training never sees drains slower than 150 rows or flash
+#: crashes faster than 5 rows; ``evaluate --fresh`` measures recall on them apart.
+CRASH_RANGES: dict[str, CrashRanges] = {
+    schema.DRAIN: CrashRanges(
+        rows=(20, 300), unseen_rows=(151, 300), blr_ratio=(0.2, 0.4), drop=(0.08, 0.2), sell_ratio=(1.0, 1.8),
+        curvature=(0.5, 4.0), depth_lag=(0.0, 0.3), price_lag=(0.0, 0.25), vol_peak=(1.5, 3.0),
+        stress_p=0.7, stress_rows=(5, 60), stress_blr=(0.02, 0.15), stress_depth=(0.05, 0.25),
+    ),
+    schema.FLASH: CrashRanges(
+        rows=(3, 20), unseen_rows=(3, 4), blr_ratio=(0.12, 0.35), drop=(0.08, 0.25), sell_ratio=(0.5, 1.2),
+        curvature=(1.0, 3.0), depth_lag=(0.0, 0.2), price_lag=(0.0, 0.1), vol_peak=(3.0, 6.0),
+        stress_p=0.4, stress_rows=(2, 10), stress_blr=(0.02, 0.12), stress_depth=(0.05, 0.2),
+    ),
+    schema.BLEED: CrashRanges(
+        rows=(100, 400), unseen_rows=None, blr_ratio=(0.3, 0.5), drop=(0.06, 0.15), sell_ratio=(0.9, 1.3),
+        curvature=(0.05, 1.0), depth_lag=(0.0, 0.1), price_lag=(0.0, 0.1), vol_peak=(1.1, 1.6),
+        stress_p=0.5, stress_rows=(20, 60), stress_blr=(0.02, 0.1), stress_depth=(0.05, 0.2),
+    ),
+}
+#: ``ranges`` space: each episode's healthy noise (returns, BLR, depth shocks) is x a draw from this range.
+EPISODE_NOISE = (0.7, 1.6)
+#: Families with an unseen region, in report order.
+UNSEEN_FAMILIES: tuple[str, ...] = tuple(f for f, r in CRASH_RANGES.items() if r.unseen_rows is not None)
 
 
 @dataclass
@@ -132,15 +220,17 @@ def _segment(
     end: tuple[float, float, float, float],
     shape: Callable[[float], float],
     price_shape: Callable[[float], float] | None = None,
+    depth_shape: Callable[[float], float] | None = None,
 ) -> _Overlay:
     """Move overlays from ``start`` to ``end`` over ``n`` rows along ``shape(u)``, u in (0, 1]."""
     seg = _Overlay([phase] * n, [], [], [], [])
     price_shape = price_shape or shape
+    depth_shape = depth_shape or shape
     for i in range(n):
         u = (i + 1) / n
         s, sp = shape(u), price_shape(u)
         seg.log_blr.append(start[0] + (end[0] - start[0]) * s)
-        seg.log_depth.append(start[1] + (end[1] - start[1]) * s)
+        seg.log_depth.append(start[1] + (end[1] - start[1]) * depth_shape(u))
         seg.log_price.append(start[2] + (end[2] - start[2]) * sp)
         seg.vol.append(start[3] + (end[3] - start[3]) * s)
     return seg
@@ -164,7 +254,7 @@ def _lagged(shape: Callable[[float], float], lag: float) -> Callable[[float], fl
 
 
 def _crash_event(family: str, rng: np.random.Generator) -> _Overlay:
-    """Stress (maybe), crash (onset to bottom) and recovery overlays of one crash."""
+    """Stress (maybe), crash (onset to bottom) and recovery overlays of one ``classic`` crash."""
     if family == schema.DRAIN:
         stress_p, stress_len = 0.7, (10, 40)
         crash_len = int(rng.integers(40, 91))
@@ -214,8 +304,126 @@ def _crash_event(family: str, rng: np.random.Generator) -> _Overlay:
     return events
 
 
+@dataclass(frozen=True)
+class CrashParams:
+    """One crash drawn from :data:`CRASH_RANGES` (see :class:`CrashRanges` for each field)."""
+
+    family: str
+    rows: int
+    blr_ratio: float
+    drop: float
+    sell_ratio: float
+    curvature: float
+    depth_lag: float
+    price_lag: float
+    vol_peak: float
+    stress_rows: int  #: 0: no stress phase
+    stress_blr: float
+    stress_depth: float
+    recovered: float  #: share of the fall the recovery wins back
+    recovery_rows: int
+
+
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def draw_crash(family: str, rng: np.random.Generator, region: str = TRAIN_REGION) -> CrashParams:
+    """One crash of ``family`` from the ``ranges`` space, its duration from ``region``'s rows.
+
+    Raises ``DataError`` for a family that is not a crash family, or has no ``region``.
+    """
+    ranges = CRASH_RANGES.get(family)
+    if ranges is None:
+        raise DataError(f"'{family}' is not a crash family")
+    rows = ranges.region_rows(region)
+    if rows is None:
+        raise DataError(f"family '{family}' has no {region} region (families with one: {', '.join(UNSEEN_FAMILIES)})")
+    duration = int(np.clip(round(math.exp(rng.uniform(math.log(rows[0] - 0.5), math.log(rows[1] + 0.5)))), *rows))
+    stressed = rng.random() < ranges.stress_p
+    return CrashParams(
+        family=family,
+        rows=duration,
+        blr_ratio=_uniform(rng, ranges.blr_ratio),
+        drop=_uniform(rng, ranges.drop),
+        sell_ratio=_uniform(rng, ranges.sell_ratio),
+        curvature=_uniform(rng, ranges.curvature),
+        depth_lag=_uniform(rng, ranges.depth_lag),
+        price_lag=_uniform(rng, ranges.price_lag),
+        vol_peak=_uniform(rng, ranges.vol_peak),
+        stress_rows=int(rng.integers(ranges.stress_rows[0], ranges.stress_rows[1] + 1)) if stressed else 0,
+        stress_blr=_uniform(rng, ranges.stress_blr),
+        stress_depth=_uniform(rng, ranges.stress_depth),
+        recovered=_uniform(rng, (0.2, 0.6)),
+        recovery_rows=int(rng.integers(40, 151)),
+    )
+
+
+def _ranged_crash(params: CrashParams) -> _Overlay:
+    """Stress (maybe), crash and recovery overlays of one crash of the ``ranges`` space."""
+    events = _Overlay.healthy(0)
+    if params.stress_rows:
+        soft = (math.log(1.0 - params.stress_blr), math.log(1.0 - params.stress_depth), 0.0,
+                1.0 + 0.5 * params.stress_depth)
+        events.extend(_segment(schema.STRESS, params.stress_rows, events.last(), soft, _linear))
+    shape = _exp_approach(params.curvature)
+    # depth = sqrt(buy * sell) with buy = blr_ratio * sell_ratio: each side's depth ends where its ratio says
+    log_depth = math.log(params.sell_ratio) + 0.5 * math.log(params.blr_ratio)
+    bottom = (math.log(params.blr_ratio), log_depth, math.log(1.0 - params.drop), params.vol_peak)
+    events.extend(_segment(schema.CRASH, params.rows, events.last(), bottom, shape,
+                           _lagged(shape, params.price_lag), _lagged(shape, params.depth_lag)))
+    rest = (0.0, 0.0, math.log(1.0 - params.drop * (1.0 - params.recovered)), 1.0)
+    events.extend(_segment(schema.RECOVERY, params.recovery_rows, events.last(), rest, _exp_approach(3.0)))
+    return events
+
+
+def _bump_event(family: str, n: int, peak: tuple[float, float, float, float],
+                price_shape: Callable[[float], float] = _bump) -> _Overlay:
+    """Overlays that rise to ``peak`` and come back over ``n`` rows (price along ``price_shape``)."""
+    seg = _Overlay([family] * n, [], [], [], [])
+    for i in range(n):
+        u = (i + 1) / (n + 1)
+        b = _bump(u)
+        seg.log_blr.append(peak[0] * b)
+        seg.log_depth.append(peak[1] * b)
+        seg.log_price.append(peak[2] * price_shape(u))
+        seg.vol.append(1.0 + (peak[3] - 1.0) * b)
+    return seg
+
+
+def _ranged_negative(family: str, rng: np.random.Generator) -> _Overlay:
+    """A hard negative of the ``ranges`` space: liquidity or price moves that are not a crash (labelled healthy)."""
+    if family == schema.DIP:  # BLR falls (sometimes under the seed's alert) and comes back; price barely moves
+        n = int(rng.integers(10, 41))
+        peak = (math.log(rng.uniform(0.3, 0.7)), math.log(rng.uniform(0.7, 1.0)),
+                math.log(1.0 - rng.uniform(0.0, 0.03)), 1.0 + rng.uniform(0.2, 0.6))
+        return _bump_event(family, n, peak)
+    if family == schema.SPIKE:  # depth on both sides jumps, BLR noisy, no crash
+        n = int(rng.integers(5, 41))
+        peak = (math.log(rng.uniform(0.6, 1.4)), math.log(rng.uniform(1.8, 4.0)),
+                math.log(1.0 + rng.uniform(-0.01, 0.01)), 1.0 + rng.uniform(1.0, 2.5))
+        return _bump_event(family, n, peak)
+    if family == schema.DRIFT:  # a slow healthy drift of BLR, down and back over hours (milder than a bleed's)
+        n = int(rng.integers(100, 301))
+        peak = (math.log(rng.uniform(0.65, 0.9)), math.log(rng.uniform(0.85, 1.15)),
+                math.log(1.0 + rng.uniform(-0.015, 0.015)), 1.0)
+        return _bump_event(family, n, peak)
+    if family == schema.WITHDRAWAL:  # depth withdrawn from both sides, then it comes back; BLR about level
+        n = int(rng.integers(10, 81))
+        peak = (math.log(rng.uniform(0.8, 1.1)), math.log(rng.uniform(0.25, 0.6)),
+                math.log(1.0 + rng.uniform(-0.015, 0.01)), 1.0 + rng.uniform(0.2, 1.0))
+        return _bump_event(family, n, peak)
+    if family == schema.MOVE:  # the price moves to a new level with no liquidity loss (the level stays)
+        n = int(rng.integers(5, 61))
+        sign = -1.0 if rng.random() < 0.7 else 1.0
+        peak = (math.log(rng.uniform(0.9, 1.1)), math.log(rng.uniform(0.9, 1.2)),
+                math.log(1.0 + sign * rng.uniform(0.03, 0.10)), 1.0 + rng.uniform(0.5, 2.0))
+        return _bump_event(family, n, peak, _exp_approach(rng.uniform(0.5, 3.0)))
+    raise DataError(f"'{family}' is not a hard-negative family")  # pragma: no cover - guarded by generate()
+
+
 def _negative_event(family: str, rng: np.random.Generator) -> _Overlay:
-    """Overlays of a hard negative: a shock that comes and goes without a crash."""
+    """Overlays of a ``classic`` hard negative: a shock that comes and goes without a crash."""
     if family == schema.DIP:
         n = int(rng.integers(10, 41))
         peak = (
@@ -232,8 +440,8 @@ def _negative_event(family: str, rng: np.random.Generator) -> _Overlay:
             math.log(1.0 + rng.uniform(-0.01, 0.01)),
             1.0 + rng.uniform(1.0, 2.5),
         )
-    else:  # pragma: no cover - guarded by generate()
-        raise DataError(f"'{family}' is not a hard-negative family")
+    else:  # the hard negatives added with the ranges space have no classic form: the same draws
+        return _ranged_negative(family, rng)
     zero = (0.0, 0.0, 0.0, 1.0)
     seg = _Overlay([family] * n, [], [], [], [])
     for i in range(n):
@@ -261,8 +469,9 @@ def _simulate(
     profile: MarketProfile,
     state: _State,
     rng: np.random.Generator,
+    noise: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run the healthy processes under ``overlay``; returns blr, buy, sell, price arrays."""
+    """Run the healthy processes under ``overlay`` (their shocks x ``noise``); returns blr, buy, sell, price."""
     n = len(overlay)
     df = 5.0
     shocks = rng.standard_t(df, size=n) / math.sqrt(df / (df - 2.0))  # unit variance, fat tails
@@ -277,8 +486,8 @@ def _simulate(
     pull = math.log(2.0) / 150.0  # price half-life back to its level: 150 rows
     rho = 0.3  # correlation of BLR shocks with price shocks
     b_phi, d_phi = profile.blr_ar, profile.depth_ar
-    b_scale = profile.blr_log_std * math.sqrt(1.0 - b_phi**2)
-    d_scale = profile.depth_log_std * math.sqrt(1.0 - d_phi**2)
+    b_scale = noise * profile.blr_log_std * math.sqrt(1.0 - b_phi**2)
+    d_scale = noise * profile.depth_log_std * math.sqrt(1.0 - d_phi**2)
 
     blr = np.empty(n)
     depth = np.empty(n)
@@ -290,7 +499,7 @@ def _simulate(
         state.variance = omega + alpha * state.last_shock**2 + beta * state.variance
         shock = math.sqrt(state.variance) * shocks[i]
         state.last_shock = shock
-        step = overlay.vol[i] * shock
+        step = overlay.vol[i] * noise * shock
         step += pull * (anchor - state.log_price)
         step += overlay.log_price[i] - prev_price_overlay
         prev_price_overlay = overlay.log_price[i]
@@ -324,18 +533,26 @@ def _parse_start(start: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def family_mix(families: Sequence[str] | None = None) -> dict[str, float]:
-    """Each family's share of the episodes :func:`generate` draws: ``families`` evenly, else :data:`DEFAULT_MIX`.
+def _check_space(scenarios: str) -> None:
+    if scenarios not in SCENARIO_SPACES:
+        raise DataError(f"unknown scenario space '{scenarios}' (known: {', '.join(SCENARIO_SPACES)})")
 
-    Raises ``DataError`` naming an unknown family.
+
+def family_mix(families: Sequence[str] | None = None, scenarios: str = CLASSIC) -> dict[str, float]:
+    """Each family's share of the episodes :func:`generate` draws: ``families`` evenly, else the space's default
+    mix (:data:`DEFAULT_MIX`, :data:`RANGES_MIX`).
+
+    Raises ``DataError`` naming an unknown family or space.
     """
-    chosen = list(dict.fromkeys(families)) if families else list(DEFAULT_MIX)
+    _check_space(scenarios)
+    default = RANGES_MIX if scenarios == RANGES else DEFAULT_MIX
+    chosen = list(dict.fromkeys(families)) if families else list(default)
     unknown = [f for f in chosen if f not in schema.FAMILIES]
     if unknown:
         raise DataError(
             f"unknown scenario family '{unknown[0]}' (known: {', '.join(schema.FAMILIES)})"
         )
-    weights = {f: DEFAULT_MIX[f] if not families else 1.0 for f in chosen}
+    weights = {f: default[f] if not families else 1.0 for f in chosen}
     total = sum(weights.values())
     return {f: w / total for f, w in weights.items()}
 
@@ -346,11 +563,18 @@ def generate(
     families: Sequence[str] | None = None,
     profile: MarketProfile | None = None,
     start: str = DEFAULT_START,
+    scenarios: str = CLASSIC,
+    region: str = TRAIN_REGION,
 ) -> MarketData:
-    """Generate ``episodes`` scenario episodes; deterministic in ``seed``.
+    """Generate ``episodes`` scenario episodes; deterministic in ``seed`` (and ``scenarios``, ``region``).
 
     ``families`` restricts (and evenly weights) the scenario families; by
-    default they are drawn from :data:`DEFAULT_MIX`. Returns validated-shape
+    default they are drawn from the space's default mix. ``scenarios``:
+    :data:`CLASSIC` or :data:`RANGES`; ``region`` (``ranges`` only):
+    :data:`TRAIN_REGION` never draws a crash from a family's unseen region,
+    :data:`UNSEEN_REGION` draws only there (default families: those with one,
+    :data:`UNSEEN_FAMILIES`; its episodes come from another random stream
+    than the same seed's training region). Returns validated-shape
     :class:`MarketData` with ground-truth columns and the crawler's
     ``alert_triggered`` (``blr < 0.4``) flag.
     """
@@ -358,14 +582,26 @@ def generate(
         raise DataError(f"--episodes must be >= 1, got {episodes}")
     if seed < 0:
         raise DataError(f"--seed must be >= 0, got {seed}")
+    _check_space(scenarios)
+    if region not in REGIONS:
+        raise DataError(f"unknown region '{region}' (known: {', '.join(REGIONS)})")
+    unseen = region == UNSEEN_REGION
+    if unseen and scenarios != RANGES:
+        raise DataError(f"the unseen region belongs to the '{RANGES}' scenario space, not '{scenarios}'")
+    if unseen:
+        families = list(families) if families else list(UNSEEN_FAMILIES)
+        lacking = [f for f in families if f not in UNSEEN_FAMILIES]
+        if lacking:
+            raise DataError(f"family '{lacking[0]}' has no unseen region (families with one: "
+                            f"{', '.join(UNSEEN_FAMILIES)})")
     profile = profile or MarketProfile()
     profile.check()
-    mix = family_mix(families)
+    mix = family_mix(families, scenarios)
     chosen = list(mix)
     weights = np.array(list(mix.values()))
     t0 = _parse_start(start)
 
-    root = np.random.SeedSequence(seed)
+    root = np.random.SeedSequence([seed, REGIONS.index(region)] if unseen else seed)
     plan_seq, *episode_seqs = root.spawn(episodes + 1)
     plan_rng = np.random.default_rng(plan_seq)
     plan = plan_rng.choice(len(chosen), size=episodes, p=weights)
@@ -376,12 +612,20 @@ def generate(
         family = chosen[int(family_idx)]
         rng = np.random.default_rng(seq)
         overlay = _Overlay.healthy(int(rng.integers(120, 261)))
-        if family in schema.CRASH_FAMILIES:
-            overlay.extend(_crash_event(family, rng))
+        noise = 1.0
+        if scenarios == CLASSIC:
+            event = (_crash_event(family, rng) if family in schema.CRASH_FAMILIES
+                     else _negative_event(family, rng))
+        elif family in schema.CRASH_FAMILIES:
+            params = draw_crash(family, rng, region)
+            event = _ranged_crash(params)
+            noise = _uniform(rng, EPISODE_NOISE)
         else:
-            overlay.extend(_negative_event(family, rng))
+            event = _ranged_negative(family, rng)
+            noise = _uniform(rng, EPISODE_NOISE)
+        overlay.extend(event)
         overlay.extend(overlay.hold(int(rng.integers(40, 101))))
-        blr, buy, sell, price = _simulate(overlay, profile, state, rng)
+        blr, buy, sell, price = _simulate(overlay, profile, state, rng, noise)
         phase = np.array(overlay.phase, dtype=object)
         onset = np.zeros(len(phase), dtype=np.int8)
         crash_rows = np.flatnonzero(phase == schema.CRASH)

@@ -61,6 +61,8 @@ def split_episodes(
         if family == holdout_family:
             holdout.extend(int(e) for e in eps)
             continue
+        if not len(eps):  # a family the file does not have (e.g. the ranges space's negatives in classic data)
+            continue
         eps = rng.permutation(eps)
         n_val = round(val_fraction * len(eps))
         n_test = round(test_fraction * len(eps))
@@ -99,9 +101,6 @@ def labeled_windows(data: MarketData, episodes: tuple[int, ...], size: int, hori
     return LabeledWindows(windows.x, labels[ends].astype(np.float32), episode[ends], ends)
 
 
-_HEALTHY_PHASES = (schema.HEALTHY, schema.DIP, schema.SPIKE)
-
-
 def episode_traces(data: MarketData, windows: LabeledWindows, scores: np.ndarray) -> list[EpisodeTrace]:
     """Group scored windows by episode and attach each episode's crash, if any."""
     frame = data.frame
@@ -120,7 +119,7 @@ def episode_traces(data: MarketData, windows: LabeledWindows, scores: np.ndarray
             EpisodeTrace(
                 rows=rows,
                 scores=np.asarray(scores)[mask][order],
-                healthy_rows=int(np.isin(phase[rows], _HEALTHY_PHASES).sum()),
+                healthy_rows=int(np.isin(phase[rows], schema.HEALTHY_PHASES).sum()),
                 family=str(family[rows[0]]),
                 onset=event.onset if event else None,
                 bottom=event.bottom if event else None,

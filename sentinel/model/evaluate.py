@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sentinel.data import schema
-from sentinel.data.synthetic import family_mix
+from sentinel.data.synthetic import RANGES, family_mix
 from sentinel.data.validate import MarketData
 from sentinel.errors import ModelError
 from sentinel.model.baselines import Detector
@@ -202,16 +202,18 @@ def poisson_interval(k: int, z: float = Z95) -> tuple[float, float]:
     return lower, upper
 
 
-def fresh_episodes(families: Sequence[str] | None = None, per_family: int = FRESH_EVENTS_PER_FAMILY) -> int:
+def fresh_episodes(families: Sequence[str] | None = None, per_family: int = FRESH_EVENTS_PER_FAMILY,
+                   scenarios: str = RANGES) -> int:
     """The default N of a fresh run: every family of the mix gets >= ``per_family`` episodes with probability
     >= 0.99 (normal approximation to its binomial count).
 
     Solves N p - z sqrt(N p (1 - p)) >= per_family for the rarest family's
-    share p (a quadratic in sqrt(N)); 886 for the default mix (p = 0.14).
+    share p (a quadratic in sqrt(N)); 1,247 for the ``ranges`` space's default
+    mix (p = 0.10), 886 for the ``classic`` one (p = 0.14).
     """
     if per_family < 1:
         raise ModelError(f"events per family must be >= 1, got {per_family}")
-    p = min(family_mix(families).values())
+    p = min(family_mix(families, scenarios).values())
     b = _COUNT_Z * math.sqrt(p * (1.0 - p))
     root = (b + math.sqrt(b * b + 4.0 * p * per_family)) / (2.0 * p)
     # round first: float noise must not add an episode (p = 1 solves to per_family exactly)
@@ -240,24 +242,51 @@ def trip_rate(trips: int, rows: int) -> dict[str, Any]:
 
 
 def fresh_detector_result(traces: Sequence[EpisodeTrace], policy: TripPolicy, horizon: int,
-                          crash_families: Sequence[str]) -> dict[str, Any]:
-    """One detector's figures on fresh episodes under a fixed ``policy`` (nothing tuned here)."""
+                          crash_families: Sequence[str], unseen: Sequence[EpisodeTrace] = ()) -> dict[str, Any]:
+    """One detector's figures on fresh episodes under a fixed ``policy`` (nothing tuned here).
+
+    ``unseen``: traces of the unseen region's episodes, whose crashes are
+    reported apart (``unseen_region``); their healthy rows join the false-trip
+    rate, as do the hard negatives' (each negative family's own rate is shown
+    too).
+    """
     report = evaluate_policy(traces, policy, horizon)
     by_family = {f: (d, n) for f, d, n in report.by_family}
-    return {
+    false_trips, healthy_rows = report.false_trips, report.healthy_rows
+    out: dict[str, Any] = {
         "policy": policy.to_dict(),
         "all_crashes": _recall(report.detected, report.events),
         "families": {f: _recall(*by_family.get(f, (0, 0))) for f in crash_families},
-        "false_trips": trip_rate(report.false_trips, report.healthy_rows),
+    }
+    negatives = sorted({t.family for t in traces if t.family in schema.HARD_NEGATIVE_FAMILIES})
+    out["hard_negatives"] = {}
+    for family in negatives:
+        neg = evaluate_policy([t for t in traces if t.family == family], policy, horizon)
+        out["hard_negatives"][family] = trip_rate(neg.false_trips, neg.healthy_rows)
+    if unseen:
+        region = evaluate_policy(unseen, policy, horizon)
+        region_families = {f: (d, n) for f, d, n in region.by_family}
+        out["unseen_region"] = {
+            "all_crashes": _recall(region.detected, region.events),
+            "families": {f: _recall(*region_families[f]) for f in sorted(region_families)},
+            "lead_rows": distribution(region.leads),
+        }
+        false_trips += region.false_trips
+        healthy_rows += region.healthy_rows
+    out.update({
+        "false_trips": trip_rate(false_trips, healthy_rows),
         "late_trips": report.late_trips,
         "lead_rows": distribution(report.leads),
         "drawdown_at_trip": distribution(report.drawdowns),
-    }
+    })
+    return out
 
 
 def fresh_evaluation(data: MarketData, detectors: Sequence[tuple[Detector, TripPolicy]], window: int, horizon: int,
-                     false_trip_budget: float, progress: Callable[[str, str], None] | None = None) -> dict[str, Any]:
-    """Every detector, each under its own fixed policy, over every window of ``data`` (fresh episodes).
+                     false_trip_budget: float, progress: Callable[[str, str], None] | None = None,
+                     unseen: MarketData | None = None) -> dict[str, Any]:
+    """Every detector, each under its own fixed policy, over every window of ``data`` (fresh episodes) and of
+    ``unseen`` (the unseen region's episodes, reported apart), if given.
 
     ``detectors`` are (fitted detector, policy) pairs, the model first; the
     verdict compares the first with the rest as :func:`compare` does.
@@ -267,29 +296,41 @@ def fresh_evaluation(data: MarketData, detectors: Sequence[tuple[Detector, TripP
     episodes = tuple(int(e) for e in per_episode[schema.EPISODE])
     crash_families = [f for f in schema.CRASH_FAMILIES if f in set(per_episode[schema.FAMILY])]
     windows = labeled_windows(data, episodes, window, horizon)
+    unseen_windows = None
+    if unseen is not None:
+        unseen_episodes = tuple(int(e) for e in unseen.frame.drop_duplicates(schema.EPISODE)[schema.EPISODE])
+        unseen_windows = labeled_windows(unseen, unseen_episodes, window, horizon)
     results: dict[str, Any] = {}
     for detector, policy in detectors:
         start = time.perf_counter()
         scores = score_in_chunks(detector, windows.x)
+        unseen_traces: list[EpisodeTrace] = []
+        if unseen is not None and unseen_windows is not None:
+            unseen_traces = episode_traces(unseen, unseen_windows, score_in_chunks(detector, unseen_windows.x))
         results[detector.name] = fresh_detector_result(episode_traces(data, windows, scores), policy, horizon,
-                                                       crash_families)
+                                                       crash_families, unseen_traces)
         if progress is not None:
-            progress("evaluate", f"{detector.name}: {len(windows):,} windows in {time.perf_counter() - start:.1f} s")
+            scored = len(windows) + (len(unseen_windows) if unseen_windows is not None else 0)
+            progress("evaluate", f"{detector.name}: {scored:,} windows in {time.perf_counter() - start:.1f} s")
     view = {name: {"fresh": {"event_recall": r["all_crashes"]["recall"] or 0.0,
                              "median_lead_rows": r["lead_rows"]["median"],
                              "false_trips_per_10k": r["false_trips"]["per_10k"] or 0.0}}
             for name, r in results.items()}
     verdict = compare(view, detectors[0][0].name, false_trip_budget, ("fresh",)).get("fresh") if len(view) > 1 else None
     counts = per_episode[schema.FAMILY].value_counts()
-    return {
+    out: dict[str, Any] = {
         "episodes": len(episodes),
         "rows": len(data),
         "windows": len(windows),
         "episodes_per_family": {f: int(counts.get(f, 0)) for f in schema.FAMILIES if f in counts},
         "crash_families": crash_families,
-        "detectors": results,
-        "verdict": verdict,
     }
+    if unseen is not None and unseen_windows is not None:
+        unseen_counts = unseen.frame.drop_duplicates(schema.EPISODE)[schema.FAMILY].value_counts()
+        out["unseen_region"] = {"episodes": int(unseen.frame[schema.EPISODE].nunique()), "rows": len(unseen),
+                                "windows": len(unseen_windows),
+                                "episodes_per_family": {f: int(n) for f, n in sorted(unseen_counts.items())}}
+    return {**out, "detectors": results, "verdict": verdict}
 
 
 def score_in_chunks(detector: Detector, x: np.ndarray, chunk: int = 32768) -> np.ndarray:

@@ -25,7 +25,7 @@ import pandas as pd
 from sentinel.artifacts import ArtifactLayout, atomic_path, atomic_write_text, read_json_artifact, sha256_file
 from sentinel.config import ModelConfig, SentinelConfig
 from sentinel.data.io import read_market_csv, write_market_csv
-from sentinel.data.synthetic import family_mix, generate
+from sentinel.data.synthetic import CLASSIC, CRASH_RANGES, RANGES, UNSEEN_FAMILIES, UNSEEN_REGION, family_mix, generate
 from sentinel.data.validate import MarketData
 from sentinel.data.windows import cut_windows, resolve_window
 from sentinel.errors import ModelError
@@ -77,14 +77,20 @@ class TrainingData:
     generated: bool
 
 
+def default_training_path(layout: ArtifactLayout, cfg: ModelConfig) -> Path:
+    """Where the default training scenarios of ``cfg`` live (the ``classic`` space keeps its old name)."""
+    path = layout.training_data(cfg.data_seed, cfg.data_episodes)
+    return path if cfg.scenarios == CLASSIC else path.with_name(f"{path.stem}-{cfg.scenarios}{path.suffix}")
+
+
 def training_data(layout: ArtifactLayout, config: SentinelConfig, path: Path | None = None) -> TrainingData:
     """Read ``path``, or the default scenarios (generated first if missing)."""
     cfg = config.model
     generated = False
     if path is None:
-        path = layout.training_data(cfg.data_seed, cfg.data_episodes)
+        path = default_training_path(layout, cfg)
         if not path.exists():
-            write_market_csv(generate(cfg.data_episodes, cfg.data_seed), path)
+            write_market_csv(generate(cfg.data_episodes, cfg.data_seed, scenarios=cfg.scenarios), path)
             generated = True
     market = read_market_csv(path, config.data)
     return TrainingData(market, Path(path), sha256_file(path), generated)
@@ -240,7 +246,8 @@ def config_from_card(card: dict[str, Any], config: SentinelConfig) -> SentinelCo
     """``config`` with the model section the card was trained with."""
     from dataclasses import replace
 
-    return replace(config, model=ModelConfig(**card["config"]))
+    # a card from before model.scenarios existed was trained on the classic scenarios
+    return replace(config, model=ModelConfig(**{"scenarios": CLASSIC, **card["config"]}))
 
 
 def load_trained_model(layout: ArtifactLayout) -> KerasModel:
@@ -268,7 +275,7 @@ def _card_data(layout: ArtifactLayout, config: SentinelConfig, card: dict[str, A
     match the card's hash."""
     if data_path is None:
         named = layout.data_dir / str(card["data"]["path"])
-        if named.is_file() and named != layout.training_data(config.model.data_seed, config.model.data_episodes):
+        if named.is_file() and named != default_training_path(layout, config.model):
             data_path = named
             if sha256_file(named) != card["data"]["sha256"]:
                 raise ModelError(f"{named}: sha256 differs from the model card's training data; retrain with "
@@ -310,8 +317,16 @@ def run_fresh_evaluation(
     families: Sequence[str] | None = None,
     progress: Callable[[str, str], None] | None = None,
     like: Path | None = None,
+    unseen_episodes: int | None = None,
 ) -> dict[str, Any]:
     """The saved model and every baseline on ``episodes`` newly generated episodes, under the card's policies.
+
+    The episodes come from the ``ranges`` scenario space, whatever the model
+    was trained on: the families' training region (hard negatives included),
+    and apart, ``unseen_episodes`` of its unseen region (the slowest drains,
+    the fastest flashes; never drawn for training), reported as their own
+    recall. Default ``unseen_episodes``: enough for every unseen family as
+    for ``episodes``; 0 skips them.
 
     With ``like`` (a real market-depth CSV), the episodes are calibrated to its healthy statistics as
     ``data generate --like`` calibrates them.
@@ -327,10 +342,17 @@ def run_fresh_evaluation(
     from sentinel.model.train import KerasDetector
 
     start = time.perf_counter()
-    mix = family_mix(families)
+    mix = family_mix(families, RANGES)
     n = fresh_episodes(families) if episodes is None else episodes
     if n < 1:
         raise ModelError(f"--fresh: the number of episodes must be >= 1, got {n}")
+    unseen_families = [f for f in UNSEEN_FAMILIES if f in mix]
+    n_unseen = (fresh_episodes(unseen_families) if unseen_families else 0) if unseen_episodes is None \
+        else unseen_episodes
+    if n_unseen < 0:
+        raise ModelError(f"--unseen: the number of episodes must be >= 0, got {n_unseen}")
+    if n_unseen and not unseen_families:
+        raise ModelError(f"--unseen: none of the families has an unseen region ({', '.join(UNSEEN_FAMILIES)} do)")
     card = load_card(layout)
     config = config_from_card(card, config)
     c = config.model
@@ -349,20 +371,27 @@ def run_fresh_evaluation(
         from sentinel.data.calibrate import healthy_stats, profile_from_stats
 
         profile = profile_from_stats(healthy_stats(read_market_csv(like, config.data)))
-    fresh = generate(n, seed, list(mix) if families else None, profile=profile)
+    fresh = generate(n, seed, list(mix) if families else None, profile=profile, scenarios=RANGES)
+    unseen = (generate(n_unseen, seed, unseen_families, profile=profile, scenarios=RANGES, region=UNSEEN_REGION)
+              if n_unseen else None)
     if progress is not None:
-        progress("evaluate", f"generated {n:,} episodes ({len(fresh):,} rows) with seed {seed}")
-    result = fresh_evaluation(fresh, detectors, c.window, c.horizon, c.false_trip_budget, progress)
+        progress("evaluate", f"generated {n:,} episodes ({len(fresh):,} rows) and {n_unseen:,} of the unseen region "
+                             f"with seed {seed}")
+    result = fresh_evaluation(fresh, detectors, c.window, c.horizon, c.false_trip_budget, progress, unseen)
+    if "unseen_region" in result:  # what the region is: each family's crash durations (onset to bottom, rows)
+        result["unseen_region"]["crash_rows"] = {f: list(CRASH_RANGES[f].unseen_rows or ()) for f in unseen_families}
     return {
         "kind": "fresh",
         "seed": seed,
         "calibrated_to": None if like is None else str(like),
+        "scenarios": RANGES,
         "families": list(mix),
         "date": datetime.now(UTC).date().isoformat(),
         "model": {
             "keras_sha256": card["model"]["keras_sha256"], "onnx_sha256": card["model"]["onnx_sha256"],
             "scored_by": "keras (float)", "training_data_seed": c.data_seed,
             "training_episodes": card["data"]["episodes"], "holdout_family": c.holdout_family or None,
+            "training_scenarios": c.scenarios,
         },
         "horizon_rows": c.horizon,
         "false_trip_budget_per_10k": c.false_trip_budget,

@@ -84,9 +84,38 @@ def deterministic_tensorflow(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def loss_weights(data: MarketData, windows: LabeledWindows, window: int, early_weight: float,
+                 negative_weight: float) -> np.ndarray:
+    """Per-window loss multiplier (before class weights).
+
+    1 + ``early_weight`` for a window ending from a crash's onset through the
+    first half of its fall (at least 3 rows): there a detection still leaves
+    lead, and those windows are few (a flash crash has a handful). 1 +
+    ``negative_weight`` for a window holding any row of a hard negative's
+    event (``window`` rows wide): the false trips come from those. 1 elsewhere.
+    """
+    from sentinel.data import schema
+    from sentinel.model.labels import crash_events
+
+    weights = np.ones(len(windows), dtype=np.float32)
+    if negative_weight > 0:
+        negative = np.isin(data.frame[schema.PHASE].to_numpy(), schema.HARD_NEGATIVE_FAMILIES).astype(np.int64)
+        # rows r - window + 1 .. r of the window ending at r hold a negative row <=> the running count rose
+        count = np.concatenate([[0], np.cumsum(negative)])
+        ends = windows.end_rows
+        held = count[ends + 1] - count[np.maximum(ends + 1 - window, 0)] > 0
+        weights[held] = 1.0 + negative_weight
+    if early_weight > 0:
+        for event in crash_events(data):
+            last = event.onset + max(3, (event.bottom - event.onset) // 2)
+            hit = (windows.episode == event.episode) & (windows.end_rows >= event.onset) & (windows.end_rows <= last)
+            weights[hit] = 1.0 + early_weight
+    return weights
+
+
 def _fit(model: KerasModel, train: LabeledWindows, val: LabeledWindows, cfg: ModelConfig, learning_rate: float,
          class_weight: dict[int, float], stage: str,
-         progress: Progress | None) -> tuple[dict[str, list[float]], float]:
+         progress: Progress | None, sample_weight: np.ndarray | None = None) -> tuple[dict[str, list[float]], float]:
     """Fit ``model`` with the recipe (early stopping, best weights, LR halving); its history and seconds."""
     from sentinel.model.backend import import_keras
     from sentinel.model.network import logit_model
@@ -114,12 +143,15 @@ def _fit(model: KerasModel, train: LabeledWindows, val: LabeledWindows, cfg: Mod
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True, verbose=0
     )
     start = time.perf_counter()
+    # Class weights go into per-window weights when there are any (Keras takes one or the other).
+    weighting: dict[str, Any] = {"class_weight": class_weight} if sample_weight is None else {
+        "sample_weight": sample_weight * np.where(train.y > 0.5, class_weight[1], class_weight[0]).astype(np.float32)}
     history = trained.fit(
         train.x, train.y,
         validation_data=(val.x, val.y),
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
-        class_weight=class_weight,
+        **weighting,
         shuffle=True,
         verbose=0,
         callbacks=[
@@ -163,11 +195,13 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
                            cfg.feature_clip, cfg.preactivation_bound if bounded else 0.0,
                            cfg.output_bound if bounded else 0.0, activations)
 
+    sample_weight = (loss_weights(data, train, cfg.window, cfg.early_weight, cfg.negative_weight)
+                     if cfg.early_weight > 0 or cfg.negative_weight > 0 else None)
     warm = cfg.activations == "hard" and cfg.finetune_learning_rate > 0
     deterministic_tensorflow(cfg.seed)
     stage = "smooth" if warm else cfg.activations
     model = build(stage)
-    history, seconds = _fit(model, train, val, cfg, cfg.learning_rate, class_weight, stage, progress)
+    history, seconds = _fit(model, train, val, cfg, cfg.learning_rate, class_weight, stage, progress, sample_weight)
     warm_start = None
     if warm:
         warm_start = {"epochs_run": len(history["val_loss"]), "best_epoch": _best_epoch(history),
@@ -175,7 +209,8 @@ def train_lstm(data: MarketData, split: Split, cfg: ModelConfig, progress: Progr
         deterministic_tensorflow(cfg.seed)
         smooth, model = model, build("hard")
         hard_from_smooth(smooth, model)
-        history, more = _fit(model, train, val, cfg, cfg.finetune_learning_rate, class_weight, "hard", progress)
+        history, more = _fit(model, train, val, cfg, cfg.finetune_learning_rate, class_weight, "hard", progress,
+                             sample_weight)
         seconds += more
     return TrainResult(
         model=model,

@@ -10,7 +10,7 @@ import pytest
 from sentinel.artifacts import ArtifactLayout
 from sentinel.data import schema
 from sentinel.data.io import read_market_csv
-from sentinel.data.synthetic import generate
+from sentinel.data.synthetic import RANGES, UNSEEN_REGION, generate
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,8 @@ DETECTORS = ["lstm", "seed_rule", "blr_threshold", "logistic", "order_imbalance"
 
 
 def test_fresh_run_reports_every_detector_under_the_cards_policies(tiny_project, run_cli):
-    code, out, err = run_cli("--root", tiny_project, "evaluate", "--fresh", "12", "--seed", "5", "--json")
+    code, out, err = run_cli("--root", tiny_project, "evaluate", "--fresh", "12", "--seed", "5", "--unseen", "6",
+                             "--json")
     assert code == 0, err
     result = json.loads(out)
     card = json.loads(ArtifactLayout(tiny_project).model_card.read_text())
@@ -28,8 +29,11 @@ def test_fresh_run_reports_every_detector_under_the_cards_policies(tiny_project,
     assert result["model"]["onnx_sha256"] == card["model"]["onnx_sha256"]
     assert set(result["detectors"]) == set(DETECTORS)
 
-    truth = generate(12, seed=5).frame.drop_duplicates(schema.EPISODE)[schema.FAMILY].value_counts()
-    assert result["episodes_per_family"] == truth.to_dict()  # the same episodes `data generate` would write
+    truth = generate(12, seed=5, scenarios=RANGES).frame.drop_duplicates(schema.EPISODE)[schema.FAMILY].value_counts()
+    assert result["episodes_per_family"] == truth.to_dict()  # the episodes `data generate --scenarios ranges` writes
+    unseen = generate(6, seed=5, scenarios=RANGES, region=UNSEEN_REGION).frame.drop_duplicates(schema.EPISODE)
+    assert result["unseen_region"]["episodes_per_family"] == unseen[schema.FAMILY].value_counts().to_dict()
+    assert result["unseen_region"]["crash_rows"] == {"drain": [151, 300], "flash": [3, 4]}
     for name, r in result["detectors"].items():
         policy = card["trip_policy"] if name == "lstm" else card["evaluation"]["detectors"][name]["policy"]
         assert r["policy"] == policy  # nothing re-tuned
@@ -39,12 +43,14 @@ def test_fresh_run_reports_every_detector_under_the_cards_policies(tiny_project,
             assert fam["recall"] == pytest.approx(fam["detected"] / fam["events"])
         assert r["all_crashes"]["detected"] == sum(f["detected"] for f in r["families"].values())
         assert r["lead_rows"]["n"] == r["all_crashes"]["detected"]
+        assert r["unseen_region"]["all_crashes"]["events"] == 6  # every unseen episode is a crash
 
-    code, out, err = run_cli("--root", tiny_project, "evaluate", "--fresh", "6", "--seed", "5")
+    code, out, err = run_cli("--root", tiny_project, "evaluate", "--fresh", "6", "--seed", "5", "--unseen", "4")
     assert code == 0, err
     assert out.startswith("fresh episodes: 6 (seed 5,")
     assert all(f"  {name} " in out for name in DETECTORS)
-    assert "generated 6 episodes" in err  # progress goes to stderr
+    assert "unseen region" in out
+    assert "generated 6 episodes" in err and "4 of the unseen region" in err  # progress goes to stderr
 
 
 def test_real_feed_run_counts_windows_and_reports_scores(tiny_project, run_cli):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sentinel.data import schema
-from sentinel.data.synthetic import DEFAULT_MIX, family_mix, generate
+from sentinel.data.synthetic import CLASSIC, DEFAULT_MIX, RANGES, RANGES_MIX, UNSEEN_REGION, family_mix, generate
 from sentinel.errors import DataError, ModelError
 from sentinel.model.baselines import BlrThreshold, Detector, OrderImbalance, SeedRule
 from sentinel.model.evaluate import (
@@ -79,13 +79,14 @@ def test_default_fresh_episodes_give_every_family_enough_events():
     z = 2.326
     for families in (None, ["drain", "flash"], ["bleed", "dip", "spike"]):
         n = fresh_episodes(families)
-        p = min(family_mix(families).values())
+        p = min(family_mix(families, RANGES).values())
 
         def margin(episodes: int, p: float = p) -> float:
             return episodes * p - z * math.sqrt(episodes * p * (1 - p))
 
         assert margin(n) >= 100 > margin(n - 1), families  # the smallest such N
-    assert fresh_episodes() == 886  # the default mix: flash and bleed are 14 % of episodes
+    assert fresh_episodes() == 1247  # the ranges space's mix: its rarest families are 10 % of episodes
+    assert fresh_episodes(scenarios=CLASSIC) == 886  # the classic mix: flash and bleed are 14 %
     assert fresh_episodes(["drain"]) == 100  # one family: every episode is one of its events
     assert fresh_episodes(["drain"], per_family=7) == 7
 
@@ -99,6 +100,8 @@ def test_default_fresh_episodes_refuse_unknown_families():
 
 def test_family_mix_is_what_generate_draws():
     assert family_mix() == pytest.approx({f: w / sum(DEFAULT_MIX.values()) for f, w in DEFAULT_MIX.items()})
+    ranges = family_mix(scenarios=RANGES)
+    assert ranges == pytest.approx({f: w / sum(RANGES_MIX.values()) for f, w in RANGES_MIX.items()})
     assert family_mix(["flash", "dip", "flash"]) == {"flash": 0.5, "dip": 0.5}
     families = set(generate(8, seed=1, families=["flash", "dip"]).frame[schema.FAMILY])
     assert families <= {"flash", "dip"}
@@ -146,6 +149,34 @@ def test_a_small_fresh_run_counts_every_event_once(fresh_market):
     seed_rule = result["detectors"]["seed_rule"]
     assert seed_rule["all_crashes"]["detected"] > 0  # the run exercises detections, not only zeros
     assert seed_rule["drawdown_at_trip"]["median"] < 0  # price already fell at the trip
+
+
+def test_the_unseen_region_is_reported_apart_and_its_healthy_rows_join_the_false_trips():
+    market = generate(30, seed=41, scenarios=RANGES)
+    unseen = generate(12, seed=41, scenarios=RANGES, region=UNSEEN_REGION)
+    always = TripPolicy(0.5, 0.5, 3, 10)
+    detectors: list[tuple[Detector, TripPolicy]] = [(SeedRule(), always), (OrderImbalance(), always)]
+    alone = fresh_evaluation(market, detectors, window=50, horizon=30, false_trip_budget=1.0)
+    both = fresh_evaluation(market, detectors, window=50, horizon=30, false_trip_budget=1.0, unseen=unseen)
+
+    per_family = unseen.frame.drop_duplicates(schema.EPISODE)[schema.FAMILY].value_counts().to_dict()
+    assert both["unseen_region"]["episodes_per_family"] == per_family
+    assert "unseen_region" not in alone and "unseen_region" not in alone["detectors"]["seed_rule"]
+    for name, r in both["detectors"].items():
+        region = r["unseen_region"]
+        assert {f: v["events"] for f, v in region["families"].items()} == per_family
+        assert region["all_crashes"]["events"] == 12
+        assert region["all_crashes"]["ci95"] == pytest.approx(
+            list(wilson(region["all_crashes"]["detected"], 12)))
+        assert region["lead_rows"]["n"] == region["all_crashes"]["detected"]
+        # the families' figures are those of the training region's episodes alone
+        assert r["families"] == alone["detectors"][name]["families"]
+        assert r["lead_rows"] == alone["detectors"][name]["lead_rows"]
+        # the unseen episodes' healthy rows join the false-trip exposure
+        assert r["false_trips"]["healthy_rows"] > alone["detectors"][name]["false_trips"]["healthy_rows"]
+        # every hard negative of the run has its own rate, its trips among the false trips
+        assert set(r["hard_negatives"]) == set(market.frame[schema.FAMILY]) & set(schema.HARD_NEGATIVE_FAMILIES)
+        assert sum(v["count"] for v in r["hard_negatives"].values()) <= r["false_trips"]["count"]
 
 
 def test_real_feed_trips_are_false_trips_with_their_timestamps():

@@ -8,7 +8,18 @@ import pytest
 
 from sentinel.data import schema
 from sentinel.data.io import market_csv_bytes, read_market_csv, write_market_csv
-from sentinel.data.synthetic import MarketProfile, generate
+from sentinel.data.synthetic import (
+    CLASSIC,
+    CRASH_RANGES,
+    RANGES,
+    RANGES_MIX,
+    TRAIN_REGION,
+    UNSEEN_FAMILIES,
+    UNSEEN_REGION,
+    MarketProfile,
+    draw_crash,
+    generate,
+)
 from sentinel.errors import DataError
 
 
@@ -171,3 +182,160 @@ def test_feed_has_no_jumps_outside_flash_crashes():
     family = frame[schema.FAMILY].to_numpy()
     in_flash = (family[1:] == schema.FLASH) & np.isin(phase[1:], [schema.CRASH, schema.RECOVERY])
     assert step[~in_flash].max() < 0.03
+
+
+# --- the ranges space: crash families as parameter ranges, more hard negatives, an unseen region -------------
+
+
+def crash_rows_by_family(frame: pd.DataFrame) -> dict[str, list[int]]:
+    """Each crash's duration (onset to price bottom, in rows), per family."""
+    out: dict[str, list[int]] = {}
+    for ep in episodes_of(frame):
+        if ep[schema.FAMILY].iloc[0] in schema.CRASH_FAMILIES:
+            onset, bottom = onset_and_bottom(ep)
+            out.setdefault(ep[schema.FAMILY].iloc[0], []).append(bottom - onset + 1)
+    return out
+
+
+def rows_of(family: str, region: str) -> tuple[int, int]:
+    """The durations ``region`` draws for ``family`` (which must have that region)."""
+    rows = CRASH_RANGES[family].region_rows(region)
+    assert rows is not None
+    return rows
+
+
+def test_ranges_space_is_deterministic_and_differs_from_classic():
+    a = market_csv_bytes(generate(10, seed=7, scenarios=RANGES))
+    assert a == market_csv_bytes(generate(10, seed=7, scenarios=RANGES))
+    assert a != market_csv_bytes(generate(10, seed=8, scenarios=RANGES))
+    assert a != market_csv_bytes(generate(10, seed=7))  # classic stays the default of the library call
+    unseen = market_csv_bytes(generate(10, seed=7, scenarios=RANGES, region=UNSEEN_REGION))
+    assert unseen == market_csv_bytes(generate(10, seed=7, scenarios=RANGES, region=UNSEEN_REGION))
+    assert unseen != a
+
+
+def test_the_classic_space_still_writes_the_committed_models_training_bytes():
+    """models/model_card.json names the sha256 of its training file: 400 classic episodes, seed 7."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    card = json.loads((Path(__file__).resolve().parents[2] / "models" / "model_card.json").read_text())
+    if card["config"].get("scenarios", CLASSIC) != CLASSIC:
+        pytest.skip("the committed model is trained on another scenario space")
+    data = generate(card["config"]["data_episodes"], card["config"]["data_seed"], scenarios=CLASSIC)
+    assert hashlib.sha256(market_csv_bytes(data)).hexdigest() == card["data"]["sha256"]
+
+
+@pytest.mark.parametrize("family", list(CRASH_RANGES))
+@pytest.mark.parametrize("region", [TRAIN_REGION, UNSEEN_REGION])
+def test_drawn_crash_parameters_stay_in_their_ranges(family, region):
+    ranges = CRASH_RANGES[family]
+    rows = ranges.region_rows(region)
+    if rows is None:
+        with pytest.raises(DataError, match=f"family '{family}' has no unseen region"):
+            draw_crash(family, np.random.default_rng(0), region)
+        return
+    rng = np.random.default_rng(1)
+    drawn = [draw_crash(family, rng, region) for _ in range(400)]
+    durations = [p.rows for p in drawn]
+    assert rows[0] <= min(durations) and max(durations) <= rows[1]
+    assert max(durations) - min(durations) >= 0.5 * (rows[1] - rows[0])  # the range is covered, not one value
+    for name in ("blr_ratio", "drop", "sell_ratio", "curvature", "depth_lag", "price_lag", "vol_peak"):
+        lo, hi = getattr(ranges, name)
+        values = [getattr(p, name) for p in drawn]
+        assert lo <= min(values) and max(values) <= hi, name
+    stressed = np.mean([p.stress_rows > 0 for p in drawn])
+    assert abs(stressed - ranges.stress_p) < 0.1
+    assert all(ranges.stress_rows[0] <= p.stress_rows <= ranges.stress_rows[1] for p in drawn if p.stress_rows)
+
+
+def test_durations_span_a_few_rows_to_several_hundred():
+    lows = [r.rows[0] for r in CRASH_RANGES.values()]
+    highs = [r.rows[1] for r in CRASH_RANGES.values()]
+    assert min(lows) <= 3 and max(highs) >= 300
+    # the unseen region is an end of its family's range: the slowest drains, the fastest flashes
+    assert rows_of(schema.DRAIN, UNSEEN_REGION)[1] == CRASH_RANGES[schema.DRAIN].rows[1]
+    assert rows_of(schema.FLASH, UNSEEN_REGION)[0] == CRASH_RANGES[schema.FLASH].rows[0]
+    # ... and the training region is the rest of it
+    assert rows_of(schema.DRAIN, TRAIN_REGION) == (20, 150) and rows_of(schema.FLASH, TRAIN_REGION) == (5, 20)
+    assert set(UNSEEN_FAMILIES) == {schema.DRAIN, schema.FLASH}
+
+
+def test_generated_crashes_have_the_drawn_durations():
+    """The phase column's crash (onset to bottom) lasts what the family's region allows."""
+    frame = generate(120, seed=21, scenarios=RANGES, families=list(schema.CRASH_FAMILIES)).frame
+    for family, durations in crash_rows_by_family(frame).items():
+        lo, hi = rows_of(family, TRAIN_REGION)
+        assert lo <= min(durations) and max(durations) <= hi, family
+
+
+def test_training_data_never_contains_the_unseen_region():
+    frame = generate(600, seed=7, scenarios=RANGES).frame
+    durations = crash_rows_by_family(frame)
+    for family in UNSEEN_FAMILIES:
+        u_lo, u_hi = rows_of(family, UNSEEN_REGION)
+        assert len(durations[family]) > 50
+        assert not any(u_lo <= d <= u_hi for d in durations[family]), family
+    # ... and the unseen region's episodes lie only there
+    unseen = crash_rows_by_family(generate(80, seed=7, scenarios=RANGES, region=UNSEEN_REGION).frame)
+    assert set(unseen) == set(UNSEEN_FAMILIES)
+    for family, values in unseen.items():
+        u_lo, u_hi = rows_of(family, UNSEEN_REGION)
+        assert all(u_lo <= d <= u_hi for d in values), family
+
+
+def test_the_unseen_region_is_refused_where_it_does_not_exist():
+    with pytest.raises(DataError, match="has no unseen region"):
+        generate(3, seed=1, scenarios=RANGES, region=UNSEEN_REGION, families=[schema.BLEED])
+    with pytest.raises(DataError, match="belongs to the 'ranges' scenario space"):
+        generate(3, seed=1, region=UNSEEN_REGION)
+    with pytest.raises(DataError, match="unknown scenario space 'fancy'"):
+        generate(3, seed=1, scenarios="fancy")
+    with pytest.raises(DataError, match="unknown region 'elsewhere'"):
+        generate(3, seed=1, scenarios=RANGES, region="elsewhere")
+
+
+def test_ranges_mix_draws_every_family():
+    frame = generate(200, seed=3, scenarios=RANGES).frame
+    assert set(frame[schema.FAMILY]) == set(RANGES_MIX) == set(schema.FAMILIES)
+
+
+@pytest.mark.parametrize("family", [schema.DRIFT, schema.WITHDRAWAL, schema.MOVE, schema.DIP, schema.SPIKE])
+def test_new_hard_negatives_are_labelled_healthy(family):
+    from sentinel.model.labels import row_labels
+
+    data = generate(15, seed=8, scenarios=RANGES, families=[family])
+    frame = data.frame
+    assert (frame[schema.CRASH_ONSET] == 0).all()
+    assert set(frame[schema.PHASE]) == {schema.HEALTHY, family}
+    assert set(frame[schema.PHASE]) <= set(schema.HEALTHY_PHASES)  # a trip on any row is a false trip
+    assert not row_labels(data, horizon=30).any()  # no positive window
+
+
+def test_new_hard_negatives_have_their_shapes():
+    def event_and_healthy(ep: pd.DataFrame, family: str) -> tuple[np.ndarray, np.ndarray]:
+        phase = ep[schema.PHASE].to_numpy()
+        return phase == family, phase == schema.HEALTHY
+
+    for ep in episodes_of(generate(12, seed=14, scenarios=RANGES, families=[schema.DRIFT]).frame):
+        event, _ = event_and_healthy(ep, schema.DRIFT)
+        assert event.sum() >= 100  # slow: hours
+        blr = ep[schema.BLR].to_numpy()
+        assert np.max(np.abs(np.diff(np.log(blr[event])))) < 0.2  # no jump, a drift
+    for ep in episodes_of(generate(12, seed=15, scenarios=RANGES, families=[schema.WITHDRAWAL]).frame):
+        event, healthy = event_and_healthy(ep, schema.WITHDRAWAL)
+        depth = np.sqrt(ep[schema.BUY_VOLUME] * ep[schema.SELL_VOLUME]).to_numpy()
+        first = np.flatnonzero(event)[0]
+        assert depth[event].min() < 0.8 * np.median(depth[:first])  # depth withdrawn ...
+        after = np.flatnonzero(healthy & (np.arange(len(ep)) > first))
+        assert np.median(depth[after]) > 0.7 * np.median(depth[:first])  # ... and back
+    moved = 0
+    for ep in episodes_of(generate(12, seed=16, scenarios=RANGES, families=[schema.MOVE]).frame):
+        event, _ = event_and_healthy(ep, schema.MOVE)
+        price = ep[schema.MID_PRICE].to_numpy()
+        blr = ep[schema.BLR].to_numpy()
+        first, last = np.flatnonzero(event)[[0, -1]]
+        moved += abs(price[last] / price[first - 1] - 1) > 0.02
+        assert blr[event].min() > 0.4  # no liquidity loss: never under the seed's alert
+    assert moved >= 9  # the price moves in most (the healthy noise blurs a few 3 % moves)

@@ -280,7 +280,7 @@ def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: 
             bad = world.lines[51].split(",")
             bad[2] = "-5"
             fh.write(",".join(bad) + "\n")
-        world.append(52, 107, rate=40)  # the bad row's hole stops windows for one window length
+        world.append(52, 102, rate=40)  # the bad row's hole stops windows for one window length
         world.wait("windows after the bad row confirmed",
                    lambda: any(w["state"] == "confirmed" and w["end_line"] >= 102 for w in world.windows()),
                    120, mine=True, process=relay)
@@ -296,7 +296,7 @@ def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: 
                      "sentinel_relay_breaker_tripped", "sentinel_relay_rpc_errors_total",
                      'sentinel_relay_quarantined_rows_total{market="default"} 1.0'):
             assert name in text, name
-        world.wait("every window settled", settled(world, 108), 60, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 103), 60, mine=True, process=relay)
     finally:
         code = world.stop(relay)
     assert code == 0, world.tail()
@@ -319,16 +319,16 @@ def test_rpc_down_then_back_catches_up_without_duplicates(world: World):
     try:
         world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
         proxy.down()
-        world.append(51, 60, rate=20)  # rows keep arriving while the node is unreachable
+        world.append(51, 53, rate=20)  # rows keep arriving while the node is unreachable: a backlog of 3
         world.wait("the relay noticing the outage", lambda: "event=rpc_down" in world.log.read_text(), 30,
                    process=relay)
         status, body = get(f"http://127.0.0.1:{world.metrics_port}/healthz")
         assert status == 503 and json.loads(body)["ready"] is False
         proxy.up()
         world.wait("the newest window confirmed after the outage",
-                   lambda: any(w["end_line"] == 61 and w["state"] == "confirmed" for w in world.windows()),
+                   lambda: any(w["end_line"] == 54 and w["state"] == "confirmed" for w in world.windows()),
                    90, mine=True, process=relay)
-        world.wait("every window settled", settled(world, 61), 60, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 54), 60, mine=True, process=relay)
         _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
         errors = [line for line in metrics.decode().splitlines() if line.startswith("sentinel_relay_rpc_errors_total")]
         assert float(errors[0].split()[-1]) >= 1
@@ -366,8 +366,8 @@ def test_sigkill_mid_proof_and_mid_submit_then_restart(world: World):
         time.sleep(0)  # the pending transaction is picked up from the queue, not signed again
         world.rpc("evm_setAutomine", [True])
         world.wait("the window confirmed", confirmed(world), 60, mine=True, process=relay)
-        world.append(51, 54, rate=5)
-        world.wait("every window settled", settled(world, 55), 60, mine=True, process=relay)
+        world.append(51, 52, rate=5)
+        world.wait("every window settled", settled(world, 53), 60, mine=True, process=relay)
     finally:
         world.stop(relay)
     windows = world.check_books()
@@ -543,8 +543,8 @@ def test_reports_go_only_through_the_private_endpoint_and_are_not_resent_while_u
             assert waiting["state"] == "submitted" and waiting["block_number"] is None
             assert private.release()[0].get("result"), "Anvil refused the held report"
             world.wait("the held report confirmed", confirmed(world), 60, mine=True, process=relay)
-            world.append(51, 54, rate=5)
-            world.wait("every window settled", settled(world, 55), 60, mine=True, process=relay)
+            world.append(51, 52, rate=5)
+            world.wait("every window settled", settled(world, 53), 60, mine=True, process=relay)
         finally:
             code = world.stop(relay)
     finally:
@@ -685,10 +685,10 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     from sentinel.model.export import onnx_scores
 
     src = world.tmp / "scored.csv"
-    src.write_text("\n".join(world.lines[:71]) + "\n")
+    src.write_text("\n".join(world.lines[:62]) + "\n")
     market = read_market_csv(src)
     features = market.features()
-    ends = range(49, 70)  # 0-based end rows: windows ending at data rows 50..70 (feed lines 51..71)
+    ends = range(49, 61)  # 0-based end rows: windows ending at data rows 50..61 (feed lines 51..62)
     scores = onnx_scores(ArtifactLayout(world.root).onnx_model, np.stack([features[e - 49:e + 1] for e in ends]))
     # About 40 % of the windows near the threshold: threshold - margin at the scores' 60th percentile (the
     # breaker takes thresholds from 0.5 up; the tiny model's scores may sit lower)
@@ -705,8 +705,8 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     world.append(1, 50)
     relay = world.start(report="risk", risk_margin=str(margin))
     try:
-        world.append(51, 70, rate=4)
-        world.wait("every window settled", settled(world, 71), 180, mine=True, process=relay)
+        world.append(51, 61, rate=4)
+        world.wait("every window settled", settled(world, 62), 180, mine=True, process=relay)
     finally:
         world.stop(relay)
     windows = {w["end_line"]: w for w in world.check_books()}

@@ -448,32 +448,6 @@ def test_a_reorg_that_drops_the_report_is_followed_by_the_same_transaction(world
     assert [t["tx_hash"] for t in sent] == [mined["tx_hash"]]  # the same signed bytes, never a new signature
 
 
-def test_the_relay_follows_a_quorum_change_on_chain(world: World):
-    """Security #18.8: after setQuorum(3) the relay kept sending 2 signatures and every window failed."""
-    world.append(1, 50)
-    relay = world.start()
-    try:
-        world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
-        config = load_config(world.root, env={})
-        chain = connect(world.deployment, config, world.url)
-        breaker = contract(chain, world.deployment, BREAKER)
-        chain.transact(breaker.functions.setQuorum(3), demo_key(0), "setQuorum")
-        world.append(51, 53, rate=20)
-        world.wait("every window after the quorum change settled", settled(world, 54), 90, mine=True, process=relay)
-    finally:
-        world.stop(relay)
-    windows = world.check_books()
-    assert not [w for w in windows if w["state"] in ("failed", "rejected")]
-    receipt_logs = breaker.events.QuorumChanged().get_logs(from_block=world.deployment.block)
-    change_block = max(int(e["blockNumber"]) for e in receipt_logs)
-    later = breaker.events.Report().get_logs(from_block=change_block)
-    assert later, "no report after the quorum change"
-    for event in later:  # each was accepted with 3 signatures: the contract refuses fewer
-        tx = chain.w3.eth.get_transaction(event["transactionHash"])
-        _, args = breaker.decode_function_input(tx["input"])
-        assert len(args["signatures"]) == 3
-
-
 def test_a_copied_report_does_not_make_the_relay_pay_for_a_revert(world: World):
     """Security #18.11: a copy of the relay's calldata landed first, then the relay sent its own: a revert."""
     from web3 import Web3
@@ -581,7 +555,9 @@ def _prover_children(pid: int) -> list[int]:
     return found
 
 
-def test_sigkill_of_the_prover_child_is_survived_and_the_window_reported_once(world: World):
+def test_sigkill_of_the_prover_child_is_survived_and_the_relay_follows_a_quorum_change_on_chain(world: World):
+    """The prover child is SIGKILLed mid-proof: the daemon lives on, the window is proved again and reported once.
+    Then security #18.8: after setQuorum(3) the relay kept sending 2 signatures and every window failed."""
     world.append(1, 50)
     relay = world.start()
     try:
@@ -589,15 +565,28 @@ def test_sigkill_of_the_prover_child_is_survived_and_the_window_reported_once(wo
                    process=relay)
         prover = world.wait("the prover child", lambda: _prover_children(relay.pid), 30, process=relay)[0]
         os.kill(prover, signal.SIGKILL)
-        world.append(51, 52, rate=20)
-        world.wait("every window settled after the prover was killed", settled(world, 53), 120, mine=True,
+        world.wait("the first window confirmed after the prover was killed", confirmed(world), 120, mine=True,
                    process=relay)
         assert relay.poll() is None  # the daemon lived through it
+        config = load_config(world.root, env={})
+        chain = connect(world.deployment, config, world.url)
+        breaker = contract(chain, world.deployment, BREAKER)
+        chain.transact(breaker.functions.setQuorum(3), demo_key(0), "setQuorum")
+        world.append(51, 53, rate=20)
+        world.wait("every window after the quorum change settled", settled(world, 54), 120, mine=True, process=relay)
     finally:
         world.stop(relay)
     windows = world.check_books()
-    assert [w["state"] for w in windows] == ["confirmed"] * len(windows)
+    assert [w["state"] for w in windows] == ["confirmed"] * len(windows)  # none failed or rejected
     assert "event=prover_restart" in world.log.read_text()
+    receipt_logs = breaker.events.QuorumChanged().get_logs(from_block=world.deployment.block)
+    change_block = max(int(e["blockNumber"]) for e in receipt_logs)
+    later = breaker.events.Report().get_logs(from_block=change_block)
+    assert later, "no report after the quorum change"
+    for event in later:  # each was accepted with 3 signatures: the contract refuses fewer
+        tx = chain.w3.eth.get_transaction(event["transactionHash"])
+        _, args = breaker.decode_function_input(tx["input"])
+        assert len(args["signatures"]) == 3
 
 
 def _environ(pid: int) -> dict[str, str]:

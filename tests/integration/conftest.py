@@ -12,6 +12,7 @@ import pytest
 from sentinel.artifacts import ArtifactLayout
 from sentinel.chain.encoding import ProofBundle
 from sentinel.config import load_config
+from sentinel.zk.prove import BatchProveResult
 
 #: A tiny but complete model setup: same code paths as the default (a hard model fine-tuned from a
 #: smooth one trained under a weight bound, one inner column, the baseline step as context), fewer
@@ -82,6 +83,19 @@ def tiny_bundle(tiny_circuit: Path, tiny_feed: Path) -> Path:
     config = load_config(tiny_circuit, env={})
     prover = Prover(ArtifactLayout(tiny_circuit), config)
     return prover.prove(read_market_csv(tiny_feed), "latest").bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_latest_batch(tiny_circuit: Path, tiny_feed: Path) -> BatchProveResult:
+    """The feed's latest K windows (the last one: ``tiny_bundle``'s) proven in one batch proof."""
+    from sentinel.data.io import read_market_csv
+    from sentinel.zk.prove import Prover
+
+    config = load_config(tiny_circuit, env={})
+    market = read_market_csv(tiny_feed)
+    k = config.circuit.batch_windows
+    return Prover(ArtifactLayout(tiny_circuit).batch(), config).prove_windows(
+        market, list(range(len(market) - k, len(market))))
 
 
 @pytest.fixture(scope="session")

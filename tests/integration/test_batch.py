@@ -19,17 +19,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def batch_proof(tiny_circuit, tiny_feed):
-    """The feed's last K windows proven in one batch proof, and each of them proven alone."""
+def batch_proof(tiny_circuit, tiny_feed, tiny_latest_batch, tiny_bundle):
+    """The feed's last K windows proven in one batch proof, and each of them proven alone (the last one is the
+    session's ``tiny_bundle``)."""
     layout = ArtifactLayout(tiny_circuit)
     config = load_config(tiny_circuit, env={})
     market = read_market_csv(tiny_feed)
     k = config.circuit.batch_windows
     ends = list(range(len(market.frame) - k, len(market.frame)))
-    batch = Prover(layout.batch(), config).prove_windows(market, ends)
     single = Prover(layout, config)
-    singles = [json.loads(single.prove_end_row(market, end).bundle.read_text()) for end in ends]
-    return batch, singles, ends
+    singles = [json.loads(single.prove_end_row(market, end).bundle.read_text()) for end in ends[:-1]]
+    singles.append(json.loads(tiny_bundle.read_text()))
+    assert singles[-1]["window_end_row"] == ends[-1] + 1
+    return tiny_latest_batch, singles, ends
 
 
 def test_build_writes_the_batch_set_beside_the_single_one(tiny_circuit):

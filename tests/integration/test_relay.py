@@ -282,7 +282,7 @@ def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: 
             bad = world.lines[51].split(",")
             bad[2] = "-5"
             fh.write(",".join(bad) + "\n")
-        world.append(52, 107, rate=40)  # the bad row's hole stops windows for one window length
+        world.append(52, 102, rate=40)  # the bad row's hole stops windows for one window length
         world.wait("windows after the bad row confirmed",
                    lambda: any(w["state"] == "confirmed" and w["end_line"] >= 102 for w in world.windows()),
                    120, mine=True, process=relay)
@@ -298,7 +298,7 @@ def test_relay_confirms_windows_quarantines_a_bad_row_and_reports_health(world: 
                      "sentinel_relay_breaker_tripped", "sentinel_relay_rpc_errors_total",
                      'sentinel_relay_quarantined_rows_total{market="default"} 1.0'):
             assert name in text, name
-        world.wait("every window settled", settled(world, 108), 60, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 103), 60, mine=True, process=relay)
     finally:
         code = world.stop(relay)
     assert code == 0, world.tail()
@@ -321,16 +321,16 @@ def test_rpc_down_then_back_catches_up_without_duplicates(world: World):
     try:
         world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
         proxy.down()
-        world.append(51, 60, rate=20)  # rows keep arriving while the node is unreachable
+        world.append(51, 53, rate=20)  # rows keep arriving while the node is unreachable: a backlog of 3
         world.wait("the relay noticing the outage", lambda: "event=rpc_down" in world.log.read_text(), 30,
                    process=relay)
         status, body = get(f"http://127.0.0.1:{world.metrics_port}/healthz")
         assert status == 503 and json.loads(body)["ready"] is False
         proxy.up()
         world.wait("the newest window confirmed after the outage",
-                   lambda: any(w["end_line"] == 61 and w["state"] == "confirmed" for w in world.windows()),
+                   lambda: any(w["end_line"] == 54 and w["state"] == "confirmed" for w in world.windows()),
                    90, mine=True, process=relay)
-        world.wait("every window settled", settled(world, 61), 60, mine=True, process=relay)
+        world.wait("every window settled", settled(world, 54), 60, mine=True, process=relay)
         _, metrics = get(f"http://127.0.0.1:{world.metrics_port}/metrics")
         errors = [line for line in metrics.decode().splitlines() if line.startswith("sentinel_relay_rpc_errors_total")]
         assert float(errors[0].split()[-1]) >= 1
@@ -368,8 +368,8 @@ def test_sigkill_mid_proof_and_mid_submit_then_restart(world: World):
         time.sleep(0)  # the pending transaction is picked up from the queue, not signed again
         world.rpc("evm_setAutomine", [True])
         world.wait("the window confirmed", confirmed(world), 60, mine=True, process=relay)
-        world.append(51, 54, rate=5)
-        world.wait("every window settled", settled(world, 55), 60, mine=True, process=relay)
+        world.append(51, 52, rate=5)
+        world.wait("every window settled", settled(world, 53), 60, mine=True, process=relay)
     finally:
         world.stop(relay)
     windows = world.check_books()
@@ -450,32 +450,6 @@ def test_a_reorg_that_drops_the_report_is_followed_by_the_same_transaction(world
     assert [t["tx_hash"] for t in sent] == [mined["tx_hash"]]  # the same signed bytes, never a new signature
 
 
-def test_the_relay_follows_a_quorum_change_on_chain(world: World):
-    """Security #18.8: after setQuorum(3) the relay kept sending 2 signatures and every window failed."""
-    world.append(1, 50)
-    relay = world.start()
-    try:
-        world.wait("the first confirmed window", confirmed(world), 90, mine=True, process=relay)
-        config = load_config(world.root, env={})
-        chain = connect(world.deployment, config, world.url)
-        breaker = contract(chain, world.deployment, BREAKER)
-        chain.transact(breaker.functions.setQuorum(3), demo_key(0), "setQuorum")
-        world.append(51, 53, rate=20)
-        world.wait("every window after the quorum change settled", settled(world, 54), 90, mine=True, process=relay)
-    finally:
-        world.stop(relay)
-    windows = world.check_books()
-    assert not [w for w in windows if w["state"] in ("failed", "rejected")]
-    receipt_logs = breaker.events.QuorumChanged().get_logs(from_block=world.deployment.block)
-    change_block = max(int(e["blockNumber"]) for e in receipt_logs)
-    later = breaker.events.Report().get_logs(from_block=change_block)
-    assert later, "no report after the quorum change"
-    for event in later:  # each was accepted with 3 signatures: the contract refuses fewer
-        tx = chain.w3.eth.get_transaction(event["transactionHash"])
-        _, args = breaker.decode_function_input(tx["input"])
-        assert len(args["signatures"]) == 3
-
-
 def test_a_copied_report_does_not_make_the_relay_pay_for_a_revert(world: World):
     """Security #18.11: a copy of the relay's calldata landed first, then the relay sent its own: a revert."""
     from web3 import Web3
@@ -545,8 +519,8 @@ def test_reports_go_only_through_the_private_endpoint_and_are_not_resent_while_u
             assert waiting["state"] == "submitted" and waiting["block_number"] is None
             assert private.release()[0].get("result"), "Anvil refused the held report"
             world.wait("the held report confirmed", confirmed(world), 60, mine=True, process=relay)
-            world.append(51, 54, rate=5)
-            world.wait("every window settled", settled(world, 55), 60, mine=True, process=relay)
+            world.append(51, 52, rate=5)
+            world.wait("every window settled", settled(world, 53), 60, mine=True, process=relay)
         finally:
             code = world.stop(relay)
     finally:
@@ -583,7 +557,9 @@ def _prover_children(pid: int) -> list[int]:
     return found
 
 
-def test_sigkill_of_the_prover_child_is_survived_and_the_window_reported_once(world: World):
+def test_sigkill_of_the_prover_child_is_survived_and_the_relay_follows_a_quorum_change_on_chain(world: World):
+    """The prover child is SIGKILLed mid-proof: the daemon lives on, the window is proved again and reported once.
+    Then security #18.8: after setQuorum(3) the relay kept sending 2 signatures and every window failed."""
     world.append(1, 50)
     relay = world.start()
     try:
@@ -591,15 +567,28 @@ def test_sigkill_of_the_prover_child_is_survived_and_the_window_reported_once(wo
                    process=relay)
         prover = world.wait("the prover child", lambda: _prover_children(relay.pid), 30, process=relay)[0]
         os.kill(prover, signal.SIGKILL)
-        world.append(51, 52, rate=20)
-        world.wait("every window settled after the prover was killed", settled(world, 53), 120, mine=True,
+        world.wait("the first window confirmed after the prover was killed", confirmed(world), 120, mine=True,
                    process=relay)
         assert relay.poll() is None  # the daemon lived through it
+        config = load_config(world.root, env={})
+        chain = connect(world.deployment, config, world.url)
+        breaker = contract(chain, world.deployment, BREAKER)
+        chain.transact(breaker.functions.setQuorum(3), demo_key(0), "setQuorum")
+        world.append(51, 53, rate=20)
+        world.wait("every window after the quorum change settled", settled(world, 54), 120, mine=True, process=relay)
     finally:
         world.stop(relay)
     windows = world.check_books()
-    assert [w["state"] for w in windows] == ["confirmed"] * len(windows)
+    assert [w["state"] for w in windows] == ["confirmed"] * len(windows)  # none failed or rejected
     assert "event=prover_restart" in world.log.read_text()
+    receipt_logs = breaker.events.QuorumChanged().get_logs(from_block=world.deployment.block)
+    change_block = max(int(e["blockNumber"]) for e in receipt_logs)
+    later = breaker.events.Report().get_logs(from_block=change_block)
+    assert later, "no report after the quorum change"
+    for event in later:  # each was accepted with 3 signatures: the contract refuses fewer
+        tx = chain.w3.eth.get_transaction(event["transactionHash"])
+        _, args = breaker.decode_function_input(tx["input"])
+        assert len(args["signatures"]) == 3
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -691,10 +680,10 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     from sentinel.versions import add_version, read_version
 
     src = world.tmp / "scored.csv"
-    src.write_text("\n".join(world.lines[:71]) + "\n")
+    src.write_text("\n".join(world.lines[:62]) + "\n")
     market = read_market_csv(src)
     features = market.features()
-    ends = range(49, 70)  # 0-based end rows: windows ending at data rows 50..70 (feed lines 51..71)
+    ends = range(49, 61)  # 0-based end rows: windows ending at data rows 50..61 (feed lines 51..62)
     scores = onnx_scores(ArtifactLayout(world.root).onnx_model, np.stack([features[e - 49:e + 1] for e in ends]))
     # About 40 % of the windows near the threshold: threshold - margin at the scores' 60th percentile (the
     # breaker takes thresholds from 0.5 up; the tiny model's scores may sit lower)
@@ -714,8 +703,8 @@ def test_risk_mode_proves_the_windows_near_the_threshold_and_screens_the_calm_on
     world.settings["SENTINEL_LIFECYCLE__SHADOW"] = candidate.id[:8]
     relay = world.start(report="risk", risk_margin=str(margin))
     try:
-        world.append(51, 70, rate=4)
-        world.wait("every window settled", settled(world, 71), 180, mine=True, process=relay)
+        world.append(51, 61, rate=4)
+        world.wait("every window settled", settled(world, 62), 180, mine=True, process=relay)
     finally:
         world.stop(relay)
     windows = {w["end_line"]: w for w in world.check_books()}

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact, sha256_file
+from sentinel.artifacts import ArtifactLayout, atomic_write_text, read_json_artifact
 from sentinel.chain.client import Chain, Deployed
 from sentinel.chain.encoding import MAX_SCORE_SCALE, read_json, to_wad
 from sentinel.chain.keys import Key, attester_keys, role_key
@@ -313,8 +313,11 @@ def _plan(market: Market, config: SentinelConfig) -> _Plan:
     batch = batch_verifier_contract(market.layout, manifest)
     policy = resolve_policy(config.chain, load_card(market.layout) if not all(
         getattr(config.chain, f) for f in ("trip_threshold", "reset_threshold", "trip_after", "reset_after")) else None)
+    # the version the circuit was built from (its manifest pins the ONNX's sha256: the model file itself need not
+    # be where the circuit is deployed from)
+    onnx = str(manifest["artifacts"]["onnx"]["sha256"])
     return _Plan(verifier, manifest, batch, policy, breaker_cadence(manifest, market.layout.circuit_manifest),
-                 version_id(sha256_file(market.layout.onnx_model)))
+                 version_id(onnx))
 
 
 def _deploy_market(chain: Chain, compiled: dict[str, CompiledContract], roles: Roles, config: SentinelConfig,

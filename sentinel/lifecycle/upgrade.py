@@ -145,8 +145,6 @@ def propose(layout: ArtifactLayout, config: SentinelConfig, version: str, *, mar
     The version must be built (its circuit and verifier): a ConfigError naming ``sentinel models build``
     otherwise. Proposing replaces a pending proposal (the breaker's rule).
     """
-    from eth_utils.crypto import keccak
-
     from sentinel.chain.deploy import (
         ZERO_ADDRESS,
         batch_verifier_contract,
@@ -170,10 +168,10 @@ def propose(layout: ArtifactLayout, config: SentinelConfig, version: str, *, mar
     scale = int(manifest["instances"]["score_scale"])
     m.governed()
     single, many = deploy_verifiers(m.chain, m.key, compiled, manifest, batch, say)
-    codehash = keccak(m.chain.code(single.address))
+    codehash = m.chain.codehash(single.address)
     batch_address = many.address if many is not None else ZERO_ADDRESS
     windows = int(batch[1]["windows_per_proof"]) if batch is not None else 0
-    batch_codehash = keccak(m.chain.code(many.address)) if many is not None else ZERO_HASH
+    batch_codehash = m.chain.codehash(many.address) if many is not None else ZERO_HASH
     say("propose", f"proposeVerifier({single.address}, scale {scale}, cadence {cadence} s, batch "
                    f"{batch_address if many else 'none'}) on {m.breaker.address}")
     receipt = m.chain.transact(m.breaker.functions.proposeVerifier(

@@ -114,16 +114,22 @@ class ModelConfig:
         "in the loss (on top of the class weights; 0 = off): detection there leaves the most lead"
     )
     negative_weight: float = _f(
-        0.0, "training: windows holding a hard negative's event rows (dip, spike, drift, withdrawal, move) weigh "
+        3.0, "training: windows holding a hard negative's event rows (dip, spike, drift, withdrawal, move) weigh "
         "1 + this in the loss (on top of the class weights; 0 = off): the false trips are there"
     )
-    holdout_family: str = _f("bleed", "scenario family kept out of training, evaluated alone ('' for none)")
+    holdout_family: str = _f("", "scenario family kept out of training, evaluated alone ('' for none)")
     scenarios: str = _f(
-        "classic", "scenario space of the default training data and `data generate`: classic (fixed ranges per "
+        "ranges", "scenario space of the default training data and `data generate`: classic (fixed ranges per "
         "family) or ranges (continuous parameter ranges, more hard negatives, an unseen region never drawn for "
         "training); docs/data.md"
     )
-    data_episodes: int = _f(400, "episodes in the default training scenarios")
+    vary_market: bool = _f(
+        default=True, doc="ranges scenarios only (the classic space has one market): draw each training episode's "
+        "healthy market (BLR level and noise, depth memory, return volatility) from ranges around the profile "
+        "(sentinel.data.synthetic.MARKET_RANGES), so a market that sits lower or moves more is not taken for a "
+        "crash; docs/data.md"
+    )
+    data_episodes: int = _f(1000, "episodes in the default training scenarios")
     data_seed: int = _f(7, "seed of the default training scenarios")
     seed: int = _f(7, "seed of the split, weight initialisation and shuffling")
     val_fraction: float = _f(0.15, "share of episodes (per family) for validation")
@@ -136,6 +142,11 @@ class ModelConfig:
     reset_after: int = _f(10, "recover after this many consecutive scores <= the reset threshold")
     reset_ratio: float = _f(0.5, "reset threshold = this x the trip threshold (hysteresis)")
     false_trip_budget: float = _f(1.0, "allowed false trips per 10,000 healthy rows when tuning thresholds")
+
+    @property
+    def varied_markets(self) -> bool:
+        """Whether the training scenarios vary the healthy market (``vary_market`` applies to ``ranges`` only)."""
+        return self.vary_market and self.scenarios == "ranges"
 
 
 @dataclass(frozen=True)

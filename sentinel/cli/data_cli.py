@@ -28,26 +28,37 @@ def data() -> None:
 @click.option("--scenarios", type=click.Choice(["classic", "ranges"]), default=None,
               help="Scenario space: classic (fixed ranges per family) or ranges (parameter ranges, more hard "
                    "negatives; docs/data.md)  [default: model.scenarios]")
+@click.option("--vary-market/--one-market", "vary_market", default=None,
+              help="ranges only: each episode's healthy market (BLR level and noise, depth memory, return "
+                   "volatility) drawn around the profile, or every episode the profile's own market  "
+                   "[default: model.vary_market for ranges scenarios]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def generate(app: App, out: Path | None, episodes: int, seed: int, families: tuple[str, ...],
-             like: Path | None, start: str | None, scenarios: str | None, as_json: bool) -> None:
+             like: Path | None, start: str | None, scenarios: str | None, vary_market: bool | None,
+             as_json: bool) -> None:
     """Generate seeded synthetic liquidity-crash scenarios with ground truth."""
     from sentinel.data.pipeline import generate_file
 
     config = app.config()
+    space = scenarios or config.model.scenarios
+    if vary_market is None:
+        vary_market = config.model.vary_market and space == "ranges"
     result = generate_file(
         out or app.layout.synthetic_data, episodes=episodes, seed=seed, families=family_names(families),
-        like=like, start=start, config=config.data, scenarios=scenarios or config.model.scenarios,
+        like=like, start=start, config=config.data, scenarios=space, vary_market=vary_market,
     )
     if as_json:
         emit_json(result.to_dict())
         return
-    click.echo(f"wrote {result.path}: {result.rows} rows, {result.episodes} episodes ({result.scenarios} scenarios), "
+    varied = ", varied markets" if result.vary_market else ""
+    click.echo(f"wrote {result.path}: {result.rows} rows, {result.episodes} episodes ({result.scenarios} scenarios"
+               f"{varied}), "
                f"sha256 {result.sha256[:16]}")
     click.echo("episodes by family: " + ", ".join(f"{k} {v}" for k, v in result.by_family.items()))
     if result.calibration is not None:
-        click.echo(f"calibrated to {like} (healthy rows only; tolerance per statistic):")
+        around = " (the profile the markets vary around)" if result.vary_market else ""
+        click.echo(f"calibrated to {like}{around} (healthy rows only; tolerance per statistic):")
         for name, row in result.calibration.items():
             mark = "ok " if row["ok"] else "OFF"
             click.echo(f"  {mark} {name:<14} real {row['reference']:<12.6g} generated {row['generated']:<12.6g}"

@@ -99,7 +99,8 @@ def _fresh_table(result: dict[str, Any]) -> list[str]:
     events = ", ".join(f"{f} {first['families'][f]['events']}" + (" (never trained on)" if f == unseen else "")
                        for f in families)
     lines = [
-        (f"fresh episodes: {result['episodes']:,} (seed {result['seed']}, {result['date']}), {result['rows']:,} rows, "
+        (f"fresh episodes: {result['episodes']:,} (seed {result['seed']}, {result['date']}"
+         f"{', varied markets' if result.get('vary_market') else ''}), {result['rows']:,} rows, "
          f"{result['windows']:,} windows, {result['elapsed_seconds']:.1f} s"),
         f"crash events: {events or 'none'}; healthy rows {first['false_trips']['healthy_rows']:,}",
         "policies: the model card's, nothing re-tuned; 95 % intervals: Wilson (recall), exact Poisson (false trips)",
@@ -182,13 +183,17 @@ def _fresh_count(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--unseen", "unseen", type=int, default=None, metavar="N",
               help="With --fresh: episodes of the unseen region (slowest drains, fastest flashes; never trained on), "
                    "reported apart; 0 = none  [default: >= 100 per family with 99 % probability]")
+@click.option("--vary-market", "vary_market", is_flag=True,
+              help="With --fresh: each episode's healthy market drawn around the profile, as model.vary_market "
+                   "draws training episodes  [default: every episode the profile's own market]")
 @click.option("--real", is_flag=True, help="Run the card's trip policy over the real healthy feeds FILE...: "
                                            "windows, trips (each a false trip) and scores.")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 @click.pass_obj
 def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: int | None, families: tuple[str, ...],
-             like: Path | None, unseen: int | None, real: bool, files: tuple[Path, ...], as_json: bool) -> None:
+             like: Path | None, unseen: int | None, vary_market: bool, real: bool, files: tuple[Path, ...],
+             as_json: bool) -> None:
     """Recompute the saved model's metrics beside every baseline (held-out episodes and family), or measure it
     at scale: on fresh episodes (--fresh) or real healthy feeds (--real FILE...)."""
     from sentinel.model.pipeline import run_evaluation, run_fresh_evaluation, run_real_evaluation
@@ -197,8 +202,8 @@ def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: in
         raise click.UsageError("--fresh and --real are separate runs; choose one")
     if data_path is not None and (fresh is not None or real):
         raise click.UsageError("--data names the training scenarios; --fresh and --real never read them")
-    if fresh is None and (seed is not None or families or like is not None or unseen is not None):
-        raise click.UsageError("--seed, --families, --like and --unseen go with --fresh")
+    if fresh is None and (seed is not None or families or like is not None or unseen is not None or vary_market):
+        raise click.UsageError("--seed, --families, --like, --unseen and --vary-market go with --fresh")
     if files and not real:
         raise click.UsageError("feed files go with --real")
     if real and not files:
@@ -206,7 +211,8 @@ def evaluate(app: App, data_path: Path | None, fresh: str | int | None, seed: in
     if fresh is not None:
         episodes = None if fresh == _AUTO else int(fresh)
         result = run_fresh_evaluation(app.layout, app.config(), episodes, seed, family_names(families),
-                                      None if as_json else progress, like=like, unseen_episodes=unseen)
+                                      None if as_json else progress, like=like, unseen_episodes=unseen,
+                                      vary_market=vary_market)
         lines = _fresh_table(result)
     elif real:
         result = run_real_evaluation(app.layout, app.config(), list(files))

@@ -24,6 +24,7 @@ class GenerateResult:
     episodes: int
     seed: int
     scenarios: str
+    vary_market: bool
     sha256: str
     by_family: dict[str, int]
     profile: MarketProfile
@@ -45,6 +46,8 @@ def generate_file(
     start: str | None = None,
     config: DataConfig | None = None,
     scenarios: str = CLASSIC,
+    *,
+    vary_market: bool = False,
 ) -> GenerateResult:
     """Generate scenarios of the space ``scenarios`` (optionally calibrated to a real file) and write them
     canonically."""
@@ -54,9 +57,14 @@ def generate_file(
         reference = healthy_stats(read_market_csv(like, config))
         profile = profile_from_stats(reference)
     market = generate(episodes, seed, families=families, profile=profile, start=start or DEFAULT_START,
-                      scenarios=scenarios)
+                      scenarios=scenarios, vary_market=vary_market)
     written = write_market_csv(market, out)
-    calibration = compare(reference, healthy_stats(market)) if reference is not None else None
+    calibration = None
+    if reference is not None:
+        # varied markets spread around the calibrated profile by design: the check is the profile's own market
+        checked = market if not vary_market else generate(
+            episodes, seed, families=families, profile=profile, start=start or DEFAULT_START, scenarios=scenarios)
+        calibration = compare(reference, healthy_stats(checked))
     per_episode = market.frame.drop_duplicates(schema.EPISODE)[schema.FAMILY]
     return GenerateResult(
         path=written.path,
@@ -64,6 +72,7 @@ def generate_file(
         episodes=episodes,
         seed=seed,
         scenarios=scenarios,
+        vary_market=vary_market,
         sha256=written.sha256,
         by_family=dict(sorted(Counter(per_episode).items())),
         profile=profile,

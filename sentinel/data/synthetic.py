@@ -176,6 +176,54 @@ CRASH_RANGES: dict[str, CrashRanges] = {
 }
 #: ``ranges`` space: each episode's healthy noise (returns, BLR, depth shocks) is x a draw from this range.
 EPISODE_NOISE = (0.7, 1.6)
+
+
+@dataclass(frozen=True)
+class MarketRanges:
+    """How far an episode's healthy market may lie from the profile when ``generate(vary_market=True)``.
+
+    A model standardises BLR with its training rows' statistics, so a market whose healthy BLR sits lower or
+    moves more than the profile's looks stressed to a model that only saw the profile's. Drawing each
+    episode's healthy regime from these ranges teaches it that a BLR level, or its noise, is not a crash: a
+    fall from where the market was is. The BLR level moves between episodes as a slow walk (a level the
+    state reaches through its own AR(1) memory, so there is no jump at an episode boundary); the rest is
+    drawn per episode. Factors multiply the profile's value; ``depth_ar`` is absolute.
+    """
+
+    blr: tuple[float, float] = (0.85, 1.2)  #: healthy median BLR, x the profile's (a reflected walk in log)
+    blr_step: float = 0.1  #: std of the walk's step per episode, in log BLR
+    blr_log_std: tuple[float, float] = (0.8, 1.7)  #: std of log BLR, x the profile's
+    depth_ar: tuple[float, float] = (0.85, 0.97)  #: lag-1 autocorrelation of log depth
+    return_vol: tuple[float, float] = (0.5, 1.3)  #: std of one-row log returns, x the profile's
+
+
+#: The healthy markets ``vary_market`` draws from.
+MARKET_RANGES = MarketRanges()
+
+
+class _MarketWalk:
+    """Each episode's healthy market under :data:`MARKET_RANGES` (its own random stream)."""
+
+    def __init__(self, profile: MarketProfile, rng: np.random.Generator, ranges: MarketRanges | None = None) -> None:
+        self.profile, self.rng, self.ranges = profile, rng, ranges or MARKET_RANGES
+        self.log_level = 0.0  # log of the BLR factor: the walk starts at the profile's level
+
+    def next(self) -> MarketProfile:
+        r, p = self.ranges, self.profile
+        lo, hi = math.log(r.blr[0]), math.log(r.blr[1])
+        level = self.log_level + float(self.rng.normal(0.0, r.blr_step))
+        while not lo <= level <= hi:  # reflect at the ends: the walk spreads over the whole range
+            level = 2 * lo - level if level < lo else 2 * hi - level
+        self.log_level = level
+        return MarketProfile(
+            price=p.price, depth=p.depth, depth_log_std=p.depth_log_std,
+            depth_ar=_uniform(self.rng, r.depth_ar),
+            blr=p.blr * math.exp(level),
+            blr_log_std=p.blr_log_std * _uniform(self.rng, r.blr_log_std),
+            blr_ar=p.blr_ar,
+            return_vol=p.return_vol * _uniform(self.rng, r.return_vol),
+            vol_alpha=p.vol_alpha, vol_persistence=p.vol_persistence, cadence_seconds=p.cadence_seconds,
+        )
 #: Families with an unseen region, in report order.
 UNSEEN_FAMILIES: tuple[str, ...] = tuple(f for f, r in CRASH_RANGES.items() if r.unseen_rows is not None)
 
@@ -565,8 +613,11 @@ def generate(
     start: str = DEFAULT_START,
     scenarios: str = CLASSIC,
     region: str = TRAIN_REGION,
+    *,
+    vary_market: bool = False,
 ) -> MarketData:
-    """Generate ``episodes`` scenario episodes; deterministic in ``seed`` (and ``scenarios``, ``region``).
+    """Generate ``episodes`` scenario episodes; deterministic in ``seed`` (and ``scenarios``, ``region``,
+    ``vary_market``).
 
     ``families`` restricts (and evenly weights) the scenario families; by
     default they are drawn from the space's default mix. ``scenarios``:
@@ -574,7 +625,10 @@ def generate(
     :data:`TRAIN_REGION` never draws a crash from a family's unseen region,
     :data:`UNSEEN_REGION` draws only there (default families: those with one,
     :data:`UNSEEN_FAMILIES`; its episodes come from another random stream
-    than the same seed's training region). Returns validated-shape
+    than the same seed's training region). ``vary_market`` (``ranges`` only)
+    draws each episode's healthy market from :data:`MARKET_RANGES` around
+    ``profile``, from a random stream of its own, so the episodes' events are
+    those of the same seed without it. Returns validated-shape
     :class:`MarketData` with ground-truth columns and the crawler's
     ``alert_triggered`` (``blr < 0.4``) flag.
     """
@@ -588,6 +642,8 @@ def generate(
     unseen = region == UNSEEN_REGION
     if unseen and scenarios != RANGES:
         raise DataError(f"the unseen region belongs to the '{RANGES}' scenario space, not '{scenarios}'")
+    if vary_market and scenarios != RANGES:
+        raise DataError(f"varied healthy markets belong to the '{RANGES}' scenario space, not '{scenarios}'")
     if unseen:
         families = list(families) if families else list(UNSEEN_FAMILIES)
         lacking = [f for f in families if f not in UNSEEN_FAMILIES]
@@ -605,12 +661,17 @@ def generate(
     plan_seq, *episode_seqs = root.spawn(episodes + 1)
     plan_rng = np.random.default_rng(plan_seq)
     plan = plan_rng.choice(len(chosen), size=episodes, p=weights)
+    walk = _MarketWalk(profile, np.random.default_rng(root.spawn(1)[0])) if vary_market else None
 
     state = _State(math.log(profile.price), 0.0, 0.0, profile.return_vol**2, 0.0)
     parts: list[dict[str, np.ndarray]] = []
+    market = profile
     for episode, (family_idx, seq) in enumerate(zip(plan, episode_seqs, strict=True)):
         family = chosen[int(family_idx)]
         rng = np.random.default_rng(seq)
+        if walk is not None:
+            previous, market = market, walk.next()
+            state.blr_dev += math.log(previous.blr / market.blr)  # the BLR carries on; its memory pulls it over
         overlay = _Overlay.healthy(int(rng.integers(120, 261)))
         noise = 1.0
         if scenarios == CLASSIC:
@@ -625,7 +686,7 @@ def generate(
             noise = _uniform(rng, EPISODE_NOISE)
         overlay.extend(event)
         overlay.extend(overlay.hold(int(rng.integers(40, 101))))
-        blr, buy, sell, price = _simulate(overlay, profile, state, rng, noise)
+        blr, buy, sell, price = _simulate(overlay, market, state, rng, noise)
         phase = np.array(overlay.phase, dtype=object)
         onset = np.zeros(len(phase), dtype=np.int8)
         crash_rows = np.flatnonzero(phase == schema.CRASH)

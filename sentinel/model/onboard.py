@@ -54,7 +54,8 @@ def train_like(work: ArtifactLayout, settings: Path | None, config: SentinelConf
     scenarios = work.data_dir / scenarios_name(real)
     say("generate", f"{episodes} episodes calibrated to {real} (seed {config.model.data_seed})")
     generated = generate_file(scenarios, episodes=episodes, seed=config.model.data_seed, like=real,
-                              config=config.data, scenarios=config.model.scenarios)
+                              config=config.data, scenarios=config.model.scenarios,
+                              vary_market=config.model.varied_markets)
     say("train", f"training on {scenarios.name} ({generated.rows:,} rows)")
     return scenarios, generated, run_training(work, config, scenarios)
 

@@ -80,7 +80,10 @@ class TrainingData:
 def default_training_path(layout: ArtifactLayout, cfg: ModelConfig) -> Path:
     """Where the default training scenarios of ``cfg`` live (the ``classic`` space keeps its old name)."""
     path = layout.training_data(cfg.data_seed, cfg.data_episodes)
-    return path if cfg.scenarios == CLASSIC else path.with_name(f"{path.stem}-{cfg.scenarios}{path.suffix}")
+    if cfg.scenarios == CLASSIC:
+        return path
+    varied = "-varied" if cfg.varied_markets else ""
+    return path.with_name(f"{path.stem}-{cfg.scenarios}{varied}{path.suffix}")
 
 
 def training_data(layout: ArtifactLayout, config: SentinelConfig, path: Path | None = None) -> TrainingData:
@@ -90,7 +93,8 @@ def training_data(layout: ArtifactLayout, config: SentinelConfig, path: Path | N
     if path is None:
         path = default_training_path(layout, cfg)
         if not path.exists():
-            write_market_csv(generate(cfg.data_episodes, cfg.data_seed, scenarios=cfg.scenarios), path)
+            write_market_csv(generate(cfg.data_episodes, cfg.data_seed, scenarios=cfg.scenarios,
+                                      vary_market=cfg.varied_markets), path)
             generated = True
     market = read_market_csv(path, config.data)
     return TrainingData(market, Path(path), sha256_file(path), generated)
@@ -318,6 +322,8 @@ def run_fresh_evaluation(
     progress: Callable[[str, str], None] | None = None,
     like: Path | None = None,
     unseen_episodes: int | None = None,
+    *,
+    vary_market: bool = False,
 ) -> dict[str, Any]:
     """The saved model and every baseline on ``episodes`` newly generated episodes, under the card's policies.
 
@@ -329,7 +335,9 @@ def run_fresh_evaluation(
     for ``episodes``; 0 skips them.
 
     With ``like`` (a real market-depth CSV), the episodes are calibrated to its healthy statistics as
-    ``data generate --like`` calibrates them.
+    ``data generate --like`` calibrates them. With ``vary_market`` each episode's healthy market is drawn
+    around that profile (:data:`~sentinel.data.synthetic.MARKET_RANGES`), as ``model.vary_market`` draws
+    training episodes; by default every episode is the profile's own market.
 
     Default ``episodes``: :func:`~sentinel.model.evaluate.fresh_episodes` of
     the mix; default ``seed``: :data:`~sentinel.model.evaluate.FRESH_SEED`.
@@ -371,9 +379,10 @@ def run_fresh_evaluation(
         from sentinel.data.calibrate import healthy_stats, profile_from_stats
 
         profile = profile_from_stats(healthy_stats(read_market_csv(like, config.data)))
-    fresh = generate(n, seed, list(mix) if families else None, profile=profile, scenarios=RANGES)
-    unseen = (generate(n_unseen, seed, unseen_families, profile=profile, scenarios=RANGES, region=UNSEEN_REGION)
-              if n_unseen else None)
+    fresh = generate(n, seed, list(mix) if families else None, profile=profile, scenarios=RANGES,
+                     vary_market=vary_market)
+    unseen = (generate(n_unseen, seed, unseen_families, profile=profile, scenarios=RANGES, region=UNSEEN_REGION,
+                       vary_market=vary_market) if n_unseen else None)
     if progress is not None:
         progress("evaluate", f"generated {n:,} episodes ({len(fresh):,} rows) and {n_unseen:,} of the unseen region "
                              f"with seed {seed}")
@@ -385,13 +394,14 @@ def run_fresh_evaluation(
         "seed": seed,
         "calibrated_to": None if like is None else str(like),
         "scenarios": RANGES,
+        "vary_market": vary_market,
         "families": list(mix),
         "date": datetime.now(UTC).date().isoformat(),
         "model": {
             "keras_sha256": card["model"]["keras_sha256"], "onnx_sha256": card["model"]["onnx_sha256"],
             "scored_by": "keras (float)", "training_data_seed": c.data_seed,
             "training_episodes": card["data"]["episodes"], "holdout_family": c.holdout_family or None,
-            "training_scenarios": c.scenarios,
+            "training_scenarios": c.scenarios, "training_vary_market": c.varied_markets,
         },
         "horizon_rows": c.horizon,
         "false_trip_budget_per_10k": c.false_trip_budget,

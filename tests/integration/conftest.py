@@ -21,6 +21,10 @@ from sentinel.zk.prove import BatchProveResult
 #: still span the breaker's bounds.
 TINY_TOML = """
 [model]
+# the classic space (one market) with bleed held out: 40 episodes hold every family; the card has a held-out part
+scenarios = "classic"
+holdout_family = "bleed"
+negative_weight = 0.0
 data_episodes = 40
 data_seed = 3
 units = 4

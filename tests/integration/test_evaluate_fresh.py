@@ -53,6 +53,30 @@ def test_fresh_run_reports_every_detector_under_the_cards_policies(tiny_project,
     assert "generated 6 episodes" in err and "4 of the unseen region" in err  # progress goes to stderr
 
 
+def test_fresh_run_on_varied_markets_scores_the_varied_episodes(tiny_project, run_cli):
+    """--vary-market: the same seed's events, each in a market drawn as training draws them: other rows, other
+    scores, the same crash events."""
+    runs = {}
+    for flag in ((), ("--vary-market",)):
+        code, out, err = run_cli("--root", tiny_project, "evaluate", "--fresh", "12", "--seed", "5", "--unseen", "0",
+                                 *flag, "--json")
+        assert code == 0, err
+        runs[bool(flag)] = json.loads(out)
+    plain, varied = runs[False], runs[True]
+    assert (plain["vary_market"], varied["vary_market"]) == (False, True)
+    assert varied["episodes_per_family"] == plain["episodes_per_family"]
+    truth = generate(12, seed=5, scenarios=RANGES, vary_market=True).frame
+    assert varied["rows"] == len(truth)
+    assert varied["detectors"]["lstm"]["false_trips"]["healthy_rows"] == \
+        plain["detectors"]["lstm"]["false_trips"]["healthy_rows"]  # the same phases, row for row
+    lstm = {k: r["detectors"]["lstm"]["lead_rows"] for k, r in runs.items()}
+    assert lstm[False] != lstm[True] or plain["detectors"]["lstm"]["drawdown_at_trip"] != \
+        varied["detectors"]["lstm"]["drawdown_at_trip"]  # the markets moved the scores
+
+    code, _, err = run_cli("--root", tiny_project, "evaluate", "--vary-market")
+    assert code == 2 and "--vary-market go with --fresh" in err
+
+
 def test_real_feed_run_counts_windows_and_reports_scores(tiny_project, run_cli):
     feed = ROOT / "data" / "sample_market_depth.csv"
     code, out, err = run_cli("--root", tiny_project, "evaluate", "--real", feed, "--json")

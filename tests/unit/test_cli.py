@@ -41,6 +41,22 @@ def test_generate_like_reports_calibration(run_cli, tmp_path):
     assert all(row["ok"] for row in calibration.values()), calibration
 
 
+def test_generate_varies_markets_as_model_vary_market_says(run_cli, tmp_path):
+    from sentinel.data.io import market_csv_bytes
+    from sentinel.data.synthetic import RANGES, generate
+
+    default, one = tmp_path / "default.csv", tmp_path / "one.csv"
+    code, stdout, _ = run_cli("data", "generate", "--out", default, "--episodes", "6", "--seed", "3", "--json")
+    assert code == 0 and json.loads(stdout)["vary_market"] is True  # model.vary_market, on by default for ranges
+    assert default.read_bytes() == market_csv_bytes(generate(6, 3, scenarios=RANGES, vary_market=True))
+    code, stdout, _ = run_cli("data", "generate", "--out", one, "--episodes", "6", "--seed", "3", "--one-market")
+    assert code == 0 and "varied markets" not in stdout
+    assert one.read_bytes() == market_csv_bytes(generate(6, 3, scenarios=RANGES))
+    code, _, err = run_cli("data", "generate", "--out", tmp_path / "c.csv", "--scenarios", "classic", "--vary-market")
+    assert code == 1 and "varied healthy markets belong to the 'ranges' scenario space, not 'classic'" in err
+    assert not (tmp_path / "c.csv").exists()
+
+
 def test_validate_ok(run_cli, tmp_path):
     out = tmp_path / "s.csv"
     run_cli("data", "generate", "--out", out, "--episodes", "3")

@@ -214,16 +214,17 @@ def test_ranges_space_is_deterministic_and_differs_from_classic():
     assert unseen != a
 
 
-def test_the_classic_space_still_writes_the_committed_models_training_bytes():
-    """models/model_card.json names the sha256 of its training file: 400 classic episodes, seed 7."""
+def test_the_generator_still_writes_the_committed_models_training_bytes():
+    """models/model_card.json names the sha256 of its training file, which the generator must still write."""
     import hashlib
     import json
     from pathlib import Path
 
     card = json.loads((Path(__file__).resolve().parents[2] / "models" / "model_card.json").read_text())
-    if card["config"].get("scenarios", CLASSIC) != CLASSIC:
-        pytest.skip("the committed model is trained on another scenario space")
-    data = generate(card["config"]["data_episodes"], card["config"]["data_seed"], scenarios=CLASSIC)
+    config = card["config"]
+    scenarios = config.get("scenarios", CLASSIC)
+    data = generate(config["data_episodes"], config["data_seed"], scenarios=scenarios,
+                    vary_market=config.get("vary_market", False) and scenarios == RANGES)
     assert hashlib.sha256(market_csv_bytes(data)).hexdigest() == card["data"]["sha256"]
 
 
@@ -339,3 +340,40 @@ def test_new_hard_negatives_have_their_shapes():
         moved += abs(price[last] / price[first - 1] - 1) > 0.02
         assert blr[event].min() > 0.4  # no liquidity loss: never under the seed's alert
     assert moved >= 9  # the price moves in most (the healthy noise blurs a few 3 % moves)
+
+
+# --- varied healthy markets (ranges space, vary_market) --------------------------------------------------------
+
+
+def test_varied_markets_keep_every_event_and_are_deterministic():
+    """The markets come from their own stream: the same seed's episodes, phases and families, other levels."""
+    plain = generate(40, seed=21, scenarios=RANGES).frame
+    varied = generate(40, seed=21, scenarios=RANGES, vary_market=True).frame
+    for column in (schema.EPISODE, schema.FAMILY, schema.PHASE, schema.CRASH_ONSET):
+        assert (plain[column].to_numpy() == varied[column].to_numpy()).all(), column
+    assert not np.allclose(plain[schema.BLR], varied[schema.BLR])
+    again = generate(40, seed=21, scenarios=RANGES, vary_market=True)
+    assert market_csv_bytes(again) == market_csv_bytes(generate(40, seed=21, scenarios=RANGES, vary_market=True))
+
+
+def test_varied_markets_span_their_ranges_without_a_jump():
+    from sentinel.data.synthetic import MARKET_RANGES
+
+    frame = generate(300, seed=22, scenarios=RANGES, vary_market=True).frame
+    profile = MarketProfile()
+    healthy = frame[frame[schema.PHASE] == schema.HEALTHY]
+    level = healthy.groupby(schema.EPISODE)[schema.BLR].median() / profile.blr
+    lo, hi = MARKET_RANGES.blr
+    assert level.min() < lo + 0.15 and level.max() > hi - 0.25  # the walk reaches both ends of its range
+    assert level.min() > 0.8 * lo and level.max() < 1.25 * hi  # and stays inside (noise aside)
+    noise = healthy.groupby(schema.EPISODE)[schema.BLR].apply(lambda b: np.log(b).diff().std())
+    assert noise.max() > 2 * noise.min()  # the BLR's noise differs between markets
+    log_blr = np.log(frame[schema.BLR].to_numpy())
+    boundary = np.flatnonzero(np.diff(frame[schema.EPISODE].to_numpy()))  # the step from one episode to the next
+    steps = np.abs(np.diff(log_blr))
+    assert steps[boundary].max() < np.quantile(steps[frame[schema.PHASE].to_numpy()[1:] == schema.HEALTHY], 0.999)
+
+
+def test_the_classic_space_has_no_varied_markets():
+    with pytest.raises(DataError, match="varied healthy markets belong to the 'ranges'"):
+        generate(5, seed=1, vary_market=True)

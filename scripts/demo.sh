@@ -94,21 +94,28 @@ if sentinel submit "$bundle" --market btc; then
 fi
 
 step "13. a liquidity drain arrives in btc while eth stays calm: feeds to be appended row by row, as crawled"
-sentinel data generate --out "$out/crash.csv" --episodes 1 --families drain --seed 5 \
+# btc: the seed's drain (the classic space's), 52 rows from onset to the price bottom
+sentinel data generate --out "$out/crash.csv" --episodes 1 --families drain --seed 5 --scenarios classic \
   --start "$(date -u -d "@$((latest_end + 60))" +%Y-%m-%dT%H:%M:%SZ)"
+# eth: a market with no crash at the scale of the market the model was trained for (a model serves its own
+# market: docs/model.md), hard negatives only: liquidity events that are not a crash
+sentinel data generate --out "$out/eth.csv" --episodes 3 --families dip,spike,drift,withdrawal,move --seed 9 \
+  --scenarios ranges --one-market
 read -r onset bottom bottom_ts < <(awk -F, 'NR > 1 && $10 == 1 && !o { o = NR - 1 }
   NR > 1 && $9 == "crash" { b = NR - 1; t = $1 } END { print o, b, t }' "$out/crash.csv")
 echo "btc: crash onset at data row $onset, price bottom at row $bottom ($bottom_ts)"
-# eth's feed: the committed sample feed (a calm market), row for row on the same minutes as btc's
-python3 - "$out/crash.csv" data/sample_market_depth.csv "$out/calm.csv" <<'PY'
+# eth's feed: those rows on the same minutes as btc's
+python3 - "$out/crash.csv" "$out/eth.csv" "$out/calm.csv" <<'PY'
 import sys
-crash, sample = (open(p).read().splitlines() for p in sys.argv[1:3])
-if len(sample) < len(crash):
-    sys.exit("demo: the sample feed is shorter than the crash scenario")
-rows = [c.split(",", 1)[0] + "," + s.split(",", 1)[1] for c, s in zip(crash[1:], sample[1:])]
-open(sys.argv[3], "w").write("\n".join([sample[0], *rows]) + "\n")
+crash, calm = (open(p).read().splitlines() for p in sys.argv[1:3])
+if len(calm) < len(crash):
+    sys.exit("demo: eth's calm scenario is shorter than btc's crash scenario")
+rows = [c.split(",", 1)[0] + "," + s.split(",", 1)[1] for c, s in zip(crash[1:], calm[1:])]
+open(sys.argv[3], "w").write("\n".join([calm[0], *rows]) + "\n")
 PY
-echo "eth: the sample feed's first $(($(wc -l < "$out/calm.csv") - 1)) rows, on the same minutes"
+echo "eth: rows $((onset - 70))-$((bottom + 5)) are replayed; their phases:" $(awk -F, -v a=$((onset - 70)) \
+  -v b=$((bottom + 5)) 'NR > 1 && NR - 1 >= a && NR - 1 <= b { n[$9]++ } END { for (p in n) printf "%s %d, ", p, n[p] }' \
+  "$out/calm.csv")
 feed="$out/relay/btc/market_depth.csv"
 queue="$out/relay/queue.sqlite"
 # Attester c's copy of the feed disagrees on one row: the mid price of the second row written (inside the first

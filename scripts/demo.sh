@@ -114,7 +114,7 @@ rows = [c.split(",", 1)[0] + "," + s.split(",", 1)[1] for c, s in zip(crash[1:],
 open(sys.argv[3], "w").write("\n".join([calm[0], *rows]) + "\n")
 PY
 echo "eth: rows $((onset - 70))-$((bottom + 5)) are replayed; their phases:" $(awk -F, -v a=$((onset - 70)) \
-  -v b=$((bottom + 5)) 'NR > 1 && NR - 1 >= a && NR - 1 <= b { n[$9]++ } END { for (p in n) printf "%s %d, ", p, n[p] }' \
+  -v b=$((bottom + 5)) 'NR > 1 && NR - 1 >= a && NR - 1 <= b { n[$9]++ } END { for (p in n) { printf "%s%s %d", s, p, n[p]; s = ", " } }' \
   "$out/calm.csv")
 feed="$out/relay/btc/market_depth.csv"
 queue="$out/relay/queue.sqlite"

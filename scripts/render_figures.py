@@ -52,7 +52,7 @@ SOURCES = {
 }
 #: Runs measured with the previous committed model (ONNX e0224946e228, classic scenarios): the same circuit shape
 #: (15,691 rows, 2^14), so their proving and relay figures hold; whether and when a market tripped is that model's.
-PREVIOUS_MODEL = frozenset({"burst_chain", "burst_chain_ray", "burst_local", "burst_ray1", "burst_ray2"})
+PREVIOUS_MODEL = frozenset({"burst_chain_ray", "burst_local", "burst_ray1", "burst_ray2"})
 #: The projection's worst case: every market needs one proof a minute, cores kept at this load
 PROJECTION_MARKETS, PROJECTION_LOAD = (50, 100, 200), 0.7
 REQUIRED = {"README.md": ("headline",), "docs/benchmarks.md": ("headline",)}

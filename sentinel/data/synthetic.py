@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -176,6 +176,8 @@ CRASH_RANGES: dict[str, CrashRanges] = {
 }
 #: ``ranges`` space: each episode's healthy noise (returns, BLR, depth shocks) is x a draw from this range.
 EPISODE_NOISE = (0.7, 1.6)
+#: Families with an unseen region, in report order.
+UNSEEN_FAMILIES: tuple[str, ...] = tuple(f for f, r in CRASH_RANGES.items() if r.unseen_rows is not None)
 
 
 @dataclass(frozen=True)
@@ -215,17 +217,13 @@ class _MarketWalk:
         while not lo <= level <= hi:  # reflect at the ends: the walk spreads over the whole range
             level = 2 * lo - level if level < lo else 2 * hi - level
         self.log_level = level
-        return MarketProfile(
-            price=p.price, depth=p.depth, depth_log_std=p.depth_log_std,
+        return replace(
+            p,  # the draws in this order: the stream's bytes are pinned by the committed model's training data
             depth_ar=_uniform(self.rng, r.depth_ar),
             blr=p.blr * math.exp(level),
             blr_log_std=p.blr_log_std * _uniform(self.rng, r.blr_log_std),
-            blr_ar=p.blr_ar,
             return_vol=p.return_vol * _uniform(self.rng, r.return_vol),
-            vol_alpha=p.vol_alpha, vol_persistence=p.vol_persistence, cadence_seconds=p.cadence_seconds,
         )
-#: Families with an unseen region, in report order.
-UNSEEN_FAMILIES: tuple[str, ...] = tuple(f for f, r in CRASH_RANGES.items() if r.unseen_rows is not None)
 
 
 @dataclass
